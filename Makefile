@@ -1,0 +1,37 @@
+# The two commands: `make demo` (the whole job on embedded defaults, then the API) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export RUNTIME__DLTHUB_TELEMETRY ?= false
+export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
+
+.PHONY: install demo test test-unit test-integration docs bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create/update the virtualenv
+
+demo: $(STAMP) ## synthetic TLC mirror -> embedded PostgreSQL -> dbt -> GX -> models -> API on 127.0.0.1:8000
+	$(BIN)/fares demo
+
+test: $(STAMP) ## the whole suite: unit, integration (embedded PostgreSQL and DATABASE_URL), e2e
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+docs: $(STAMP) ## build the dbt docs site and serve it on 127.0.0.1:8080
+	$(BIN)/fares docs
+
+bench: $(STAMP) ## speed and memory ratios against references measured in the same run
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .data dbt_project/target dbt_project/logs

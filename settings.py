@@ -1,0 +1,72 @@
+"""The one Settings object: environment variables (or `.env`) -> Settings -> everything else."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+TLC_BASE_URL = "https://d37ci6vzurychx.cloudfront.net"
+
+
+class Settings(BaseSettings):
+    """Every knob of fares; read once from the environment with the `FARES_` prefix (DATABASE_URL as is)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FARES_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Where the data lives.
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "FARES_DATABASE_URL"),
+        description="An external PostgreSQL; unset means the embedded server under data_dir.",
+    )
+    data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Embedded database, models, reports, downloads.")
+    db_name: str = Field(default="fares", description="Database created on the embedded server.")
+
+    # Ingestion.
+    tlc_source: str = Field(default=TLC_BASE_URL, description="TLC base URL or a folder laid out like it.")
+    months: list[str] = Field(default_factory=list, description="Months to ingest; empty means the newest not loaded.")
+    sample: float | None = Field(default=None, gt=0, le=1, description="Deterministic row sample fraction.")
+    http_retries: int = Field(default=4, ge=0)
+    http_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    # Quality gate.
+    row_count_band: float = Field(default=0.5, ge=0, le=1, description="Allowed relative change vs the previous month.")
+
+    # Models.
+    promotion_margin: float = Field(default=0.0, ge=0, description="A new model may be this much worse (MAE $) and still win.")
+
+    # API.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    admin_token: str | None = Field(default=None, description="Bearer token for admin endpoints; unset disables them.")
+    cors_origins: list[str] = Field(default_factory=list)
+    demo_once: bool = Field(default=False, description="`make demo` exits after the first successful quote.")
+
+    # Scheduler.
+    schedule_cron: str = Field(default="0 3 * * *", description="Crontab (minute hour day month weekday).")
+    schedule_timezone: str = "America/New_York"
+    misfire_grace_seconds: int = Field(default=6 * 3600, ge=1)
+    stage_retries: int = Field(default=2, ge=0)
+
+    @property
+    def models_dir(self) -> Path:
+        """Folder of the model registry."""
+        return self.data_dir / "models"
+
+    @property
+    def downloads_dir(self) -> Path:
+        """Folder for files fetched from a URL source."""
+        return self.data_dir / "downloads"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide Settings (cached; call `get_settings.cache_clear()` after changing the env)."""
+    return Settings()

@@ -1,0 +1,76 @@
+"""Shared fixtures: real PostgreSQL databases (embedded, and the external server when it answers) and the TLC samples."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from settings import PROJECT_ROOT, Settings
+from warehouse import Warehouse, WarehouseError, drop_database, ensure_database, parse_database_url, start_embedded
+
+TLC_SAMPLES = (PROJECT_ROOT / ".." / "shared" / "data" / "tlc").resolve()
+EXTERNAL_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+BACKENDS = ["embedded", "external"]
+
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+
+def _external_server() -> Warehouse | None:
+    wh = parse_database_url(EXTERNAL_URL)
+    try:
+        wh.connect().close()
+    except WarehouseError:
+        return None
+    return wh
+
+
+@pytest.fixture(scope="session")
+def tlc_samples() -> Path:
+    """The real TLC sample mirror beside the project (read-only)."""
+    if not (TLC_SAMPLES / "taxi_zone_lookup.csv").exists():
+        pytest.skip(f"TLC samples not found at {TLC_SAMPLES}")
+    return TLC_SAMPLES
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def pg_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    """An admin connection to a real server: the embedded one, or the external one (DATABASE_URL) when it answers."""
+    if request.param == "embedded":
+        data_dir = Path(os.environ.get("FARES_TEST_DATA_DIR", PROJECT_ROOT / ".data" / "test"))
+        return start_embedded(Settings(database_url=None, data_dir=data_dir))
+    server = _external_server()
+    if server is None:
+        if os.environ.get("CI") and os.environ.get("DATABASE_URL"):
+            pytest.fail(f"DATABASE_URL is set but {EXTERNAL_URL} does not answer")
+        pytest.skip(f"no external PostgreSQL answers at {EXTERNAL_URL}")
+    return server
+
+
+def make_database(server: Warehouse, label: str) -> Warehouse:
+    """A new, empty database on `server` named after `label`."""
+    name = f"fares_t_{label}_{uuid.uuid4().hex[:8]}"[:63]
+    return ensure_database(server, name)
+
+
+@pytest.fixture
+def fresh_db(pg_server: Warehouse) -> Iterator[Warehouse]:
+    """An empty database for one test, dropped afterwards."""
+    wh = make_database(pg_server, "fn")
+    yield wh
+    drop_database(pg_server, wh.dbname)
+
+
+def settings_for(wh: Warehouse, data_dir: Path, **overrides: object) -> Settings:
+    """Settings that point everything at `wh` and keep files under `data_dir`."""
+    return Settings(database_url=wh.url(), data_dir=data_dir, **overrides)
+
+
+@pytest.fixture
+def fresh_settings(fresh_db: Warehouse, tmp_path: Path) -> Settings:
+    """Settings for an empty database and a temporary data folder."""
+    return settings_for(fresh_db, tmp_path / "data")

