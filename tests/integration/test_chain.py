@@ -1,0 +1,51 @@
+"""The walking skeleton: the whole chain on the real TLC samples, on each real PostgreSQL, then a quote."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.integration
+
+
+def _count(chain, sql: str) -> int:
+    with chain.wh.connect() as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def test_raw_holds_every_row_of_the_april_files(tlc_chain, tlc_samples) -> None:
+    for kind, table in (("yellow", "raw.yellow_trips"), ("fhvhv", "raw.fhvhv_trips")):
+        expected = pq.ParquetFile(tlc_samples / f"{kind}_tripdata_2020-04.parquet").metadata.num_rows
+        got = _count(tlc_chain, f"select count(*) from {table} where source_month = '2020-04'")
+        assert got == expected, f"{table}: {got} rows loaded, the file has {expected}"
+    assert _count(tlc_chain, "select count(*) from raw.zones") == 265
+
+
+def test_training_mart_has_both_services_in_the_aligned_month_only(tlc_chain) -> None:
+    with tlc_chain.wh.connect() as conn:
+        rows = conn.execute(
+            "select service, min(source_month), max(source_month), count(*) from marts.ml_fare_training group by 1 order by 1"
+        ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [("taxi", "2020-04", "2020-04"), ("uber", "2020-04", "2020-04")]
+    assert all(r[3] > 100 for r in rows)
+
+
+def test_a_model_is_published_and_quotes_a_trip(tlc_chain) -> None:
+    from api.app import create_app
+
+    assert tlc_chain.result.promoted and tlc_chain.result.model_version
+    current = (tlc_chain.settings.models_dir / "CURRENT").read_text().strip()
+    assert current == tlc_chain.result.model_version
+    with TestClient(create_app(tlc_chain.settings)) as client:
+        body = {"pickup_at": "2020-04-30T20:00:00", "pickup": {"zone_id": 161}, "dropoff": {"zone_id": 236}}
+        r = client.post("/v1/quotes", json=body)
+        assert r.status_code == 200, r.text
+        quote = r.json()
+        assert quote["model_version"] == current
+        assert quote["cheaper"] in ("taxi", "uber")
+        assert quote["taxi"]["fare"] > 0 and quote["uber"]["fare"] > 0
+        fares = {"taxi": quote["taxi"]["fare"], "uber": quote["uber"]["fare"]}
+        assert quote["cheaper"] == min(fares, key=fares.get)
+        assert quote["savings"] == pytest.approx(abs(fares["taxi"] - fares["uber"]), abs=0.01)
+        assert client.get("/health").status_code == 200
