@@ -1,0 +1,106 @@
+"""ops.ingested_files: what the loader loaded (file, size/ETag, rows, load id, time), and the ingest lock."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+_LOCK_KEY = 7_301_947_112  # one ingest at a time per database
+
+DDL = """
+create schema if not exists ops;
+create table if not exists ops.ingested_files (
+    file text primary key,
+    kind text not null,
+    month text,
+    source text not null,
+    size_bytes bigint,
+    etag text,
+    sample double precision,
+    rows bigint,
+    load_id text,
+    status text not null,
+    loaded_at timestamptz,
+    last_attempt_at timestamptz not null default now(),
+    last_error text
+);
+"""
+
+_COLUMNS = ("file", "kind", "month", "source", "size_bytes", "etag", "sample", "rows", "load_id", "status",
+            "loaded_at", "last_attempt_at", "last_error")
+
+
+class IngestLockedError(RuntimeError):
+    """Another ingest holds the lock on this database."""
+
+
+def ensure_ledger(wh: Warehouse) -> None:
+    """Create ops.ingested_files if it is missing."""
+    with wh.connect(autocommit=True) as conn:
+        conn.execute(DDL)
+
+
+@contextmanager
+def ingest_lock(wh: Warehouse) -> Iterator[None]:
+    """Hold a session advisory lock so two ingests never write the same database at once."""
+    conn = wh.connect(autocommit=True)
+    try:
+        got = conn.execute("select pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()[0]
+        if not got:
+            raise IngestLockedError(f"another ingest is running on database {wh.dbname}")
+        yield
+    finally:
+        conn.close()  # closing the session releases the lock
+
+
+def read_ledger(wh: Warehouse) -> dict[str, dict[str, Any]]:
+    """Every ledger row by file name (empty when the table does not exist yet)."""
+    with wh.connect() as conn:
+        exists = conn.execute("select to_regclass('ops.ingested_files')").fetchone()[0]
+        if not exists:
+            return {}
+        cur = conn.execute(f"select {', '.join(_COLUMNS)} from ops.ingested_files order by kind, month, file")
+        return {row[0]: dict(zip(_COLUMNS, row)) for row in cur.fetchall()}
+
+
+def record_loaded(wh: Warehouse, file: str, kind: str, month: str | None, source: str, size: int | None,
+                  etag: str | None, sample: float | None, rows: int, load_id: str | None) -> None:
+    """Remember a successful load of `file` (replacing what was known of it)."""
+    with wh.connect() as conn:
+        conn.execute(
+            """insert into ops.ingested_files (file, kind, month, source, size_bytes, etag, sample, rows, load_id,
+                                               status, loaded_at, last_attempt_at, last_error)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'loaded', now(), now(), null)
+               on conflict (file) do update set kind = excluded.kind, month = excluded.month,
+                   source = excluded.source, size_bytes = excluded.size_bytes, etag = excluded.etag,
+                   sample = excluded.sample, rows = excluded.rows, load_id = excluded.load_id, status = 'loaded',
+                   loaded_at = excluded.loaded_at, last_attempt_at = excluded.last_attempt_at, last_error = null""",
+            (file, kind, month, source, size, etag, sample, rows, load_id),
+        )
+
+
+def record_failed(wh: Warehouse, file: str, kind: str, month: str | None, source: str, error: str) -> None:
+    """Remember a failed attempt; the data of an earlier successful load stays and so do its facts."""
+    with wh.connect() as conn:
+        conn.execute(
+            """insert into ops.ingested_files (file, kind, month, source, status, last_attempt_at, last_error)
+               values (%s, %s, %s, %s, 'failed', now(), %s)
+               on conflict (file) do update set status = 'failed', last_attempt_at = now(),
+                   last_error = excluded.last_error""",
+            (file, kind, month, source, error[:2000]),
+        )
+
+
+def is_unchanged(entry: dict[str, Any] | None, size: int | None, etag: str | None, sample: float | None) -> bool:
+    """True when the ledger says this exact file version (and sample) is already loaded."""
+    if not entry or entry["status"] != "loaded" or entry["sample"] != sample:
+        return False
+    if etag and entry["etag"]:
+        return entry["etag"] == etag
+    return size is not None and entry["size_bytes"] == size

@@ -1,0 +1,145 @@
+"""The pinned raw schema of each TLC kind: column names, Arrow types, dlt hints, and conforming a batch to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+TS = pa.timestamp("us")
+
+# Pinned column types: every file, old or new, is cast to exactly these (no dlt variant columns).
+YELLOW_COLUMNS: dict[str, pa.DataType] = {
+    "vendor_id": pa.int64(),
+    "tpep_pickup_datetime": TS,
+    "tpep_dropoff_datetime": TS,
+    "passenger_count": pa.float64(),
+    "trip_distance": pa.float64(),
+    "ratecode_id": pa.float64(),
+    "store_and_fwd_flag": pa.string(),
+    "pu_location_id": pa.int64(),
+    "do_location_id": pa.int64(),
+    "payment_type": pa.int64(),
+    "fare_amount": pa.float64(),
+    "extra": pa.float64(),
+    "mta_tax": pa.float64(),
+    "tip_amount": pa.float64(),
+    "tolls_amount": pa.float64(),
+    "improvement_surcharge": pa.float64(),
+    "total_amount": pa.float64(),
+    "congestion_surcharge": pa.float64(),
+    "airport_fee": pa.float64(),
+    "cbd_congestion_fee": pa.float64(),
+}
+
+FHVHV_COLUMNS: dict[str, pa.DataType] = {
+    "hvfhs_license_num": pa.string(),
+    "dispatching_base_num": pa.string(),
+    "originating_base_num": pa.string(),
+    "request_datetime": TS,
+    "on_scene_datetime": TS,
+    "pickup_datetime": TS,
+    "dropoff_datetime": TS,
+    "pu_location_id": pa.int64(),
+    "do_location_id": pa.int64(),
+    "trip_miles": pa.float64(),
+    "trip_time": pa.int64(),
+    "base_passenger_fare": pa.float64(),
+    "tolls": pa.float64(),
+    "bcf": pa.float64(),
+    "sales_tax": pa.float64(),
+    "congestion_surcharge": pa.float64(),
+    "airport_fee": pa.float64(),
+    "tips": pa.float64(),
+    "driver_pay": pa.float64(),
+    "cbd_congestion_fee": pa.float64(),
+    "shared_request_flag": pa.string(),
+    "shared_match_flag": pa.string(),
+    "access_a_ride_flag": pa.string(),
+    "wav_request_flag": pa.string(),
+    "wav_match_flag": pa.string(),
+}
+
+LINEAGE_COLUMNS: dict[str, pa.DataType] = {"source_file": pa.string(), "source_month": pa.string()}
+
+TRIP_COLUMNS: dict[str, dict[str, pa.DataType]] = {"yellow": YELLOW_COLUMNS, "fhvhv": FHVHV_COLUMNS}
+
+# A file without one of these cannot feed the fare models: the month fails rather than loading nulls.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "yellow": ("tpep_pickup_datetime", "tpep_dropoff_datetime", "pu_location_id", "do_location_id",
+               "trip_distance", "fare_amount", "total_amount"),
+    "fhvhv": ("hvfhs_license_num", "pickup_datetime", "dropoff_datetime", "pu_location_id", "do_location_id",
+              "trip_miles", "base_passenger_fare"),
+}
+
+TABLES = {"yellow": "yellow_trips", "fhvhv": "fhvhv_trips"}
+
+# TLC spellings that a plain lower-casing does not turn into dlt's snake_case names.
+_RENAMES = {"vendorid": "vendor_id", "ratecodeid": "ratecode_id", "pulocationid": "pu_location_id",
+            "dolocationid": "do_location_id"}
+
+_DLT_TYPES = {pa.int64(): "bigint", pa.float64(): "double", pa.string(): "text", TS: "timestamp"}
+
+
+class SchemaError(ValueError):
+    """A file does not carry what the raw contract needs."""
+
+
+def normalize_name(name: str) -> str:
+    """The raw column name for a TLC column name (`PULocationID` -> `pu_location_id`, `Airport_fee` -> `airport_fee`)."""
+    low = name.strip().lower()
+    return _RENAMES.get(low, low)
+
+
+def target_schema(kind: str) -> pa.Schema:
+    """The Arrow schema a conformed batch of `kind` has (trip columns, then lineage)."""
+    cols = {**TRIP_COLUMNS[kind], **LINEAGE_COLUMNS}
+    return pa.schema([pa.field(name, typ, nullable=True) for name, typ in cols.items()])
+
+
+def dlt_columns(kind: str) -> dict[str, dict[str, Any]]:
+    """dlt column hints pinning every column's type (timestamps without time zone)."""
+    hints: dict[str, dict[str, Any]] = {}
+    for name, typ in {**TRIP_COLUMNS[kind], **LINEAGE_COLUMNS}.items():
+        hint: dict[str, Any] = {"name": name, "data_type": _DLT_TYPES[typ], "nullable": True}
+        if typ == TS:
+            hint["timezone"] = False
+        hints[name] = hint
+    return hints
+
+
+def check_columns(kind: str, names: list[str], file: str) -> None:
+    """Raise SchemaError naming `file` and the missing columns when a required column is absent."""
+    present = {normalize_name(n) for n in names}
+    missing = [c for c in REQUIRED[kind] if c not in present]
+    if missing:
+        raise SchemaError(f"{file}: missing required column(s) {', '.join(missing)}")
+
+
+def _cast(column: pa.ChunkedArray | pa.Array, typ: pa.DataType, name: str, file: str) -> pa.Array:
+    if column.type == typ:
+        return column
+    if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+        # TLC timestamps are New York wall clock; an aware column is converted back to it.
+        column = pc.local_timestamp(pc.cast(column, pa.timestamp(column.type.unit, "America/New_York")))
+    try:
+        return pc.cast(column, typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        try:
+            return pc.cast(column, typ, safe=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SchemaError(f"{file}: column {name} of type {column.type} cannot become {typ}: {exc}") from exc
+
+
+def conform(batch: pa.RecordBatch | pa.Table, kind: str, file: str, month: str) -> pa.Table:
+    """Rename, cast and complete a batch to the pinned schema of `kind`, adding source_file and source_month."""
+    by_name = {normalize_name(n): i for i, n in enumerate(batch.schema.names)}
+    n = batch.num_rows
+    arrays = []
+    for name, typ in TRIP_COLUMNS[kind].items():
+        idx = by_name.get(name)
+        arrays.append(pa.nulls(n, typ) if idx is None else _cast(batch.column(idx), typ, name, file))
+    arrays.append(pa.repeat(pa.scalar(file, pa.string()), n))
+    arrays.append(pa.repeat(pa.scalar(month, pa.string()), n))
+    return pa.Table.from_arrays(arrays, schema=target_schema(kind))
