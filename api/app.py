@@ -1,0 +1,92 @@
+"""The FastAPI application: `create_app(settings)` wires the model store, the database probe, metrics and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.database import Database, DatabaseUnavailable
+from api.metrics import Metrics, MetricsMiddleware
+from api.model_store import ModelStore, NoModelError
+from api.routes import admin, info, quotes
+from api.zones import PlaceError
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_BODY_BYTES = 4 * 1024 * 1024  # a full 10,000-trip batch is ~1.5 MB
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Known failures become clear 4xx/503 bodies; anything else is logged and answered as a JSON 500."""
+
+    @app.exception_handler(PlaceError)
+    async def _place(_: Request, exc: PlaceError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(NoModelError)
+    async def _no_model(_: Request, exc: NoModelError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _no_db(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+def create_app(settings: Settings, poll_seconds: float = 1.0) -> FastAPI:
+    """Build the app; the model is loaded at start-up and `<models_dir>/CURRENT` is watched every `poll_seconds`."""
+    store = ModelStore(settings.models_dir, poll_seconds=poll_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        store.start()
+        if store.bundle is None:
+            log.warning("no model in %s yet: quotes answer 503 until one is promoted", settings.models_dir)
+        try:
+            yield
+        finally:
+            store.stop()
+
+    app = FastAPI(
+        title="fares",
+        summary="Yellow taxi or Uber: which is cheaper for this NYC trip?",
+        version="1",
+        lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
+    )
+    metrics = Metrics()
+    app.state.settings = settings
+    app.state.store = store
+    app.state.db = Database(settings)
+    app.state.metrics = metrics
+    app.state.first_quote_done = False
+    app.state.on_first_quote = lambda: log.info("first quote answered (demo_once); no server hook installed")
+
+    _install_error_handlers(app)
+    app.include_router(quotes.router)
+    app.include_router(info.router)
+    app.include_router(admin.router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,156 @@
+"""The model the API serves: loaded from the registry, watched for a new CURRENT version and swapped atomically."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from api.zones import ZoneIndex
+
+log = logging.getLogger(__name__)
+
+
+class NoModelError(RuntimeError):
+    """No model is loaded yet (shown to the caller as a 503)."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One loaded model with its zone index; requests take one Bundle and use only it, so a swap never tears."""
+
+    model: Any
+    zones: ZoneIndex
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def version(self) -> str:
+        """The model's registry version."""
+        return str(self.model.version)
+
+    @property
+    def trained_from(self) -> str:
+        """First day of the training window (ISO date)."""
+        return str(self.model.trained_from)
+
+    @property
+    def trained_to(self) -> str:
+        """Last day of the training window (ISO date)."""
+        return str(self.model.trained_to)
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _warm_up(bundle: Bundle) -> None:
+    """Price one trip before the swap, so lazy model state is built and a broken bundle never enters service."""
+    import pandas as pd
+
+    zone = min(bundle.zones.zones)
+    trip = pd.DataFrame({"pickup_at": pd.to_datetime([bundle.trained_to[:10]]).astype("datetime64[us]"),
+                         "pickup_zone_id": [zone], "dropoff_zone_id": [zone]})
+    prices = bundle.model.predict_frame(trip)
+    if len(prices) != 1:
+        raise RuntimeError(f"model {bundle.version} returned {len(prices)} rows for one trip")
+
+
+class ModelStore:
+    """Holds the current Bundle; `refresh()` reloads when `<models_dir>/CURRENT` changed, a thread calls it on a timer."""
+
+    def __init__(self, models_dir: Path, poll_seconds: float = 1.0) -> None:
+        self.models_dir = Path(models_dir)
+        self.poll_seconds = poll_seconds
+        self._bundle: Bundle | None = None
+        self._seen: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.reloads = 0
+
+    @property
+    def current_path(self) -> Path:
+        """The registry's pointer file."""
+        return self.models_dir / "CURRENT"
+
+    @property
+    def bundle(self) -> Bundle | None:
+        """The Bundle in service now (or None)."""
+        return self._bundle
+
+    def require(self) -> Bundle:
+        """The Bundle in service, or NoModelError with what to do about it."""
+        bundle = self._bundle
+        if bundle is None:
+            why = f" (last load failed: {self.last_error})" if self.last_error else ""
+            raise NoModelError(f"no fare model is loaded yet{why}; run `fares train` (or `fares demo`) so that "
+                               f"{self.current_path} names a model version")
+        return bundle
+
+    def refresh(self, force: bool = False) -> bool:
+        """Load the registry's current model if CURRENT changed (or `force`); True when a new model went into service."""
+        with self._lock:
+            sig = _signature(self.current_path)
+            if not force and sig == self._seen:
+                return False
+            self._seen = sig
+            if sig is None:
+                return False
+            return self._load()
+
+    def _load(self) -> bool:
+        from ml.predict import load_current
+
+        started = time.perf_counter()
+        try:
+            model = load_current(self.models_dir)
+            if model is None:
+                return False
+            old = self._bundle
+            if old is not None and old.version == str(model.version):
+                self.last_error = None
+                return False
+            bundle = Bundle(model=model, zones=ZoneIndex(model.zones))
+            _warm_up(bundle)
+        except Exception as exc:  # a broken bundle must not take down the model in service
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("loading the current model from %s failed; keeping %s", self.models_dir,
+                          self._bundle.version if self._bundle else "no model")
+            return False
+        self._bundle = bundle  # one reference assignment: atomic for readers
+        self.last_error = None
+        self.reloads += 1
+        log.info("model %s in service (%d zones, loaded in %.2f s)", bundle.version, len(bundle.zones),
+                 time.perf_counter() - started)
+        return True
+
+    def start(self) -> None:
+        """Load now, then watch CURRENT from a daemon thread."""
+        self.refresh(force=True)
+        if self._thread is None and self.poll_seconds > 0:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._watch, name="fares-model-watch", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the watcher thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # keep watching whatever happens
+                log.exception("model watcher failed")

@@ -1,0 +1,1 @@
+"""HTTP routes: quotes (public), info (zones, model, runs, health, metrics) and admin (token-guarded)."""

@@ -1,0 +1,68 @@
+"""Admin routes (reload, promote): need `Authorization: Bearer <admin_token>`; disabled when no token is configured."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.schemas import Problem, ReloadOut
+
+_bearer = HTTPBearer(auto_error=False, description="The admin token from FARES_ADMIN_TOKEN")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def require_admin(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    """403 when admin is disabled, 401 without the right bearer token."""
+    token = request.app.state.settings.admin_token
+    if not token:
+        raise HTTPException(403, "admin endpoints are disabled: set FARES_ADMIN_TOKEN to enable them")
+    given = credentials.credentials if credentials is not None else ""
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(401, "a valid admin token is required (Authorization: Bearer <token>)",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing or wrong token"},
+    403: {"model": Problem, "description": "Admin endpoints are disabled"},
+}
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
+
+
+def _answer(request: Request, changed: bool) -> dict[str, Any]:
+    bundle = request.app.state.store.bundle
+    return {"model_version": bundle.version if bundle is not None else None, "changed": changed}
+
+
+@router.post("/reload", response_model=ReloadOut, summary="Reload the registry's current model now")
+async def post_reload(request: Request) -> dict[str, Any]:
+    """Read CURRENT and put that model in service if it differs from the one serving."""
+    changed = await run_in_threadpool(request.app.state.store.refresh, True)
+    if request.app.state.store.last_error and not changed:
+        raise HTTPException(503, f"reload failed: {request.app.state.store.last_error}")
+    return _answer(request, changed)
+
+
+@router.post("/promote/{version}", response_model=ReloadOut,
+             responses={404: {"model": Problem, "description": "No such version in the registry"}},
+             summary="Make a registered version current and serve it")
+async def post_promote(request: Request, version: str = Path(max_length=128)) -> dict[str, Any]:
+    """Point the registry's CURRENT at `version`, then reload."""
+    from ml.registry import Registry
+
+    store = request.app.state.store
+    if not _VERSION.match(version) or not (store.models_dir / version).is_dir():
+        raise HTTPException(404, f"model version {version!r} is not in the registry at {store.models_dir}")
+    try:
+        await run_in_threadpool(Registry(store.models_dir).promote, version)
+    except (KeyError, FileNotFoundError, ValueError) as exc:
+        raise HTTPException(404, f"model version {version!r} cannot be promoted: {exc}") from exc
+    changed = await run_in_threadpool(store.refresh, True)
+    if store.last_error and not changed:
+        raise HTTPException(503, f"version {version} was promoted but did not load: {store.last_error}")
+    return _answer(request, changed)

@@ -1,0 +1,100 @@
+"""Read-only routes: zone search, the model in service, pipeline runs, health and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import Response
+
+from api.database import list_runs
+from api.quotes import window_of
+from api.routes.quotes import json_response
+from api.schemas import HealthOut, ModelOut, Problem, ZoneOut
+
+router = APIRouter(tags=["info"])
+
+NO_MODEL = {503: {"model": Problem, "description": "No model is loaded yet"}}
+NO_DATABASE = {503: {"model": Problem, "description": "The database is unreachable"}}
+
+
+@router.get("/v1/zones", response_model=list[ZoneOut], responses=NO_MODEL, summary="Search taxi zones")
+async def get_zones(
+    request: Request,
+    q: str | None = Query(default=None, max_length=200, description="Part of a zone or borough name, or a zone id"),
+    limit: int = Query(default=20, ge=1, le=300),
+) -> Response:
+    """Zones whose name starts with or contains `q` (all zones when `q` is empty), names first."""
+    bundle = request.app.state.store.require()
+    return json_response([z.as_dict() for z in bundle.zones.search(q, limit)])
+
+
+@router.get("/v1/model", response_model=ModelOut, responses=NO_MODEL, summary="The model in service")
+async def get_model(request: Request) -> Response:
+    """Version, training window, evaluation metrics and load time of the model answering quotes."""
+    store = request.app.state.store
+    bundle = store.require()
+    return json_response(jsonable_encoder({
+        "model_version": bundle.version,
+        "trained_window": window_of(bundle),
+        "metrics": _finite(getattr(bundle.model, "metrics", {}) or {}),
+        "loaded_at": bundle.loaded_at.isoformat(),
+        "zones": len(bundle.zones),
+        "models_dir": str(store.models_dir),
+    }))
+
+
+def _finite(value: Any) -> Any:
+    """Metrics with NaN/inf replaced by None, so the body stays valid JSON."""
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _finite(value.item())
+    return value
+
+
+@router.get("/v1/runs", responses=NO_DATABASE, summary="Pipeline run history")
+def get_runs(request: Request, limit: int = Query(default=20, ge=1, le=500)) -> list[dict[str, Any]]:
+    """Newest runs of the scheduler's stage chain with their stages; empty before the first recorded run."""
+    return jsonable_encoder(list_runs(request.app.state.db, limit))
+
+
+@router.get("/health", response_model=HealthOut, summary="Model loaded, database reachable")
+async def get_health(request: Request) -> Response:
+    """Always 200 while the process serves: `degraded` says what does not work (quotes need only the model)."""
+    state = request.app.state
+    reachable, db_error = await _db_status(state.db)
+    bundle = state.store.bundle
+    return json_response({
+        "status": "ok" if bundle is not None and reachable else "degraded",
+        "model_loaded": bundle is not None,
+        "model_version": bundle.version if bundle is not None else None,
+        "database_reachable": reachable,
+        "database_error": db_error,
+        "model_error": state.store.last_error,
+    })
+
+
+async def _db_status(db: Any) -> tuple[bool, str | None]:
+    if db.fresh():
+        return db.status()
+    return await run_in_threadpool(db.status)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def get_metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    state = request.app.state
+    bundle = state.store.bundle
+    state.metrics.model_loaded.set(1 if bundle is not None else 0)
+    state.metrics.model_reloads.set(state.store.reloads)
+    state.metrics.model_info.clear()
+    if bundle is not None:
+        state.metrics.model_info.labels(bundle.version).set(1)
+    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

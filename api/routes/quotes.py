@@ -1,0 +1,70 @@
+"""POST /v1/quotes and /v1/quotes/batch: price trips with the model in service."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from starlette.background import BackgroundTask
+
+from api.quotes import quote_batch, quote_one
+from api.schemas import MAX_BATCH, BatchRequest, BatchResponse, Problem, QuoteRequest, QuoteResponse
+from api.zones import PlaceError
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["quotes"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "Request body too large"},
+    422: {"model": Problem, "description": "A place, time or field that cannot be used, and why"},
+    503: {"model": Problem, "description": "No model is loaded yet"},
+}
+
+
+def json_response(payload: Any, status_code: int = 200, background: BackgroundTask | None = None) -> Response:
+    """Serialize once with the stdlib (the payload is already JSON-ready; skipping re-validation keeps quotes fast)."""
+    body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    return Response(body, status_code=status_code, media_type="application/json", background=background)
+
+
+def _first_quote_hook(request: Request) -> BackgroundTask | None:
+    """With demo_once, the first successful quote asks the server to exit once the response has gone out."""
+    state = request.app.state
+    if not state.settings.demo_once or state.first_quote_done:
+        return None
+    state.first_quote_done = True
+    log.info("demo_once: first quote answered; asking the server to stop")
+    return BackgroundTask(state.on_first_quote)
+
+
+@router.post("/quotes", response_model=QuoteResponse, responses=ERRORS, summary="Taxi or Uber for one trip")
+async def post_quote(body: QuoteRequest, request: Request) -> Response:
+    """Both fares with their ranges, which is cheaper and by how much, the model version and its data window."""
+    state = request.app.state
+    bundle = state.store.require()
+    try:
+        quote = quote_one(bundle, body)
+    except PlaceError:
+        state.metrics.quote_errors.inc()
+        raise
+    state.metrics.quotes.labels(quote["cheaper"]).inc()
+    return json_response(quote, background=_first_quote_hook(request))
+
+
+@router.post("/quotes/batch", response_model=BatchResponse, responses=ERRORS,
+             summary=f"Up to {MAX_BATCH:,} trips in one call")
+async def post_quote_batch(body: BatchRequest, request: Request) -> Response:
+    """Price many trips in one vectorised model call; trips that cannot be priced are listed in `errors`."""
+    state = request.app.state
+    bundle = state.store.require()
+    result = await run_in_threadpool(quote_batch, bundle, body.trips)
+    uber = sum(1 for quote in result["quotes"] if quote["cheaper"] == "uber")
+    state.metrics.quotes.labels("uber").inc(uber)
+    state.metrics.quotes.labels("taxi").inc(len(result["quotes"]) - uber)
+    if result["errors"]:
+        state.metrics.quote_errors.inc(len(result["errors"]))
+    return json_response(result)

@@ -1,0 +1,181 @@
+"""Request and response bodies of the API (pydantic); they are the OpenAPI contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+MAX_BATCH = 10_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ZoneIdPlace(_Strict):
+    """A place given as a TLC zone id."""
+
+    zone_id: int = Field(description="TLC LocationID (1-265)", examples=[132])
+
+
+class ZoneNamePlace(_Strict):
+    """A place given as a zone name: exact, `Name (Borough)`, or an unambiguous part of one."""
+
+    zone: str = Field(min_length=1, max_length=200, examples=["JFK Airport"])
+
+
+class PointPlace(_Strict):
+    """A place given as WGS84 coordinates; resolved to the zone whose shape holds it."""
+
+    lat: float = Field(ge=-90, le=90, examples=[40.7580])
+    lon: float = Field(ge=-180, le=180, examples=[-73.9855])
+
+
+def _place_kind(value: Any) -> str | None:
+    """Which place form a body uses, so errors speak about that form only."""
+    if isinstance(value, BaseModel):
+        return {ZoneIdPlace: "zone_id", ZoneNamePlace: "zone", PointPlace: "point"}.get(type(value))
+    if not isinstance(value, dict):
+        return None
+    for key, kind in (("zone_id", "zone_id"), ("zone", "zone"), ("lat", "point"), ("lon", "point")):
+        if key in value:
+            return kind
+    return None
+
+
+Place = Annotated[
+    Annotated[ZoneIdPlace, Tag("zone_id")] | Annotated[ZoneNamePlace, Tag("zone")] | Annotated[PointPlace, Tag("point")],
+    Discriminator(_place_kind, custom_error_type="place_form",
+                  custom_error_message='a place is {"zone_id": N}, {"zone": "name"} or {"lat": ..., "lon": ...}'),
+    Field(description="zone_id, zone name, or lat/lon"),
+]
+
+
+class QuoteRequest(_Strict):
+    """One trip to price."""
+
+    pickup_at: datetime | None = Field(
+        default=None, description="Pickup time, ISO 8601; naive means New York time; omitted means now.",
+        examples=["2024-03-15T08:30:00"],
+    )
+    pickup: Place
+    dropoff: Place
+
+
+class BatchRequest(_Strict):
+    """Up to 10,000 trips priced in one vectorised call."""
+
+    trips: list[QuoteRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class Price(BaseModel):
+    """One service's expected fare and its likely range, in dollars before tip."""
+
+    fare: float
+    low: float
+    high: float
+
+
+class ZoneOut(BaseModel):
+    """A zone as resolved from the request."""
+
+    zone_id: int
+    zone_name: str
+    borough: str
+    service_zone: str
+    is_airport: bool
+    centroid_lat: float | None = None
+    centroid_lon: float | None = None
+
+
+class TrainedWindow(BaseModel):
+    """The trip dates the model learned from."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+
+
+class QuoteResponse(BaseModel):
+    """Both fares for one trip, which is cheaper, by how much, and how sure the model is."""
+
+    pickup_at: str = Field(description="The pickup time used, New York wall-clock time")
+    pickup: ZoneOut
+    dropoff: ZoneOut
+    taxi: Price
+    uber: Price
+    cheaper: Literal["taxi", "uber"]
+    savings: float = Field(description="Dollars saved by taking the cheaper one (expected fares)")
+    p_uber_cheaper: float = Field(ge=0, le=1)
+    model_version: str
+    trained_window: TrainedWindow
+    warnings: list[str]
+
+
+class BatchQuote(BaseModel):
+    """One priced trip of a batch."""
+
+    index: int
+    pickup_zone_id: int
+    dropoff_zone_id: int
+    taxi: Price
+    uber: Price
+    cheaper: Literal["taxi", "uber"]
+    savings: float
+    p_uber_cheaper: float
+    warnings: list[str]
+
+
+class BatchError(BaseModel):
+    """A trip of a batch that could not be priced, and why."""
+
+    index: int
+    detail: str
+
+
+class BatchResponse(BaseModel):
+    """Prices for every trip that could be priced, errors for the others."""
+
+    model_version: str
+    trained_window: TrainedWindow
+    count: int
+    quotes: list[BatchQuote]
+    errors: list[BatchError]
+
+
+class ModelOut(BaseModel):
+    """The model in service."""
+
+    model_version: str
+    trained_window: TrainedWindow
+    metrics: dict[str, Any]
+    loaded_at: str
+    zones: int
+    models_dir: str
+
+
+class HealthOut(BaseModel):
+    """Liveness and what works: the model, the database."""
+
+    status: Literal["ok", "degraded"]
+    model_loaded: bool
+    model_version: str | None
+    database_reachable: bool
+    database_error: str | None = None
+    model_error: str | None = None
+
+
+class ReloadOut(BaseModel):
+    """Result of an admin reload or promote."""
+
+    model_version: str | None
+    changed: bool
+
+
+class Problem(BaseModel):
+    """An error body: what went wrong, in words."""
+
+    detail: Any

@@ -1,0 +1,105 @@
+"""Test helpers for the API: the real zone shapes as a dim_zones frame, a generated training frame, a published model."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+AIRPORTS = {1, 132, 138}
+
+
+def load_real_zones(tlc_dir: Path) -> pd.DataFrame:
+    """`marts.dim_zones`-shaped frame from the TLC lookup CSV and shapefile (EPSG:2263 -> WGS84, keyed by OBJECTID)."""
+    import shapefile
+    import shapely
+    from pyproj import Transformer
+    from shapely.geometry import shape
+
+    to_wgs84 = Transformer.from_crs("EPSG:2263", "EPSG:4326", always_xy=True)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs84.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    shapes: dict[int, shapely.Geometry] = {}
+    with shapefile.Reader(str(tlc_dir / "taxi_zones.zip")) as reader:
+        for rec in reader.iterShapeRecords():
+            shapes[int(rec.record["OBJECTID"])] = shapely.transform(shape(rec.shape.__geo_interface__), project)
+    rows = []
+    with (tlc_dir / "taxi_zone_lookup.csv").open(newline="") as handle:
+        for rec in csv.DictReader(handle):
+            zid = int(rec["LocationID"])
+            geom = shapes.get(zid)
+            centre = geom.centroid if geom is not None else None
+            rows.append({
+                "zone_id": zid, "borough": rec["Borough"], "zone_name": rec["Zone"], "service_zone": rec["service_zone"],
+                "centroid_lat": centre.y if centre is not None else None,
+                "centroid_lon": centre.x if centre is not None else None,
+                "geometry_wkt": geom.wkt if geom is not None else None, "is_airport": zid in AIRPORTS,
+            })
+    return pd.DataFrame(rows)
+
+
+def _miles(a_lat: np.ndarray, a_lon: np.ndarray, b_lat: np.ndarray, b_lon: np.ndarray) -> np.ndarray:
+    lat1, lon1, lat2, lon2 = (np.radians(x) for x in (a_lat, a_lon, b_lat, b_lon))
+    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 3958.8 * 2 * np.arcsin(np.sqrt(h))
+
+
+def make_training_frame(zones: pd.DataFrame, rows_per_service: int = 1500, seed: int = 7,
+                        start: str = "2024-01-01", months: int = 3) -> pd.DataFrame:
+    """A `marts.ml_fare_training`-shaped frame: fares grow with distance; Uber surges at rush hour, taxis add airport fees."""
+    rng = np.random.default_rng(seed)
+    located = zones.dropna(subset=["centroid_lat"]).set_index("zone_id")
+    frames = []
+    for service in ("taxi", "uber"):
+        n = rows_per_service
+        pu = rng.choice(located.index.to_numpy(), n)
+        do = rng.choice(located.index.to_numpy(), n)
+        offset = rng.integers(0, months * 30 * 24 * 60, n)
+        pickup_at = pd.Timestamp(start) + pd.to_timedelta(offset, unit="min")
+        dist = _miles(located.loc[pu, "centroid_lat"].to_numpy(), located.loc[pu, "centroid_lon"].to_numpy(),
+                      located.loc[do, "centroid_lat"].to_numpy(), located.loc[do, "centroid_lon"].to_numpy())
+        hour = pickup_at.hour.to_numpy()
+        rush = ((hour >= 7) & (hour <= 9)) | ((hour >= 16) & (hour <= 19))
+        airport = located.loc[pu, "is_airport"].to_numpy() | located.loc[do, "is_airport"].to_numpy()
+        miles = dist * 1.3 + 0.4
+        if service == "taxi":
+            fare = 4.0 + 2.8 * miles + 1.75 * airport + 2.5 * rush
+        else:
+            fare = 6.0 + 2.2 * miles * np.where(rush, 1.4, 1.0)
+        fare = np.maximum(3.0, fare * rng.lognormal(0, 0.12, n))
+        frames.append(pd.DataFrame({
+            "trip_id": [f"{service}-{i}" for i in range(n)], "service": service,
+            "pickup_at": pickup_at.to_numpy(), "source_month": pickup_at.strftime("%Y-%m"),
+            "pickup_zone_id": pu.astype(int), "dropoff_zone_id": do.astype(int),
+            "pickup_borough": located.loc[pu, "borough"].to_numpy(), "dropoff_borough": located.loc[do, "borough"].to_numpy(),
+            "pickup_hour": hour, "pickup_dow": pickup_at.dayofweek.to_numpy(), "is_weekend": pickup_at.dayofweek.to_numpy() >= 5,
+            "pickup_month": pickup_at.month.to_numpy(), "is_airport_pickup": located.loc[pu, "is_airport"].to_numpy(),
+            "is_airport_dropoff": located.loc[do, "is_airport"].to_numpy(), "is_same_zone": pu == do,
+            "centroid_distance_miles": dist, "trip_miles": miles, "duration_minutes": miles * 3.5 + 4,
+            "rider_fare": np.round(fare, 2),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def publish_model(models_dir: Path, training: pd.DataFrame, zones: pd.DataFrame) -> str:
+    """Fit a real FareModel on `training`, save it in the registry at `models_dir`, promote it; returns its version."""
+    from ml.registry import Registry
+    from ml.train import fit_fare_model
+
+    model = fit_fare_model(training, zones)
+    registry = Registry(models_dir)
+    registry.save(model)
+    registry.promote(model.version)
+    return str(model.version)
+
+
+def assert_money(value: float) -> None:
+    """A fare as users see it: a positive, finite number of dollars with cents."""
+    assert isinstance(value, float | int) and math.isfinite(value) and value > 0, value
+    assert round(value, 2) == value, value
