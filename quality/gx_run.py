@@ -1,0 +1,176 @@
+"""Run the suites with Great Expectations (imported here only) and build the GX Data Docs under data_dir/gx.
+
+The GX context is ephemeral (the data source with its connection string lives only in memory), but its stores
+for suites and validation results are folders under `settings.data_dir / "gx"`, so Data Docs can be rebuilt
+later in another process from everything validated so far.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quality.results import CheckResult
+from quality.suites import Batch, Check
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import AbstractDataContext
+
+    from settings import Settings
+    from warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+DATASOURCE = "warehouse"
+SITE = "local_site"
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+
+
+def gx_root(settings: Settings) -> Path:
+    """The folder holding GX suites, validation results and the Data Docs site."""
+    return settings.data_dir / "gx"
+
+
+def open_context(settings: Settings) -> AbstractDataContext:
+    """An ephemeral GX context whose suites, results and Data Docs are kept under data_dir/gx."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        FilesystemStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines are internal chatter
+    root = gx_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    config = DataContextConfig(
+        store_backend_defaults=FilesystemStoreBackendDefaults(root_directory=str(root)),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+        data_docs_sites={SITE: {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(root / "data_docs")},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }},
+    )
+    return gx.get_context(project_config=config, mode="ephemeral")
+
+
+def add_datasource(context: AbstractDataContext, wh: Warehouse) -> Any:
+    """Register the warehouse as a SQL data source (add_sql: add_postgres rejects a Unix-socket URL)."""
+    import warnings
+
+    with warnings.catch_warnings():  # GX suggests add_postgres, which cannot take the embedded server's socket
+        warnings.simplefilter("ignore")
+        return context.data_sources.add_sql(name=DATASOURCE, connection_string=wh.url("psycopg2"))
+
+
+def _expectation(check: Check) -> Any:
+    import great_expectations.expectations as gxe
+
+    cls = getattr(gxe, check.expectation)
+    return cls(**check.kwargs, severity=check.severity, notes=check.description, meta={"check": check.name})
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "null" if value is None else str(value)
+
+
+def _observed(result: dict[str, Any]) -> str | None:
+    observed = result.get("observed_value")
+    if isinstance(observed, dict) and "quantiles" in observed:
+        pairs = zip(observed["quantiles"], observed.get("values", []), strict=False)
+        return ", ".join(f"q{round(q * 100)}={_text(v)}" for q, v in pairs)
+    if isinstance(observed, list):
+        return f"{len(observed)} columns"
+    return None if observed is None else _text(observed)
+
+
+def _examples(result: dict[str, Any]) -> list[str]:
+    missing = ((result.get("details") or {}).get("mismatched") or {}).get("missing")
+    if missing:
+        return [f"missing column {c}" for c in missing]
+    return [_text(v) for v in (result.get("partial_unexpected_list") or [])]
+
+
+def _error(exception_info: Any) -> str | None:
+    """The first exception message GX caught while evaluating (its info is flat or keyed by metric)."""
+    if not isinstance(exception_info, dict):
+        return None
+    infos = [exception_info] if "raised_exception" in exception_info else list(exception_info.values())
+    for info in infos:
+        if isinstance(info, dict) and info.get("raised_exception"):
+            return str(info.get("exception_message") or "error").splitlines()[0][:300]
+    return None
+
+
+def _to_result(batch: Batch, check: Check, gx_result: Any) -> CheckResult:
+    result = dict(gx_result.result or {})
+    error = _error(gx_result.exception_info)
+    return CheckResult(
+        table=batch.table, batch=batch.label, check=check.name, expectation_type=gx_result.expectation_config.type,
+        severity=check.severity, success=bool(gx_result.success) and error is None, description=check.description,
+        element_count=result.get("element_count"), unexpected_count=result.get("unexpected_count"),
+        unexpected_percent=result.get("unexpected_percent"), observed_value=_observed(result),
+        examples=_examples(result), error=error, kwargs=check.kwargs,
+    )
+
+
+def _failed_batch(batch: Batch, message: str) -> list[CheckResult]:
+    return [CheckResult(batch.table, batch.label, c.name, c.expectation,
+                        c.severity, False, c.description, error=message, kwargs=c.kwargs) for c in batch.checks]
+
+
+def run_batch(context: AbstractDataContext, datasource: Any, batch: Batch) -> list[CheckResult]:
+    """Validate one batch (a query asset) against its checks; a batch that cannot be read fails every check."""
+    import great_expectations as gx
+
+    name = f"{batch.table}.{batch.label.replace(' ', '_')}"
+    try:
+        asset = datasource.add_query_asset(name=name, query=batch.query)
+        definition = asset.add_batch_definition_whole_table("batch")
+        suite = context.suites.add_or_update(
+            gx.ExpectationSuite(name=name, expectations=[_expectation(c) for c in batch.checks]))
+        validation = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=name, data=definition, suite=suite))
+        outcome = validation.run(result_format=RESULT_FORMAT)
+    except Exception as exc:  # GX wraps SQL errors in many types; the message is what the user needs
+        log.warning("batch %s could not be validated: %s", name, exc)
+        return _failed_batch(batch, str(exc).splitlines()[0][:300])
+    by_name = {r.expectation_config.meta.get("check"): r for r in outcome.results}
+    results = []
+    for check in batch.checks:
+        gx_result = by_name.get(check.name)
+        if gx_result is None:
+            results.extend(_failed_batch(Batch(batch.table, batch.label, "", [check]), "no result from GX"))
+        else:
+            results.append(_to_result(batch, check, gx_result))
+    return results
+
+
+def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list[CheckResult]:
+    """Validate every batch in one ephemeral context; returns one CheckResult per check."""
+    if not batches:
+        return []
+    context = open_context(settings)
+    datasource = add_datasource(context, wh)
+    results: list[CheckResult] = []
+    for batch in batches:
+        results.extend(run_batch(context, datasource, batch))
+    return results
+
+
+def build_data_docs(settings: Settings) -> Path:
+    """Build the GX Data Docs site from every stored suite and result; returns the path of its index.html."""
+    context = open_context(settings)
+    context.build_data_docs(site_names=[SITE])
+    index = gx_root(settings) / "data_docs" / "index.html"
+    log.info("GX Data Docs at %s", index)
+    return index

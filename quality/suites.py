@@ -1,0 +1,208 @@
+"""The expectation suites as plain data: which checks run on which batch, and whether a failure is critical.
+
+Nothing here imports Great Expectations; `quality.gx_run` turns each `Check` into a GX expectation.
+Raw trips are checked one month at a time (one batch per `source_month`), the training mart per service and whole.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+CRITICAL = "critical"
+WARNING = "warning"
+SERVICES = ("taxi", "uber")
+TRAINING_TABLE = "marts.ml_fare_training"
+KNOWN_ZONE_IDS = tuple(range(1, 266))  # used when raw.zones is empty: the TLC's 1..265
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+# Plausible (low, high) bounds of rider_fare quantiles per service, dollars. Wide on purpose: they catch unit
+# mistakes (cents, tips included twice) and broken joins, not ordinary month-to-month drift.
+FARE_QUANTILES: dict[str, dict[float, tuple[float, float]]] = {
+    "taxi": {0.1: (3.0, 30.0), 0.5: (5.0, 60.0), 0.9: (10.0, 150.0)},
+    "uber": {0.1: (3.0, 40.0), 0.5: (6.0, 80.0), 0.9: (10.0, 200.0)},
+}
+TRAINING_COLUMNS = (
+    "trip_id", "service", "pickup_at", "source_month", "pickup_zone_id", "dropoff_zone_id", "pickup_borough",
+    "dropoff_borough", "pickup_hour", "pickup_dow", "is_weekend", "pickup_month", "is_airport_pickup",
+    "is_airport_dropoff", "is_same_zone", "centroid_distance_miles", "trip_miles", "duration_minutes", "rider_fare",
+)
+TRAINING_NOT_NULL = (
+    "trip_id", "service", "pickup_at", "source_month", "pickup_zone_id", "dropoff_zone_id", "pickup_hour",
+    "pickup_dow", "is_weekend", "pickup_month", "is_airport_pickup", "is_airport_dropoff", "is_same_zone", "rider_fare",
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation: a stable name, the GX expectation class and its arguments, severity, a readable sentence."""
+
+    name: str
+    expectation: str
+    kwargs: dict[str, Any]
+    severity: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A slice of one table (a month, a service, or all of it) and the checks it must pass."""
+
+    table: str
+    label: str
+    query: str
+    checks: list[Check] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TripKind:
+    """The column names that differ between the raw trip tables."""
+
+    kind: str
+    table: str
+    pickup: str
+    dropoff: str
+    fare: str
+    distance: str
+    required: tuple[str, ...]
+
+
+KINDS = (
+    TripKind("yellow", "raw.yellow_trips", "tpep_pickup_datetime", "tpep_dropoff_datetime", "fare_amount",
+             "trip_distance", ("vendor_id", "tpep_pickup_datetime", "tpep_dropoff_datetime", "trip_distance",
+                               "pu_location_id", "do_location_id", "payment_type", "fare_amount", "tip_amount",
+                               "tolls_amount", "total_amount", "source_file", "source_month")),
+    TripKind("fhvhv", "raw.fhvhv_trips", "pickup_datetime", "dropoff_datetime", "base_passenger_fare",
+             "trip_miles", ("hvfhs_license_num", "pickup_datetime", "dropoff_datetime", "pu_location_id",
+                            "do_location_id", "trip_miles", "trip_time", "base_passenger_fare", "tolls", "bcf",
+                            "sales_tax", "congestion_surcharge", "tips", "source_file", "source_month")),
+)
+
+
+def check_month(month: str) -> str:
+    """Return `month` if it is 'YYYY-MM', else raise ValueError (months end up inside SQL text)."""
+    if not _MONTH.match(month):
+        raise ValueError(f"month must look like 2024-01, got {month!r}")
+    return month
+
+
+def month_bounds(month: str) -> tuple[str, str]:
+    """First instant of `month` and of the month after, as 'YYYY-MM-DD 00:00:00' text."""
+    year, mon = (int(p) for p in check_month(month).split("-"))
+    nxt = f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
+    return f"{month}-01 00:00:00", f"{nxt}-01 00:00:00"
+
+
+def _check(name: str, expectation: str, severity: str, description: str, **kwargs: Any) -> Check:
+    return Check(name, expectation, kwargs, severity, description)
+
+
+def _between(name: str, column: str, low: Any, high: Any, severity: str, mostly: float = 1.0,
+             description: str | None = None, **extra: Any) -> Check:
+    share = "" if mostly >= 1 else f" for at least {mostly:.1%} of rows"
+    span = f"at least {low}" if high is None else f"between {low} and {high}"
+    return _check(name, "ExpectColumnValuesToBeBetween", severity, description or f"{column} {span}{share}",
+                  column=column, min_value=low, max_value=high, mostly=mostly, **extra)
+
+
+def _not_null(column: str, severity: str = CRITICAL) -> Check:
+    return _check(f"{column}_not_null", "ExpectColumnValuesToNotBeNull", severity, f"{column} is never null",
+                  column=column)
+
+
+def _row_count_check(month: str, previous: tuple[str, int] | None, band: float) -> Check | None:
+    if previous is None or previous[1] <= 0:
+        return None
+    prev_month, prev_rows = previous
+    low, high = int(prev_rows * (1 - band)), int(prev_rows * (1 + band)) + 1
+    return _check("row_count_vs_previous_month", "ExpectTableRowCountToBeBetween", CRITICAL,
+                  f"row count of {month} within ±{band:.0%} of {prev_month} ({prev_rows:,} rows), "
+                  f"i.e. more than {low:,} and fewer than {high:,}",
+                  min_value=low, max_value=high, strict_min=True, strict_max=True)
+
+
+def raw_batch(kind: TripKind, month: str, zone_ids: list[int], previous: tuple[str, int] | None,
+              band: float) -> Batch:
+    """The checks for one month of one raw trip table.
+
+    Args:
+        kind: which raw table.
+        month: the `source_month` to check.
+        zone_ids: the known zone ids (raw.zones).
+        previous: (month, rows) of the nearest earlier month of the same table, if any.
+        band: allowed relative change of the row count against `previous` (strict).
+    """
+    start, end = month_bounds(month)
+    checks = [
+        _check("required_columns", "ExpectTableColumnsToMatchSet", CRITICAL,
+               f"columns {', '.join(kind.required)} exist", column_set=list(kind.required), exact_match=False),
+        *(_not_null(c) for c in (kind.pickup, kind.dropoff, "pu_location_id", "do_location_id", kind.fare)),
+        _between(f"{kind.fare}_in_range", kind.fare, 0, 1000, CRITICAL, mostly=0.99),
+        _between("pickup_in_file_month", kind.pickup, start, end, CRITICAL, mostly=0.99, strict_max=True,
+                 description=f"{kind.pickup} inside {month} for at least 99% of rows"),
+        *(_check(f"{c}_known_zone", "ExpectColumnValuesToBeInSet", CRITICAL, f"{c} is a known zone id",
+                 column=c, value_set=list(zone_ids), mostly=0.999) for c in ("pu_location_id", "do_location_id")),
+        _check("dropoff_after_pickup", "ExpectColumnPairValuesAToBeGreaterThanB", WARNING,
+               f"{kind.dropoff} not before {kind.pickup} for at least 99% of rows",
+               column_A=kind.dropoff, column_B=kind.pickup, or_equal=True, mostly=0.99),
+        _between(f"{kind.distance}_in_range", kind.distance, 0, 200, WARNING, mostly=0.99),
+        _between(f"{kind.fare}_not_negative", kind.fare, 0, None, WARNING),
+    ]
+    if kind.kind == "fhvhv":
+        checks.append(_check("license_known", "ExpectColumnValuesToBeInSet", WARNING,
+                             "hvfhs_license_num is one of HV0002..HV0005", column="hvfhs_license_num",
+                             value_set=["HV0002", "HV0003", "HV0004", "HV0005"]))
+    row_count = _row_count_check(month, previous, band)
+    if row_count:
+        checks.append(row_count)
+    query = f"select * from {kind.table} where source_month = '{check_month(month)}'"  # noqa: S608 - checked month
+    return Batch(kind.table, month, query, checks)
+
+
+def _months_filter(months: list[str] | None) -> str:
+    if not months:
+        return ""
+    return " where source_month in (" + ", ".join(f"'{check_month(m)}'" for m in months) + ")"
+
+
+def training_batches(months: list[str] | None = None) -> list[Batch]:
+    """The checks for the training mart: the whole (or `months` of it), each service, and the aligned window."""
+    where = _months_filter(months)
+    whole = [
+        _check("contract_columns", "ExpectTableColumnsToMatchSet", CRITICAL, "the contract's columns exist",
+               column_set=list(TRAINING_COLUMNS), exact_match=False),
+        _check("not_empty", "ExpectTableRowCountToBeBetween", CRITICAL, "at least one row", min_value=1),
+        *(_not_null(c) for c in TRAINING_NOT_NULL),
+        _check("service_known", "ExpectColumnValuesToBeInSet", CRITICAL, "service is taxi or uber",
+               column="service", value_set=list(SERVICES)),
+        _between("pickup_hour_in_range", "pickup_hour", 0, 23, CRITICAL),
+        _between("pickup_dow_in_range", "pickup_dow", 0, 6, CRITICAL),
+        _between("pickup_month_in_range", "pickup_month", 1, 12, CRITICAL),
+        _between("rider_fare_in_range", "rider_fare", 0, 1000, CRITICAL, mostly=0.999, strict_min=True),
+        _not_null("pickup_borough", WARNING),
+        _between("centroid_distance_in_range", "centroid_distance_miles", 0, 60, WARNING),
+        _between("trip_miles_in_range", "trip_miles", 0, 200, WARNING, mostly=0.999),
+        _between("duration_in_range", "duration_minutes", 0, 300, WARNING, mostly=0.999),
+    ]
+    batches = [Batch(TRAINING_TABLE, "all", f"select * from {TRAINING_TABLE}{where}", whole)]
+    for service in SERVICES:
+        q = FARE_QUANTILES[service]
+        quantiles = sorted(q)
+        checks = [
+            _check("service_present", "ExpectTableRowCountToBeBetween", CRITICAL, f"{service} trips exist",
+                   min_value=1),
+            _check("rider_fare_quantiles", "ExpectColumnQuantileValuesToBeBetween", CRITICAL,
+                   "rider_fare quantiles " + ", ".join(f"q{int(p * 100)} in ${q[p][0]:g}-${q[p][1]:g}"
+                                                       for p in quantiles),
+                   column="rider_fare",
+                   quantile_ranges={"quantiles": quantiles, "value_ranges": [list(q[p]) for p in quantiles]}),
+        ]
+        sql = f"select * from {TRAINING_TABLE}{where or ' where true'} and service = '{service}'"  # noqa: S608
+        batches.append(Batch(TRAINING_TABLE, service, sql, checks))
+    window = (f"select source_month, count(distinct service) as services from {TRAINING_TABLE}{where}"  # noqa: S608
+              " group by source_month")
+    batches.append(Batch(TRAINING_TABLE, "aligned window", window, [
+        _between("both_services_each_month", "services", 2, 2, CRITICAL,
+                 description="both taxi and uber trips in every month of the aligned window")]))
+    return batches

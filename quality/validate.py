@@ -1,0 +1,163 @@
+"""The validate stage: run the raw or training suites, store the results, raise QualityGateError on a critical failure.
+
+`months=None` validates every month present in raw (not only the newest): dbt builds the marts from all of raw,
+so any bad month that is still there would reach training.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quality import QualityGateError
+from quality.results import CheckResult, as_dicts, format_summary, save_run
+from quality.suites import CRITICAL, KINDS, KNOWN_ZONE_IDS, TRAINING_TABLE, Batch, check_month, raw_batch, training_batches
+
+if TYPE_CHECKING:
+    from settings import Settings
+    from warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("raw", "training")
+
+
+@dataclass
+class ValidationReport:
+    """What one validation run checked and found."""
+
+    run_id: str
+    scope: str
+    months: list[str]
+    started_at: datetime
+    finished_at: datetime
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        """Failed critical checks (any of them fails the gate)."""
+        return [r for r in self.results if r.is_critical_failure]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        """Failed warning checks (recorded; the chain goes on)."""
+        return [r for r in self.results if r.is_warning]
+
+    @property
+    def success(self) -> bool:
+        """True when no critical check failed."""
+        return not self.failures
+
+    def summary(self) -> str:
+        """The readable summary: counts, then every critical failure and warning with examples."""
+        return format_summary(self.scope, self.run_id, self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form of the report."""
+        return {"run_id": self.run_id, "scope": self.scope, "months": self.months, "success": self.success,
+                "started_at": self.started_at.isoformat(), "finished_at": self.finished_at.isoformat(),
+                "critical_failures": len(self.failures), "warnings": len(self.warnings),
+                "results": as_dicts(self.results)}
+
+
+def _missing(table: str, batch: str, check: str, description: str) -> CheckResult:
+    """A critical failure found before GX runs (a table or a month that is not there)."""
+    return CheckResult(table, batch, check, "precondition", CRITICAL, False, description, error="not found")
+
+
+def _table_exists(conn: Any, table: str) -> bool:
+    row = conn.execute("select to_regclass(%s) is not null", (table,)).fetchone()
+    return bool(row and row[0])
+
+
+def _zone_ids(conn: Any) -> list[int]:
+    if _table_exists(conn, "raw.zones"):
+        ids = [r[0] for r in conn.execute("select distinct location_id from raw.zones where location_id is not null")]
+        if ids:
+            return sorted(int(i) for i in ids)
+    return list(KNOWN_ZONE_IDS)
+
+
+def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> tuple[list[Batch], list[CheckResult], list[str]]:
+    """The raw batches to validate, failures found up front, and the months covered."""
+    batches: list[Batch] = []
+    upfront: list[CheckResult] = []
+    covered: set[str] = set()
+    with wh.connect() as conn:
+        zone_ids = _zone_ids(conn)
+        present = [k for k in KINDS if _table_exists(conn, k.table)]
+        if not present:
+            upfront.append(_missing("raw", "-", "trip_tables_exist", "raw.yellow_trips or raw.fhvhv_trips exists"
+                                    " (run `fares ingest` first)"))
+        for kind in present:
+            counts = dict(conn.execute(f"select source_month, count(*) from {kind.table}"  # noqa: S608 - fixed name
+                                       " where source_month is not null group by source_month order by 1").fetchall())
+            for month in sorted(set(months or counts)):
+                if month not in counts:
+                    continue
+                earlier = [m for m in counts if m < month]
+                previous = (max(earlier), counts[max(earlier)]) if earlier else None
+                batches.append(raw_batch(kind, month, zone_ids, previous, settings.row_count_band))
+                covered.add(month)
+    for month in sorted(set(months or [])) if present else []:
+        if month not in covered:
+            upfront.append(_missing("raw", month, "month_loaded", f"trips of {month} are loaded"))
+    return batches, upfront, sorted(covered)
+
+
+def _training_plan(wh: Warehouse, months: list[str] | None) -> tuple[list[Batch], list[CheckResult], list[str]]:
+    """The training-mart batches, or a failure when the mart does not exist."""
+    with wh.connect() as conn:
+        if not _table_exists(conn, TRAINING_TABLE):
+            return [], [_missing(TRAINING_TABLE, "-", "table_exists", f"{TRAINING_TABLE} exists (run dbt first)")], []
+        covered = [r[0] for r in conn.execute(
+            f"select distinct source_month from {TRAINING_TABLE} order by 1")]  # noqa: S608 - fixed name
+    if months:
+        covered = [m for m in covered if m in set(months)]
+    return training_batches(months), [], covered
+
+
+def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[str] | None = None) -> ValidationReport:
+    """Validate `scope` ("raw" or "training"), store the run, and raise QualityGateError on a critical failure.
+
+    Args:
+        settings: row_count_band and data_dir (GX stores and Data Docs) come from here.
+        wh: the database to validate and to store results in (ops.validation_runs / ops.validation_results).
+        scope: "raw" checks each month of raw.yellow_trips and raw.fhvhv_trips; "training" checks the mart.
+        months: 'YYYY-MM' months to check; None means every month present.
+
+    Returns:
+        The report (also when only warnings failed).
+
+    Raises:
+        QualityGateError: a critical check failed; its message is the readable summary.
+    """
+    from quality.gx_run import run_batches
+
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    months = [check_month(m) for m in months] if months else None
+    started = datetime.now(UTC)
+    run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    batches, upfront, covered = _raw_plan(settings, wh, months) if scope == "raw" else _training_plan(wh, months)
+    log.info("validating %s: %d batches", scope, len(batches))
+    results = upfront + run_batches(settings, wh, batches)
+    report = ValidationReport(run_id, scope, covered, started, datetime.now(UTC), results)
+    summary = report.summary()
+    save_run(wh, run_id, scope, covered, report.started_at, report.finished_at, results, summary)
+    if not report.success:
+        log.error("%s", summary)
+        raise QualityGateError(summary, report)
+    log.info("%s", summary)
+    return report
+
+
+def build_data_docs(settings: Settings) -> Path:
+    """Build the GX Data Docs site under data_dir/gx from every run so far; returns its index.html."""
+    from quality.gx_run import build_data_docs as build
+
+    return build(settings)
