@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     schedule_timezone: str = "America/New_York"
     misfire_grace_seconds: int = Field(default=6 * 3600, ge=1)
     stage_retries: int = Field(default=2, ge=0)
+    stage_backoff_seconds: float = Field(default=10.0, ge=0, description="First retry delay; doubles each retry.")
 
     @property
     def models_dir(self) -> Path:
