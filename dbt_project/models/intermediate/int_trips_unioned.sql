@@ -1,0 +1,88 @@
+-- Both services in one comparable shape: when, where, how far, how long and what the rider pays before tip.
+with
+
+yellow_trips as (
+
+    select * from {{ ref('stg_tlc__yellow_trips') }}
+
+),
+
+fhvhv_trips as (
+
+    select * from {{ ref('stg_tlc__fhvhv_trips') }}
+
+),
+
+yellow_shaped as (
+
+    select
+        trip_id,
+        'taxi' as service,
+        source_month,
+        pickup_at,
+        dropoff_at,
+        pickup_zone_id,
+        dropoff_zone_id,
+        trip_miles,
+        -- total_amount already holds every fee the rider is charged (airport and CBD fees included), plus the tip
+        round((total_amount - coalesce(tip_amount, 0))::numeric, 2)::double precision as rider_fare,
+        tip_amount
+
+    from yellow_trips
+
+),
+
+fhvhv_shaped as (
+
+    select
+        trip_id,
+        lower(service) as service,
+        source_month,
+        pickup_at,
+        dropoff_at,
+        pickup_zone_id,
+        dropoff_zone_id,
+        trip_miles,
+        round((
+            base_passenger_fare_amount
+            + coalesce(tolls_amount, 0)
+            + coalesce(black_car_fund_amount, 0)
+            + coalesce(sales_tax_amount, 0)
+            + coalesce(congestion_surcharge_amount, 0)
+            + coalesce(airport_fee_amount, 0)
+            + coalesce(cbd_congestion_fee_amount, 0)
+        )::numeric, 2)::double precision as rider_fare,
+        tip_amount
+
+    from fhvhv_trips
+
+),
+
+unioned as (
+
+    select * from yellow_shaped
+    union all
+    select * from fhvhv_shaped
+
+),
+
+final as (
+
+    select
+        trip_id,
+        service,
+        source_month,
+        pickup_at,
+        dropoff_at,
+        pickup_zone_id,
+        dropoff_zone_id,
+        trip_miles,
+        extract(epoch from dropoff_at - pickup_at)::double precision / 60.0 as duration_minutes,
+        rider_fare,
+        tip_amount
+
+    from unioned
+
+)
+
+select * from final

@@ -1,0 +1,71 @@
+-- How many trips each cleaning rule removed (and flagged), per file month and service.
+-- A removed trip counts once, against the first rule it fails, so raw_trips = kept_trips + sum(trips_removed).
+{%- set rules = outlier_rules() %}
+with
+
+flagged as (
+
+    select * from {{ ref('int_trips_flagged') }}
+
+),
+
+counted as (
+
+    select
+        source_month,
+        service,
+        count(*) as raw_trips,
+        count(*) filter (where removal_rule is null) as kept_trips,
+        {%- for rule in rules %}
+        count(*) filter (where is_{{ rule.name }}) as flagged_{{ rule.name }},
+        count(*) filter (where removal_rule = '{{ rule.name }}') as removed_{{ rule.name }}{{ "," if not loop.last }}
+        {%- endfor %}
+
+    from flagged
+    group by source_month, service
+
+),
+
+unpivoted as (
+
+    select
+        counted.source_month,
+        counted.service,
+        rules.rule_order,
+        rules.rule_name,
+        rules.rule_description,
+        rules.trips_removed,
+        rules.trips_flagged,
+        counted.raw_trips,
+        counted.kept_trips
+
+    from counted
+    cross join lateral (
+        values
+        {%- for rule in rules %}
+            ({{ loop.index }}, '{{ rule.name }}', '{{ rule.description | replace("'", "''") }}',
+             counted.removed_{{ rule.name }}, counted.flagged_{{ rule.name }}){{ "," if not loop.last }}
+        {%- endfor %}
+    ) as rules (rule_order, rule_name, rule_description, trips_removed, trips_flagged)
+
+),
+
+final as (
+
+    select
+        source_month::text as source_month,
+        service::text as service,
+        rule_order::integer as rule_order,
+        rule_name::text as rule_name,
+        rule_description::text as rule_description,
+        trips_removed::bigint as trips_removed,
+        trips_flagged::bigint as trips_flagged,
+        raw_trips::bigint as raw_trips,
+        kept_trips::bigint as kept_trips,
+        round(100.0 * trips_removed / nullif(raw_trips, 0), 3)::double precision as pct_removed
+
+    from unpivoted
+
+)
+
+select * from final

@@ -1,0 +1,34 @@
+-- One row per TLC zone: names, borough, service zone, centroid and shape, and whether it is an airport.
+with
+
+zones as (
+
+    select * from {{ ref('stg_tlc__zones') }}
+
+),
+
+zone_shapes as (
+
+    select * from {{ ref('stg_tlc__zone_shapes') }}
+
+),
+
+final as (
+
+    select
+        zones.zone_id::integer as zone_id,
+        coalesce(nullif(zones.borough, 'N/A'), 'Unknown')::text as borough,
+        coalesce(nullif(zones.zone_name, 'N/A'), 'Unknown')::text as zone_name,
+        nullif(zones.service_zone, 'N/A')::text as service_zone,
+        zone_shapes.centroid_lat::double precision as centroid_lat,
+        zone_shapes.centroid_lon::double precision as centroid_lon,
+        zone_shapes.geometry_wkt::text as geometry_wkt,
+        coalesce(zones.service_zone in ('Airports', 'EWR'), false) as is_airport
+
+    from zones
+    left join zone_shapes
+        on zones.zone_id = zone_shapes.zone_id
+
+)
+
+select * from final

@@ -1,0 +1,53 @@
+-- What each service's cleaned data actually covers in each file month, and whether the month is in the aligned window.
+with
+
+trips as (
+
+    select * from {{ ref('int_trips_cleaned') }}
+
+),
+
+months_aligned as (
+
+    select * from {{ ref('int_months_aligned') }}
+
+),
+
+covered as (
+
+    select
+        source_month,
+        service,
+        count(*) as trips,
+        min(pickup_at) as first_pickup_at,
+        max(pickup_at) as last_pickup_at,
+        count(distinct pickup_at::date) as days_covered,
+        count(distinct date_trunc('hour', pickup_at)) as hours_covered
+
+    from trips
+    group by source_month, service
+
+),
+
+final as (
+
+    select
+        covered.source_month::text as source_month,
+        covered.service::text as service,
+        months_aligned.is_aligned::boolean as is_aligned,
+        covered.trips::bigint as trips,
+        covered.first_pickup_at::timestamp as first_pickup_at,
+        covered.last_pickup_at::timestamp as last_pickup_at,
+        covered.days_covered::integer as days_covered,
+        covered.hours_covered::integer as hours_covered,
+        extract(day from (months_aligned.month_start_on + interval '1 month' - interval '1 day'))::integer as days_in_month,
+        round(100.0 * covered.hours_covered / (24 * extract(day from (months_aligned.month_start_on + interval '1 month' - interval '1 day'))), 2)::double precision
+            as pct_hours_covered
+
+    from covered
+    inner join months_aligned
+        on covered.source_month = months_aligned.source_month
+
+)
+
+select * from final

@@ -1,0 +1,65 @@
+-- What a trip from one zone to another costs, by pickup hour and service: medians and percentiles of the rider fare.
+with
+
+trips as (
+
+    select * from {{ ref('fct_trips') }}
+
+),
+
+zones as (
+
+    select * from {{ ref('dim_zones') }}
+
+),
+
+summarised as (
+
+    select
+        service,
+        pickup_zone_id,
+        dropoff_zone_id,
+        pickup_hour,
+        count(*) as trips,
+        percentile_cont(0.1) within group (order by rider_fare) as p10_rider_fare,
+        percentile_cont(0.25) within group (order by rider_fare) as p25_rider_fare,
+        percentile_cont(0.5) within group (order by rider_fare) as median_rider_fare,
+        percentile_cont(0.75) within group (order by rider_fare) as p75_rider_fare,
+        percentile_cont(0.9) within group (order by rider_fare) as p90_rider_fare,
+        avg(rider_fare) as mean_rider_fare,
+        percentile_cont(0.5) within group (order by trip_miles) as median_trip_miles,
+        percentile_cont(0.5) within group (order by duration_minutes) as median_duration_minutes
+
+    from trips
+    group by service, pickup_zone_id, dropoff_zone_id, pickup_hour
+
+),
+
+final as (
+
+    select
+        summarised.service::text as service,
+        summarised.pickup_zone_id::integer as pickup_zone_id,
+        pickup_zones.zone_name::text as pickup_zone_name,
+        summarised.dropoff_zone_id::integer as dropoff_zone_id,
+        dropoff_zones.zone_name::text as dropoff_zone_name,
+        summarised.pickup_hour::integer as pickup_hour,
+        summarised.trips::bigint as trips,
+        round(summarised.p10_rider_fare::numeric, 2)::double precision as p10_rider_fare,
+        round(summarised.p25_rider_fare::numeric, 2)::double precision as p25_rider_fare,
+        round(summarised.median_rider_fare::numeric, 2)::double precision as median_rider_fare,
+        round(summarised.p75_rider_fare::numeric, 2)::double precision as p75_rider_fare,
+        round(summarised.p90_rider_fare::numeric, 2)::double precision as p90_rider_fare,
+        round(summarised.mean_rider_fare::numeric, 2)::double precision as mean_rider_fare,
+        summarised.median_trip_miles::double precision as median_trip_miles,
+        summarised.median_duration_minutes::double precision as median_duration_minutes
+
+    from summarised
+    inner join zones as pickup_zones
+        on summarised.pickup_zone_id = pickup_zones.zone_id
+    inner join zones as dropoff_zones
+        on summarised.dropoff_zone_id = dropoff_zones.zone_id
+
+)
+
+select * from final

@@ -1,0 +1,55 @@
+-- High-volume for-hire trips (Uber, Lyft, Via, Juno), renamed and cast; trip time converted to minutes.
+with
+
+source as (
+
+    select * from {{ source('tlc', 'fhvhv_trips') }}
+
+),
+
+renamed as (
+
+    select
+        'fhvhv-' || _dlt_id as trip_id,
+        hvfhs_license_num as license_num,
+        case hvfhs_license_num
+            when 'HV0002' then 'Juno'
+            when 'HV0003' then 'Uber'
+            when 'HV0004' then 'Via'
+            when 'HV0005' then 'Lyft'
+            else 'Unknown'
+        end as service,
+        dispatching_base_num,
+        originating_base_num,
+        request_datetime::timestamp as requested_at,
+        on_scene_datetime::timestamp as on_scene_at,
+        pickup_datetime::timestamp as pickup_at,
+        dropoff_datetime::timestamp as dropoff_at,
+        pu_location_id::integer as pickup_zone_id,
+        do_location_id::integer as dropoff_zone_id,
+        trip_miles::double precision as trip_miles,
+        trip_time / 60.0::double precision as trip_time_minutes,
+        base_passenger_fare::double precision as base_passenger_fare_amount,
+        tolls::double precision as tolls_amount,
+        bcf::double precision as black_car_fund_amount,
+        sales_tax::double precision as sales_tax_amount,
+        congestion_surcharge::double precision as congestion_surcharge_amount,
+        airport_fee::double precision as airport_fee_amount,
+        cbd_congestion_fee::double precision as cbd_congestion_fee_amount,
+        tips::double precision as tip_amount,
+        driver_pay::double precision as driver_pay_amount,
+        (shared_request_flag = 'Y') as is_shared_request,
+        (shared_match_flag = 'Y') as is_shared_match,
+        (access_a_ride_flag = 'Y') as is_access_a_ride,
+        (wav_request_flag = 'Y') as is_wav_request,
+        (wav_match_flag = 'Y') as is_wav_match,
+        source_file,
+        source_month,
+        _dlt_load_id as load_id,
+        to_timestamp(_dlt_load_id::double precision) as loaded_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,24 @@
+-- The TLC zone shapes (WGS84), renamed and cast.
+with
+
+source as (
+
+    select * from {{ source('tlc', 'zone_shapes') }}
+
+),
+
+renamed as (
+
+    select
+        location_id::integer as zone_id,
+        zone as zone_name,
+        borough,
+        centroid_lat::double precision as centroid_lat,
+        centroid_lon::double precision as centroid_lon,
+        geometry_wkt
+
+    from source
+
+)
+
+select * from renamed
