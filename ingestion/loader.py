@@ -74,7 +74,7 @@ def _batches(path: Path, kind: str, month: str, sample: float | None, counter: d
             n = batch.num_rows
             table = conform(batch, kind, name, month)
             ids = _row_ids(f"{kind[0]}{month}-", start, n)
-            table = table.append_column("_dlt_id", ids)
+            table = table.append_column(pa.field("_dlt_id", pa.string(), nullable=False), ids)
             if sample is not None and sample < 1:
                 table = table.filter(pa.array(sample_mask(start, n, sample)))
             start += n
