@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
+import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -87,16 +90,43 @@ def make_training_frame(zones: pd.DataFrame, rows_per_service: int = 1500, seed:
     return pd.concat(frames, ignore_index=True)
 
 
-def publish_model(models_dir: Path, training: pd.DataFrame, zones: pd.DataFrame) -> str:
-    """Fit a real FareModel on `training`, save it in the registry at `models_dir`, promote it; returns its version."""
+def save_model(models_dir: Path, training: pd.DataFrame, zones: pd.DataFrame) -> str:
+    """Fit a real FareModel on `training` and register it at `models_dir` (not promoted); returns its version."""
     from ml.registry import Registry
     from ml.train import fit_fare_model
 
     model = fit_fare_model(training, zones)
-    registry = Registry(models_dir)
-    registry.save(model)
-    registry.promote(model.version)
-    return str(model.version)
+    saved = Registry(models_dir).save(model)
+    return saved if isinstance(saved, str) else str(model.version)
+
+
+def publish_model(models_dir: Path, training: pd.DataFrame, zones: pd.DataFrame) -> str:
+    """`save_model`, then promote it to current; returns its version."""
+    from ml.registry import Registry
+
+    version = save_model(models_dir, training, zones)
+    Registry(models_dir).promote(version)
+    return version
+
+
+@lru_cache(maxsize=2)
+def real_zones(tlc_dir: Path) -> pd.DataFrame:
+    """`load_real_zones`, once per test process (callers must not mutate it)."""
+    return load_real_zones(tlc_dir)
+
+
+@lru_cache(maxsize=1)
+def _shared_registry(tlc_dir: Path) -> tuple[Path, str]:
+    zones = real_zones(tlc_dir)
+    models_dir = Path(tempfile.mkdtemp(prefix="fares-api-models-")) / "models"
+    return models_dir, publish_model(models_dir, make_training_frame(zones), zones)
+
+
+def registry_copy(tlc_dir: Path, dest: Path) -> tuple[Path, str]:
+    """A registry under `dest` holding one real promoted model (fitted once per process); returns (models_dir, version)."""
+    src, version = _shared_registry(tlc_dir)
+    shutil.copytree(src, dest)
+    return dest, version
 
 
 def assert_money(value: float) -> None:

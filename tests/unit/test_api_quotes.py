@@ -1,0 +1,169 @@
+"""POST /v1/quotes and /v1/quotes/batch against a real fitted model: the contract, the flags, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from api_kit import assert_money, registry_copy
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from settings import Settings
+
+UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:9/none"  # never contacted by these tests
+
+
+@pytest.fixture(scope="module")
+def api(tlc_samples, tmp_path_factory) -> Iterator[tuple[TestClient, str]]:
+    models_dir, version = registry_copy(tlc_samples, tmp_path_factory.mktemp("api") / "models")
+    settings = Settings(data_dir=models_dir.parent, database_url=UNREACHABLE_DB)
+    with TestClient(create_app(settings, poll_seconds=0)) as client:
+        yield client, version
+
+
+def quote(client: TestClient, pickup: dict, dropoff: dict, pickup_at: str | None = "2024-02-14T08:30:00"):
+    body = {"pickup": pickup, "dropoff": dropoff} | ({"pickup_at": pickup_at} if pickup_at else {})
+    return client.post("/v1/quotes", json=body)
+
+
+def test_a_quote_by_zone_ids_follows_the_contract(api) -> None:
+    client, version = api
+    r = quote(client, {"zone_id": 132}, {"zone_id": 230})
+    assert r.status_code == 200, r.text
+    q = r.json()
+    for service in ("taxi", "uber"):
+        assert_money(q[service]["fare"])
+        assert q[service]["low"] <= q[service]["fare"] <= q[service]["high"]
+    fares = {s: q[s]["fare"] for s in ("taxi", "uber")}
+    assert q["cheaper"] == min(fares, key=fares.get)
+    assert q["savings"] == pytest.approx(abs(fares["taxi"] - fares["uber"]), abs=0.005)
+    assert 0 <= q["p_uber_cheaper"] <= 1
+    assert q["model_version"] == version
+    assert q["trained_window"] == {"from": "2024-01-01", "to": "2024-03-30"}
+    assert q["pickup"]["zone_name"] == "JFK Airport" and q["dropoff"]["zone_name"] == "Times Sq/Theatre District"
+    assert q["pickup_at"] == "2024-02-14T08:30:00"
+    assert q["warnings"] == []
+
+
+def test_names_and_points_resolve_to_the_same_quote_as_ids(api) -> None:
+    client, _ = api
+    by_id = quote(client, {"zone_id": 132}, {"zone_id": 230}).json()
+    by_name = quote(client, {"zone": "jfk airport"}, {"zone": "Times Sq"}).json()
+    by_point = quote(client, {"lat": 40.6413, "lon": -73.7781}, {"lat": 40.7580, "lon": -73.9855}).json()
+    assert by_id == by_name == by_point
+
+
+def test_longer_trips_cost_more(api) -> None:
+    client, _ = api
+    near = quote(client, {"zone_id": 230}, {"zone_id": 161}).json()  # Times Sq -> Midtown Center
+    far = quote(client, {"zone_id": 230}, {"zone_id": 1}).json()  # Times Sq -> Newark Airport
+    assert far["taxi"]["fare"] > near["taxi"]["fare"] and far["uber"]["fare"] > near["uber"]["fare"]
+
+
+def test_aware_times_are_converted_to_new_york_and_omitted_means_now(api) -> None:
+    client, _ = api
+    assert quote(client, {"zone_id": 132}, {"zone_id": 230}, "2024-02-14T13:30:00Z").json()["pickup_at"] == \
+        "2024-02-14T08:30:00"
+    r = quote(client, {"zone_id": 132}, {"zone_id": 230}, None)
+    assert r.status_code == 200 and r.json()["pickup_at"][:2] == "20"
+
+
+def test_same_zone_and_far_off_times_are_answered_but_flagged(api) -> None:
+    client, _ = api
+    same = quote(client, {"zone_id": 161}, {"zone_id": 161})
+    assert same.status_code == 200 and any("same zone" in w for w in same.json()["warnings"])
+    later = quote(client, {"zone_id": 132}, {"zone_id": 230}, "2031-06-01T12:00:00").json()
+    assert any("days after the newest training data (2024-03-30)" in w for w in later["warnings"])
+    earlier = quote(client, {"zone_id": 132}, {"zone_id": 230}, "2015-06-01T12:00:00").json()
+    assert any("before the oldest training data (2024-01-01)" in w for w in earlier["warnings"])
+    unknown = quote(client, {"zone_id": 264}, {"zone_id": 230})
+    assert unknown.status_code == 200 and any("unknown or outside location" in w for w in unknown.json()["warnings"])
+
+
+@pytest.mark.parametrize("pickup, dropoff, pickup_at, message", [
+    ({"zone_id": 999}, {"zone_id": 1}, None, "pickup: unknown zone_id 999"),
+    ({"zone_id": 1}, {"zone": "Corona"}, None, "dropoff: zone name 'Corona' is ambiguous"),
+    ({"zone": "Atlantis"}, {"zone_id": 1}, None, "pickup: unknown zone 'Atlantis'"),
+    ({"lat": 0, "lon": 0}, {"zone_id": 1}, None, "outside every NYC taxi zone"),
+    ({"zone_id": 1}, {"zone_id": 1}, "9999-12-31T23:00:00-05:00", "out of range"),
+    ({"zone_id": 1}, {"zone_id": 1}, "1850-01-01T00:00:00", "must fall between 1900 and 2200"),
+])
+def test_places_and_times_that_cannot_be_used_are_a_clear_422(api, pickup, dropoff, pickup_at, message) -> None:
+    r = quote(api[0], pickup, dropoff, pickup_at)
+    assert r.status_code == 422 and message in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize("body", [
+    {"pickup": "JFK", "dropoff": {"zone_id": 1}},
+    {"pickup": {"zone_id": "one"}, "dropoff": {"zone_id": 1}},
+    {"pickup": {"zone_id": 1, "zone": "JFK"}, "dropoff": {"zone_id": 1}},
+    {"pickup": {"lat": 95, "lon": 0}, "dropoff": {"zone_id": 1}},
+    {"pickup": {"zone_id": 1}},
+    {"pickup": {"zone_id": 1}, "dropoff": {"zone_id": 1}, "pickup_at": "yesterday"},
+    [1, 2, 3],
+])
+def test_wrong_shapes_and_types_are_a_422_naming_the_field(api, body) -> None:
+    r = api[0].post("/v1/quotes", json=body)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body", r.text
+
+
+def test_broken_json_and_huge_bodies_are_refused(api) -> None:
+    client, _ = api
+    r = client.post("/v1/quotes", content=b'{"pickup": ', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+    huge = b'{"pickup": {"zone": "' + b"x" * (5 * 1024 * 1024) + b'"}}'
+    r = client.post("/v1/quotes", content=huge, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_a_batch_prices_good_trips_and_lists_bad_ones_by_index(api) -> None:
+    client, version = api
+    trips = [{"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}},
+             {"pickup": {"zone_id": 999}, "dropoff": {"zone_id": 230}},
+             {"pickup_at": "2024-03-01T18:00:00", "pickup": {"zone": "Times Sq"}, "dropoff": {"lat": 40.6413, "lon": -73.7781}},
+             {"pickup": {"lat": 0, "lon": 0}, "dropoff": {"zone": "Corona"}},
+             {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 161}, "dropoff": {"zone_id": 161}}]
+    r = client.post("/v1/quotes/batch", json={"trips": trips})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_version"] == version and body["count"] == 3
+    assert [q["index"] for q in body["quotes"]] == [0, 2, 4]
+    assert [(e["index"], e["detail"].split(":")[0]) for e in body["errors"]] == [(1, "pickup"), (3, "pickup")]
+    assert (body["quotes"][1]["pickup_zone_id"], body["quotes"][1]["dropoff_zone_id"]) == (230, 132)
+    assert any("same zone" in w for w in body["quotes"][2]["warnings"])
+    single = quote(client, {"zone_id": 132}, {"zone_id": 230}).json()
+    assert body["quotes"][0]["taxi"] == single["taxi"] and body["quotes"][0]["uber"] == single["uber"]
+
+
+def test_batch_limits(api) -> None:
+    client, _ = api
+    trip = {"pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}, "pickup_at": "2024-02-14T08:30:00"}
+    r = client.post("/v1/quotes/batch", json={"trips": [trip] * 10_001})
+    assert r.status_code == 422 and "at most 10000" in json.dumps(r.json())
+    assert client.post("/v1/quotes/batch", json={"trips": []}).status_code == 422
+    r = client.post("/v1/quotes/batch", json={"trips": [trip] * 10_000})
+    assert r.status_code == 200 and r.json()["count"] == 10_000
+
+
+def test_zone_search_and_model_endpoints(api) -> None:
+    client, version = api
+    zones = client.get("/v1/zones", params={"q": "airport"}).json()
+    assert [z["zone_id"] for z in zones] == [132, 138, 1]
+    assert len(client.get("/v1/zones", params={"limit": 300}).json()) == 265
+    assert client.get("/v1/zones", params={"limit": 0}).status_code == 422
+    model = client.get("/v1/model").json()
+    assert model["model_version"] == version and model["zones"] == 265
+    assert model["trained_window"] == {"from": "2024-01-01", "to": "2024-03-30"}
+
+
+def test_the_web_page_and_metrics_are_served(api) -> None:
+    client, _ = api
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="quote-form"' in page.text
+    assert client.get("/static/app.js").status_code == 200
+    quote(client, {"zone_id": 132}, {"zone_id": 230})
+    metrics = client.get("/metrics").text
+    assert 'fares_http_requests_total{method="POST",route="/v1/quotes",status="200"}' in metrics
+    assert "fares_model_loaded 1.0" in metrics and "fares_quotes_total" in metrics
