@@ -128,6 +128,19 @@ def _failed_batch(batch: Batch, message: str) -> list[CheckResult]:
                         c.severity, False, c.description, error=message, kwargs=c.kwargs) for c in batch.checks]
 
 
+def _lost_connection(exc: BaseException) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, OperationalError):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def run_batch(context: AbstractDataContext, datasource: Any, batch: Batch) -> list[CheckResult]:
     """Validate one batch (a query asset) against its checks; a batch that cannot be read fails every check."""
     import great_expectations as gx
@@ -142,6 +155,8 @@ def run_batch(context: AbstractDataContext, datasource: Any, batch: Batch) -> li
             gx.ValidationDefinition(name=name, data=definition, suite=suite))
         outcome = validation.run(result_format=RESULT_FORMAT)
     except Exception as exc:  # GX wraps SQL errors in many types; the message is what the user needs
+        if _lost_connection(exc):
+            raise  # the database went away: let the scheduler retry rather than blame the data
         log.warning("batch %s could not be validated: %s", name, exc)
         return _failed_batch(batch, str(exc).splitlines()[0][:300])
     by_name = {r.expectation_config.meta.get("check"): r for r in outcome.results}
@@ -152,6 +167,8 @@ def run_batch(context: AbstractDataContext, datasource: Any, batch: Batch) -> li
             results.extend(_failed_batch(Batch(batch.table, batch.label, "", [check]), "no result from GX"))
         else:
             results.append(_to_result(batch, check, gx_result))
+    for r in results:
+        r.fingerprint = batch.fingerprint
     return results
 
 

@@ -45,8 +45,10 @@ create table if not exists ops.validation_results (
     description text not null,
     error text,
     kwargs jsonb not null default '{}',
+    fingerprint text,
     primary key (run_id, table_name, batch, check_name)
 );
+alter table ops.validation_results add column if not exists fingerprint text;
 """
 _MAX_EXAMPLES = 5
 
@@ -69,6 +71,7 @@ class CheckResult:
     examples: list[str] = field(default_factory=list)
     error: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
 
     @property
     def is_critical_failure(self) -> bool:
@@ -99,7 +102,7 @@ class CheckResult:
         return f"{where}: {what}: {detail}"
 
 
-def format_summary(scope: str, run_id: str, results: list[CheckResult]) -> str:
+def format_summary(scope: str, run_id: str, results: list[CheckResult], unchanged: int = 0) -> str:
     """The readable summary of one run: the critical failures first, then the warnings."""
     failures = [r for r in results if r.is_critical_failure]
     warnings = [r for r in results if r.is_warning]
@@ -107,6 +110,8 @@ def format_summary(scope: str, run_id: str, results: list[CheckResult]) -> str:
     verdict = "FAILED" if failures else "passed"
     head = (f"quality gate ({scope}) {verdict}: {len(results)} checks on {len(tables)} batches, "
             f"{len(failures)} critical failures, {len(warnings)} warnings (run {run_id})")
+    if unchanged:
+        head += f"; {unchanged} batches unchanged since they passed, not re-checked"
     lines = [head]
     if failures:
         lines.append("critical:")
@@ -139,12 +144,25 @@ def save_run(wh: Warehouse, run_id: str, scope: str, months: list[str] | None, s
             cur.executemany(
                 "insert into ops.validation_results (run_id, table_name, batch, check_name, expectation_type,"
                 " severity, success, element_count, unexpected_count, unexpected_percent, observed_value, examples,"
-                " description, error, kwargs) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " description, error, kwargs, fingerprint)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [(run_id, r.table, r.batch, r.check, r.expectation_type, r.severity, r.success, r.element_count,
                   r.unexpected_count, r.unexpected_percent, r.observed_value, json.dumps(r.examples), r.description,
-                  r.error, json.dumps(r.kwargs, default=str)) for r in results],
+                  r.error, json.dumps(r.kwargs, default=str), r.fingerprint) for r in results],
             )
     log.info("stored validation run %s (%d results)", run_id, len(results))
+
+
+def passed_fingerprints(wh: Warehouse, scope: str) -> set[tuple[str, str, str]]:
+    """(table, batch, fingerprint) of every batch that once passed all its critical checks in `scope`."""
+    ensure_tables(wh)
+    with wh.connect() as conn:
+        rows = conn.execute(
+            "select r.table_name, r.batch, r.fingerprint from ops.validation_results r"
+            " join ops.validation_runs v using (run_id) where v.scope = %s and r.fingerprint is not null"
+            " group by r.run_id, r.table_name, r.batch, r.fingerprint"
+            " having bool_and(r.success or r.severity <> 'critical')", (scope,)).fetchall()
+    return {(t, b, f) for t, b, f in rows}
 
 
 def list_runs(wh: Warehouse, limit: int = 20) -> list[dict[str, Any]]:

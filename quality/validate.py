@@ -1,7 +1,8 @@
 """The validate stage: run the raw or training suites, store the results, raise QualityGateError on a critical failure.
 
-`months=None` validates every month present in raw (not only the newest): dbt builds the marts from all of raw,
-so any bad month that is still there would reach training.
+`months=None` covers every month present in raw (not only the newest): dbt builds the marts from all of raw, so any
+bad month still there would reach training. To keep nightly runs cheap, a month whose rows, load id and suite are
+unchanged since it last passed is not validated again; months named explicitly are always validated.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quality import QualityGateError
-from quality.results import CheckResult, as_dicts, format_summary, save_run
+from quality.results import CheckResult, as_dicts, format_summary, passed_fingerprints, save_run
 from quality.suites import CRITICAL, KINDS, KNOWN_ZONE_IDS, TRAINING_TABLE, Batch, check_month, raw_batch, training_batches
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class ValidationReport:
     started_at: datetime
     finished_at: datetime
     results: list[CheckResult] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # batches not re-checked: unchanged since they passed
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -54,13 +56,13 @@ class ValidationReport:
 
     def summary(self) -> str:
         """The readable summary: counts, then every critical failure and warning with examples."""
-        return format_summary(self.scope, self.run_id, self.results)
+        return format_summary(self.scope, self.run_id, self.results, len(self.unchanged))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form of the report."""
         return {"run_id": self.run_id, "scope": self.scope, "months": self.months, "success": self.success,
                 "started_at": self.started_at.isoformat(), "finished_at": self.finished_at.isoformat(),
-                "critical_failures": len(self.failures), "warnings": len(self.warnings),
+                "critical_failures": len(self.failures), "warnings": len(self.warnings), "unchanged": self.unchanged,
                 "results": as_dicts(self.results)}
 
 
@@ -82,43 +84,74 @@ def _zone_ids(conn: Any) -> list[int]:
     return list(KNOWN_ZONE_IDS)
 
 
-def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> tuple[list[Batch], list[CheckResult], list[str]]:
-    """The raw batches to validate, failures found up front, and the months covered."""
-    batches: list[Batch] = []
-    upfront: list[CheckResult] = []
+def _month_stats(conn: Any, table: str) -> dict[str, tuple[int, str]]:
+    """Rows and newest load id per source_month: one pass over the table."""
+    has_load_id = conn.execute(
+        "select 1 from information_schema.columns where table_schema || '.' || table_name = %s"
+        " and column_name = '_dlt_load_id'", (table,)).fetchone()
+    load_id = "max(_dlt_load_id)" if has_load_id else "''"
+    rows = conn.execute(f"select source_month, count(*), {load_id} from {table}"  # noqa: S608 - fixed names
+                        " where source_month is not null group by source_month order by 1").fetchall()
+    return {m: (int(n), str(lid or "")) for m, n, lid in rows}
+
+
+@dataclass
+class _Plan:
+    """What a run will validate: GX batches, failures found before GX, months covered, batches left unchanged."""
+
+    batches: list[Batch] = field(default_factory=list)
+    upfront: list[CheckResult] = field(default_factory=list)
+    covered: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _Plan:
+    """The raw batches to validate, failures found up front, and the months covered.
+
+    With `months` None, a month whose data and suite did not change since it last passed is not validated again.
+    """
+    plan = _Plan()
     covered: set[str] = set()
+    passed = passed_fingerprints(wh, "raw") if months is None else set()
     with wh.connect() as conn:
         zone_ids = _zone_ids(conn)
         present = [k for k in KINDS if _table_exists(conn, k.table)]
-        if not present:
-            upfront.append(_missing("raw", "-", "trip_tables_exist", "raw.yellow_trips or raw.fhvhv_trips exists"
-                                    " (run `fares ingest` first)"))
-        for kind in present:
-            counts = dict(conn.execute(f"select source_month, count(*) from {kind.table}"  # noqa: S608 - fixed name
-                                       " where source_month is not null group by source_month order by 1").fetchall())
-            for month in sorted(set(months or counts)):
-                if month not in counts:
-                    continue
-                earlier = [m for m in counts if m < month]
-                previous = (max(earlier), counts[max(earlier)]) if earlier else None
-                batches.append(raw_batch(kind, month, zone_ids, previous, settings.row_count_band))
-                covered.add(month)
+        stats = {k.table: _month_stats(conn, k.table) for k in present}
+    if not present:
+        plan.upfront.append(_missing("raw", "-", "trip_tables_exist", "raw.yellow_trips or raw.fhvhv_trips exists"
+                                " (run `fares ingest` first)"))
+    for kind in present:
+        counts = stats[kind.table]
+        for month in sorted(set(months or counts)):
+            if month not in counts:
+                continue
+            earlier = [m for m in counts if m < month]
+            previous = (max(earlier), counts[max(earlier)][0]) if earlier else None
+            version = f"rows={counts[month][0]}|load={counts[month][1]}"
+            batch = raw_batch(kind, month, zone_ids, previous, settings.row_count_band, version)
+            covered.add(month)
+            if (batch.table, batch.label, batch.fingerprint) in passed:
+                plan.unchanged.append(f"{batch.table} {month}")
+                continue
+            plan.batches.append(batch)
     for month in sorted(set(months or [])) if present else []:
         if month not in covered:
-            upfront.append(_missing("raw", month, "month_loaded", f"trips of {month} are loaded"))
-    return batches, upfront, sorted(covered)
+            plan.upfront.append(_missing("raw", month, "month_loaded", f"trips of {month} are loaded"))
+    plan.covered = sorted(covered)
+    return plan
 
 
-def _training_plan(wh: Warehouse, months: list[str] | None) -> tuple[list[Batch], list[CheckResult], list[str]]:
+def _training_plan(wh: Warehouse, months: list[str] | None) -> _Plan:
     """The training-mart batches, or a failure when the mart does not exist."""
     with wh.connect() as conn:
         if not _table_exists(conn, TRAINING_TABLE):
-            return [], [_missing(TRAINING_TABLE, "-", "table_exists", f"{TRAINING_TABLE} exists (run dbt first)")], []
+            return _Plan(upfront=[_missing(TRAINING_TABLE, "-", "table_exists",
+                                           f"{TRAINING_TABLE} exists (run dbt first)")])
         covered = [r[0] for r in conn.execute(
             f"select distinct source_month from {TRAINING_TABLE} order by 1")]  # noqa: S608 - fixed name
     if months:
         covered = [m for m in covered if m in set(months)]
-    return training_batches(months), [], covered
+    return _Plan(batches=training_batches(months), covered=covered)
 
 
 def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[str] | None = None) -> ValidationReport:
@@ -143,12 +176,13 @@ def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[s
     months = [check_month(m) for m in months] if months else None
     started = datetime.now(UTC)
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    batches, upfront, covered = _raw_plan(settings, wh, months) if scope == "raw" else _training_plan(wh, months)
-    log.info("validating %s: %d batches", scope, len(batches))
-    results = upfront + run_batches(settings, wh, batches)
-    report = ValidationReport(run_id, scope, covered, started, datetime.now(UTC), results)
+    plan = _raw_plan(settings, wh, months) if scope == "raw" else _training_plan(wh, months)
+    log.info("validating %s: %d batches (%d unchanged since they passed)", scope, len(plan.batches),
+             len(plan.unchanged))
+    results = plan.upfront + run_batches(settings, wh, plan.batches)
+    report = ValidationReport(run_id, scope, plan.covered, started, datetime.now(UTC), results, plan.unchanged)
     summary = report.summary()
-    save_run(wh, run_id, scope, covered, report.started_at, report.finished_at, results, summary)
+    save_run(wh, run_id, scope, plan.covered, report.started_at, report.finished_at, results, summary)
     if not report.success:
         log.error("%s", summary)
         raise QualityGateError(summary, report)
