@@ -1,0 +1,218 @@
+"""The quality gate on a real PostgreSQL: clean months pass, injected faults fail by name, training is not reached."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from settings import Settings
+from warehouse import Warehouse, drop_database
+
+pytestmark = pytest.mark.integration
+
+FAULTY_MONTH = "2020-05"
+RAW_FAULTS = ("fare_amount_in_range", "pu_location_id_not_null", "pickup_in_file_month", "row_count_vs_previous_month")
+
+
+@dataclass
+class QualityDb:
+    """A database with raw TLC months (2020-05 yellow carries injected faults) and a small training mart."""
+
+    settings: Settings
+    wh: Warehouse
+
+
+def _faulty_yellow_month(src: Path, dest: Path) -> None:
+    """2020-04 moved to May with half the rows; 10% negative fares, 5% null pickup zones, 10% pickups in 2019."""
+    t = pq.read_table(src).slice(0, 5_000)
+    i = np.arange(t.num_rows)
+    month_on = pa.scalar(timedelta(days=30), pa.duration("us"))
+    year_back = pa.scalar(timedelta(days=365), pa.duration("us"))
+    for col in ("tpep_pickup_datetime", "tpep_dropoff_datetime"):
+        moved = pc.add(t[col], month_on)
+        moved = pc.if_else(pa.array(i % 10 == 2), pc.subtract(moved, year_back), moved)
+        t = t.set_column(t.schema.get_field_index(col), col, moved)
+    fare = pc.if_else(pa.array(i % 10 == 0), pc.subtract(pc.negate(pc.abs(t["fare_amount"])), 1.0), t["fare_amount"])
+    t = t.set_column(t.schema.get_field_index("fare_amount"), "fare_amount", fare)
+    zone = pc.if_else(pa.array(i % 20 == 1), pa.scalar(None, pa.int64()), t["PULocationID"])
+    t = t.set_column(t.schema.get_field_index("PULocationID"), "PULocationID", zone)
+    pq.write_table(t, dest)
+
+
+def _mirror(tlc: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for name in ("taxi_zone_lookup.csv", "yellow_tripdata_2020-03.parquet", "yellow_tripdata_2020-04.parquet",
+                 "fhvhv_tripdata_2020-04.parquet"):
+        (dest / name).symlink_to(tlc / name)
+    _faulty_yellow_month(tlc / "yellow_tripdata_2020-04.parquet", dest / f"yellow_tripdata_{FAULTY_MONTH}.parquet")
+    return dest
+
+
+MART_COLUMNS = (
+    "trip_id text primary key, service text, pickup_at timestamp, source_month text, pickup_zone_id int,"
+    " dropoff_zone_id int, pickup_borough text, dropoff_borough text, pickup_hour int, pickup_dow int,"
+    " is_weekend boolean, pickup_month int, is_airport_pickup boolean, is_airport_dropoff boolean,"
+    " is_same_zone boolean, centroid_distance_miles double precision, trip_miles double precision,"
+    " duration_minutes double precision, rider_fare double precision"
+)
+
+
+def _mart_rows(month: str, service: str, n: int, fare_scale: float, rng: random.Random) -> list[tuple]:
+    rows = []
+    for k in range(n):
+        at = datetime.fromisoformat(f"{month}-01") + timedelta(minutes=rng.randrange(27 * 24 * 60))
+        miles = rng.uniform(0.5, 12)
+        pu, do = rng.randint(1, 263), rng.randint(1, 263)
+        fare = (6 + 2.6 * miles * (1.1 if service == "uber" else 1.0)) * fare_scale
+        rows.append((f"{service}-{month}-{k}", service, at, month, pu, do, "Manhattan", "Queens", at.hour, at.weekday(),
+                     at.weekday() >= 5, at.month, False, False, pu == do, miles * 0.8, miles, 4 + miles * 3, fare))
+    return rows
+
+
+def _create_mart(wh: Warehouse) -> None:
+    """2020-04: both services, plausible fares. 2020-03: taxi only, fares in cents (the faults)."""
+    rng = random.Random(5)
+    rows = (_mart_rows("2020-04", "taxi", 300, 1.0, rng) + _mart_rows("2020-04", "uber", 300, 1.0, rng)
+            + _mart_rows("2020-03", "taxi", 300, 100.0, rng))
+    with wh.connect() as conn:
+        conn.execute("create schema if not exists marts")
+        conn.execute(f"create table marts.ml_fare_training ({MART_COLUMNS})")
+        with conn.cursor().copy("copy marts.ml_fare_training from stdin") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+@pytest.fixture(scope="module")
+def quality_db(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QualityDb]:
+    """Raw loaded through the real loader from a mirror with one faulty month, plus a hand-made training mart."""
+    from conftest import make_database, settings_for
+    from ingestion.pipeline import ingest
+
+    root = tmp_path_factory.mktemp("quality")
+    mirror = _mirror(tlc_samples, root / "tlc")
+    wh = make_database(pg_server, "quality")
+    settings = settings_for(wh, root / "data")
+    for kinds, months in ((("yellow",), ["2020-03", "2020-04", FAULTY_MONTH]), (("fhvhv",), ["2020-04"])):
+        report = ingest(settings, wh, source=str(mirror), months=months, kinds=kinds, progress=False)
+        assert not report.failed, [(r.file, r.error) for r in report.failed]
+    _create_mart(wh)
+    yield QualityDb(settings, wh)
+    drop_database(pg_server, wh.dbname)
+
+
+def _stored_run(wh: Warehouse, run_id: str) -> tuple:
+    with wh.connect() as conn:
+        return conn.execute(
+            "select v.success, v.critical_failures, v.checks, count(r.*) from ops.validation_runs v"
+            " left join ops.validation_results r using (run_id) where v.run_id = %s group by 1, 2, 3",
+            (run_id,)).fetchone()
+
+
+def _failing_rows(line: str) -> int:
+    found = re.search(r": ([\d,]+) of 5,000 rows fail", line)
+    assert found, line
+    return int(found.group(1).replace(",", ""))
+
+
+def _critical_lines(message: str) -> list[str]:
+    lines = message.splitlines()
+    start = lines.index("critical:") + 1
+    end = lines.index("warnings:") if "warnings:" in lines else len(lines)
+    return lines[start:end]
+
+
+def test_clean_months_pass_and_the_run_is_stored(quality_db: QualityDb) -> None:
+    from quality.validate import run_validation
+
+    report = run_validation(quality_db.settings, quality_db.wh, "raw", months=["2020-03", "2020-04"])
+
+    assert report.success, report.summary()
+    assert {(r.table, r.batch) for r in report.results} == {
+        ("raw.yellow_trips", "2020-03"), ("raw.yellow_trips", "2020-04"), ("raw.fhvhv_trips", "2020-04")}
+    # the real files carry a few refunds: recorded as a warning, the gate still passes
+    assert any(w.check == "fare_amount_not_negative" and w.batch == "2020-04" for w in report.warnings)
+    assert _stored_run(quality_db.wh, report.run_id) == (True, 0, len(report.results), len(report.results))
+
+
+def test_faulty_month_fails_and_names_every_fault(quality_db: QualityDb) -> None:
+    from quality import QualityGateError
+    from quality.validate import run_validation
+
+    with pytest.raises(QualityGateError) as caught:
+        run_validation(quality_db.settings, quality_db.wh, "raw", months=[FAULTY_MONTH])
+
+    message = str(caught.value)
+    critical = _critical_lines(message)
+    assert len(critical) == len(RAW_FAULTS), message
+    by_check = {fault: next(line for line in critical if f": {fault} [" in line) for fault in RAW_FAULTS}
+    assert all(f"raw.yellow_trips {FAULTY_MONTH}:" in line for line in critical)
+    # 500 injected negative fares, plus the few refunds the real file already holds
+    assert _failing_rows(by_check["fare_amount_in_range"]) >= 500 and "e.g. -" in by_check["fare_amount_in_range"]
+    assert _failing_rows(by_check["pu_location_id_not_null"]) == 250
+    assert _failing_rows(by_check["pickup_in_file_month"]) == 500 and "e.g. 2019-05" in by_check["pickup_in_file_month"]
+    assert "2020-04 (10,000 rows)" in by_check["row_count_vs_previous_month"]
+    assert "observed 5000" in by_check["row_count_vs_previous_month"]
+    report = caught.value.report
+    assert report is not None and not report.success
+    assert _stored_run(quality_db.wh, report.run_id)[:2] == (False, len(RAW_FAULTS))
+
+
+def test_a_failed_gate_stops_the_chain_before_training(quality_db: QualityDb) -> None:
+    import scheduler
+
+    stages = {name: scheduler.DEFAULT_STAGES[name] for name in ("validate", "train", "publish")}
+    row = scheduler.run_once(quality_db.settings, stages=stages)
+
+    assert row["status"] == "failed"
+    ran = {s["stage"]: s["status"] for s in row["stages"]}
+    assert ran.get("validate") == "failed"
+    assert "train" not in ran and "publish" not in ran, ran
+    assert "row_count_vs_previous_month" in row["error"] and FAULTY_MONTH in row["error"]
+    assert not (quality_db.settings.models_dir / "CURRENT").exists()
+
+
+def test_training_mart_month_with_both_services_passes(quality_db: QualityDb) -> None:
+    from quality.validate import run_validation
+
+    report = run_validation(quality_db.settings, quality_db.wh, "training", months=["2020-04"])
+
+    assert report.success, report.summary()
+    assert {r.batch for r in report.results} == {"all", "taxi", "uber", "aligned window"}
+    assert report.months == ["2020-04"]
+
+
+def test_training_faults_are_named(quality_db: QualityDb) -> None:
+    from quality import QualityGateError
+    from quality.validate import run_validation
+
+    with pytest.raises(QualityGateError) as caught:
+        run_validation(quality_db.settings, quality_db.wh, "training", months=["2020-03"])
+
+    critical = _critical_lines(str(caught.value))
+    failed = {(line.split(":")[0], line.split(": ")[1].split(" [")[0]) for line in critical}
+    assert ("  - marts.ml_fare_training uber", "service_present") in failed
+    assert ("  - marts.ml_fare_training taxi", "rider_fare_q50") in failed  # fares in cents
+    window = next(line for line in critical if "both_services_each_month" in line)
+    assert "e.g. 2020-03 taxi" in window
+
+
+def test_data_docs_site_shows_the_validated_suites(quality_db: QualityDb) -> None:
+    from quality.validate import build_data_docs, run_validation
+
+    run_validation(quality_db.settings, quality_db.wh, "training", months=["2020-04"])
+    index = build_data_docs(quality_db.settings)
+
+    assert index == quality_db.settings.data_dir / "gx" / "data_docs" / "index.html"
+    html = index.read_text()
+    assert "marts.ml_fare_training.uber" in html
+    assert (index.parent / "validations").is_dir()
