@@ -134,8 +134,8 @@ class ModelStore:
         return True
 
     def start(self) -> None:
-        """Load now, then watch CURRENT from a daemon thread."""
-        self.refresh(force=True)
+        """Load now (unless already serving the current version), then watch CURRENT from a daemon thread."""
+        self.refresh(force=self._bundle is None)
         if self._thread is None and self.poll_seconds > 0:
             self._stop.clear()
             self._thread = threading.Thread(target=self._watch, name="fares-model-watch", daemon=True)

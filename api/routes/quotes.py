@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["quotes"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body could not be read (not UTF-8 JSON)"},
     413: {"model": Problem, "description": "Request body too large"},
     422: {"model": Problem, "description": "A place, time or field that cannot be used, and why"},
     503: {"model": Problem, "description": "No model is loaded yet"},
