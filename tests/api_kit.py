@@ -5,7 +5,12 @@ from __future__ import annotations
 import csv
 import math
 import shutil
+import socket
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -95,7 +100,7 @@ def save_model(models_dir: Path, training: pd.DataFrame, zones: pd.DataFrame) ->
     from ml.registry import Registry
     from ml.train import fit_fare_model
 
-    model = fit_fare_model(training, zones)
+    model = fit_fare_model(training, zones, params={"max_iter": 80})  # a real model, fewer trees: fast tests
     saved = Registry(models_dir).save(model)
     return saved if isinstance(saved, str) else str(model.version)
 
@@ -127,6 +132,37 @@ def registry_copy(tlc_dir: Path, dest: Path) -> tuple[Path, str]:
     src, version = _shared_registry(tlc_dir)
     shutil.copytree(src, dest)
     return dest, version
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(settings, port: int) -> Iterator[threading.Thread]:
+    """`api.server.build_server` on 127.0.0.1:`port` in a thread, ready (it answered /v1/model) when this yields."""
+    import httpx
+
+    from api.server import build_server
+
+    server = build_server(settings, "127.0.0.1", port, access_log=False)
+    thread = threading.Thread(target=server.run, name="fares-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/model", timeout=2).status_code in (200, 503):
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    try:
+        yield thread
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def assert_money(value: float) -> None:

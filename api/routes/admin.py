@@ -53,14 +53,16 @@ async def post_reload(request: Request) -> dict[str, Any]:
              summary="Make a registered version current and serve it")
 async def post_promote(request: Request, version: str = Path(max_length=128)) -> dict[str, Any]:
     """Point the registry's CURRENT at `version`, then reload."""
+    from ml import RegistryError
     from ml.registry import Registry
 
     store = request.app.state.store
-    if not _VERSION.match(version) or not (store.models_dir / version).is_dir():
+    registry = Registry(store.models_dir)
+    if not _VERSION.match(version) or not registry.exists(version):
         raise HTTPException(404, f"model version {version!r} is not in the registry at {store.models_dir}")
     try:
-        await run_in_threadpool(Registry(store.models_dir).promote, version)
-    except (KeyError, FileNotFoundError, ValueError) as exc:
+        await run_in_threadpool(registry.promote, version)
+    except RegistryError as exc:
         raise HTTPException(404, f"model version {version!r} cannot be promoted: {exc}") from exc
     changed = await run_in_threadpool(store.refresh, True)
     if store.last_error and not changed:
