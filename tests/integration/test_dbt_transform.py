@@ -1,0 +1,192 @@
+"""dbt build on real PostgreSQL: the TLC samples and the synthetic mirror, checked the way an analyst reads the marts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scheduler import run_dbt
+from tests.conftest import make_database, settings_for
+from warehouse import Warehouse, drop_database
+
+pytestmark = pytest.mark.integration
+
+# The ARCHITECTURE.md contract of the training mart: column -> PostgreSQL type.
+TRAINING_CONTRACT = {
+    "trip_id": "text", "service": "text", "pickup_at": "timestamp without time zone", "source_month": "text",
+    "pickup_zone_id": "integer", "dropoff_zone_id": "integer", "pickup_borough": "text", "dropoff_borough": "text",
+    "pickup_hour": "integer", "pickup_dow": "integer", "is_weekend": "boolean", "pickup_month": "integer",
+    "is_airport_pickup": "boolean", "is_airport_dropoff": "boolean", "is_same_zone": "boolean",
+    "centroid_distance_miles": "double precision", "trip_miles": "double precision",
+    "duration_minutes": "double precision", "rider_fare": "double precision",
+}
+ZONES_CONTRACT = {
+    "zone_id": "integer", "borough": "text", "zone_name": "text", "service_zone": "text",
+    "centroid_lat": "double precision", "centroid_lon": "double precision", "geometry_wkt": "text", "is_airport": "boolean",
+}
+
+
+@dataclass
+class Built:
+    """A database after ingest + dbt build, and where dbt wrote its artifacts."""
+
+    wh: Warehouse
+    target: Path
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and return every row."""
+        with self.wh.connect() as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+def _ingest_and_build(server: Warehouse, label: str, source: Path, months: list[str], tmp: Path) -> Built:
+    from ingestion.pipeline import ingest
+
+    wh = make_database(server, label)
+    report = ingest(settings_for(wh, tmp / "data"), wh, source=str(source), months=months, progress=False)
+    assert not report.failed, report.failed
+    # A private target path: the developer's own dbt_project/target (docs site) is left alone.
+    run_dbt(wh, ["build", "--target-path", str(tmp / "target")])
+    return Built(wh, tmp / "target")
+
+
+@pytest.fixture(scope="session")
+def tlc_built(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """The real TLC samples (yellow 2020-01..04, FHVHV 2020-04) ingested and built, once per server."""
+    built = _ingest_and_build(pg_server, "dbt_tlc", tlc_samples, ["2020-01..2020-04"], tmp_path_factory.mktemp("tlc"))
+    yield built
+    drop_database(pg_server, built.wh.dbname)
+
+
+@pytest.fixture(scope="session")
+def synthetic_built(pg_server: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """A small synthetic mirror (two months, 4,000 trips per kind and month) ingested and built, once per server."""
+    from ingestion.synthetic import write_mirror
+
+    tmp = tmp_path_factory.mktemp("synthetic")
+    write_mirror(tmp / "mirror", ["2024-01..2024-02"], rows_per_month=4_000)
+    built = _ingest_and_build(pg_server, "dbt_syn", tmp / "mirror", ["2024-01..2024-02"], tmp)
+    yield built
+    drop_database(pg_server, built.wh.dbname)
+
+
+def _columns(built: Built, schema: str, table: str) -> dict[str, str]:
+    rows = built.rows("select column_name, data_type from information_schema.columns "
+                      "where table_schema = %s and table_name = %s", (schema, table))
+    return dict(rows)
+
+
+def _counts_vs_raw(built: Built) -> list[tuple[Any, ...]]:
+    """Per month and service: raw rows, kept rows (cleaned table), and the sum of the rule counts."""
+    return built.rows("""
+        with raw_rows as (
+            select source_month, 'taxi' as service, count(*) as n from raw.yellow_trips group by 1
+            union all
+            select source_month, case hvfhs_license_num when 'HV0003' then 'uber' when 'HV0005' then 'lyft'
+                when 'HV0004' then 'via' when 'HV0002' then 'juno' else 'unknown' end, count(*)
+            from raw.fhvhv_trips group by 1, 2),
+        cleaned as (select source_month, service, count(*) as n from intermediate.int_trips_cleaned group by 1, 2),
+        removed as (select source_month, service, sum(trips_removed)::bigint as n
+                    from marts.cleaning_rule_counts group by 1, 2)
+        select raw_rows.source_month, raw_rows.service, raw_rows.n, coalesce(cleaned.n, 0), removed.n
+        from raw_rows
+        left join cleaned using (source_month, service)
+        left join removed using (source_month, service)
+        order by 1, 2""")
+
+
+def test_only_april_2020_is_aligned_and_reaches_the_marts(tlc_built: Built) -> None:
+    """Yellow covers January to April, FHVHV only April: April alone is comparable and trained on."""
+    months = tlc_built.rows("select source_month, is_aligned from intermediate.int_months_aligned order by 1")
+    assert months == [("2020-01", False), ("2020-02", False), ("2020-03", False), ("2020-04", True)]
+    assert tlc_built.rows("select distinct source_month from marts.fct_trips") == [("2020-04",)]
+    training = dict(tlc_built.rows("select service, count(*) from marts.ml_fare_training group by 1"))
+    assert set(training) == {"taxi", "uber"}
+    assert training["taxi"] > 9_000 and training["uber"] > 6_500  # ~10k yellow and 7,002 Uber rows before cleaning
+    assert tlc_built.rows("select distinct source_month from marts.ml_fare_training") == [("2020-04",)]
+
+
+def test_uber_coverage_in_april_is_a_single_evening(tlc_built: Built) -> None:
+    """The coverage model shows Uber's April as one evening, 19:00-22:00 on the 30th, against a whole taxi month."""
+    coverage = {row[0]: row[1:] for row in tlc_built.rows(
+        "select service, is_aligned, days_covered, hours_covered, first_pickup_at::text, last_pickup_at::text "
+        "from marts.service_month_coverage where source_month = '2020-04'")}
+    aligned, days, hours, first, last = coverage["uber"]
+    assert (aligned, days, hours) == (True, 1, 3)
+    assert first.startswith("2020-04-30 19:") and last.startswith("2020-04-30 21:")
+    assert coverage["taxi"][1] == 30  # yellow has pickups on every day of April
+
+
+def test_rule_counts_add_up_to_raw_minus_cleaned(tlc_built: Built) -> None:
+    """For every month and service, the trips the rules removed are exactly raw minus cleaned."""
+    rows = _counts_vs_raw(tlc_built)
+    assert {(month, service) for month, service, *_ in rows} >= {("2020-01", "taxi"), ("2020-04", "uber")}
+    for month, service, raw, kept, removed in rows:
+        assert removed == raw - kept, (month, service, raw, kept, removed)
+        assert removed < raw * 0.1, (month, service, removed)  # real samples lose a few percent, not more
+        assert removed > 0 or service == "via", (month, service)
+
+
+def test_real_data_problems_are_caught_by_their_rules(tlc_built: Built) -> None:
+    """The known quirks of the real files are removed by the named rule, and none survive into fct_trips."""
+    removed = dict(tlc_built.rows("select rule_name, sum(trips_removed)::int from marts.cleaning_rule_counts group by 1"))
+    assert removed["pickup_outside_file_month"] >= 1  # the 2020-03 file holds a January pickup
+    assert removed["unknown_zone"] > 100 and removed["fare_not_positive"] > 50 and removed["distance_not_positive"] > 100
+    survivors = tlc_built.rows("""
+        select count(*) from marts.fct_trips
+        where pickup_zone_id in (264, 265) or dropoff_zone_id in (264, 265) or rider_fare <= 0 or trip_miles <= 0
+           or duration_minutes < 1 or duration_minutes > 180 or trip_miles > 100 or speed_mph > 80
+           or to_char(pickup_at, 'YYYY-MM') <> source_month""")
+    assert survivors == [(0,)]
+
+
+def test_marts_keep_the_architecture_contract(tlc_built: Built) -> None:
+    """ml/ and api/ read these names and types; dim_zones has every zone with the three airports flagged."""
+    training = _columns(tlc_built, "marts", "ml_fare_training")
+    assert {name: training.get(name) for name in TRAINING_CONTRACT} == TRAINING_CONTRACT
+    zones = _columns(tlc_built, "marts", "dim_zones")
+    assert {name: zones.get(name) for name in ZONES_CONTRACT} == ZONES_CONTRACT
+    assert tlc_built.rows("select count(*), count(centroid_lat) from marts.dim_zones") == [(265, 263)]
+    assert tlc_built.rows("select zone_id from marts.dim_zones where is_airport order by 1") == [(1,), (132,), (138,)]
+
+
+def test_fare_summary_has_percentiles_per_zone_pair_hour_and_service(tlc_built: Built) -> None:
+    """The analysts' summary covers every trip of fct_trips once, with ordered percentiles."""
+    summary = tlc_built.rows("select sum(trips)::int, count(*) filter (where p25_rider_fare > median_rider_fare "
+                             "or median_rider_fare > p75_rider_fare) from marts.zone_pair_hourly_fares")
+    assert summary == tlc_built.rows("select count(*)::int, 0::bigint from marts.fct_trips")
+
+
+def test_docs_site_describes_every_model(tlc_built: Built) -> None:
+    """`dbt docs generate` builds the site, and every model and column in it carries a description."""
+    import json
+
+    run_dbt(tlc_built.wh, ["docs", "generate", "--target-path", str(tlc_built.target)])
+    assert (tlc_built.target / "index.html").stat().st_size > 100_000
+    manifest = json.loads((tlc_built.target / "manifest.json").read_text())
+    catalog = json.loads((tlc_built.target / "catalog.json").read_text())
+    models = {k: n for k, n in manifest["nodes"].items() if n["resource_type"] == "model"}
+    assert "model.fares.ml_fare_training" in catalog["nodes"]
+    undocumented = [key for key, node in models.items() if not node["description"].strip()]
+    undocumented += [f"{key}.{col}" for key, node in models.items() for col in catalog["nodes"][key]["columns"]
+                     if not node["columns"].get(col, {}).get("description", "").strip()]
+    assert undocumented == []
+
+
+def test_synthetic_mirror_builds_with_both_months_aligned(synthetic_built: Built) -> None:
+    """On the synthetic mirror every month has both services, so every month is trained on and counts add up."""
+    assert synthetic_built.rows("select source_month, is_aligned from intermediate.int_months_aligned order by 1") == [
+        ("2024-01", True), ("2024-02", True)]
+    per_month = synthetic_built.rows("select source_month, service, count(*) from marts.ml_fare_training "
+                                     "group by 1, 2 order by 1, 2")
+    assert [(m, s) for m, s, _ in per_month] == [("2024-01", "taxi"), ("2024-01", "uber"),
+                                                 ("2024-02", "taxi"), ("2024-02", "uber")]
+    assert all(n > 2_000 for *_, n in per_month)
+    for month, service, raw, kept, removed in _counts_vs_raw(synthetic_built):
+        assert removed == raw - kept, (month, service, raw, kept, removed)
+    days = synthetic_built.rows("select min(days_covered) from marts.service_month_coverage where service = 'uber'")
+    assert days[0][0] >= 28
