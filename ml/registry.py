@@ -1,0 +1,182 @@
+"""The model registry under models_dir: one folder per version, a CURRENT pointer written atomically, promote/rollback."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import pickle
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ml import RegistryError
+from ml.predict import CURRENT_FILE, MODEL_FILE, read_current
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.html"
+HISTORY_FILE = "history.json"
+
+
+def code_version() -> str:
+    """The git commit of the code that trained (short sha), or "unknown" outside a git checkout."""
+    from settings import PROJECT_ROOT
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,  # noqa: S607
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and os.replace, so readers see the old or the new file, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class Registry:
+    """Versions of the fare model in `<models_dir>/<version>/` and the `<models_dir>/CURRENT` pointer."""
+
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = Path(models_dir)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise writers (a training run and a CLI promote) with an advisory file lock."""
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        with (self.models_dir / ".lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _history(self) -> list[dict[str, str]]:
+        try:
+            return json.loads((self.models_dir / HISTORY_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+
+    def _set_current(self, version: str, history: list[dict[str, str]]) -> None:
+        _write_atomic(self.models_dir / HISTORY_FILE, json.dumps(history, indent=1))
+        _write_atomic(self.models_dir / CURRENT_FILE, version + "\n")
+
+    def exists(self, version: str) -> bool:
+        """True when `version` is a complete saved bundle."""
+        return bool(version) and "/" not in version and (self.models_dir / version / MODEL_FILE).is_file()
+
+    def current_version(self) -> str | None:
+        """The version CURRENT names, or None."""
+        return read_current(self.models_dir)
+
+    def metrics(self, version: str) -> dict[str, Any]:
+        """The metrics.json document of `version`."""
+        path = self.models_dir / version / METRICS_FILE
+        if not path.is_file():
+            raise RegistryError(f"model version {version!r} not found in {self.models_dir}")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def report_path(self, version: str) -> Path:
+        """Where the HTML report of `version` is (it may be missing for a version saved without one)."""
+        return self.models_dir / version / REPORT_FILE
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Every saved version, oldest first, with its metrics summary and current/promoted flags."""
+        current, promoted = self.current_version(), {h["version"] for h in self._history()}
+        rows = []
+        if not self.models_dir.is_dir():
+            return rows
+        for folder in sorted(p for p in self.models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if not self.exists(folder.name):
+                continue
+            doc = self.metrics(folder.name) if (folder / METRICS_FILE).is_file() else {}
+            m = doc.get("metrics", {})
+            rows.append({
+                "version": folder.name, "created_at": doc.get("created_at"),
+                "trained_from": doc.get("trained_from"), "trained_to": doc.get("trained_to"),
+                "model_mae": m.get("model_mae"), "baseline_mae": m.get("baseline_mae"),
+                "mae": {s: v["model"]["mae"] for s, v in m.get("services", {}).items()},
+                "current": folder.name == current, "promoted": folder.name in promoted,
+                "report_path": str(self.report_path(folder.name)) if self.report_path(folder.name).is_file() else None,
+            })
+        return rows
+
+    def next_version(self, fingerprint: str) -> str:
+        """A new version name, sortable by time: `<UTC timestamp>-<short data fingerprint>`."""
+        base = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{(fingerprint or 'nodata')[:8]}"
+        name, n = base, 1
+        while (self.models_dir / name).exists():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def save(self, model: Any, fingerprint: str = "", report_html: str | None = None, version: str | None = None,
+             extra: dict[str, Any] | None = None) -> str:
+        """Write a complete bundle (model, metrics.json, report.html) under a new version; returns the version."""
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        version = version or self.next_version(fingerprint)
+        model.version = version
+        doc = {"version": version, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+               "trained_from": model.trained_from, "trained_to": model.trained_to, "data_fingerprint": fingerprint,
+               "code_version": code_version(), "metrics": model.metrics, **(extra or {})}
+        staging = self.models_dir / f".tmp-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            with (staging / MODEL_FILE).open("wb") as fh:
+                pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            (staging / METRICS_FILE).write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
+            if report_html is not None:
+                (staging / REPORT_FILE).write_text(report_html, encoding="utf-8")
+            os.rename(staging, self.models_dir / version)  # a reader sees no folder or a complete one
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        log.info("saved model version %s", version)
+        return version
+
+    def promote(self, version: str) -> None:
+        """Make `version` the current model."""
+        if not self.exists(version):
+            raise RegistryError(f"model version {version!r} not found in {self.models_dir}")
+        with self._locked():
+            if self.current_version() == version:
+                return
+            history = [*self._history(), {"version": version, "at": datetime.now(UTC).isoformat(timespec="seconds")}]
+            self._set_current(version, history)
+        log.info("promoted model version %s", version)
+
+    def rollback(self) -> str:
+        """Make the previously current version current again; returns it. RegistryError when there is none."""
+        with self._locked():
+            history = self._history()
+            current = self.current_version()
+            while history and history[-1]["version"] == current:
+                history.pop()
+            while history and not self.exists(history[-1]["version"]):
+                history.pop()
+            if not history:
+                raise RegistryError("no earlier model version to roll back to")
+            previous = history[-1]["version"]
+            self._set_current(previous, history)
+        log.info("rolled back from %s to %s", current, previous)
+        return previous

@@ -1,0 +1,100 @@
+"""The HTML report of one training run: metrics against the baseline and plots, self-contained (PNGs as base64)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml import SERVICES
+
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.good{color:#176317}.bad{color:#a11}
+img{max-width:100%}"""
+
+
+def _png(fig: Any) -> str:
+    """The figure as an <img> tag with an embedded base64 PNG."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _plots(detail: pd.DataFrame, metrics: dict) -> list[str]:
+    """Predicted vs actual, MAE by hour and MAE by borough pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, service in zip(axes, SERVICES, strict=True):
+        part = detail[detail.service == service]
+        part = part.sample(min(len(part), 4000), random_state=0) if len(part) else part
+        ax.scatter(part.actual, part.model, s=4, alpha=0.3, label="model")
+        top = float(np.nanpercentile(part.actual, 99)) if len(part) else 1.0
+        ax.plot([0, top], [0, top], color="k", lw=1)
+        ax.set(xlim=(0, top), ylim=(0, top), xlabel="actual fare ($)", ylabel="predicted fare ($)", title=service)
+    figs.append(_png(fig))
+    by_hour = pd.DataFrame(metrics["mae_by_hour"])
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for service in SERVICES:
+        part = by_hour[by_hour.service == service] if len(by_hour) else by_hour
+        if len(part):
+            ax.plot(part.hour, part.model_mae, marker="o", label=f"{service} model")
+            ax.plot(part.hour, part.baseline_mae, ls="--", label=f"{service} baseline")
+    ax.set(xlabel="pickup hour", ylabel="MAE ($)", title="holdout error by hour", xticks=range(0, 24))
+    ax.legend()
+    figs.append(_png(fig))
+    pairs = pd.DataFrame(metrics["mae_by_borough_pair"])
+    if len(pairs):
+        top_pairs = pairs.groupby("borough_pair")["n"].sum().nlargest(12).index
+        table = pairs[pairs.borough_pair.isin(top_pairs)].pivot_table(
+            index="borough_pair", columns="service", values=["model_mae", "baseline_mae"])
+        fig, ax = plt.subplots(figsize=(11, 0.45 * len(table) + 1.5))
+        table.plot.barh(ax=ax)
+        ax.set(xlabel="MAE ($)", ylabel="", title="holdout error by borough pair (12 busiest)")
+        figs.append(_png(fig))
+    return figs
+
+
+def _service_table(metrics: dict) -> str:
+    rows = []
+    for service in SERVICES:
+        s = metrics["services"][service]
+        for who in ("model", "baseline"):
+            m = s[who]
+            rows.append(f"<tr><td>{service} {who}</td><td>{m['n']}</td><td>{m['mae']:.2f}</td><td>{m['rmse']:.2f}</td>"
+                        f"<td>{m['mape']:.1f}%</td><td>{s['interval_coverage'] * 100 if who == 'model' else 0:.0f}%"
+                        "</td></tr>")
+    return ("<table><tr><th></th><th>holdout rows</th><th>MAE $</th><th>RMSE $</th><th>MAPE</th>"
+            "<th>low–high coverage</th></tr>" + "".join(rows) + "</table>")
+
+
+def render_report(version: str, metrics: dict, detail: pd.DataFrame, info: dict[str, Any]) -> str:
+    """The whole report page; `info` holds the training window, fingerprint, promotion decision and timings."""
+    gain = metrics["mae_improvement_pct"]
+    verdict = (f'<p class="good">The model beats the baseline: mean MAE ${metrics["model_mae"]:.2f} vs '
+               f'${metrics["baseline_mae"]:.2f}, {gain:.1f}% lower.</p>' if metrics["beats_baseline"] else
+               f'<p class="bad">The model does NOT beat the baseline: mean MAE ${metrics["model_mae"]:.2f} vs '
+               f'${metrics["baseline_mae"]:.2f} ({-gain:.1f}% higher).</p>')
+    agree = metrics["cheaper_agreement"]
+    facts = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
+    plots = "".join(f"<div>{img}</div>" for img in _plots(detail, metrics))
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>fares model {html.escape(version)}</title><style>{_STYLE}</style></head><body>
+<h1>Fare model {html.escape(version)}</h1>{verdict}
+<h2>Holdout metrics (latest fifth of each service's rows)</h2>{_service_table(metrics)}
+<p>"Which is cheaper" agreement with the holdout's actual zone-pair × hour medians ({agree['cells']} cells with both
+services): model {agree['model'] * 100:.1f}%, baseline {agree['baseline'] * 100:.1f}%.</p>
+<p>Baseline: median fare by zone pair × hour from the training split, falling back to zone pair, then borough pair.</p>
+<h2>Run</h2><table>{facts}</table><h2>Plots</h2>{plots}</body></html>"""

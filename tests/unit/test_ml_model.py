@@ -1,0 +1,128 @@
+"""Fare models on generated trips with a known fare rule: what the API would quote, and how they are judged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import TrainingDataError
+from ml.evaluate import BaselineModel, evaluate_holdout
+from ml.predict import OUTPUT_COLUMNS
+from ml.simulate import JFK, TAXI_JFK_FLAT, make_training_frame, make_zones
+from ml.train import fingerprint, fit_fare_model, split_holdout
+
+
+@pytest.fixture(scope="module")
+def zones() -> pd.DataFrame:
+    return make_zones()
+
+
+@pytest.fixture(scope="module")
+def trips(zones: pd.DataFrame) -> pd.DataFrame:
+    return make_training_frame(zones, n_rows=30_000, seed=1)
+
+
+@pytest.fixture(scope="module")
+def split(trips: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return split_holdout(trips)
+
+
+@pytest.fixture(scope="module")
+def model(split, zones):
+    return fit_fare_model(split[0], zones)
+
+
+def _requests(pairs: list[tuple[int, int]], at: str = "2024-03-05 14:00") -> pd.DataFrame:
+    return pd.DataFrame({"pickup_at": pd.to_datetime([at] * len(pairs)), "pickup_zone_id": [p for p, _ in pairs],
+                         "dropoff_zone_id": [d for _, d in pairs]}, index=[f"r{i}" for i in range(len(pairs))])
+
+
+def _manhattan_pair_extremes(zones: pd.DataFrame) -> tuple[tuple[int, int], tuple[int, int]]:
+    man = zones[(zones.borough == "Manhattan") & ~zones.is_airport].sort_values("centroid_lat")
+    south, mid, north = man.zone_id.iloc[0], man.zone_id.iloc[1], man.zone_id.iloc[-1]
+    return (int(south), int(mid)), (int(south), int(north))
+
+
+def test_quote_has_every_column_band_and_probability(model, zones) -> None:
+    short, long = _manhattan_pair_extremes(zones)
+    quote = model.predict_frame(_requests([short, long, (JFK, short[0])]))
+    assert list(quote.columns) == list(OUTPUT_COLUMNS)
+    assert list(quote.index) == ["r0", "r1", "r2"]
+    for s in ("taxi", "uber"):
+        assert (quote[f"{s}_low"] <= quote[f"{s}_fare"]).all() and (quote[f"{s}_fare"] <= quote[f"{s}_high"]).all()
+        assert (quote[f"{s}_fare"] > 0).all()
+    assert quote.p_uber_cheaper.between(0, 1).all()
+
+
+def test_longer_zone_pair_costs_more(model, zones) -> None:
+    short, long = _manhattan_pair_extremes(zones)
+    quote = model.predict_frame(_requests([short, long]))
+    assert quote.taxi_fare.iloc[1] > quote.taxi_fare.iloc[0] + 3
+    assert quote.uber_fare.iloc[1] > quote.uber_fare.iloc[0] + 3
+
+
+def test_jfk_to_manhattan_taxi_reflects_flat_fare(model, zones) -> None:
+    manhattan = zones[(zones.borough == "Manhattan") & ~zones.is_airport].zone_id.head(5).tolist()
+    quote = model.predict_frame(_requests([(JFK, z) for z in manhattan] + [(z, JFK) for z in manhattan]))
+    expected = TAXI_JFK_FLAT + 5.0  # the generator's flat fare plus its fixed surcharges
+    assert abs(quote.taxi_fare.median() - expected) < 4, quote.taxi_fare.tolist()
+    assert quote.taxi_fare.between(expected - 10, expected + 10).all(), quote.taxi_fare.tolist()
+    # metered Uber fares to the same zones vary with distance; the flat taxi fare does not
+    assert quote.taxi_fare.std() < quote.uber_fare.std()
+
+
+def test_unseen_pairs_and_placeless_zones_get_finite_fares(model, split, zones) -> None:
+    seen = set(zip(split[0].pickup_zone_id, split[0].dropoff_zone_id, strict=True))
+    ids = zones.zone_id.tolist()
+    unseen = next((a, b) for a in ids[:50] for b in ids[50:150] if (a, b) not in seen)
+    quote = model.predict_frame(_requests([unseen, (264, 265), (265, 4)]))
+    assert np.isfinite(quote.to_numpy()).all()
+
+
+def test_unknown_zone_id_is_refused_with_its_number(model) -> None:
+    with pytest.raises(ValueError, match="999"):
+        model.predict_frame(_requests([(4, 999)]))
+
+
+def test_one_row_and_batch_predictions_agree(model, split) -> None:
+    rows = split[1].head(20)
+    one_by_one = pd.concat([model.predict_frame(rows.iloc[[i]]) for i in range(len(rows))])
+    batch = model.predict_frame(pd.concat([rows] * 5)).iloc[: len(rows)]  # large enough for scikit-learn's path
+    np.testing.assert_allclose(one_by_one.to_numpy(), batch.to_numpy(), rtol=1e-9)
+
+
+def test_model_beats_baseline_on_time_holdout(model, split) -> None:
+    train, holdout = split
+    metrics, detail = evaluate_holdout(model, BaselineModel.fit(train, model.zone_table), holdout)
+    assert metrics["beats_baseline"]
+    assert metrics["model_mae"] < 0.9 * metrics["baseline_mae"]
+    assert len(detail) == len(holdout)
+    for s in ("taxi", "uber"):
+        assert 0.6 < metrics["services"][s]["interval_coverage"] < 0.95
+    assert {row["hour"] for row in metrics["mae_by_hour"]} == set(range(24))
+    assert metrics["cheaper_agreement"]["cells"] > 0
+
+
+def test_holdout_is_the_latest_fifth_of_each_service(split, trips) -> None:
+    train, holdout = split
+    assert len(train) + len(holdout) == len(trips)
+    for s in ("taxi", "uber"):
+        t, h = train[train.service == s], holdout[holdout.service == s]
+        assert abs(len(h) - 0.2 * (len(t) + len(h))) <= 1
+        assert h.pickup_at.min() >= t.pickup_at.max()
+
+
+def test_missing_service_or_empty_data_is_a_clear_error(trips, zones) -> None:
+    with pytest.raises(TrainingDataError, match="'uber'"):
+        fit_fare_model(trips[trips.service == "taxi"], zones)
+    with pytest.raises(TrainingDataError, match="empty"):
+        fit_fare_model(trips.head(0), zones)
+
+
+def test_fingerprint_ignores_row_order_but_not_fares(trips) -> None:
+    shuffled = trips.sample(frac=1.0, random_state=3)
+    assert fingerprint(shuffled) == fingerprint(trips)
+    changed = trips.copy()
+    changed.loc[changed.index[0], "rider_fare"] += 1
+    assert fingerprint(changed) != fingerprint(trips)
