@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 DATASET = "raw"
 BATCH_ROWS = 500_000  # rows per Arrow batch: bounds memory whatever the file's row-group size
+FILE_ROWS = 500_000  # rows per dlt load file (one COPY job each)
+LOAD_WORKERS = 2
 _SAMPLE_SALT = np.uint64(0x5EED_F0A5)
 
 
@@ -37,6 +39,10 @@ def make_pipeline(settings: Settings, wh: Warehouse) -> dlt.Pipeline:
 
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     dlt.config["runtime.dlthub_telemetry"] = False
+    # adbc materialises a whole load file before COPY: cap the file size so a 20M-row month streams in slices,
+    # and cap parallel load jobs so at most two slices are in memory at once.
+    dlt.config["data_writer.file_max_items"] = FILE_ROWS
+    dlt.config["load.workers"] = LOAD_WORKERS
     return dlt.pipeline(
         pipeline_name="fares_ingest",
         pipelines_dir=str(settings.data_dir / "dlt" / wh.dbname),
@@ -67,7 +73,7 @@ def _batches(path: Path, kind: str, month: str, sample: float | None, counter: d
 
     name = path.name
     pf = pq.ParquetFile(path)
-    task = progress.start(f"load {name}", pf.metadata.num_rows) if progress else None
+    task = progress.start(f"load {name} ({pf.metadata.num_rows:,} rows)", pf.metadata.num_rows) if progress else None
     start = 0
     try:
         for batch in pf.iter_batches(batch_size=BATCH_ROWS):

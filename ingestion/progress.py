@@ -15,10 +15,10 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.enabled:
-            from rich.progress import (BarColumn, DownloadColumn, Progress as RichProgress, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
 
-            self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+            self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                                       TimeRemainingColumn(), transient=True)
             self._rich.__enter__()
         return self

@@ -149,7 +149,7 @@ class Source:
             if resp.status_code >= 400:
                 raise DownloadError(f"HTTP {resp.status_code}")
             expected = int(resp.headers.get("content-length") or 0) or info.size
-            task = progress.start(f"download {info.name}", expected) if progress else None
+            task = progress.start(f"download {info.name} ({(expected or 0) / 1e6:,.0f} MB)", expected) if progress else None
             got = 0
             with open(part, "wb") as fh:
                 for chunk in resp.iter_bytes(1 << 20):
