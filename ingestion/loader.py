@@ -43,6 +43,7 @@ def make_pipeline(settings: Settings, wh: Warehouse) -> dlt.Pipeline:
     # and cap parallel load jobs so at most two slices are in memory at once.
     dlt.config["data_writer.file_max_items"] = FILE_ROWS
     dlt.config["load.workers"] = LOAD_WORKERS
+    dlt.config["load.truncate_staging_dataset"] = True  # do not keep a second copy of the last month around
     return dlt.pipeline(
         pipeline_name="fares_ingest",
         pipelines_dir=str(settings.data_dir / "dlt" / wh.dbname),
