@@ -73,9 +73,9 @@ def _service_table(metrics: dict) -> str:
         s = metrics["services"][service]
         for who in ("model", "baseline"):
             m = s[who]
+            cover = f"{s['interval_coverage'] * 100:.0f}%" if who == "model" else "–"
             rows.append(f"<tr><td>{service} {who}</td><td>{m['n']}</td><td>{m['mae']:.2f}</td><td>{m['rmse']:.2f}</td>"
-                        f"<td>{m['mape']:.1f}%</td><td>{s['interval_coverage'] * 100 if who == 'model' else 0:.0f}%"
-                        "</td></tr>")
+                        f"<td>{m['mape']:.1f}%</td><td>{cover}</td></tr>")
     return ("<table><tr><th></th><th>holdout rows</th><th>MAE $</th><th>RMSE $</th><th>MAPE</th>"
             "<th>low–high coverage</th></tr>" + "".join(rows) + "</table>")
 

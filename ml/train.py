@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS: tuple[str, ...] = ("service", "pickup_at", "pickup_zone_id", "dropoff_zone_id", "rider_fare")
 HOLDOUT_FRACTION = 0.2
 PAIR_FOLDS = 5
+MULTITHREAD_ROWS = 200_000
 MIN_ROWS_PER_SERVICE = 20
 MIN_FARE = 1.0  # dollars; the log target needs a floor, and no real fare is lower
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -99,30 +100,42 @@ def _out_of_fold_features(training: pd.DataFrame, at: np.ndarray, table: ZoneTab
     return x
 
 
-def _fit_service(x: np.ndarray, y: np.ndarray, at: np.ndarray, params: dict[str, Any]) -> ServiceModel:
+def _fit_service(x: np.ndarray, y: np.ndarray, at: np.ndarray, params: dict[str, Any],
+                 n_threads: int | None) -> ServiceModel:
     """One service: the latest tenth (by time) stops the boosting early and calibrates the low/high band."""
     from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
 
+    if n_threads is None:  # OpenMP threads only pay off on big fits, and spin badly when the cores are busy
+        n_threads = 1 if len(x) < MULTITHREAD_ROWS else None
+    with threadpool_limits(limits=n_threads, user_api="openmp"):
+        return _fit_boosted(HistGradientBoostingRegressor, x, y, at, params)
+
+
+def _fit_boosted(estimator: Any, x: np.ndarray, y: np.ndarray, at: np.ndarray, params: dict[str, Any]) -> ServiceModel:
+    """Fit one regressor (early-stopped on the latest tenth when there are enough rows) and its band."""
     order = np.argsort(at, kind="stable")
     n_val = len(order) // 10 if len(order) >= 500 else 0
     fit_idx, val_idx = order[: len(order) - n_val], order[len(order) - n_val:]
     if n_val:
         params = {**params, "early_stopping": True, "validation_fraction": None}
-        regressor = HistGradientBoostingRegressor(loss="squared_error", **params)
+        regressor = estimator(loss="squared_error", **params)
         regressor.fit(x[fit_idx], y[fit_idx], X_val=x[val_idx], y_val=y[val_idx])
     else:  # too few rows to spare a slice: fixed size, band from in-sample residuals
         params = {**params, "early_stopping": False, "max_iter": min(params["max_iter"], 100)}
-        regressor = HistGradientBoostingRegressor(loss="squared_error", **params).fit(x, y)
+        regressor = estimator(loss="squared_error", **params).fit(x, y)
         val_idx = order
     edges, q_low, q_high = _residual_quantiles(regressor.predict(x[val_idx]), y[val_idx])
     return ServiceModel(regressor, edges, q_low, q_high)
 
 
-def fit_fare_model(training: pd.DataFrame, zones: pd.DataFrame, params: dict[str, Any] | None = None) -> FareModel:
+def fit_fare_model(training: pd.DataFrame, zones: pd.DataFrame, params: dict[str, Any] | None = None,
+                   n_threads: int | None = None) -> FareModel:
     """Fit the taxi and Uber models on `training` (ml_fare_training-shaped; no DB) with zones from dim_zones.
 
     Needs service, pickup_at, pickup_zone_id, dropoff_zone_id, rider_fare; trip_miles and duration_minutes, when
     present, only feed the zone-pair typical miles/minutes. Rows whose zones are not in `zones` are dropped.
+    `params` override the HistGradientBoostingRegressor settings; `n_threads` None picks 1 below 200k rows.
     """
     check_training(training)
     table = build_zone_table(zones)
@@ -141,7 +154,8 @@ def fit_fare_model(training: pd.DataFrame, zones: pd.DataFrame, params: dict[str
     services: dict[str, ServiceModel] = {}
     for service in SERVICES:
         mask = (training["service"] == service).to_numpy()
-        services[service] = _fit_service(x[mask], y[mask], at[mask], {**DEFAULT_PARAMS, **(params or {})})
+        services[service] = _fit_service(x[mask], y[mask], at[mask], {**DEFAULT_PARAMS, **(params or {})},
+                                        n_threads)
         log.info("fitted %s on %d rows (%d trees)", service, int(mask.sum()), services[service].regressor.n_iter_)
     return FareModel(services=services, zone_table=table, pairs=pairs,
                      zones=zones.reset_index(drop=True).copy(),
