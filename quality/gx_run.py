@@ -1,8 +1,8 @@
 """Run the suites with Great Expectations (imported here only) and build the GX Data Docs under data_dir/gx.
 
-The GX context is ephemeral (the data source with its connection string lives only in memory), but its stores
-for suites and validation results are folders under `settings.data_dir / "gx"`, so Data Docs can be rebuilt
-later in another process from everything validated so far.
+The GX context is ephemeral (the data source with its connection string lives only in memory, and so do the
+validation definitions that name its assets), but its stores for suites and validation results are folders under
+`settings.data_dir / "gx"`, so Data Docs can be rebuilt later in another process from everything validated so far.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 DATASOURCE = "warehouse"
 SITE = "local_site"
-RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+DETAIL_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 5}
 
 
 def gx_root(settings: Settings) -> Path:
@@ -45,8 +45,13 @@ def open_context(settings: Settings) -> AbstractDataContext:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines are internal chatter
     root = gx_root(settings)
     root.mkdir(parents=True, exist_ok=True)
+    stores = FilesystemStoreBackendDefaults(root_directory=str(root))
+    # Validation definitions name data assets that exist only in this process's ephemeral data source: keep them
+    # in memory, or a later process would try (and fail) to load one naming an asset it never added.
+    for name in (stores.validation_definition_store_name, stores.checkpoint_store_name):
+        stores.stores[name]["store_backend"] = {"class_name": "InMemoryStoreBackend"}
     config = DataContextConfig(
-        store_backend_defaults=FilesystemStoreBackendDefaults(root_directory=str(root)),
+        store_backend_defaults=stores,
         progress_bars=ProgressBarsConfig(globally=False),
         analytics_enabled=False,
         data_docs_sites={SITE: {
@@ -68,11 +73,25 @@ def add_datasource(context: AbstractDataContext, wh: Warehouse) -> Any:
         return context.data_sources.add_sql(name=DATASOURCE, connection_string=wh.url("psycopg2"))
 
 
-def _expectation(check: Check) -> Any:
+def _row_condition(where: dict[str, str | list[str]]) -> Any:
+    """The batch's restriction as a GX row condition (None for the whole table)."""
+    from great_expectations.expectations.row_conditions import Column
+
+    condition = None
+    for column, value in where.items():
+        part = Column(column).is_in(value) if isinstance(value, list) else Column(column) == value
+        condition = part if condition is None else condition & part
+    return condition
+
+
+def _expectation(check: Check, where: dict[str, str | list[str]]) -> Any:
     import great_expectations.expectations as gxe
 
     cls = getattr(gxe, check.expectation)
-    return cls(**check.kwargs, severity=check.severity, notes=check.description, meta={"check": check.name})
+    extra = {}
+    if where and "row_condition" in cls.__fields__:  # table-level metadata checks (columns) take none
+        extra["row_condition"] = _row_condition(where)
+    return cls(**check.kwargs, **extra, severity=check.severity, notes=check.description, meta={"check": check.name})
 
 
 def _text(value: Any) -> str:
@@ -141,30 +160,53 @@ def _lost_connection(exc: BaseException) -> bool:
     return False
 
 
-def run_batch(context: AbstractDataContext, datasource: Any, batch: Batch) -> list[CheckResult]:
-    """Validate one batch (a query asset) against its checks; a batch that cannot be read fails every check."""
+def _validate(context: AbstractDataContext, definition: Any, name: str, batch: Batch, checks: list[Check],
+              result_format: dict[str, Any]) -> dict[str, Any]:
+    """Run `checks` as suite `name` on one batch definition; GX results keyed by check name."""
     import great_expectations as gx
 
+    suite = context.suites.add_or_update(
+        gx.ExpectationSuite(name=name, expectations=[_expectation(c, batch.where) for c in checks]))
+    validation = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=definition, suite=suite))
+    outcome = validation.run(result_format=result_format)
+    return {r.expectation_config.meta.get("check"): r for r in outcome.results}
+
+
+def _asset(datasource: Any, name: str, batch: Batch) -> Any:
+    """A table asset (restricted per expectation by row conditions) or, for aggregates, a query asset.
+
+    Table assets matter for cost: GX learns a query asset's columns by running the whole query and fetching
+    every row; for a table it asks the catalog.
+    """
+    if batch.query:
+        return datasource.add_query_asset(name=name, query=batch.query)
+    schema, table = batch.table.split(".", 1)
+    return datasource.add_table_asset(name=name, table_name=table, schema_name=schema)
+
+
+def run_batch(context: AbstractDataContext, datasource: Any, batch: Batch) -> list[CheckResult]:
+    """Validate one batch (a query asset) against its checks; a batch that cannot be read fails every check.
+
+    Two passes keep the SQL cheap: first every check with BOOLEAN_ONLY (GX bundles these into a few aggregate
+    queries), then only the failed checks again for row counts and example values (one query each).
+    """
     name = f"{batch.table}.{batch.label.replace(' ', '_')}"
     try:
-        asset = datasource.add_query_asset(name=name, query=batch.query)
-        definition = asset.add_batch_definition_whole_table("batch")
-        suite = context.suites.add_or_update(
-            gx.ExpectationSuite(name=name, expectations=[_expectation(c) for c in batch.checks]))
-        validation = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=name, data=definition, suite=suite))
-        outcome = validation.run(result_format=RESULT_FORMAT)
+        definition = _asset(datasource, name, batch).add_batch_definition_whole_table("b")
+        verdicts = _validate(context, definition, name, batch, batch.checks, {"result_format": "BOOLEAN_ONLY"})
+        failed = [c for c in batch.checks if c.name in verdicts and not verdicts[c.name].success]
+        details = _validate(context, definition, f"{name}.failures", batch, failed, DETAIL_FORMAT) if failed else {}
     except Exception as exc:  # GX wraps SQL errors in many types; the message is what the user needs
         if _lost_connection(exc):
             raise  # the database went away: let the scheduler retry rather than blame the data
         log.warning("batch %s could not be validated: %s", name, exc)
         return _failed_batch(batch, str(exc).splitlines()[0][:300])
-    by_name = {r.expectation_config.meta.get("check"): r for r in outcome.results}
     results = []
     for check in batch.checks:
-        gx_result = by_name.get(check.name)
+        gx_result = details.get(check.name) or verdicts.get(check.name)
         if gx_result is None:
-            results.extend(_failed_batch(Batch(batch.table, batch.label, "", [check]), "no result from GX"))
+            results.extend(_failed_batch(Batch(batch.table, batch.label, [check]), "no result from GX"))
         else:
             results.append(_to_result(batch, check, gx_result))
     for r in results:

@@ -48,12 +48,17 @@ class Check:
 
 @dataclass(frozen=True)
 class Batch:
-    """A slice of one table (a month, a service, or all of it) and the checks it must pass."""
+    """A slice of one table (a month, a service, or all of it) and the checks it must pass.
+
+    A batch is either the table itself restricted by `where` (column -> value or list of values; GX row
+    conditions, so column types come from the catalog), or, for aggregates, the result of `query`.
+    """
 
     table: str
     label: str
-    query: str
     checks: list[Check] = field(default_factory=list)
+    where: dict[str, str | list[str]] = field(default_factory=dict)
+    query: str | None = None
     fingerprint: str | None = None  # what the data and suite looked like; a passed fingerprint is not re-checked
 
 
@@ -168,9 +173,8 @@ def raw_batch(kind: TripKind, month: str, zone_ids: list[int], previous: tuple[s
     row_count = _row_count_check(month, previous, band)
     if row_count:
         checks.append(row_count)
-    query = f"select * from {kind.table} where source_month = '{check_month(month)}'"  # noqa: S608 - checked month
     fingerprint = f"v{SUITE_VERSION}|{data_version}|prev={previous}|band={band}|zones={len(zone_ids)}"
-    return Batch(kind.table, month, query, checks, fingerprint)
+    return Batch(kind.table, month, checks, where={"source_month": check_month(month)}, fingerprint=fingerprint)
 
 
 def _months_filter(months: list[str] | None) -> str:
@@ -198,7 +202,7 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
         _between("trip_miles_in_range", "trip_miles", 0, 200, WARNING, mostly=0.999),
         _between("duration_in_range", "duration_minutes", 0, 300, WARNING, mostly=0.999),
     ]
-    batches = [Batch(TRAINING_TABLE, "all", f"select * from {TRAINING_TABLE}{where}", whole)]
+    batches = [Batch(TRAINING_TABLE, "all", whole, where={"source_month": months} if months else {})]
     for service in SERVICES:
         # Quantiles are computed in SQL (one row per service): GX's quantile expectation cannot store its result
         # under numpy 2, and this is a single cheap query.
@@ -211,11 +215,11 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
         checks += [_between(f"rider_fare_q{round(p * 100)}", f"rider_fare_q{round(p * 100)}", low, high, CRITICAL,
                             description=f"{service} rider_fare q{round(p * 100)} between ${low:g} and ${high:g}")
                    for p, (low, high) in sorted(bounds.items())]
-        batches.append(Batch(TRAINING_TABLE, service, sql, checks))
+        batches.append(Batch(TRAINING_TABLE, service, checks, query=sql))
     window = (f"select source_month || ' ' || string_agg(distinct service, ',' order by service) as month_services"
               f" from {TRAINING_TABLE}{where} group by source_month")  # noqa: S608 - fixed names, checked months
-    batches.append(Batch(TRAINING_TABLE, "aligned window", window, [
+    batches.append(Batch(TRAINING_TABLE, "aligned window", [
         _check("both_services_each_month", "ExpectColumnValuesToMatchRegex", CRITICAL,
                "both taxi and uber trips in every month of the aligned window", column="month_services",
-               regex=r"^\d{4}-\d{2} taxi,uber$")]))
+               regex=r"^\d{4}-\d{2} taxi,uber$")], query=window))
     return batches
