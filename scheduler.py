@@ -107,15 +107,20 @@ def run_train(settings: Settings, wh: Warehouse) -> Any:
 
 
 def run_publish(settings: Settings, outcome: Any) -> dict[str, Any]:
-    """Point the registry's CURRENT at the trained version when training judged it not worse; the API follows it."""
+    """Point the registry's CURRENT at the trained version when training judged it not worse; the API follows it.
+
+    ml.train.train_models already promotes a model that is not worse (an atomic CURRENT rename); this stage
+    re-asserts it (promote is a no-op when it is current) and records the version the API now serves.
+    """
     from ml.registry import Registry
 
     version = getattr(outcome, "version", None)
     if not version or not getattr(outcome, "promoted", False):
         log.info("model %s not promoted: the current model stays", version)
         return {"model_version": None, "published": False}
-    Registry(settings.models_dir).promote(version)
-    return {"model_version": version, "published": True}
+    registry = Registry(settings.models_dir)
+    registry.promote(version)
+    return {"model_version": registry.current_version(), "published": True}
 
 
 def _count(wh: Warehouse, tables: tuple[str, ...]) -> int | None:
@@ -140,7 +145,7 @@ def _validate(ctx: RunContext) -> dict[str, Any]:
 
 
 def _train(ctx: RunContext) -> dict[str, Any]:
-    return {"value": run_train(ctx.settings, ctx.wh)}
+    return {"value": run_train(ctx.settings, ctx.wh), "rows_in": _count(ctx.wh, (_TRAINING_MART,))}
 
 
 def _publish(ctx: RunContext) -> dict[str, Any]:
