@@ -1,4 +1,4 @@
-"""Benchmark: the GX gate on one raw month vs one plain SQL pass over that month (ratio), and the nightly no-change run."""
+"""Benchmark: the GX gate on one raw month vs one plain SQL pass over it (ratio), and the nightly no-change run."""
 
 from __future__ import annotations
 

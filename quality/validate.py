@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from quality import QualityGateError
 from quality.results import CheckResult, as_dicts, format_summary, passed_fingerprints, save_run
-from quality.suites import CRITICAL, KINDS, KNOWN_ZONE_IDS, TRAINING_TABLE, Batch, check_month, raw_batch, training_batches
+from quality.suites import (
+    CRITICAL,
+    KINDS,
+    KNOWN_ZONE_IDS,
+    TRAINING_TABLE,
+    Batch,
+    check_month,
+    raw_batch,
+    training_batches,
+)
 
 if TYPE_CHECKING:
     from settings import Settings

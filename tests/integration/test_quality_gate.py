@@ -93,7 +93,8 @@ def _create_mart(wh: Warehouse) -> None:
 
 
 @pytest.fixture(scope="module")
-def quality_db(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QualityDb]:
+def quality_db(pg_server: Warehouse, tlc_samples: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[QualityDb]:
     """Raw loaded through the real loader from a mirror with one faulty month, plus a hand-made training mart."""
     from conftest import make_database, settings_for
     from ingestion.pipeline import ingest
