@@ -1,0 +1,165 @@
+"""The train stage on real PostgreSQL: TLC samples and the synthetic mirror -> dbt -> models, registry, report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ml import TrainingDataError
+from ml.predict import load_current
+from ml.registry import Registry
+from ml.train import TrainOutcome, train_models
+from scheduler import run_dbt
+from settings import Settings
+from tests.conftest import make_database, settings_for
+from warehouse import Warehouse, drop_database, get_warehouse
+
+pytestmark = pytest.mark.integration
+
+JFK, MIDTOWN_CENTER, MIDTOWN_EAST, UPPER_EAST_SIDE_NORTH, WASHINGTON_HEIGHTS_SOUTH = 132, 161, 162, 236, 244
+
+
+@dataclass
+class Trained:
+    """A database built from TLC-shaped files, and the first training run on it."""
+
+    wh: Warehouse
+    settings: Settings
+    outcome: TrainOutcome
+
+    def count(self, sql: str) -> int:
+        """One number from the database."""
+        with self.wh.connect() as conn:
+            return int(conn.execute(sql).fetchone()[0])
+
+
+def _build_and_train(server: Warehouse, label: str, source: Path, months: list[str], tmp: Path) -> Trained:
+    from ingestion.pipeline import ingest
+
+    wh = make_database(server, label)
+    settings = settings_for(wh, tmp / "data")
+    report = ingest(settings, wh, source=str(source), months=months, progress=False)
+    assert not report.failed, report.failed
+    # `dbt run` with a private target path: the dbt tests live with dbt, and the developer's target/ is left alone.
+    run_dbt(wh, ["run", "--target-path", str(tmp / "target")])
+    return Trained(wh, settings, train_models(settings, wh))
+
+
+@pytest.fixture(scope="session")
+def tlc_trained(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """Yellow 2020-01..04 and FHVHV 2020-04 samples, built and trained once per server."""
+    trained = _build_and_train(pg_server, "ml_tlc", tlc_samples, ["2020-01..2020-04"], tmp_path_factory.mktemp("ml"))
+    yield trained
+    drop_database(pg_server, trained.wh.dbname)
+
+
+@pytest.fixture(scope="session")
+def synthetic_trained(pg_server: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """Two synthetic months (4,000 trips per kind and month, JFK flat fare included), built and trained once."""
+    from ingestion.synthetic import write_mirror
+
+    tmp = tmp_path_factory.mktemp("ml_syn")
+    write_mirror(tmp / "mirror", ["2024-01..2024-02"], rows_per_month=4_000)
+    trained = _build_and_train(pg_server, "ml_syn", tmp / "mirror", ["2024-01..2024-02"], tmp)
+    yield trained
+    drop_database(pg_server, trained.wh.dbname)
+
+
+def _quote(settings: Settings, pairs: list[tuple[int, int]], at: str = "2024-02-20 14:00") -> pd.DataFrame:
+    model = load_current(settings.models_dir)
+    assert model is not None
+    return model.predict_frame(pd.DataFrame({"pickup_at": pd.to_datetime([at] * len(pairs)),
+                                             "pickup_zone_id": [p for p, _ in pairs],
+                                             "dropoff_zone_id": [d for _, d in pairs]}))
+
+
+def test_tlc_samples_give_a_current_model_that_beats_the_baseline(tlc_trained: Trained) -> None:
+    """The first run on the real April 2020 samples is registered, current, judged and reported."""
+    outcome, registry = tlc_trained.outcome, Registry(tlc_trained.settings.models_dir)
+    assert outcome.promoted and registry.current_version() == outcome.version
+    assert outcome.metrics["beats_baseline"], (outcome.metrics["model_mae"], outcome.metrics["baseline_mae"])
+    assert outcome.metrics["mae_improvement_pct"] > 10
+    holdout = sum(m["model"]["n"] for m in outcome.metrics["services"].values())
+    assert sum(outcome.metrics["n_train"].values()) + holdout == tlc_trained.count(
+        "select count(*) from marts.ml_fare_training")
+    assert outcome.metrics["holdout_window"]["uber"][0].startswith("2020-04-30 2")  # Uber's April is one evening
+    doc = registry.metrics(outcome.version)
+    assert (doc["trained_from"], doc["trained_to"]) == ("2020-04-01", "2020-04-30")
+    assert len(doc["data_fingerprint"]) == 64 and doc["code_version"]
+    page = outcome.report_path.read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 3 and "beats the baseline" in page
+    [row] = registry.versions()
+    assert row["current"] and row["report_path"] == str(outcome.report_path)
+    quote = _quote(tlc_trained.settings, [(MIDTOWN_CENTER, MIDTOWN_EAST), (264, 265)], at="2020-04-30 20:00")
+    assert len(load_current(tlc_trained.settings.models_dir).zones) == 265
+    assert quote.notna().all().all()
+
+
+def test_a_worse_model_is_not_promoted_unless_the_margin_allows(tlc_trained: Trained, tmp_path: Path) -> None:
+    """Same data, a crippled model: registered but not current; a generous margin lets it through; rollback undoes."""
+    settings = settings_for(tlc_trained.wh, tmp_path / "data")
+    good = train_models(settings, tlc_trained.wh)
+    worse = train_models(settings, tlc_trained.wh, params={"max_iter": 2, "learning_rate": 0.05})
+    registry = Registry(settings.models_dir)
+    assert good.promoted and not worse.promoted
+    assert worse.metrics["model_mae"] > good.metrics["model_mae"]
+    assert registry.current_version() == good.version
+    assert "NOT promoted" in worse.report_path.read_text(encoding="utf-8")
+    rows = {r["version"]: r for r in registry.versions()}
+    assert set(rows) == {good.version, worse.version} and not rows[worse.version]["promoted"]
+    lenient = settings_for(tlc_trained.wh, tmp_path / "data", promotion_margin=1000.0)
+    allowed = train_models(lenient, tlc_trained.wh, params={"max_iter": 2, "learning_rate": 0.05})
+    assert allowed.promoted and registry.current_version() == allowed.version
+    assert registry.rollback() == good.version
+    assert load_current(settings.models_dir).version == good.version
+
+
+def test_synthetic_mirror_longer_trips_cost_more_and_jfk_is_flat(synthetic_trained: Trained) -> None:
+    """On the mirror: fares grow with distance from Midtown, and JFK-Manhattan taxi quotes sit at the flat fare."""
+    assert synthetic_trained.outcome.promoted and synthetic_trained.outcome.metrics["beats_baseline"]
+    quote = _quote(synthetic_trained.settings, [(MIDTOWN_CENTER, MIDTOWN_EAST),
+                                                (MIDTOWN_CENTER, UPPER_EAST_SIDE_NORTH),
+                                                (MIDTOWN_CENTER, WASHINGTON_HEIGHTS_SOUTH)])
+    for service in ("taxi", "uber"):
+        fares = quote[f"{service}_fare"].tolist()
+        assert fares[0] < fares[1] < fares[2], (service, fares)
+    zones = load_current(synthetic_trained.settings.models_dir).zones
+    manhattan = zones[zones.borough == "Manhattan"].zone_id.tolist()
+    airport = _quote(synthetic_trained.settings, [(JFK, z) for z in manhattan] + [(z, JFK) for z in manhattan])
+    # $70 flat + $0.50 MTA + $1 improvement + $2.50 congestion (+ $5 at rush hour, + tolls): about $74-$80
+    assert 72 < airport.taxi_fare.median() < 82, airport.taxi_fare.describe()
+    assert airport.taxi_fare.std() < airport.uber_fare.std() / 2  # Uber is metered; the taxi fare is flat
+
+
+_ONE_SIDED_MART = """
+create schema marts;
+create table marts.dim_zones as select 4 as zone_id, 'Manhattan'::text as borough, 'Alphabet City'::text as zone_name,
+    'Yellow Zone'::text as service_zone, 40.72::float8 as centroid_lat, -73.98::float8 as centroid_lon,
+    null::text as geometry_wkt, false as is_airport;
+create table marts.ml_fare_training as select 'taxi-' || i as trip_id, 'taxi'::text as service,
+    timestamp '2024-01-01' + i * interval '1 hour' as pickup_at, 4 as pickup_zone_id, 4 as dropoff_zone_id,
+    1.0::float8 as trip_miles, 6.0::float8 as duration_minutes, 9.5::float8 as rider_fare
+    from generate_series(1, 50) as i;
+"""
+
+
+def test_training_refuses_a_missing_empty_or_one_sided_mart(fresh_settings: Settings) -> None:
+    """The stage says what is wrong instead of training on nothing."""
+    wh = get_warehouse(fresh_settings)
+    with pytest.raises(TrainingDataError, match=r"marts\.ml_fare_training does not exist"):
+        train_models(fresh_settings, wh)
+    with wh.connect() as conn:
+        conn.execute(_ONE_SIDED_MART)
+        conn.commit()
+    with pytest.raises(TrainingDataError, match="0 'uber' rows"):
+        train_models(fresh_settings, wh)
+    with wh.connect() as conn:
+        conn.execute("truncate marts.ml_fare_training")
+        conn.commit()
+    with pytest.raises(TrainingDataError, match="empty"):
+        train_models(fresh_settings, wh)
+    assert Registry(fresh_settings.models_dir).versions() == []
