@@ -6,9 +6,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from api.zones import ZoneIndex
 
@@ -41,6 +44,22 @@ class Bundle:
     def trained_to(self) -> str:
         """Last day of the training window (ISO date)."""
         return str(self.model.trained_to)
+
+    @cached_property
+    def window(self) -> tuple[date, date]:
+        """First and last training day as dates."""
+        return date.fromisoformat(self.trained_from[:10]), date.fromisoformat(self.trained_to[:10])
+
+    @cached_property
+    def known_zone_ids(self) -> np.ndarray:
+        """Every zone id of the snapshot."""
+        return np.array(sorted(self.zones.zones), dtype=np.int64)
+
+    @cached_property
+    def odd_zone_ids(self) -> np.ndarray:
+        """Zone ids that are TLC codes for an unknown or outside location."""
+        return np.array([z.zone_id for z in self.zones.zones.values() if z.borough in ("Unknown", "N/A", "")],
+                        dtype=np.int64)
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

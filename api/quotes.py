@@ -46,10 +46,6 @@ def resolve_place(zones: ZoneIndex, place: ZoneIdPlace | ZoneNamePlace | PointPl
         raise PlaceError(f"{role}: {exc}") from None
 
 
-def _window(bundle: Bundle) -> tuple[date, date]:
-    return date.fromisoformat(bundle.trained_from[:10]), date.fromisoformat(bundle.trained_to[:10])
-
-
 def trip_warnings(bundle: Bundle, pickup_id: int, dropoff_id: int, pickup_at: datetime) -> list[str]:
     """Why a quote may be less trustworthy than usual, in words."""
     notes = []
@@ -59,7 +55,7 @@ def trip_warnings(bundle: Bundle, pickup_id: int, dropoff_id: int, pickup_at: da
         zone = bundle.zones.zones[zid]
         if zone.borough in ("Unknown", "N/A", ""):
             notes.append(f"{role} zone {zid} ({zone.zone_name}) is a TLC code for an unknown or outside location")
-    first, last = _window(bundle)
+    first, last = bundle.window
     day = pickup_at.date()
     if day > last + WINDOW_SLACK:
         notes.append(f"pickup_at is {(day - last).days} days after the newest training data ({last}): "
@@ -74,30 +70,32 @@ def predict(bundle: Bundle, pickup_at: Sequence[datetime], pickup_ids: Sequence[
             dropoff_ids: Sequence[int]) -> pd.DataFrame:
     """The model's price frame for these trips (one vectorised call)."""
     trips = pd.DataFrame({
-        "pickup_at": pd.to_datetime(pd.Series(list(pickup_at), dtype="datetime64[us]")),
+        "pickup_at": np.array(pickup_at, dtype="datetime64[us]"),
         "pickup_zone_id": np.asarray(pickup_ids, dtype=np.int64),
         "dropoff_zone_id": np.asarray(dropoff_ids, dtype=np.int64),
-    })
-    prices = bundle.model.predict_frame(trips)
-    return prices.reset_index(drop=True)
+    }, copy=False)
+    return bundle.model.predict_frame(trips)
 
 
-def _price_rows(prices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Rounded price matrix (rows x _PRICE_COLUMNS) and a mask of rows whose numbers are all finite."""
-    values = np.array(prices.loc[:, list(_PRICE_COLUMNS)].to_numpy(dtype=float), copy=True)
+def _price_rows(prices: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
+    """Rounded price rows (as Python floats, in _PRICE_COLUMNS order) and a mask of rows that are all finite."""
+    if tuple(prices.columns) == _PRICE_COLUMNS:  # the model's own column order: one block, one copy
+        values = prices.to_numpy(dtype=float, copy=True)
+    else:
+        values = np.column_stack([prices[c].to_numpy(dtype=float) for c in _PRICE_COLUMNS])
     values[:, :6] = np.round(values[:, :6], 2)
     values[:, 6] = np.round(np.clip(values[:, 6], 0.0, 1.0), 3)
-    return values, np.isfinite(values).all(axis=1)
+    return values.tolist(), np.isfinite(values).all(axis=1)
 
 
-def _priced(row: np.ndarray) -> dict[str, Any]:
-    taxi, uber = float(row[0]), float(row[3])
+def _priced(row: list[float]) -> dict[str, Any]:
+    taxi, taxi_low, taxi_high, uber, uber_low, uber_high, p_uber = row
     return {
-        "taxi": {"fare": taxi, "low": float(min(row[1], taxi)), "high": float(max(row[2], taxi))},
-        "uber": {"fare": uber, "low": float(min(row[4], uber)), "high": float(max(row[5], uber))},
+        "taxi": {"fare": taxi, "low": min(taxi_low, taxi), "high": max(taxi_high, taxi)},
+        "uber": {"fare": uber, "low": min(uber_low, uber), "high": max(uber_high, uber)},
         "cheaper": "uber" if uber < taxi else "taxi",
         "savings": round(abs(taxi - uber), 2),
-        "p_uber_cheaper": float(row[6]),
+        "p_uber_cheaper": p_uber,
     }
 
 
@@ -161,30 +159,34 @@ def _resolve_column(zones: ZoneIndex, places: list[Any], role: str, errors: dict
     return ids
 
 
-def quote_batch(bundle: Bundle, requests: list[QuoteRequest]) -> dict[str, Any]:
-    """Price many trips in one model call; trips that cannot be priced come back in `errors` with their index."""
-    errors: dict[int, str] = {}
-    times: list[datetime] = []
-    for i, req in enumerate(requests):
-        try:
-            times.append(to_new_york(req.pickup_at))
-        except PlaceError as exc:
-            errors[i] = str(exc)
-            times.append(EARLIEST)
-    pickups = _resolve_column(bundle.zones, [r.pickup for r in requests], "pickup", errors)
-    dropoffs = _resolve_column(bundle.zones, [r.dropoff for r in requests], "dropoff", errors)
-    good = np.array([i not in errors for i in range(len(requests))], dtype=bool)
+def _flagged(bundle: Bundle, times: list[datetime], pickups: np.ndarray, dropoffs: np.ndarray) -> np.ndarray:
+    """Rows that need warnings (same zone, unknown-location zone, far outside the window), found without a loop."""
+    first, last = bundle.window
+    days = np.array(times, dtype="datetime64[D]")
+    outside = (days > np.datetime64(last + WINDOW_SLACK)) | (days < np.datetime64(first - WINDOW_SLACK))
+    odd = bundle.odd_zone_ids
+    return (pickups == dropoffs) | outside | np.isin(pickups, odd) | np.isin(dropoffs, odd)
+
+
+def price_batch(bundle: Bundle, times: list[datetime], pickups: np.ndarray, dropoffs: np.ndarray,
+                errors: dict[int, str]) -> dict[str, Any]:
+    """Price every trip not already in `errors` in one model call; the batch response body."""
+    good = np.ones(len(times), dtype=bool)
+    good[list(errors)] = False
     rows = np.flatnonzero(good)
     quotes = []
     if len(rows):
-        values, ok = _price_rows(predict(bundle, [times[i] for i in rows], pickups[rows], dropoffs[rows]))
+        kept_times = [times[i] for i in rows.tolist()]
+        values, ok = _price_rows(predict(bundle, kept_times, pickups[rows], dropoffs[rows]))
+        flagged = _flagged(bundle, kept_times, pickups[rows], dropoffs[rows]).tolist()
+        pu_list, do_list = pickups[rows].tolist(), dropoffs[rows].tolist()
         for k, i in enumerate(rows.tolist()):
             if not ok[k]:
                 errors[i] = "the model could not price this trip (no finite prediction)"
                 continue
-            pu, do = int(pickups[i]), int(dropoffs[i])
-            quotes.append({"index": i, "pickup_zone_id": pu, "dropoff_zone_id": do, **_priced(values[k]),
-                           "warnings": trip_warnings(bundle, pu, do, times[i])})
+            notes = trip_warnings(bundle, pu_list[k], do_list[k], kept_times[k]) if flagged[k] else []
+            quotes.append({"index": i, "pickup_zone_id": pu_list[k], "dropoff_zone_id": do_list[k],
+                           **_priced(values[k]), "warnings": notes})
     return {
         "model_version": bundle.version,
         "trained_window": window_of(bundle),
@@ -192,3 +194,36 @@ def quote_batch(bundle: Bundle, requests: list[QuoteRequest]) -> dict[str, Any]:
         "quotes": quotes,
         "errors": [{"index": i, "detail": errors[i]} for i in sorted(errors)],
     }
+
+
+def _times(values: Sequence[datetime | None], errors: dict[int, str]) -> list[datetime]:
+    times = []
+    for i, value in enumerate(values):
+        try:
+            times.append(to_new_york(value))
+        except PlaceError as exc:
+            errors[i] = str(exc)
+            times.append(EARLIEST)
+    return times
+
+
+def quote_batch(bundle: Bundle, requests: list[QuoteRequest]) -> dict[str, Any]:
+    """Price trips given as objects; trips that cannot be priced come back in `errors` with their index."""
+    errors: dict[int, str] = {}
+    times = _times([r.pickup_at for r in requests], errors)
+    pickups = _resolve_column(bundle.zones, [r.pickup for r in requests], "pickup", errors)
+    dropoffs = _resolve_column(bundle.zones, [r.dropoff for r in requests], "dropoff", errors)
+    return price_batch(bundle, times, pickups, dropoffs, errors)
+
+
+def quote_columns(bundle: Bundle, pickup_at: list[datetime | None], pickup_ids: list[int],
+                  dropoff_ids: list[int]) -> dict[str, Any]:
+    """Price trips given as columns of zone ids (the fast form); unknown ids come back in `errors`."""
+    errors: dict[int, str] = {}
+    times = _times(pickup_at, errors)
+    pickups, dropoffs = np.asarray(pickup_ids, dtype=np.int64), np.asarray(dropoff_ids, dtype=np.int64)
+    known = bundle.known_zone_ids
+    for role, ids in (("pickup", pickups), ("dropoff", dropoffs)):
+        for i in np.flatnonzero(~np.isin(ids, known)).tolist():
+            errors.setdefault(i, f"{role}: unknown zone_id {int(ids[i])}")
+    return price_batch(bundle, times, pickups, dropoffs, errors)

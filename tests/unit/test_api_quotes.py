@@ -167,3 +167,28 @@ def test_the_web_page_and_metrics_are_served(api) -> None:
     metrics = client.get("/metrics").text
     assert 'fares_http_requests_total{method="POST",route="/v1/quotes",status="200"}' in metrics
     assert "fares_model_loaded 1.0" in metrics and "fares_quotes_total" in metrics
+
+
+def test_the_columns_form_prices_like_the_trips_form(api) -> None:
+    client, _ = api
+    columns = {"pickup_at": ["2024-02-14T08:30:00", None, "2024-03-01T18:00:00Z"],
+               "pickup_zone_id": [132, 999, 230], "dropoff_zone_id": [230, 1, 230]}
+    r = client.post("/v1/quotes/batch", json={"columns": columns})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [q["index"] for q in body["quotes"]] == [0, 2]
+    assert body["errors"] == [{"index": 1, "detail": "pickup: unknown zone_id 999"}]
+    single = quote(client, {"zone_id": 132}, {"zone_id": 230}).json()
+    assert body["quotes"][0]["taxi"] == single["taxi"] and body["quotes"][0]["uber"] == single["uber"]
+    assert any("same zone" in w for w in body["quotes"][1]["warnings"])
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"columns": {"pickup_at": [None], "pickup_zone_id": [1, 2], "dropoff_zone_id": [3]}}, "must have the same length"),
+    ({"columns": {"pickup_at": [None], "pickup_zone_id": [1], "dropoff_zone_id": [3]},
+      "trips": [{"pickup": {"zone_id": 1}, "dropoff": {"zone_id": 2}}]}, "exactly one of"),
+    ({}, "exactly one of"),
+])
+def test_a_batch_must_be_one_well_formed_form(api, body, message) -> None:
+    r = api[0].post("/v1/quotes/batch", json=body)
+    assert r.status_code == 422 and message in json.dumps(r.json()), r.text
