@@ -39,6 +39,11 @@ def code_version() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
+def _dollars(value: float | None) -> float | None:
+    """Money rounded to cents for listings (None stays None)."""
+    return None if value is None else round(float(value), 2)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write via a temp file in the same folder and os.replace, so readers see the old or the new file, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -101,7 +106,7 @@ class Registry:
         return self.models_dir / version / REPORT_FILE
 
     def versions(self) -> list[dict[str, Any]]:
-        """Every saved version, oldest first, with its metrics summary and current/promoted flags."""
+        """Every saved version, oldest first: window, holdout MAE per service and vs baseline, current/promoted flags."""
         current, promoted = self.current_version(), {h["version"] for h in self._history()}
         rows = []
         if not self.models_dir.is_dir():
@@ -111,11 +116,11 @@ class Registry:
                 continue
             doc = self.metrics(folder.name) if (folder / METRICS_FILE).is_file() else {}
             m = doc.get("metrics", {})
+            per_service = {f"{s}_mae": _dollars(v["model"]["mae"]) for s, v in m.get("services", {}).items()}
             rows.append({
                 "version": folder.name, "created_at": doc.get("created_at"),
                 "trained_from": doc.get("trained_from"), "trained_to": doc.get("trained_to"),
-                "model_mae": m.get("model_mae"), "baseline_mae": m.get("baseline_mae"),
-                "mae": {s: v["model"]["mae"] for s, v in m.get("services", {}).items()},
+                **per_service, "model_mae": _dollars(m.get("model_mae")), "baseline_mae": _dollars(m.get("baseline_mae")),
                 "current": folder.name == current, "promoted": folder.name in promoted,
                 "report_path": str(self.report_path(folder.name)) if self.report_path(folder.name).is_file() else None,
             })

@@ -48,6 +48,16 @@ class TrainOutcome:
     reason: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
+    def summary(self) -> str:
+        """A few lines for people: the decision, MAE per service against the baseline, and the report."""
+        lines = [f"model version {self.version}: {'promoted to current' if self.promoted else 'kept, NOT promoted'}"
+                 f" ({self.reason})"]
+        for service, m in self.metrics.get("services", {}).items():
+            lines.append(f"  {service:<5} holdout MAE ${m['model']['mae']:.2f} (baseline ${m['baseline']['mae']:.2f}, "
+                         f"{m['mae_improvement_pct']:+.1f}% better)")
+        lines.append(f"  report: {self.report_path}")
+        return "\n".join(lines)
+
 
 def check_training(training: pd.DataFrame) -> None:
     """Raise TrainingDataError when columns are missing, the frame is empty, or a service is absent or too thin."""
@@ -217,8 +227,23 @@ def _score_current(registry: Registry, holdout: pd.DataFrame) -> tuple[str | Non
         return current, float(stored) if stored is not None else None
 
 
+def _decide_promotion(registry: Registry, holdout: pd.DataFrame, model_mae: float,
+                      margin: float) -> tuple[bool, str | None, float | None, str]:
+    """Promote when there is no current model or the new MAE is at most the current one's (same holdout) + margin."""
+    previous, previous_mae = _score_current(registry, holdout)
+    promote = previous_mae is None or model_mae <= previous_mae + margin
+    if previous is None:
+        return promote, previous, previous_mae, "no current model"
+    shown = "unknown" if previous_mae is None else f"${previous_mae:.2f}"
+    return promote, previous, previous_mae, (f"holdout MAE ${model_mae:.2f} vs current {previous} {shown} "
+                                             f"(margin ${margin:.2f})")
+
+
 def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None) -> TrainOutcome:
-    """The train stage: mart -> holdout split -> fit -> judge vs baseline -> save -> promote if not worse."""
+    """The train stage: mart -> holdout split -> fit -> judge vs baseline -> save -> promote if not worse.
+
+    Raises TrainingDataError when the mart is missing, empty or lacks a service.
+    """
     from ml.evaluate import BaselineModel, evaluate_holdout
     from ml.report import render_report
 
@@ -229,18 +254,14 @@ def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | Non
     train, holdout = split_holdout(training)
     model = fit_fare_model(train, zones, params)
     fitted = time.perf_counter()
-    baseline = BaselineModel.fit(train, model.zone_table)
-    metrics, detail = evaluate_holdout(model, baseline, holdout)
+    metrics, detail = evaluate_holdout(model, BaselineModel.fit(train, model.zone_table), holdout)
     registry = Registry(settings.models_dir)
-    previous, previous_mae = _score_current(registry, holdout)
-    promote = previous_mae is None or metrics["model_mae"] <= previous_mae + settings.promotion_margin
-    reason = ("no current model" if previous is None else
-              f"holdout MAE ${metrics['model_mae']:.2f} vs current {previous} ${previous_mae:.2f} "
-              f"(margin ${settings.promotion_margin:.2f})")
+    promote, previous, previous_mae, reason = _decide_promotion(registry, holdout, metrics["model_mae"],
+                                                                settings.promotion_margin)
     windows = {s: [str(part.pickup_at.min()), str(part.pickup_at.max())] for s, part in holdout.groupby("service")}
-    metrics.update({"n_train": {s: int(n) for s, n in train.service.value_counts().items()},
-                    "holdout_window": windows, "promotion": {"previous_version": previous, "previous_mae": previous_mae,
-                                                             "margin": settings.promotion_margin, "promoted": promote}})
+    metrics.update({"n_train": {s: int(n) for s, n in train.service.value_counts().items()}, "holdout_window": windows,
+                    "promotion": {"previous_version": previous, "previous_mae": previous_mae,
+                                  "margin": settings.promotion_margin, "promoted": promote, "reason": reason}})
     model.metrics = metrics
     fp = fingerprint(training)
     version = registry.next_version(fp)
@@ -249,12 +270,11 @@ def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | Non
             "training rows": metrics["n_train"], "data fingerprint": fp[:16], "code version": code_version(),
             "promotion": ("promoted: " if promote else "NOT promoted: ") + reason,
             "timings (s)": {k: round(v, 1) for k, v in timings.items()}}
-    report = render_report(version, metrics, detail, info)
-    registry.save(model, fingerprint=fp, report_html=report, version=version,
-                  extra={"baseline_metrics": {s: metrics["services"][s]["baseline"] for s in SERVICES}})
+    baseline_metrics = {s: metrics["services"][s]["baseline"] for s in SERVICES}
+    registry.save(model, fingerprint=fp, report_html=render_report(version, metrics, detail, info), version=version,
+                  extra={"baseline_metrics": baseline_metrics})
     if promote:
         registry.promote(version)
     log.info("trained %s (%s): %s", version, "promoted" if promote else "not promoted", reason)
     return TrainOutcome(version=version, metrics=metrics, promoted=promote, report_path=registry.report_path(version),
-                        baseline_metrics={s: metrics["services"][s]["baseline"] for s in SERVICES},
-                        previous_version=previous, reason=reason, timings=timings)
+                        baseline_metrics=baseline_metrics, previous_version=previous, reason=reason, timings=timings)

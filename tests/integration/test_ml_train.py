@@ -92,6 +92,7 @@ def test_tlc_samples_give_a_current_model_that_beats_the_baseline(tlc_trained: T
     assert len(doc["data_fingerprint"]) == 64 and doc["code_version"]
     page = outcome.report_path.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 3 and "beats the baseline" in page
+    assert f"{outcome.version}: promoted to current" in outcome.summary()
     [row] = registry.versions()
     assert row["current"] and row["report_path"] == str(outcome.report_path)
     quote = _quote(tlc_trained.settings, [(MIDTOWN_CENTER, MIDTOWN_EAST), (264, 265)], at="2020-04-30 20:00")

@@ -70,6 +70,8 @@ def test_promote_and_rollback_move_the_current_pointer(trained, tmp_path: Path) 
     assert [r["version"] for r in registry.versions()] == sorted(rows)
     assert rows[second]["current"] and rows[first]["promoted"] and not rows[first]["current"]
     assert not rows[third]["promoted"]
+    assert rows[first]["taxi_mae"] == round(model.metrics["services"]["taxi"]["model"]["mae"], 2)
+    assert rows[first]["baseline_mae"] == round(model.metrics["baseline_mae"], 2)
     assert registry.rollback() == first
     assert registry.current_version() == first
     with pytest.raises(RegistryError, match="no earlier"):
