@@ -22,7 +22,19 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "taxi_fare", "taxi_low", "taxi_high", "uber_fare", "uber_low", "uber_high", "p_uber_cheaper",
 )
 SMALL_BATCH = 32  # up to this many rows the numpy forest beats scikit-learn's per-tree Python loop
+NEW_YORK = "America/New_York"
 Z_80 = 1.2815515655446004  # the 0.9 quantile of the standard normal: low/high are the 0.1/0.9 quantiles
+
+
+def _naive_new_york(pickup_at: pd.Series) -> np.ndarray:
+    """Naive New York wall-clock datetime64 values (tz-aware input is converted, strings parsed)."""
+    values = pickup_at.to_numpy()
+    if np.issubdtype(values.dtype, np.datetime64):
+        return values
+    parsed = pd.to_datetime(pickup_at)
+    if parsed.dt.tz is not None:
+        parsed = parsed.dt.tz_convert(NEW_YORK).dt.tz_localize(None)
+    return parsed.to_numpy()
 
 
 @dataclass
@@ -116,9 +128,7 @@ class FareModel:
         pickup = trips["pickup_zone_id"].to_numpy(dtype=np.int64)
         dropoff = trips["dropoff_zone_id"].to_numpy(dtype=np.int64)
         check_zone_ids(self.zone_table, pickup, dropoff)
-        at = trips["pickup_at"].to_numpy()
-        if not np.issubdtype(at.dtype, np.datetime64):
-            at = pd.to_datetime(trips["pickup_at"]).to_numpy()
+        at = _naive_new_york(trips["pickup_at"])
         raw = self._raw(build_features(at, pickup, dropoff, self.zone_table, self.pairs))
         out = np.empty((len(trips), len(OUTPUT_COLUMNS)))
         sd = []

@@ -126,3 +126,13 @@ def test_fingerprint_ignores_row_order_but_not_fares(trips) -> None:
     changed = trips.copy()
     changed.loc[changed.index[0], "rider_fare"] += 1
     assert fingerprint(changed) != fingerprint(trips)
+
+
+def test_pickup_time_may_be_text_or_new_york_aware(model) -> None:
+    naive = _requests([(4, 5)], at="2024-01-05 08:00")
+    aware = naive.assign(pickup_at=naive.pickup_at.dt.tz_localize("America/New_York").dt.tz_convert("UTC"))
+    text = naive.assign(pickup_at="2024-01-05 08:00")
+    expected = model.predict_frame(naive)
+    pd.testing.assert_frame_equal(model.predict_frame(aware), expected)
+    pd.testing.assert_frame_equal(model.predict_frame(text), expected)
+    assert model.predict_frame(naive.head(0)).empty
