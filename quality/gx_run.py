@@ -221,8 +221,11 @@ def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list
     context = open_context(settings)
     datasource = add_datasource(context, wh)
     results: list[CheckResult] = []
-    for batch in batches:
-        results.extend(run_batch(context, datasource, batch))
+    try:
+        for batch in batches:
+            results.extend(run_batch(context, datasource, batch))
+    finally:
+        datasource.get_execution_engine().engine.dispose()  # close pooled connections now, not at GC (daemon)
     return results
 
 
