@@ -165,15 +165,17 @@ def _load_trip_month(run: _Run, kind: str, month: str) -> None:
 
 
 def plan_months(source: Source, kinds: tuple[str, ...], known: dict[str, dict[str, Any]]) -> list[str]:
-    """The default months: a folder's every month (unchanged ones are skipped later); for a URL, the months
-    after the newest loaded one up to now, or, with nothing loaded yet, the newest published month."""
+    """The default months: a folder's every month (unchanged ones are skipped later); for a URL, months that
+    failed before plus the months after the newest loaded one up to now, or, with nothing loaded yet, the newest
+    published month."""
     if not source.is_url:
         return sorted({m for kind in kinds for m in source.list_months(kind)})
     now = current_month()
     loaded = [e["month"] for e in known.values() if e["kind"] in kinds and e["status"] == "loaded" and e["month"]]
     if loaded:
         newest = max(loaded)
-        return parse_months([f"{add_months(newest, 1)}..{now}"]) if newest < now else []
+        retry = {e["month"] for e in known.values() if e["kind"] in kinds and e["status"] == "failed" and e["month"]}
+        return sorted(retry | set(parse_months([f"{add_months(newest, 1)}..{now}"]) if newest < now else retry))
     for back in range(LOOKBACK_MONTHS + 1):
         month = add_months(now, -back)
         try:

@@ -147,3 +147,8 @@ def test_failed_download_fails_only_that_month(fresh_settings: Settings, publish
         assert _count(settings, "yellow_trips") == {older: ROWS, newest: ROWS}
         assert not (settings.downloads_dir / broken).exists()
         assert not list(settings.downloads_dir.glob(".*.part"))
+
+        server.always_fail = ()  # the server recovers: the next default run retries the failed month
+        retry = ingest(settings, get_warehouse(settings), source=server.url)
+        assert [r.file for r in retry.loaded] == [broken]
+        assert _count(settings, "fhvhv_trips") == {older: ROWS, newest: ROWS}
