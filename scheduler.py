@@ -296,6 +296,15 @@ def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None
     return done
 
 
+def _stop_scheduler(sched: BlockingScheduler) -> None:
+    from apscheduler.schedulers import SchedulerNotRunningError
+
+    try:
+        sched.shutdown(wait=False)
+    except SchedulerNotRunningError:  # the signal handler and the start listener both got here
+        pass
+
+
 def _on_signal(sched: BlockingScheduler) -> Callable[[int, Any], None]:
     def handle(signum: int, frame: Any) -> None:
         if _stop.is_set():  # a second signal: stop now, and say so in the run's row
@@ -305,7 +314,8 @@ def _on_signal(sched: BlockingScheduler) -> Callable[[int, Any], None]:
         log.warning("signal %d: finishing the running stage, then stopping (send again to stop at once)", signum)
         _stop.set()
         if sched.running:  # shutdown from another thread: the main loop may hold the scheduler's locks right now
-            threading.Thread(target=sched.shutdown, kwargs={"wait": False}, daemon=True).start()
+            threading.Thread(target=_stop_scheduler, args=(sched,), daemon=True).start()
+        # not running yet: the EVENT_SCHEDULER_START listener stops it as soon as it starts
 
     return handle
 
@@ -320,6 +330,9 @@ def start_daemon(settings: Settings, stages: Mapping[str, StageFn] | None = None
     _daemon_stages = stages
     _stop.clear()
     sched = build_scheduler(settings)
+    from apscheduler.events import EVENT_SCHEDULER_START
+
+    sched.add_listener(lambda _event: _stop_scheduler(sched) if _stop.is_set() else None, EVENT_SCHEDULER_START)
     handler = _on_signal(sched)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
