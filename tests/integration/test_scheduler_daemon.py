@@ -177,3 +177,15 @@ def test_a_run_missed_while_the_daemon_was_down_runs_once_on_start(daemons: Daem
     assert next_run > time.time() + 60, "the schedule did not move past the missed runs"
     assert daemons.stop(proc) == 0
     assert len(_runs(fresh_db)) == 1
+
+
+def test_a_second_signal_stops_at_once_and_records_the_stage_interrupted(daemons: Daemons, fresh_db: Warehouse) -> None:
+    proc = daemons.start(EVERY_SECOND, PROBE_SLEEP="transform:120")
+    daemons.wait_until("the transform stage", lambda: _stage_started(fresh_db, "transform"))
+    proc.send_signal(signal.SIGTERM)
+    daemons.wait_until("the first signal to be logged", lambda: "finishing the running stage" in daemons.logs())
+    assert daemons.stop(proc) == 128 + signal.SIGTERM
+    [row] = _runs(fresh_db)
+    assert (row["status"], row["error"]) == ("interrupted", "interrupted: signal 15 during a stage")
+    stages = runs.get_run(fresh_db, row["run_id"])["stages"]
+    assert [(s["stage"], s["status"]) for s in stages] == [("ingest", "succeeded"), ("transform", "interrupted")]
