@@ -129,7 +129,7 @@ def load_trip_file(pipeline: dlt.Pipeline, path: Path, kind: str, month: str, sa
     try:
         info = pipeline.run(resource, loader_file_format="parquet")
     except Exception as exc:
-        pipeline.drop_pending_packages()
+        pipeline.abort_packages()
         raise FileLoadError(_root_message(exc, path.name)) from exc
     if counter["rows"] == 0:
         _delete_month(pipeline, TABLES[kind], month)
@@ -145,7 +145,7 @@ def load_rows(pipeline: dlt.Pipeline, table: str, rows: list[dict[str, Any]], co
     try:
         info = pipeline.run(resource, loader_file_format="insert_values")
     except Exception as exc:
-        pipeline.drop_pending_packages()
+        pipeline.abort_packages()
         raise FileLoadError(_root_message(exc, file)) from exc
     return info.loads_ids[-1] if info.loads_ids else None
 

@@ -87,6 +87,10 @@ def test_bad_files_fail_alone_and_lose_nothing(fresh_settings: Settings, tmp_pat
         shutil.copy(tlc_samples / name, src / name)
     assert not ingest(fresh_settings, wh, source=str(src), kinds=("yellow",)).failed
 
+    scrambled = bytearray((src / "yellow_tripdata_2020-01.parquet").read_bytes())
+    for i in range(1_000, len(scrambled) // 2, 7):  # damaged data pages behind an intact footer
+        scrambled[i] = (scrambled[i] * 31 + 7) % 256
+    (src / "yellow_tripdata_2020-01.parquet").write_bytes(bytes(scrambled))
     data = (src / "yellow_tripdata_2020-02.parquet").read_bytes()
     (src / "yellow_tripdata_2020-02.parquet").write_bytes(data[: len(data) // 2])  # a truncated download
     shutil.copy(tlc_samples / "yellow_tripdata_2020-03.parquet", src)
@@ -97,7 +101,9 @@ def test_bad_files_fail_alone_and_lose_nothing(fresh_settings: Settings, tmp_pat
 
     report = ingest(fresh_settings, wh, source=str(src), months=["2020-01..2020-04"], kinds=("yellow",))
     errors = {r.file: r.error for r in report.failed}
-    assert set(errors) == {"taxi_zone_lookup.csv", "yellow_tripdata_2020-02.parquet", "yellow_tripdata_2020-04.parquet"}
+    assert set(errors) == {"taxi_zone_lookup.csv", "yellow_tripdata_2020-01.parquet", "yellow_tripdata_2020-02.parquet",
+                           "yellow_tripdata_2020-04.parquet"}
+    assert errors["yellow_tripdata_2020-01.parquet"].startswith("yellow_tripdata_2020-01.parquet: corrupted")
     assert errors["yellow_tripdata_2020-02.parquet"].startswith("yellow_tripdata_2020-02.parquet: ")
     assert "parquet" in errors["yellow_tripdata_2020-02.parquet"].split(": ", 1)[1]
     assert "missing required column(s) fare_amount" in errors["yellow_tripdata_2020-04.parquet"]
