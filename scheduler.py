@@ -34,7 +34,7 @@ _RAW_TRIPS = ("raw.yellow_trips", "raw.fhvhv_trips")
 _stop = threading.Event()  # set by SIGTERM/SIGINT: finish the running stage, start no other
 _busy = threading.Lock()  # held while the daemon runs the chain, so shutdown can wait for it
 _current: dict[str, Any] = {}  # the run in progress: wh, run_id (for recording a forced stop)
-_daemon_stages: Mapping[str, StageFn] | None = None
+_daemon: dict[str, Any] = {}  # the settings and stages start_daemon was given, for the job the store names
 
 
 class StageError(RuntimeError):
@@ -267,9 +267,9 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
 
 
 def scheduled_run() -> None:
-    """The daemon's job: one recorded run of the chain (settings from the environment; nothing secret in the job store)."""
+    """The daemon's job: one recorded run of the chain (no arguments, so nothing secret lands in the job store)."""
     with _busy:
-        row = run_once(get_settings(), stages=_daemon_stages)
+        row = run_once(_daemon.get("settings") or get_settings(), stages=_daemon.get("stages"))
     log.info("run %s %s%s", row["run_id"], row["status"], f": {row['error']}" if row["error"] else "")
 
 
@@ -326,8 +326,7 @@ def start_daemon(settings: Settings, stages: Mapping[str, StageFn] | None = None
     On a signal the running stage finishes, later stages do not start and the run is recorded 'interrupted';
     a second signal records it at once and exits.
     """
-    global _daemon_stages  # noqa: PLW0603 - the job function is referenced by name and reads them from here
-    _daemon_stages = stages
+    _daemon.update(settings=settings, stages=stages)
     _stop.clear()
     sched = build_scheduler(settings)
     from apscheduler.events import EVENT_SCHEDULER_START
