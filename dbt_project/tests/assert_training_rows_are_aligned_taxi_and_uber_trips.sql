@@ -1,4 +1,6 @@
--- ml_fare_training holds exactly the taxi and Uber trips of fct_trips, and only from aligned months.
+-- ml_fare_training holds every taxi and Uber trip of fct_trips (counted per month and service), and only from
+-- aligned months. Returns the months and services where that does not hold.
+{%- set services = var('training_services') %}
 with
 
 training as (
@@ -19,30 +21,26 @@ months_aligned as (
 
 ),
 
-expected as (
+training_counts as (
 
-    select trip_id from trips where service in ('taxi', 'uber')
+    select source_month, service, count(*) as training_trips
+    from training
+    group by source_month, service
 
 ),
 
-mismatched as (
+expected_counts as (
 
-    select coalesce(training.trip_id, expected.trip_id) as trip_id, 'missing or extra' as problem
-    from training
-    full outer join expected on training.trip_id = expected.trip_id
-    where training.trip_id is null or expected.trip_id is null
-
-),
-
-unaligned as (
-
-    select training.trip_id, 'month not aligned' as problem
-    from training
-    inner join months_aligned on training.source_month = months_aligned.source_month
-    where not months_aligned.is_aligned
+    select source_month, service, count(*) as expected_trips
+    from trips
+    where service in ({% for service in services %}'{{ service }}'{{ ", " if not loop.last }}{% endfor %})
+    group by source_month, service
 
 )
 
-select * from mismatched
-union all
-select * from unaligned
+select *
+from training_counts
+full outer join expected_counts using (source_month, service)
+left join months_aligned using (source_month)
+where training_counts.training_trips is distinct from expected_counts.expected_trips
+   or not coalesce(months_aligned.is_aligned, false)

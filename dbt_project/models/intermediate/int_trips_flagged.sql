@@ -40,8 +40,7 @@ fare_per_mile_quartiles as (
     select
         service,
         source_month,
-        percentile_cont(0.25) within group (order by ln(fare_per_mile)) as ln_p25,
-        percentile_cont(0.75) within group (order by ln(fare_per_mile)) as ln_p75
+        percentile_cont(array[0.25, 0.75]) within group (order by ln(fare_per_mile)) as ln_quartiles
 
     from simple_flags
     where passes_simple_rules and fare_per_mile > 0
@@ -54,10 +53,21 @@ fare_per_mile_fences as (
     select
         service,
         source_month,
+        ln_quartiles[1] as ln_p25,
+        ln_quartiles[2] as ln_p75
+    from fare_per_mile_quartiles
+
+),
+
+fare_per_mile_bounds as (
+
+    select
+        service,
+        source_month,
         ln_p25 - {{ var('fare_per_mile_fence_k') }} * greatest(ln_p75 - ln_p25, {{ var('fare_per_mile_min_iqr') }}) as fare_per_mile_ln_low,
         ln_p75 + {{ var('fare_per_mile_fence_k') }} * greatest(ln_p75 - ln_p25, {{ var('fare_per_mile_min_iqr') }}) as fare_per_mile_ln_high
 
-    from fare_per_mile_quartiles
+    from fare_per_mile_fences
 
 ),
 
@@ -65,13 +75,13 @@ fenced as (
 
     select
         simple_flags.*,
-        fare_per_mile_fences.fare_per_mile_ln_low,
-        fare_per_mile_fences.fare_per_mile_ln_high
+        fare_per_mile_bounds.fare_per_mile_ln_low,
+        fare_per_mile_bounds.fare_per_mile_ln_high
 
     from simple_flags
-    left join fare_per_mile_fences
-        on simple_flags.service = fare_per_mile_fences.service
-        and simple_flags.source_month = fare_per_mile_fences.source_month
+    left join fare_per_mile_bounds
+        on simple_flags.service = fare_per_mile_bounds.service
+        and simple_flags.source_month = fare_per_mile_bounds.source_month
 
 ),
 

@@ -1,0 +1,63 @@
+-- Which is cheaper, borough pair by borough pair? Median rider fare of each service over the aligned trips,
+-- and the share of zone-pair × hour cells where the taxi median is the lower one.
+-- Compile with `dbt compile --select taxi_vs_uber_by_borough_pair` and run the SQL in target/compiled/.
+with
+
+trips as (
+
+    select * from {{ ref('fct_trips') }}
+
+),
+
+fares as (
+
+    select * from {{ ref('zone_pair_hourly_fares') }}
+
+),
+
+medians as (
+
+    select
+        borough_pair,
+        round((percentile_cont(0.5) within group (order by rider_fare) filter (where service = 'taxi'))::numeric, 2)
+            as taxi_median_fare,
+        round((percentile_cont(0.5) within group (order by rider_fare) filter (where service = 'uber'))::numeric, 2)
+            as uber_median_fare,
+        count(*) filter (where service = 'taxi') as taxi_trips,
+        count(*) filter (where service = 'uber') as uber_trips
+
+    from trips
+    group by borough_pair
+
+),
+
+cells as (
+
+    select
+        taxi.pickup_zone_id,
+        taxi.dropoff_zone_id,
+        taxi.pickup_hour,
+        taxi.median_rider_fare < uber.median_rider_fare as is_taxi_cheaper
+
+    from fares as taxi
+    inner join fares as uber
+        on taxi.pickup_zone_id = uber.pickup_zone_id
+        and taxi.dropoff_zone_id = uber.dropoff_zone_id
+        and taxi.pickup_hour = uber.pickup_hour
+    where taxi.service = 'taxi' and uber.service = 'uber'
+
+),
+
+final as (
+
+    select
+        medians.*,
+        (select round(100.0 * avg(is_taxi_cheaper::int), 1) from cells) as pct_cells_taxi_cheaper_overall
+
+    from medians
+    where taxi_trips > 0 and uber_trips > 0
+    order by taxi_trips + uber_trips desc
+
+)
+
+select * from final
