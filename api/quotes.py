@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo as TimeZone
 
@@ -123,24 +123,25 @@ def quote_one(bundle: Bundle, request: QuoteRequest) -> dict[str, Any]:
     }
 
 
-def _resolve_column(zones: ZoneIndex, places: list[Any], role: str, errors: dict[int, str]) -> np.ndarray:
+def _resolve_column(zones: ZoneIndex, places: list[dict[str, Any]], role: str, errors: dict[int, str]) -> np.ndarray:
     """Zone ids for one side of a batch: ids by dict, names cached per distinct text, points in one STRtree query."""
     ids = np.full(len(places), -1, dtype=np.int64)
     names: dict[str, int | str] = {}
     point_rows = []
     for i, place in enumerate(places):
-        if isinstance(place, ZoneIdPlace):
-            if place.zone_id in zones.zones:
-                ids[i] = place.zone_id
+        if "zone_id" in place:
+            if place["zone_id"] in zones.zones:
+                ids[i] = place["zone_id"]
             else:
-                errors.setdefault(i, f"{role}: unknown zone_id {place.zone_id}")
-        elif isinstance(place, ZoneNamePlace):
-            if place.zone not in names:
+                errors.setdefault(i, f"{role}: unknown zone_id {place['zone_id']}")
+        elif "zone" in place:
+            name = place["zone"]
+            if name not in names:
                 try:
-                    names[place.zone] = zones.by_name(place.zone).zone_id
+                    names[name] = zones.by_name(name).zone_id
                 except PlaceError as exc:
-                    names[place.zone] = f"{role}: {exc}"
-            found = names[place.zone]
+                    names[name] = f"{role}: {exc}"
+            found = names[name]
             if isinstance(found, int):
                 ids[i] = found
             else:
@@ -148,10 +149,10 @@ def _resolve_column(zones: ZoneIndex, places: list[Any], role: str, errors: dict
         else:
             point_rows.append(i)
     if point_rows:
-        lats = np.array([places[i].lat for i in point_rows])
-        lons = np.array([places[i].lon for i in point_rows])
+        lats = np.array([places[i]["lat"] for i in point_rows], dtype=float)
+        lons = np.array([places[i]["lon"] for i in point_rows], dtype=float)
         found_ids = zones.at_points(lats, lons)
-        for i, zid, lat, lon in zip(point_rows, found_ids, lats, lons, strict=True):
+        for i, zid, lat, lon in zip(point_rows, found_ids.tolist(), lats.tolist(), lons.tolist(), strict=True):
             if zid < 0:
                 errors.setdefault(i, f"{role}: the point lat={lat}, lon={lon} is outside every NYC taxi zone")
             else:
@@ -207,12 +208,12 @@ def _times(values: Sequence[datetime | None], errors: dict[int, str]) -> list[da
     return times
 
 
-def quote_batch(bundle: Bundle, requests: list[QuoteRequest]) -> dict[str, Any]:
-    """Price trips given as objects; trips that cannot be priced come back in `errors` with their index."""
+def quote_batch(bundle: Bundle, trips: list[dict[str, Any]]) -> dict[str, Any]:
+    """Price trips given as objects (validated TripIn dicts); trips that cannot be priced come back in `errors`."""
     errors: dict[int, str] = {}
-    times = _times([r.pickup_at for r in requests], errors)
-    pickups = _resolve_column(bundle.zones, [r.pickup for r in requests], "pickup", errors)
-    dropoffs = _resolve_column(bundle.zones, [r.dropoff for r in requests], "dropoff", errors)
+    times = _times([t.get("pickup_at") for t in trips], errors)
+    pickups = _resolve_column(bundle.zones, [t["pickup"] for t in trips], "pickup", errors)
+    dropoffs = _resolve_column(bundle.zones, [t["dropoff"] for t in trips], "dropoff", errors)
     return price_batch(bundle, times, pickups, dropoffs, errors)
 
 

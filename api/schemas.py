@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator, with_config
+from typing_extensions import NotRequired, TypedDict
 
 MAX_BATCH = 10_000
 
@@ -33,6 +34,9 @@ class PointPlace(_Strict):
     lon: float = Field(ge=-180, le=180, examples=[-73.9855])
 
 
+_PLACE_ERROR = 'a place is {"zone_id": N}, {"zone": "name"} or {"lat": ..., "lon": ...}'
+
+
 def _place_kind(value: Any) -> str | None:
     """Which place form a body uses, so errors speak about that form only."""
     if isinstance(value, BaseModel):
@@ -47,8 +51,7 @@ def _place_kind(value: Any) -> str | None:
 
 Place = Annotated[
     Annotated[ZoneIdPlace, Tag("zone_id")] | Annotated[ZoneNamePlace, Tag("zone")] | Annotated[PointPlace, Tag("point")],
-    Discriminator(_place_kind, custom_error_type="place_form",
-                  custom_error_message='a place is {"zone_id": N}, {"zone": "name"} or {"lat": ..., "lon": ...}'),
+    Discriminator(_place_kind, custom_error_type="place_form", custom_error_message=_PLACE_ERROR),
     Field(description="zone_id, zone name, or lat/lon"),
 ]
 
@@ -62,6 +65,47 @@ class QuoteRequest(_Strict):
     )
     pickup: Place
     dropoff: Place
+
+
+# The batch's trips are TypedDicts, not models: same JSON schema, but validating 10,000 of them is ~10x faster.
+_FORBID = ConfigDict(extra="forbid")
+
+
+@with_config(_FORBID)
+class ZoneIdRef(TypedDict):
+    """A batch place given as a TLC zone id."""
+
+    zone_id: int
+
+
+@with_config(_FORBID)
+class ZoneNameRef(TypedDict):
+    """A batch place given as a zone name."""
+
+    zone: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+@with_config(_FORBID)
+class PointRef(TypedDict):
+    """A batch place given as WGS84 coordinates."""
+
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+
+
+PlaceRef = Annotated[
+    Annotated[ZoneIdRef, Tag("zone_id")] | Annotated[ZoneNameRef, Tag("zone")] | Annotated[PointRef, Tag("point")],
+    Discriminator(_place_kind, custom_error_type="place_form", custom_error_message=_PLACE_ERROR),
+]
+
+
+@with_config(_FORBID)
+class TripIn(TypedDict):
+    """One trip of a batch (the same fields as a single quote request)."""
+
+    pickup_at: NotRequired[datetime | None]
+    pickup: PlaceRef
+    dropoff: PlaceRef
 
 
 class BatchColumns(_Strict):
@@ -83,7 +127,7 @@ class BatchColumns(_Strict):
 class BatchRequest(_Strict):
     """Up to 10,000 trips priced in one vectorised call: either `trips` (objects) or `columns` (zone-id columns)."""
 
-    trips: list[QuoteRequest] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
+    trips: list[TripIn] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
     columns: BatchColumns | None = None
 
     @model_validator(mode="after")
