@@ -47,11 +47,11 @@ def _plots(detail: pd.DataFrame, metrics: dict) -> list[str]:
     figs.append(_png(fig))
     by_hour = pd.DataFrame(metrics["mae_by_hour"])
     fig, ax = plt.subplots(figsize=(11, 4))
-    for service in SERVICES:
+    for i, service in enumerate(SERVICES):
         part = by_hour[by_hour.service == service] if len(by_hour) else by_hour
         if len(part):
-            ax.plot(part.hour, part.model_mae, marker="o", label=f"{service} model")
-            ax.plot(part.hour, part.baseline_mae, ls="--", label=f"{service} baseline")
+            ax.plot(part.hour, part.model_mae, marker="o", color=f"C{i}", label=f"{service} model")
+            ax.plot(part.hour, part.baseline_mae, ls="--", color=f"C{i}", label=f"{service} baseline")
     ax.set(xlabel="pickup hour", ylabel="MAE ($)", title="holdout error by hour", xticks=range(0, 24))
     ax.legend()
     figs.append(_png(fig))
@@ -59,7 +59,8 @@ def _plots(detail: pd.DataFrame, metrics: dict) -> list[str]:
     if len(pairs):
         top_pairs = pairs.groupby("borough_pair")["n"].sum().nlargest(12).index
         table = pairs[pairs.borough_pair.isin(top_pairs)].pivot_table(
-            index="borough_pair", columns="service", values=["model_mae", "baseline_mae"])
+            index="borough_pair", columns="service", values=["model_mae", "baseline_mae"]).reindex(top_pairs[::-1])
+        table.columns = [f"{service} {who.removesuffix('_mae')}" for who, service in table.columns]
         fig, ax = plt.subplots(figsize=(11, 0.45 * len(table) + 1.5))
         table.plot.barh(ax=ax)
         ax.set(xlabel="MAE ($)", ylabel="", title="holdout error by borough pair (12 busiest)")
