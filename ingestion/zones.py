@@ -89,9 +89,9 @@ def read_zone_shapes(path: Path) -> list[dict[str, Any]]:
                 rows.append({"location_id": int(attrs["OBJECTID"]), "zone": str(attrs.get("zone", "")).strip(),
                              "borough": str(attrs.get("borough", "")).strip(), "centroid_lat": float(clat),
                              "centroid_lon": float(clon), "geometry_wkt": shapely.to_wkt(shapely.transform(geom, project), rounding_precision=6)})
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
-        if isinstance(exc, ZoneFileError):
-            raise
+    except ZoneFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyshp/shapely/pyproj errors all mean "this zip is not usable"
         raise ZoneFileError(f"{name}: cannot read the zone shapefile: {exc}") from exc
     if not rows:
         raise ZoneFileError(f"{name}: the shapefile has no shapes")
