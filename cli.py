@@ -87,23 +87,23 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_train(outcome: object) -> None:
-    print(f"model version {getattr(outcome, 'version', '?')}: "
-          f"{'promoted to current' if getattr(outcome, 'promoted', False) else 'kept, not promoted'}")
-    metrics = getattr(outcome, "metrics", {}) or {}
-    for service, m in metrics.items():
-        if isinstance(m, dict) and "mae" in m:
-            base = m.get("baseline_mae")
-            extra = f" (baseline {base:.2f})" if isinstance(base, (int, float)) else ""
-            print(f"  {service:<5} MAE ${m['mae']:.2f}{extra}")
-    if getattr(outcome, "report_path", None):
-        print(f"  report: {outcome.report_path}")
+    summary = getattr(outcome, "summary", None)
+    print(summary() if callable(summary) else outcome)
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     """List model versions, or promote / roll back the current one."""
+    from ml import RegistryError
     from ml.registry import Registry
 
     registry = Registry(settings.models_dir)
+    try:
+        return _models_action(registry, args)
+    except RegistryError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _models_action(registry: object, args: argparse.Namespace) -> int:
     if args.action == "promote":
         if not args.version:
             raise UserError("usage: fares models promote VERSION")
