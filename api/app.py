@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.batcher import QuoteBatcher
 from api.database import Database, DatabaseUnavailable
 from api.metrics import Metrics, MetricsMiddleware
 from api.model_store import ModelStore, NoModelError
@@ -72,6 +73,7 @@ def create_app(settings: Settings, poll_seconds: float = 1.0) -> FastAPI:
     app.state.store = store
     app.state.db = Database(settings)
     app.state.metrics = metrics
+    app.state.batcher = QuoteBatcher(observe=metrics.quote_batch.observe)
     app.state.first_quote_done = False
     app.state.on_first_quote = lambda: log.info("first quote answered (demo_once); no server hook installed")
 

@@ -66,35 +66,42 @@ def trip_warnings(bundle: Bundle, pickup_id: int, dropoff_id: int, pickup_at: da
     return notes
 
 
-def predict(bundle: Bundle, pickup_at: Sequence[datetime], pickup_ids: Sequence[int],
+def predict(bundle: Bundle, pickup_at: Sequence[datetime] | np.ndarray, pickup_ids: Sequence[int],
             dropoff_ids: Sequence[int]) -> pd.DataFrame:
     """The model's price frame for these trips (one vectorised call)."""
     trips = pd.DataFrame({
-        "pickup_at": np.array(pickup_at, dtype="datetime64[us]"),
+        "pickup_at": np.asarray(pickup_at, dtype="datetime64[us]"),
         "pickup_zone_id": np.asarray(pickup_ids, dtype=np.int64),
         "dropoff_zone_id": np.asarray(dropoff_ids, dtype=np.int64),
     }, copy=False)
     return bundle.model.predict_frame(trips)
 
 
-def _price_rows(prices: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
-    """Rounded price rows (as Python floats, in _PRICE_COLUMNS order) and a mask of rows that are all finite."""
+def price_rows(prices: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
+    """Rows of [taxi fare, low, high, uber fare, low, high, p_uber_cheaper, savings, uber_is_cheaper] as Python
+    floats (money rounded to cents, ranges widened to hold the fare), and a mask of rows that are all finite."""
     if tuple(prices.columns) == _PRICE_COLUMNS:  # the model's own column order: one block, one copy
-        values = prices.to_numpy(dtype=float, copy=True)
+        raw = prices.to_numpy(dtype=float)
     else:
-        values = np.column_stack([prices[c].to_numpy(dtype=float) for c in _PRICE_COLUMNS])
-    values[:, :6] = np.round(values[:, :6], 2)
-    values[:, 6] = np.round(np.clip(values[:, 6], 0.0, 1.0), 3)
-    return values.tolist(), np.isfinite(values).all(axis=1)
+        raw = np.column_stack([prices[c].to_numpy(dtype=float) for c in _PRICE_COLUMNS])
+    out = np.empty((len(raw), 9))
+    out[:, :6] = np.round(raw[:, :6], 2)
+    for fare in (0, 3):
+        out[:, fare + 1] = np.minimum(out[:, fare + 1], out[:, fare])
+        out[:, fare + 2] = np.maximum(out[:, fare + 2], out[:, fare])
+    out[:, 6] = np.round(np.clip(raw[:, 6], 0.0, 1.0), 3)
+    out[:, 7] = np.round(np.abs(out[:, 0] - out[:, 3]), 2)
+    out[:, 8] = out[:, 3] < out[:, 0]
+    return out.tolist(), np.isfinite(out).all(axis=1)
 
 
 def _priced(row: list[float]) -> dict[str, Any]:
-    taxi, taxi_low, taxi_high, uber, uber_low, uber_high, p_uber = row
+    taxi, taxi_low, taxi_high, uber, uber_low, uber_high, p_uber, savings, uber_cheaper = row
     return {
-        "taxi": {"fare": taxi, "low": min(taxi_low, taxi), "high": max(taxi_high, taxi)},
-        "uber": {"fare": uber, "low": min(uber_low, uber), "high": max(uber_high, uber)},
-        "cheaper": "uber" if uber < taxi else "taxi",
-        "savings": round(abs(taxi - uber), 2),
+        "taxi": {"fare": taxi, "low": taxi_low, "high": taxi_high},
+        "uber": {"fare": uber, "low": uber_low, "high": uber_high},
+        "cheaper": "uber" if uber_cheaper else "taxi",
+        "savings": savings,
         "p_uber_cheaper": p_uber,
     }
 
@@ -104,23 +111,36 @@ def window_of(bundle: Bundle) -> dict[str, str]:
     return {"from": bundle.trained_from, "to": bundle.trained_to}
 
 
-def quote_one(bundle: Bundle, request: QuoteRequest) -> dict[str, Any]:
-    """Price one trip; raises PlaceError for a place or time that cannot be used."""
+def prepare_quote(bundle: Bundle, request: QuoteRequest) -> tuple[datetime, int, int]:
+    """New York pickup time and the two zone ids of a request; PlaceError for a place or time that cannot be used."""
     pickup_at = to_new_york(request.pickup_at)
-    pickup = resolve_place(bundle.zones, request.pickup, "pickup")
-    dropoff = resolve_place(bundle.zones, request.dropoff, "dropoff")
-    values, ok = _price_rows(predict(bundle, [pickup_at], [pickup], [dropoff]))
-    if not ok[0]:
-        raise PlaceError("the model could not price this trip (no finite prediction)")
+    return (pickup_at, resolve_place(bundle.zones, request.pickup, "pickup"),
+            resolve_place(bundle.zones, request.dropoff, "dropoff"))
+
+
+def build_quote(bundle: Bundle, pickup_at: datetime, pickup: int, dropoff: int, row: list[float]) -> dict[str, Any]:
+    """The response body of one priced trip."""
     return {
         "pickup_at": pickup_at.isoformat(),
         "pickup": bundle.zones.zones[pickup].as_dict(),
         "dropoff": bundle.zones.zones[dropoff].as_dict(),
-        **_priced(values[0]),
+        **_priced(row),
         "model_version": bundle.version,
         "trained_window": window_of(bundle),
         "warnings": trip_warnings(bundle, pickup, dropoff, pickup_at),
     }
+
+
+NOT_FINITE = "the model could not price this trip (no finite prediction)"
+
+
+def quote_one(bundle: Bundle, request: QuoteRequest) -> dict[str, Any]:
+    """Price one trip on its own (the HTTP route batches concurrent trips instead); raises PlaceError."""
+    pickup_at, pickup, dropoff = prepare_quote(bundle, request)
+    values, ok = price_rows(predict(bundle, [pickup_at], [pickup], [dropoff]))
+    if not ok[0]:
+        raise PlaceError(NOT_FINITE)
+    return build_quote(bundle, pickup_at, pickup, dropoff, values[0])
 
 
 def _resolve_column(zones: ZoneIndex, places: list[dict[str, Any]], role: str, errors: dict[int, str]) -> np.ndarray:
@@ -160,10 +180,10 @@ def _resolve_column(zones: ZoneIndex, places: list[dict[str, Any]], role: str, e
     return ids
 
 
-def _flagged(bundle: Bundle, times: list[datetime], pickups: np.ndarray, dropoffs: np.ndarray) -> np.ndarray:
+def _flagged(bundle: Bundle, times: np.ndarray, pickups: np.ndarray, dropoffs: np.ndarray) -> np.ndarray:
     """Rows that need warnings (same zone, unknown-location zone, far outside the window), found without a loop."""
     first, last = bundle.window
-    days = np.array(times, dtype="datetime64[D]")
+    days = times.astype("datetime64[D]")
     outside = (days > np.datetime64(last + WINDOW_SLACK)) | (days < np.datetime64(first - WINDOW_SLACK))
     odd = bundle.odd_zone_ids
     return (pickups == dropoffs) | outside | np.isin(pickups, odd) | np.isin(dropoffs, odd)
@@ -178,12 +198,13 @@ def price_batch(bundle: Bundle, times: list[datetime], pickups: np.ndarray, drop
     quotes = []
     if len(rows):
         kept_times = [times[i] for i in rows.tolist()]
-        values, ok = _price_rows(predict(bundle, kept_times, pickups[rows], dropoffs[rows]))
-        flagged = _flagged(bundle, kept_times, pickups[rows], dropoffs[rows]).tolist()
+        at = np.array(kept_times, dtype="datetime64[us]")
+        values, ok = price_rows(predict(bundle, at, pickups[rows], dropoffs[rows]))
+        flagged = _flagged(bundle, at, pickups[rows], dropoffs[rows]).tolist()
         pu_list, do_list = pickups[rows].tolist(), dropoffs[rows].tolist()
         for k, i in enumerate(rows.tolist()):
             if not ok[k]:
-                errors[i] = "the model could not price this trip (no finite prediction)"
+                errors[i] = NOT_FINITE
                 continue
             notes = trip_warnings(bundle, pu_list[k], do_list[k], kept_times[k]) if flagged[k] else []
             quotes.append({"index": i, "pickup_zone_id": pu_list[k], "dropoff_zone_id": do_list[k],

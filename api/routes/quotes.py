@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.background import BackgroundTask
 
-from api.quotes import quote_batch, quote_columns, quote_one
+from api.quotes import NOT_FINITE, build_quote, prepare_quote, quote_batch, quote_columns
 from api.schemas import MAX_BATCH, BatchRequest, BatchResponse, Problem, QuoteRequest, QuoteResponse
 from api.zones import PlaceError
 
@@ -49,10 +49,14 @@ async def post_quote(body: QuoteRequest, request: Request) -> Response:
     state = request.app.state
     bundle = state.store.require()
     try:
-        quote = quote_one(bundle, body)
+        pickup_at, pickup, dropoff = prepare_quote(bundle, body)
+        row, finite = await state.batcher.price(bundle, pickup_at, pickup, dropoff)
+        if not finite:
+            raise PlaceError(NOT_FINITE)
     except PlaceError:
         state.metrics.quote_errors.inc()
         raise
+    quote = build_quote(bundle, pickup_at, pickup, dropoff, row)
     state.metrics.quotes.labels(quote["cheaper"]).inc()
     return json_response(quote, background=_first_quote_hook(request))
 
