@@ -192,3 +192,35 @@ def test_the_columns_form_prices_like_the_trips_form(api) -> None:
 def test_a_batch_must_be_one_well_formed_form(api, body, message) -> None:
     r = api[0].post("/v1/quotes/batch", json=body)
     assert r.status_code == 422 and message in json.dumps(r.json()), r.text
+
+
+def test_concurrent_quotes_share_model_calls_and_each_gets_its_own_price(tlc_samples, tmp_path) -> None:
+    import asyncio
+
+    import httpx
+
+    from api.model_store import ModelStore
+    from api.quotes import quote_one
+    from api.schemas import QuoteRequest
+
+    models_dir, _ = registry_copy(tlc_samples, tmp_path / "models")
+    app = create_app(Settings(data_dir=tmp_path, database_url=UNREACHABLE_DB), poll_seconds=0)
+    app.state.store.start()
+    trips = [{"pickup_at": f"2024-02-{1 + i % 27:02d}T{i % 24:02d}:15:00", "pickup": {"zone_id": 1 + (7 * i) % 263},
+              "dropoff": {"zone_id": 1 + (11 * i) % 263}} for i in range(40)]
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await asyncio.gather(*(client.post("/v1/quotes", json=t) for t in trips))
+
+    responses = asyncio.run(send_all())
+    app.state.store.stop()
+    alone = ModelStore(models_dir, poll_seconds=0)
+    alone.refresh(force=True)
+    for trip, r in zip(trips, responses, strict=True):
+        assert r.status_code == 200, r.text
+        expected = quote_one(alone.bundle, QuoteRequest.model_validate(trip))
+        assert (r.json()["pickup"]["zone_id"], r.json()["taxi"], r.json()["uber"]) == \
+            (expected["pickup"]["zone_id"], expected["taxi"], expected["uber"])
+    assert app.state.batcher.batches < len(trips)
