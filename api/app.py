@@ -7,15 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.batcher import QuoteBatcher
 from api.database import Database, DatabaseUnavailable
 from api.metrics import Metrics, MetricsMiddleware
 from api.model_store import ModelStore, NoModelError
+from api.responses import json_safe
 from api.routes import admin, info, quotes
 from api.zones import PlaceError
 from settings import Settings
@@ -28,6 +32,12 @@ MAX_BODY_BYTES = 4 * 1024 * 1024  # a full 10,000-trip batch is ~1.5 MB
 
 def _install_error_handlers(app: FastAPI) -> None:
     """Known failures become clear 4xx/503 bodies; anything else is logged and answered as a JSON 500."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        # The errors echo the input, which may hold NaN, Infinity or a 100-digit integer: the stock handler 500s on them.
+        body = orjson.dumps({"detail": json_safe(jsonable_encoder(exc.errors()))}, default=str)
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.exception_handler(PlaceError)
     async def _place(_: Request, exc: PlaceError) -> JSONResponse:

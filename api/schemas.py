@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from typing_extensions import NotRequired, TypedDict
 
 MAX_BATCH = 10_000
+ZoneIdInt = Annotated[int, Field(ge=0, le=1_000_000, description="TLC LocationID (1-265)")]
 
 
 class _Strict(BaseModel):
@@ -18,7 +19,7 @@ class _Strict(BaseModel):
 class ZoneIdPlace(_Strict):
     """A place given as a TLC zone id."""
 
-    zone_id: int = Field(description="TLC LocationID (1-265)", examples=[132])
+    zone_id: ZoneIdInt = Field(examples=[132])
 
 
 class ZoneNamePlace(_Strict):
@@ -75,7 +76,7 @@ _FORBID = ConfigDict(extra="forbid")
 class ZoneIdRef(TypedDict):
     """A batch place given as a TLC zone id."""
 
-    zone_id: int
+    zone_id: ZoneIdInt
 
 
 @with_config(_FORBID)
@@ -113,8 +114,8 @@ class BatchColumns(_Strict):
 
     pickup_at: list[datetime | None] = Field(min_length=1, max_length=MAX_BATCH,
                                              description="ISO times, naive means New York; null means now")
-    pickup_zone_id: list[int] = Field(min_length=1, max_length=MAX_BATCH)
-    dropoff_zone_id: list[int] = Field(min_length=1, max_length=MAX_BATCH)
+    pickup_zone_id: list[ZoneIdInt] = Field(min_length=1, max_length=MAX_BATCH)
+    dropoff_zone_id: list[ZoneIdInt] = Field(min_length=1, max_length=MAX_BATCH)
 
     @model_validator(mode="after")
     def _same_length(self) -> BatchColumns:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from api.database import list_runs
 from api.quotes import window_of
-from api.routes.quotes import json_response
+from api.responses import json_response, json_safe
 from api.schemas import HealthOut, ModelOut, Problem, ZoneOut
 
 router = APIRouter(tags=["info"])
@@ -39,24 +39,11 @@ async def get_model(request: Request) -> Response:
     return json_response(jsonable_encoder({
         "model_version": bundle.version,
         "trained_window": window_of(bundle),
-        "metrics": _finite(getattr(bundle.model, "metrics", {}) or {}),
+        "metrics": json_safe(getattr(bundle.model, "metrics", {}) or {}),
         "loaded_at": bundle.loaded_at.isoformat(),
         "zones": len(bundle.zones),
         "models_dir": str(store.models_dir),
     }))
-
-
-def _finite(value: Any) -> Any:
-    """Metrics with NaN/inf replaced by None, so the body stays valid JSON."""
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _finite(value.item())
-    return value
 
 
 @router.get("/v1/runs", responses=NO_DATABASE, summary="Pipeline run history")

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from starlette.background import BackgroundTask
 
 from api.quotes import NOT_FINITE, build_quote, prepare_quote, quote_batch, quote_columns
+from api.responses import json_response
 from api.schemas import MAX_BATCH, BatchRequest, BatchResponse, Problem, QuoteRequest, QuoteResponse
 from api.zones import PlaceError
 
@@ -25,12 +26,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "A place, time or field that cannot be used, and why"},
     503: {"model": Problem, "description": "No model is loaded yet"},
 }
-
-
-def json_response(payload: Any, status_code: int = 200, background: BackgroundTask | None = None) -> Response:
-    """Serialize once with orjson (the payload is already JSON-ready; skipping re-validation keeps quotes fast)."""
-    body = orjson.dumps(payload)
-    return Response(body, status_code=status_code, media_type="application/json", background=background)
 
 
 def _first_quote_hook(request: Request) -> BackgroundTask | None:

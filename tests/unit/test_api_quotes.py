@@ -224,3 +224,16 @@ def test_concurrent_quotes_share_model_calls_and_each_gets_its_own_price(tlc_sam
         assert (r.json()["pickup"]["zone_id"], r.json()["taxi"], r.json()["uber"]) == \
             (expected["pickup"]["zone_id"], expected["taxi"], expected["uber"])
     assert app.state.batcher.batches < len(trips)
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/quotes", b'{"pickup": {"lat": NaN, "lon": 1}, "dropoff": {"zone_id": 1}}'),
+    ("/v1/quotes", b'{"pickup": {"lat": 40.7, "lon": -Infinity}, "dropoff": {"zone_id": 1}}'),
+    ("/v1/quotes", b'{"pickup": {"zone_id": 100000000000000000000000000000}, "dropoff": {"zone_id": 1}}'),
+    ("/v1/quotes/batch", b'{"columns": {"pickup_at": [null], "pickup_zone_id": [100000000000000000000000000000],'
+                         b' "dropoff_zone_id": [1]}}'),
+    ("/v1/quotes/batch", b'{"trips": [{"pickup": {"zone_id": -1}, "dropoff": {"zone_id": 1}}]}'),
+])
+def test_non_numbers_and_giant_ids_are_a_422_not_a_crash(api, path, body) -> None:
+    r = api[0].post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body", r.text
