@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response

@@ -70,9 +70,9 @@ async function compare(event) {
 }
 
 function defaultTime() {
-  const now = new Date();
-  now.setMinutes(now.getMinutes() - now.getTimezoneOffset(), 0, 0);
-  return now.toISOString().slice(0, 16);
+  // Now, as New York wall-clock time ("sv-SE" formats as YYYY-MM-DD HH:MM:SS).
+  const text = new Date().toLocaleString("sv-SE", { timeZone: "America/New_York" });
+  return text.replace(" ", "T").slice(0, 16);
 }
 
 $("pickup-at").value = defaultTime();

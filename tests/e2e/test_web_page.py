@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,7 @@ def test_an_ambiguous_zone_name_is_explained_on_the_page(browser, base_url: str)
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(base_url + "/")
+    assert re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d", browser.find_element("id", "pickup-at").get_attribute("value"))
     _fill(browser, "pickup", "Corona")
     _fill(browser, "dropoff", "JFK")
     browser.find_element("id", "compare").click()
