@@ -133,6 +133,7 @@ def load_trip_file(pipeline: dlt.Pipeline, path: Path, kind: str, month: str, sa
         raise FileLoadError(_root_message(exc, path.name)) from exc
     if counter["rows"] == 0:
         _delete_month(pipeline, TABLES[kind], month)
+    _ensure_month_index(pipeline, TABLES[kind])
     return counter["rows"], (info.loads_ids[-1] if info.loads_ids else None)
 
 
@@ -148,6 +149,14 @@ def load_rows(pipeline: dlt.Pipeline, table: str, rows: list[dict[str, Any]], co
         pipeline.abort_packages()
         raise FileLoadError(_root_message(exc, file)) from exc
     return info.loads_ids[-1] if info.loads_ids else None
+
+
+def _ensure_month_index(pipeline: dlt.Pipeline, table: str) -> None:
+    # The month replace (delete-insert), the quality gate and dbt all filter on source_month.
+    with pipeline.sql_client() as client:
+        if client.has_dataset():
+            qualified = client.make_qualified_table_name(table)
+            client.execute_sql(f"create index if not exists {table}_source_month_idx on {qualified} (source_month)")
 
 
 def _delete_month(pipeline: dlt.Pipeline, table: str, month: str) -> None:
