@@ -292,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fares` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    # The long-running commands say what they do (model loaded or reloaded, runs started); the others stay quiet.
+    chatty = args.verbose or args.command in ("serve", "demo", "schedule")
+    logging.basicConfig(level=logging.INFO if chatty else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = get_settings()
