@@ -48,8 +48,8 @@ final as (
         training_trips.is_airport_pickup::boolean as is_airport_pickup,
         training_trips.is_airport_dropoff::boolean as is_airport_dropoff,
         training_trips.is_same_zone::boolean as is_same_zone,
-        {{ haversine_miles('pickup_zones.centroid_lat', 'pickup_zones.centroid_lon',
-                           'dropoff_zones.centroid_lat', 'dropoff_zones.centroid_lon') }}::double precision
+        round({{ haversine_miles('pickup_zones.centroid_lat', 'pickup_zones.centroid_lon',
+                                 'dropoff_zones.centroid_lat', 'dropoff_zones.centroid_lon') }}::numeric, 3)::double precision
             as centroid_distance_miles,
         zone_pairs.typical_trip_miles::double precision as typical_trip_miles,
         zone_pairs.typical_duration_minutes::double precision as typical_duration_minutes,
