@@ -175,6 +175,15 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if args.no_serve else _serve_folder(target, args.port)
 
 
+def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
+    """Any dbt command against the database in use (e.g. `fares dbt build --select marts`)."""
+    import scheduler
+
+    dbt_args = [a for a in args.dbt_args if a != "--"] or ["build"]
+    scheduler.run_dbt(_warehouse(settings), dbt_args, capture=False)
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
     """Write a synthetic TLC-shaped mirror into a folder."""
     from ingestion.synthetic import write_mirror
@@ -276,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8080)
     sp.add_argument("--no-serve", action="store_true", help="only generate")
     sp.set_defaults(func=cmd_docs)
+    sp = sub.add_parser("dbt", help="run dbt against the database in use: fares dbt build --select marts")
+    sp.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own arguments (default: build)")
+    sp.set_defaults(func=cmd_dbt)
     sp = sub.add_parser("synth", help="write a synthetic TLC-shaped mirror")
     sp.add_argument("dest")
     months_arg(sp)

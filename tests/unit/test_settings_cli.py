@@ -45,6 +45,7 @@ def test_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
         ["db", "url"],
         ["schedule", "--once"],
         ["demo", "--once"],
+        ["dbt", "build", "--select", "marts"],
     ],
 )
 def test_readme_commands_parse(argv: list[str]) -> None:
@@ -64,3 +65,8 @@ def test_settings_defaults_point_at_the_tlc() -> None:
     s = Settings(database_url=None)
     assert s.tlc_source == "https://d37ci6vzurychx.cloudfront.net"
     assert s.api_host == "127.0.0.1" and s.api_port == 8000
+
+
+def test_dbt_arguments_pass_through_untouched() -> None:
+    args = build_parser().parse_args(["dbt", "test", "--select", "stg_tlc__zones", "--fail-fast"])
+    assert args.dbt_args == ["test", "--select", "stg_tlc__zones", "--fail-fast"]
