@@ -143,8 +143,26 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import scheduler
 
     result = scheduler.run_once(settings, source=args.source, months=_months(args))
-    print(json.dumps(result, indent=2, default=str))
+    print(format_run(result))
     return 0 if result.get("status") == "succeeded" else 1
+
+
+def format_run(run: dict) -> str:
+    """A recorded pipeline run as a few lines for people: status, each stage with its rows, the model published."""
+    took = ""
+    if run.get("started_at") and run.get("finished_at"):
+        took = f" in {(run['finished_at'] - run['started_at']).total_seconds():.0f} s"
+    lines = [f"run {run.get('run_id')} {run.get('status')}{took}"
+             + (f" (months {', '.join(run['months'])})" if run.get("months") else "")]
+    for st in run.get("stages", []):
+        rows = ", ".join(f"{k.replace('_', ' ')} {st[k]:,}" for k in ("rows_in", "rows_out") if st.get(k) is not None)
+        retried = f", {st['attempts']} attempts" if (st.get("attempts") or 1) > 1 else ""
+        lines.append(f"  {st['stage']:<10} {st['status']:<11} {rows}{retried}")
+    if run.get("model_version"):
+        lines.append(f"  model published: {run['model_version']}")
+    if run.get("error"):
+        lines.append(f"  error: {run['error']}")
+    return "\n".join(lines)
 
 
 def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
@@ -208,7 +226,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print("2/3 running the chain: ingest -> dbt build -> validate -> train -> publish")
     result = scheduler.run_once(settings, source=str(mirror), months=DEMO_MONTHS)
     if result.get("status") != "succeeded":
-        print(json.dumps(result, indent=2, default=str))
+        print(format_run(result))
         raise UserError("the demo chain failed; see above")
     print(f"3/3 serving the API on http://{settings.api_host}:{settings.api_port}/ (Ctrl+C to stop)")
     return cmd_serve(argparse.Namespace(host=None, port=None), settings)
@@ -233,10 +251,11 @@ def _print_table(rows: Sequence[dict]) -> None:
         print("(nothing yet)")
         return
     cols = list(rows[0].keys())
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+    cells = [{c: "" if r.get(c) is None else str(r[c]) for c in cols} for r in rows]
+    widths = {c: max(len(c), *(len(cell[c]) for cell in cells)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
+    for cell in cells:
+        print("  ".join(cell[c].ljust(widths[c]) for c in cols).rstrip())
 
 
 def build_parser() -> argparse.ArgumentParser:

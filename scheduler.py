@@ -80,6 +80,11 @@ def run_ingest(settings: Settings, wh: Warehouse, source: str | None = None, mon
                     sample=settings.sample)
     if report.failed:
         raise StageError("ingest", "; ".join(f"{r.file}: {r.error}" for r in report.failed))
+    trips = [r for r in report.results if r.month]
+    if (months or settings.months) and trips and all(r.status == "unpublished" for r in trips):
+        # Months asked for by name that are nowhere to be found: say so rather than go on with old data.
+        raise StageError("ingest", "none of the requested months is published at "
+                         f"{source or settings.tlc_source}: " + "; ".join(r.error or r.file for r in trips))
     return report
 
 
@@ -132,7 +137,8 @@ def _count(wh: Warehouse, tables: tuple[str, ...]) -> int | None:
 
 def _ingest(ctx: RunContext) -> dict[str, Any]:
     report = run_ingest(ctx.settings, ctx.wh, ctx.source, ctx.months)
-    return {"value": report, "rows_out": sum(getattr(r, "rows", None) or 0 for r in report.results)}
+    loaded = [r for r in report.results if r.status == "loaded"]
+    return {"value": report, "rows_out": sum(r.rows or 0 for r in loaded)}
 
 
 def _transform(ctx: RunContext) -> dict[str, Any]:

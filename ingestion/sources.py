@@ -27,6 +27,10 @@ class Unpublished(LookupError):
     """The source does not have this file (yet): HTTP 403/404 or no such file in the folder."""
 
 
+class SourceError(ValueError):
+    """The source itself is unusable: no such folder, not a URL."""
+
+
 class DownloadError(RuntimeError):
     """A download failed after every retry."""
 
@@ -51,6 +55,8 @@ class Source:
     def __init__(self, location: str, timeout: float = 60.0, retries: int = 4) -> None:
         self.location = location.rstrip("/")
         self.is_url = self.location.startswith(("http://", "https://"))
+        if not self.is_url and not Path(self.location).is_dir():
+            raise SourceError(f"source {location!r} is neither an http(s) URL nor an existing folder")
         self.timeout = timeout
         self.retries = retries
         self._client: httpx.Client | None = None

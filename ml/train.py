@@ -46,6 +46,7 @@ class TrainOutcome:
     previous_version: str | None = None
     reason: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    retrained: bool = True
 
     def summary(self) -> str:
         """A few lines for people: the decision, MAE per service against the baseline, and the report."""
@@ -237,6 +238,23 @@ def _decide_promotion(registry: Registry, holdout: pd.DataFrame, model_mae: floa
                                              f"(margin ${margin:.2f})")
 
 
+def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
+    """The current model's outcome when it was trained on exactly this data by this code: a nightly run with no new
+    data then keeps it instead of registering a copy of it."""
+    current = registry.current_version()
+    if not current:
+        return None
+    doc = registry.metrics(current)
+    if doc.get("data_fingerprint") != fp or doc.get("code_version") in (None, "unknown") \
+            or doc.get("code_version") != code_version():
+        return None
+    log.info("training data and code unchanged since %s: not retrained", current)
+    return TrainOutcome(version=current, metrics=doc.get("metrics", {}), promoted=False,
+                        report_path=registry.report_path(current), baseline_metrics=doc.get("baseline_metrics", {}),
+                        previous_version=current, reason=f"training data and code unchanged since {current}: kept",
+                        retrained=False)
+
+
 def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None) -> TrainOutcome:
     """The train stage: mart -> holdout split -> fit -> judge vs baseline -> save -> promote if not worse.
 
@@ -249,11 +267,14 @@ def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | Non
     training, zones = load_training_data(wh)
     check_training(training)
     loaded = time.perf_counter()
+    registry = Registry(settings.models_dir)
+    fp = fingerprint(training)
+    if params is None and (same := _current_if_unchanged(registry, fp)):
+        return same
     train, holdout = split_holdout(training)
     model = fit_fare_model(train, zones, params)
     fitted = time.perf_counter()
     metrics, detail = evaluate_holdout(model, BaselineModel.fit(train, model.zone_table), holdout)
-    registry = Registry(settings.models_dir)
     promote, previous, previous_mae, reason = _decide_promotion(registry, holdout, metrics["model_mae"],
                                                                 settings.promotion_margin)
     windows = {s: [str(part.pickup_at.min()), str(part.pickup_at.max())] for s, part in holdout.groupby("service")}
@@ -261,7 +282,6 @@ def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | Non
                     "promotion": {"previous_version": previous, "previous_mae": previous_mae,
                                   "margin": settings.promotion_margin, "promoted": promote, "reason": reason}})
     model.metrics = metrics
-    fp = fingerprint(training)
     version = registry.next_version(fp)
     timings = {"load_s": loaded - started, "fit_s": fitted - loaded, "total_s": time.perf_counter() - started}
     info = {"training window": f"{model.trained_from} .. {model.trained_to}", "holdout windows": windows,

@@ -164,3 +164,14 @@ def test_training_refuses_a_missing_empty_or_one_sided_mart(fresh_settings: Sett
     with pytest.raises(TrainingDataError, match="empty"):
         train_models(fresh_settings, wh)
     assert Registry(fresh_settings.models_dir).versions() == []
+
+
+def test_unchanged_data_keeps_the_current_model(tlc_trained: Trained, tmp_path: Path) -> None:
+    """A nightly run with no new data and the same code keeps the current model rather than registering a copy."""
+    settings = settings_for(tlc_trained.wh, tmp_path / "data")
+    first = train_models(settings, tlc_trained.wh)
+    again = train_models(settings, tlc_trained.wh)
+    assert first.promoted and first.retrained
+    assert (again.version, again.promoted, again.retrained) == (first.version, False, False)
+    assert "unchanged" in again.reason and "unchanged" in again.summary()
+    assert [r["version"] for r in Registry(settings.models_dir).versions()] == [first.version]

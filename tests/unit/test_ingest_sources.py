@@ -38,3 +38,12 @@ def test_a_folder_fetch_is_the_file_itself(tmp_path: Path) -> None:
     src = Source(str(tmp_path))
     assert src.fetch(src.probe("taxi_zone_lookup.csv"), tmp_path / "downloads") == tmp_path / "taxi_zone_lookup.csv"
     assert not (tmp_path / "downloads").exists()
+
+
+def test_a_missing_folder_is_refused_by_name() -> None:
+    import pytest
+
+    from ingestion.sources import Source, SourceError
+
+    with pytest.raises(SourceError, match="/no/such/tlc"):
+        Source("/no/such/tlc")
