@@ -104,6 +104,10 @@ def test_only_april_2020_is_aligned_and_reaches_the_marts(tlc_built: Built) -> N
     months = tlc_built.rows("select source_month, is_aligned from intermediate.int_months_aligned order by 1")
     assert months == [("2020-01", False), ("2020-02", False), ("2020-03", False), ("2020-04", True)]
     assert tlc_built.rows("select distinct source_month from marts.fct_trips") == [("2020-04",)]
+    # The window is applied once, in int_trips_aligned: April's cleaned trips, every one of them in fct_trips.
+    aligned = tlc_built.rows("select count(*) from intermediate.int_trips_aligned")
+    assert aligned == tlc_built.rows("select count(*) from intermediate.int_trips_cleaned where source_month = '2020-04'")
+    assert aligned == tlc_built.rows("select count(*) from marts.fct_trips") and aligned[0][0] > 15_000
     training = dict(tlc_built.rows("select service, count(*) from marts.ml_fare_training group by 1"))
     assert set(training) == {"taxi", "uber"}
     assert training["taxi"] > 9_000 and training["uber"] > 6_500  # ~10k yellow and 7,002 Uber rows before cleaning

@@ -2,26 +2,9 @@
 -- what a quote can know about a trip before it happens.
 with
 
-trips as (
-
-    select * from {{ ref('int_trips_cleaned') }}
-
-),
-
-months_aligned as (
-
-    select * from {{ ref('int_months_aligned') }}
-
-),
-
 aligned_trips as (
 
-    select trips.*
-
-    from trips
-    inner join months_aligned
-        on trips.source_month = months_aligned.source_month
-    where months_aligned.is_aligned
+    select * from {{ ref('int_trips_aligned') }}
 
 ),
 

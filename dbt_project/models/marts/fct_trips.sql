@@ -1,32 +1,15 @@
 -- The cleaned trips of the aligned months, every service, with the features analysts slice by.
 with
 
-trips as (
+aligned_trips as (
 
-    select * from {{ ref('int_trips_cleaned') }}
-
-),
-
-months_aligned as (
-
-    select * from {{ ref('int_months_aligned') }}
+    select * from {{ ref('int_trips_aligned') }}
 
 ),
 
 zones as (
 
     select * from {{ ref('dim_zones') }}
-
-),
-
-aligned_trips as (
-
-    select trips.*
-
-    from trips
-    inner join months_aligned
-        on trips.source_month = months_aligned.source_month
-    where months_aligned.is_aligned
 
 ),
 
