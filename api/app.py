@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -57,13 +58,30 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
 
-def create_app(settings: Settings, poll_seconds: float = 1.0) -> FastAPI:
-    """Build the app; the model is loaded at start-up and `<models_dir>/CURRENT` is watched every `poll_seconds`."""
+def _freeze_heap() -> None:
+    """Collect, then move every live object out of the cyclic GC's reach (`gc.freeze`).
+
+    The libraries and the model are ~170k long-lived objects: every full collection walked them all (80-200 ms on
+    the 2-core box), and a 10,000-trip batch triggers one or two. Frozen, a full collection takes ~5 ms.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def create_app(settings: Settings, poll_seconds: float = 1.0, freeze_gc: bool = False) -> FastAPI:
+    """Build the app; the model is loaded at start-up and `<models_dir>/CURRENT` is watched every `poll_seconds`.
+
+    `freeze_gc` (for a server process) moves everything alive after start-up out of the cyclic GC's reach.
+    """
     store = ModelStore(settings.models_dir, poll_seconds=poll_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         store.start()
+        if freeze_gc:
+            _freeze_heap()
+            store.on_swap = _freeze_heap  # the old model may now be garbage: let one full collection see it
         if store.bundle is None:
             log.warning("no model in %s yet: quotes answer 503 until one is promoted", settings.models_dir)
         try:

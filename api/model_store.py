@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -95,6 +96,7 @@ class ModelStore:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.reloads = 0
+        self.on_swap: Callable[[], None] | None = None  # called (in the loading thread) after a new model went in
 
     @property
     def current_path(self) -> Path:
@@ -150,6 +152,8 @@ class ModelStore:
         self.reloads += 1
         log.info("model %s in service (%d zones, loaded in %.2f s)", bundle.version, len(bundle.zones),
                  time.perf_counter() - started)
+        if self.on_swap is not None:
+            self.on_swap()
         return True
 
     def start(self) -> None:

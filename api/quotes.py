@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo as TimeZone
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from api.model_store import Bundle
@@ -77,9 +79,9 @@ def predict(bundle: Bundle, pickup_at: Sequence[datetime] | np.ndarray, pickup_i
     return bundle.model.predict_frame(trips)
 
 
-def price_rows(prices: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
-    """Rows of [taxi fare, low, high, uber fare, low, high, p_uber_cheaper, savings, uber_is_cheaper] as Python
-    floats (money rounded to cents, ranges widened to hold the fare), and a mask of rows that are all finite."""
+def price_matrix(prices: pd.DataFrame) -> np.ndarray:
+    """Columns [taxi fare, low, high, uber fare, low, high, p_uber_cheaper, savings, uber_is_cheaper] as floats
+    (money rounded to cents, ranges widened to hold the fare)."""
     if tuple(prices.columns) == _PRICE_COLUMNS:  # the model's own column order: one block, one copy
         raw = prices.to_numpy(dtype=float)
     else:
@@ -92,6 +94,12 @@ def price_rows(prices: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
     out[:, 6] = np.round(np.clip(raw[:, 6], 0.0, 1.0), 3)
     out[:, 7] = np.round(np.abs(out[:, 0] - out[:, 3]), 2)
     out[:, 8] = out[:, 3] < out[:, 0]
+    return out
+
+
+def price_rows(prices: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
+    """The rows of `price_matrix` as Python lists, and a mask of rows that are all finite."""
+    out = price_matrix(prices)
     return out.tolist(), np.isfinite(out).all(axis=1)
 
 
@@ -189,33 +197,61 @@ def _flagged(bundle: Bundle, times: np.ndarray, pickups: np.ndarray, dropoffs: n
     return (pickups == dropoffs) | outside | np.isin(pickups, odd) | np.isin(dropoffs, odd)
 
 
+# One priced trip of a batch as JSON text (the BatchQuote contract, keys in schema order). The numbers are orjson's own
+# text, cut from one array per column: building text, not 10,000 dicts, halves the time and spares the GC.
+_QUOTE_JSON = ('{"index":%d,"pickup_zone_id":%d,"dropoff_zone_id":%d,'
+               '"taxi":{"fare":%s,"low":%s,"high":%s},"uber":{"fare":%s,"low":%s,"high":%s},'
+               '"cheaper":"%s","savings":%s,"p_uber_cheaper":%s,"warnings":%s}')
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """A priced batch: the response body (JSON bytes) and the counts the metrics need."""
+
+    body: bytes
+    count: int
+    uber_cheaper: int
+    errors: int
+
+
+def _quotes_json(bundle: Bundle, rows: list[int], times: list[datetime], pickups: np.ndarray, dropoffs: np.ndarray,
+                 values: np.ndarray, flagged: np.ndarray) -> str:
+    """The `quotes` array's items, comma-joined, straight from columns (warnings only computed for flagged rows)."""
+    if not rows:
+        return ""
+    pu, do = pickups.tolist(), dropoffs.tolist()
+    columns = np.ascontiguousarray(values[:, :8].T)
+    text = [orjson.dumps(col, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",") for col in columns]
+    cheaper = ["uber" if c else "taxi" for c in values[:, 8].tolist()]
+    notes = ["[]"] * len(rows)
+    for k in np.flatnonzero(flagged).tolist():
+        notes[k] = orjson.dumps(trip_warnings(bundle, pu[k], do[k], times[rows[k]])).decode()
+    taxi, taxi_low, taxi_high, uber, uber_low, uber_high, p_uber, savings = text
+    return ",".join(map(_QUOTE_JSON.__mod__, zip(rows, pu, do, taxi, taxi_low, taxi_high, uber, uber_low, uber_high,
+                                                  cheaper, savings, p_uber, notes, strict=True)))
+
+
 def price_batch(bundle: Bundle, times: list[datetime], pickups: np.ndarray, dropoffs: np.ndarray,
-                errors: dict[int, str]) -> dict[str, Any]:
+                errors: dict[int, str]) -> BatchResult:
     """Price every trip not already in `errors` in one model call; the batch response body."""
     good = np.ones(len(times), dtype=bool)
     good[list(errors)] = False
     rows = np.flatnonzero(good)
-    quotes = []
+    quotes, count, uber = "", 0, 0
     if len(rows):
-        kept_times = [times[i] for i in rows.tolist()]
-        at = np.array(kept_times, dtype="datetime64[us]")
-        values, ok = price_rows(predict(bundle, at, pickups[rows], dropoffs[rows]))
-        flagged = _flagged(bundle, at, pickups[rows], dropoffs[rows]).tolist()
-        pu_list, do_list = pickups[rows].tolist(), dropoffs[rows].tolist()
-        for k, i in enumerate(rows.tolist()):
-            if not ok[k]:
-                errors[i] = NOT_FINITE
-                continue
-            notes = trip_warnings(bundle, pu_list[k], do_list[k], kept_times[k]) if flagged[k] else []
-            quotes.append({"index": i, "pickup_zone_id": pu_list[k], "dropoff_zone_id": do_list[k],
-                           **_priced(values[k]), "warnings": notes})
-    return {
-        "model_version": bundle.version,
-        "trained_window": window_of(bundle),
-        "count": len(quotes),
-        "quotes": quotes,
-        "errors": [{"index": i, "detail": errors[i]} for i in sorted(errors)],
-    }
+        at = pd.DatetimeIndex([times[i] for i in rows.tolist()]).as_unit("us").to_numpy()
+        values = price_matrix(predict(bundle, at, pickups[rows], dropoffs[rows]))
+        finite = np.isfinite(values).all(axis=1)
+        for i in rows[~finite].tolist():
+            errors[i] = NOT_FINITE
+        rows, at, values = rows[finite], at[finite], values[finite]
+        pu, do = pickups[rows], dropoffs[rows]
+        quotes = _quotes_json(bundle, rows.tolist(), times, pu, do, values, _flagged(bundle, at, pu, do))
+        count, uber = len(rows), int(values[:, 8].sum())
+    head = orjson.dumps({"model_version": bundle.version, "trained_window": window_of(bundle), "count": count})
+    tail = orjson.dumps([{"index": i, "detail": errors[i]} for i in sorted(errors)])
+    body = b"".join((head[:-1], b',"quotes":[', quotes.encode(), b'],"errors":', tail, b"}"))
+    return BatchResult(body=body, count=count, uber_cheaper=uber, errors=len(errors))
 
 
 def _times(values: Sequence[datetime | None], errors: dict[int, str]) -> list[datetime]:
@@ -229,7 +265,7 @@ def _times(values: Sequence[datetime | None], errors: dict[int, str]) -> list[da
     return times
 
 
-def quote_batch(bundle: Bundle, trips: list[dict[str, Any]]) -> dict[str, Any]:
+def quote_batch(bundle: Bundle, trips: list[dict[str, Any]]) -> BatchResult:
     """Price trips given as objects (validated TripIn dicts); trips that cannot be priced come back in `errors`."""
     errors: dict[int, str] = {}
     times = _times([t.get("pickup_at") for t in trips], errors)
@@ -239,7 +275,7 @@ def quote_batch(bundle: Bundle, trips: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def quote_columns(bundle: Bundle, pickup_at: list[datetime | None], pickup_ids: list[int],
-                  dropoff_ids: list[int]) -> dict[str, Any]:
+                  dropoff_ids: list[int]) -> BatchResult:
     """Price trips given as columns of zone ids (the fast form); unknown ids come back in `errors`."""
     errors: dict[int, str] = {}
     times = _times(pickup_at, errors)

@@ -20,7 +20,7 @@ def build_server(settings: Settings, host: str | None = None, port: int | None =
 
     from api.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, freeze_gc=True)
     config = uvicorn.Config(app, host=host or settings.api_host, port=port or settings.api_port,
                             access_log=access_log, log_level="info", proxy_headers=False, server_header=False)
     server = uvicorn.Server(config)

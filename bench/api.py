@@ -173,6 +173,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="fares-bench-api-") as tmp:
         data_dir = Path(tmp)
         version = _build_registry(data_dir)
@@ -194,9 +195,11 @@ def main() -> int:
         predict_ms, predict_one_ms = _predict_reference(data_dir)
 
     h, q = _median_run(health), _median_run(quotes)
+    load = (load_before, os.getloadavg()[0])
     ratio = q["rps"] / h["rps"]
     print(f"api bench: model {version}, {args.clients} clients x {args.requests} requests x {args.rounds} rounds, "
-          f"uvicorn on 127.0.0.1 (client on the same machine)")
+          f"uvicorn on 127.0.0.1 (client on the same machine), "
+          f"1-min load average {load[0]:.2f} -> {load[1]:.2f} on {os.cpu_count()} CPUs")
     for name, r in (("GET /health", h), ("POST /v1/quotes", q)):
         print(f"  {name:16s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
               f"non-200: {r['errors']}")
@@ -211,7 +214,8 @@ def main() -> int:
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / "api.json").write_text(json.dumps({"health": h, "quotes": q, "ratio": ratio, "batch": batch,
-                                                     "predict_ms": predict_ms, "predict_one_ms": predict_one_ms}, indent=1))
+                                                     "predict_ms": predict_ms, "predict_one_ms": predict_one_ms,
+                                                     "load_average": load}, indent=1))
     return 0 if h["errors"] == 0 and q["errors"] == 0 else 1
 
 

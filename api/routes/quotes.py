@@ -65,9 +65,8 @@ async def post_quote_batch(body: BatchRequest, request: Request) -> Response:
         result = await run_in_threadpool(quote_columns, bundle, cols.pickup_at, cols.pickup_zone_id, cols.dropoff_zone_id)
     else:
         result = await run_in_threadpool(quote_batch, bundle, body.trips)
-    uber = sum(1 for quote in result["quotes"] if quote["cheaper"] == "uber")
-    state.metrics.quotes.labels("uber").inc(uber)
-    state.metrics.quotes.labels("taxi").inc(len(result["quotes"]) - uber)
-    if result["errors"]:
-        state.metrics.quote_errors.inc(len(result["errors"]))
-    return json_response(result)
+    state.metrics.quotes.labels("uber").inc(result.uber_cheaper)
+    state.metrics.quotes.labels("taxi").inc(result.count - result.uber_cheaper)
+    if result.errors:
+        state.metrics.quote_errors.inc(result.errors)
+    return Response(result.body, media_type="application/json")

@@ -126,6 +126,27 @@ def test_admin_needs_the_token_and_is_off_without_one(two_versions) -> None:
         assert (models_dir / "CURRENT").read_text().strip() == v2
 
 
+def test_a_server_app_freezes_its_heap_and_still_swaps_models(two_versions) -> None:
+    import gc
+
+    models_dir, v1, v2 = two_versions
+    _promote(models_dir, v1)
+    batch = {"columns": {"pickup_at": [TRIP["pickup_at"]] * 3, "pickup_zone_id": [132, 1, 230],
+                         "dropoff_zone_id": [230, 132, 230]}}
+    try:
+        app = create_app(_settings(models_dir, admin_token="s3cret"), poll_seconds=0, freeze_gc=True)
+        with TestClient(app) as client:
+            assert gc.get_freeze_count() > 0
+            assert client.post("/v1/quotes", json=TRIP).json()["model_version"] == v1
+            good = {"Authorization": "Bearer s3cret"}
+            assert client.post(f"/v1/admin/promote/{v2}", headers=good).json() == {"model_version": v2, "changed": True}
+            r = client.post("/v1/quotes/batch", json=batch)
+            assert r.status_code == 200 and (r.json()["model_version"], r.json()["count"]) == (v2, 3)
+    finally:
+        gc.unfreeze()
+        _promote(models_dir, v1)
+
+
 def test_demo_once_fires_after_the_first_successful_quote_only(two_versions) -> None:
     models_dir, v1, _ = two_versions
     _promote(models_dir, v1)

@@ -183,6 +183,27 @@ def test_the_columns_form_prices_like_the_trips_form(api) -> None:
     assert any("same zone" in w for w in body["quotes"][1]["warnings"])
 
 
+def test_every_batch_quote_is_the_single_quote_of_its_trip(api) -> None:
+    from api.schemas import BatchResponse
+
+    client, version = api
+    trips = [("2024-02-14T08:30:00", 132, 230), ("2024-02-14T08:30:00", 161, 161), ("2031-06-01T12:00:00", 1, 132),
+             ("2024-03-01T18:00:00-05:00", 264, 138), ("2024-01-20T03:05:00", 230, 1)]
+    columns = {"pickup_at": [t[0] for t in trips], "pickup_zone_id": [t[1] for t in trips],
+               "dropoff_zone_id": [t[2] for t in trips]}
+    r = client.post("/v1/quotes/batch", json={"columns": columns})
+    assert r.status_code == 200, r.text
+    body = BatchResponse.model_validate(r.json()).model_dump(by_alias=True)
+    assert (body["model_version"], body["count"], body["errors"]) == (version, len(trips), [])
+    for index, (when, pickup, dropoff) in enumerate(trips):
+        one = quote(client, {"zone_id": pickup}, {"zone_id": dropoff}, when).json()
+        got = body["quotes"][index]
+        assert (got["index"], got["pickup_zone_id"], got["dropoff_zone_id"]) == (index, pickup, dropoff)
+        for key in ("taxi", "uber", "cheaper", "savings", "p_uber_cheaper", "warnings"):
+            assert got[key] == one[key], (index, key)
+    assert sum(1 for q in body["quotes"] if q["warnings"]) >= 3  # same zone, far future, unknown-location zone
+
+
 @pytest.mark.parametrize("body, message", [
     ({"columns": {"pickup_at": [None], "pickup_zone_id": [1, 2], "dropoff_zone_id": [3]}}, "must have the same length"),
     ({"columns": {"pickup_at": [None], "pickup_zone_id": [1], "dropoff_zone_id": [3]},
