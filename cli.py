@@ -59,8 +59,12 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace, Settings], int]:
     def run(args: argparse.Namespace, settings: Settings) -> int:
         import scheduler
 
-        stage = {"transform": scheduler.run_transform, "train": scheduler.run_train}[name]
-        outcome = stage(settings, _warehouse(settings))
+        if name == "train":  # on its own, `fares train` publishes a model that is not worse at once
+            from ml.train import train_models
+
+            outcome = train_models(settings, _warehouse(settings), publish=True)
+        else:
+            outcome = scheduler.run_transform(settings, _warehouse(settings))
         if name == "transform":
             print(outcome.stdout.strip().splitlines()[-1] if outcome.stdout else "dbt build done")
         else:

@@ -105,17 +105,17 @@ def run_validate(settings: Settings, wh: Warehouse) -> Any:
 
 
 def run_train(settings: Settings, wh: Warehouse) -> Any:
-    """Train both fare models from the marts and register them (promoted only if not worse)."""
+    """Train both fare models from the marts and register them; whether each is promoted is for run_publish to act on."""
     from ml.train import train_models
 
-    return train_models(settings, wh)
+    return train_models(settings, wh, publish=False)  # the publish stage alone moves CURRENT
 
 
 def run_publish(settings: Settings, outcome: Any) -> dict[str, Any]:
     """Point the registry's CURRENT at the trained version when training judged it not worse; the API follows it.
 
-    ml.train.train_models already promotes a model that is not worse (an atomic CURRENT rename); this stage
-    re-asserts it (promote is a no-op when it is current) and records the version the API now serves.
+    Training registers and judges but leaves CURRENT alone (train_models(publish=False)), so this stage is the one
+    place the chain changes the model in service: a run stopped before it leaves the previous model current.
     """
     from ml.registry import Registry
 

@@ -255,8 +255,12 @@ def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
                         retrained=False)
 
 
-def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None) -> TrainOutcome:
+def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None,
+                 publish: bool = True) -> TrainOutcome:
     """The train stage: mart -> holdout split -> fit -> judge vs baseline -> save -> promote if not worse.
+
+    With publish=False the model is registered and judged but CURRENT is left alone: `promoted` then says it should
+    become current, and the caller's publish step (the scheduler's) moves the pointer.
 
     Raises TrainingDataError when the mart is missing, empty or lacks a service.
     """
@@ -291,7 +295,7 @@ def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | Non
     baseline_metrics = {s: metrics["services"][s]["baseline"] for s in SERVICES}
     registry.save(model, fingerprint=fp, report_html=render_report(version, metrics, detail, info), version=version,
                   extra={"baseline_metrics": baseline_metrics})
-    if promote:
+    if promote and publish:
         registry.promote(version)
     log.info("trained %s (%s): %s", version, "promoted" if promote else "not promoted", reason)
     return TrainOutcome(version=version, metrics=metrics, promoted=promote, report_path=registry.report_path(version),

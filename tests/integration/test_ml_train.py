@@ -175,3 +175,16 @@ def test_unchanged_data_keeps_the_current_model(tlc_trained: Trained, tmp_path: 
     assert (again.version, again.promoted, again.retrained) == (first.version, False, False)
     assert "unchanged" in again.reason and "unchanged" in again.summary()
     assert [r["version"] for r in Registry(settings.models_dir).versions()] == [first.version]
+
+
+def test_in_the_chain_only_publish_moves_current(tlc_trained: Trained, tmp_path: Path) -> None:
+    """The scheduler's train stage registers and judges; CURRENT moves only in its publish stage."""
+    from scheduler import run_publish, run_train
+
+    settings = settings_for(tlc_trained.wh, tmp_path / "data")
+    outcome = run_train(settings, tlc_trained.wh)
+    registry = Registry(settings.models_dir)
+    assert outcome.promoted and registry.exists(outcome.version)
+    assert registry.current_version() is None, "a run stopped after training must not have changed the model in service"
+    assert run_publish(settings, outcome) == {"model_version": outcome.version, "published": True}
+    assert registry.current_version() == outcome.version
