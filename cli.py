@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -193,8 +192,10 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
 
     scheduler.run_dbt(_warehouse(settings), ["docs", "generate"])
     target = Path(scheduler.DBT_PROJECT_DIR) / "target"
-    print(f"dbt docs: http://127.0.0.1:{args.port}/")
-    return 0 if args.no_serve else _serve_folder(target, args.port)
+    if args.no_serve:
+        print(f"dbt docs site written to {target / 'index.html'}")
+        return 0
+    return _serve_folder(target, args.port)
 
 
 def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
@@ -240,8 +241,13 @@ def _serve_folder(folder: Path, port: int) -> int:
     import functools
     import http.server
 
+    class _Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # a browser gave up
+                super().handle_error(request, client_address)
+
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+    with _Quiet(("127.0.0.1", port), handler) as httpd:
         print(f"serving {folder} on http://127.0.0.1:{port}/ (Ctrl+C to stop)")
         try:
             httpd.serve_forever()
