@@ -233,7 +233,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if result.get("status") != "succeeded":
         print(format_run(result))
         raise UserError("the demo chain failed; see above")
-    print(f"3/3 serving the API on http://{settings.api_host}:{settings.api_port}/ (Ctrl+C to stop)")
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    print(f"3/3 serving the API and the web page on {url}/ (Ctrl+C to stop; the embedded PostgreSQL keeps running"
+          " until `.venv/bin/fares db stop`)")
+    print(f"    try: curl -s {url}/v1/quotes -H 'content-type: application/json' -d "
+          "'{\"pickup_at\": \"2025-02-14T18:30:00\", \"pickup\": {\"zone\": \"JFK Airport\"}, \"dropoff\": {\"zone_id\": 230}}'")
     return cmd_serve(argparse.Namespace(host=None, port=None), settings)
 
 
@@ -330,13 +334,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+OWN_LOGGERS = ("fares", "cli", "scheduler", "runs", "warehouse", "ingestion", "quality", "ml", "api", "uvicorn.error")
+
+
+def _configure_logging(verbose: bool, command: str) -> None:
+    """Libraries log at WARNING; our own modules at INFO for the long-running commands (or -v), so `make demo`
+    and the daemon say what they do without the libraries' chatter."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose or command in ("serve", "demo", "schedule"):
+        for name in OWN_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fares` console script."""
     args = build_parser().parse_args(argv)
-    # The long-running commands say what they do (model loaded or reloaded, runs started); the others stay quiet.
-    chatty = args.verbose or args.command in ("serve", "demo", "schedule")
-    logging.basicConfig(level=logging.INFO if chatty else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.verbose, args.command)
     try:
         settings = get_settings()
     except Exception as exc:  # pydantic's ValidationError names the bad variable
