@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +119,49 @@ def synthetic_chain(pg_server: Warehouse, synthetic_mirror: Path,
     run = _run_chain(pg_server, "syn", tmp_path_factory.mktemp("syn_chain"), synthetic_mirror, ["2025-01", "2025-02"])
     yield run
     drop_database(pg_server, run.wh.dbname)
+
+
+@dataclass
+class Built:
+    """A database after ingest + `dbt build` (no training), and where dbt wrote its artifacts."""
+
+    wh: Warehouse
+    target: Path
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and return every row."""
+        with self.wh.connect() as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+def _ingest_and_build(server: Warehouse, label: str, source: Path, months: list[str], tmp: Path) -> Built:
+    from ingestion.pipeline import ingest
+    from scheduler import run_dbt
+
+    wh = make_database(server, label)
+    report = ingest(settings_for(wh, tmp / "data"), wh, source=str(source), months=months, progress=False)
+    assert not report.failed, report.failed
+    # A private target path: the developer's own dbt_project/target (docs site) is left alone.
+    run_dbt(wh, ["build", "--target-path", str(tmp / "target")])
+    return Built(wh, tmp / "target")
+
+
+@pytest.fixture(scope="session")
+def tlc_built(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """The real TLC samples (yellow 2020-01..04, FHVHV 2020-04) ingested and built, once per server; tests that
+    use it must not change it (train into their own data folder)."""
+    built = _ingest_and_build(pg_server, "tlc_built", tlc_samples, ["2020-01..2020-04"], tmp_path_factory.mktemp("tlc"))
+    yield built
+    drop_database(pg_server, built.wh.dbname)
+
+
+@pytest.fixture(scope="session")
+def synthetic_built(pg_server: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """A small synthetic mirror (2024-01..02, 4,000 trips per kind and month) ingested and built, once per server."""
+    from ingestion.synthetic import write_mirror
+
+    tmp = tmp_path_factory.mktemp("synthetic")
+    write_mirror(tmp / "mirror", ["2024-01..2024-02"], rows_per_month=4_000)
+    built = _ingest_and_build(pg_server, "syn_built", tmp / "mirror", ["2024-01..2024-02"], tmp)
+    yield built
+    drop_database(pg_server, built.wh.dbname)

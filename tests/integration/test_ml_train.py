@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +12,9 @@ from ml import TrainingDataError
 from ml.predict import load_current
 from ml.registry import Registry
 from ml.train import TrainOutcome, train_models
-from scheduler import run_dbt
 from settings import Settings
-from tests.conftest import make_database, settings_for
-from warehouse import Warehouse, drop_database, get_warehouse
+from tests.conftest import Built, settings_for
+from warehouse import Warehouse, get_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -37,36 +35,21 @@ class Trained:
             return int(conn.execute(sql).fetchone()[0])
 
 
-def _build_and_train(server: Warehouse, label: str, source: Path, months: list[str], tmp: Path) -> Trained:
-    from ingestion.pipeline import ingest
-
-    wh = make_database(server, label)
-    settings = settings_for(wh, tmp / "data")
-    report = ingest(settings, wh, source=str(source), months=months, progress=False)
-    assert not report.failed, report.failed
-    # `dbt run` with a private target path: the dbt tests live with dbt, and the developer's target/ is left alone.
-    run_dbt(wh, ["run", "--target-path", str(tmp / "target")])
-    return Trained(wh, settings, train_models(settings, wh))
+def _train(built: Built, tmp: Path) -> Trained:
+    settings = settings_for(built.wh, tmp / "data")
+    return Trained(built.wh, settings, train_models(settings, built.wh))
 
 
 @pytest.fixture(scope="session")
-def tlc_trained(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    """Yellow 2020-01..04 and FHVHV 2020-04 samples, built and trained once per server."""
-    trained = _build_and_train(pg_server, "ml_tlc", tlc_samples, ["2020-01..2020-04"], tmp_path_factory.mktemp("ml"))
-    yield trained
-    drop_database(pg_server, trained.wh.dbname)
+def tlc_trained(tlc_built: Built, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Yellow 2020-01..04 and FHVHV 2020-04 samples (built once per server in conftest), trained once."""
+    return _train(tlc_built, tmp_path_factory.mktemp("ml"))
 
 
 @pytest.fixture(scope="session")
-def synthetic_trained(pg_server: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    """Two synthetic months (4,000 trips per kind and month, JFK flat fare included), built and trained once."""
-    from ingestion.synthetic import write_mirror
-
-    tmp = tmp_path_factory.mktemp("ml_syn")
-    write_mirror(tmp / "mirror", ["2024-01..2024-02"], rows_per_month=4_000)
-    trained = _build_and_train(pg_server, "ml_syn", tmp / "mirror", ["2024-01..2024-02"], tmp)
-    yield trained
-    drop_database(pg_server, trained.wh.dbname)
+def synthetic_trained(synthetic_built: Built, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Two synthetic months (4,000 trips per kind and month, JFK flat fare included), trained once."""
+    return _train(synthetic_built, tmp_path_factory.mktemp("ml_syn"))
 
 
 def _quote(settings: Settings, pairs: list[tuple[int, int]], at: str = "2024-02-20 14:00") -> pd.DataFrame:
