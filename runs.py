@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from warehouse import Warehouse, WarehouseError
+from warehouse import Warehouse, WarehouseError, caused_by
 
 if TYPE_CHECKING:
     import psycopg
@@ -270,14 +270,7 @@ def is_transient(exc: BaseException) -> bool:
 
     kinds = (psycopg.OperationalError, psycopg2.OperationalError, SAOperationalError, httpx.TransportError,
              WarehouseError, ConnectionError)
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, kinds):
-            return True
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return False
+    return caused_by(exc, kinds)
 
 
 def call_with_retries(stage: StageFn, ctx: RunContext, name: str,

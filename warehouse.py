@@ -163,6 +163,18 @@ def drop_database(admin: Warehouse, dbname: str) -> None:
         conn.execute(f'drop database if exists "{dbname}" with (force)')
 
 
+def caused_by(exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
+    """True when `exc` or anything in its cause/context chain is one of `kinds` (e.g. a lost connection)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, kinds):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def get_warehouse(settings: Settings) -> Warehouse:
     """The database everything uses: DATABASE_URL when set, otherwise the embedded server's `db_name`."""
     if settings.database_url:

@@ -150,14 +150,9 @@ def _failed_batch(batch: Batch, message: str) -> list[CheckResult]:
 def _lost_connection(exc: BaseException) -> bool:
     from sqlalchemy.exc import OperationalError
 
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, OperationalError):
-            return True
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return False
+    from warehouse import caused_by
+
+    return caused_by(exc, OperationalError)
 
 
 def _validate(context: AbstractDataContext, definition: Any, name: str, batch: Batch, checks: list[Check],

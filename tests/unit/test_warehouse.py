@@ -42,3 +42,20 @@ def test_database_url_wins_over_embedded(tmp_path) -> None:
 def test_wrong_scheme_is_a_clear_error() -> None:
     with pytest.raises(WarehouseError, match="postgresql://"):
         parse_database_url("mysql://root@localhost/test")
+
+
+def test_caused_by_follows_the_cause_chain_and_survives_cycles() -> None:
+    from warehouse import caused_by
+
+    try:
+        try:
+            raise ConnectionResetError("server closed the connection")
+        except ConnectionResetError as inner:
+            raise RuntimeError("stage failed") from inner
+    except RuntimeError as outer:
+        assert caused_by(outer, ConnectionError)
+        assert not caused_by(outer, ValueError)
+    looped = ValueError("a")
+    looped.__context__ = KeyError("b")
+    looped.__context__.__context__ = looped
+    assert not caused_by(looped, OSError)
