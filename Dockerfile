@@ -17,7 +17,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
-# Editable, so settings.PROJECT_ROOT is /app and dbt finds dbt_project/ beside the code (a plain
+# Editable, so dbt finds dbt_project/ at /app and can write its target/ there (a plain
 # `pip install .` would copy the modules into site-packages, away from dbt_project/).
 COPY . .
 RUN pip install --no-deps -e . \

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from settings import Settings, get_settings
+from fares.settings import Settings, get_settings
 
 DEMO_MONTHS = ["2025-01", "2025-02"]
 log = logging.getLogger("fares")
@@ -19,7 +19,7 @@ class UserError(RuntimeError):
 
 
 def _warehouse(settings: Settings):  # noqa: ANN202 - lazy import keeps `fares --help` fast
-    from warehouse import get_warehouse
+    from fares.warehouse import get_warehouse
 
     return get_warehouse(settings)
 
@@ -27,7 +27,7 @@ def _warehouse(settings: Settings):  # noqa: ANN202 - lazy import keeps `fares -
 def _months(args: argparse.Namespace) -> list[str] | None:
     if not getattr(args, "months", None):
         return None
-    from ingestion.months import parse_months
+    from fares.ingestion.months import parse_months
 
     try:
         return parse_months(args.months)
@@ -37,7 +37,7 @@ def _months(args: argparse.Namespace) -> list[str] | None:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Load TLC months into raw, or show what was loaded."""
-    from ingestion.pipeline import ingest, ingest_status
+    from fares.ingestion.pipeline import ingest, ingest_status
 
     wh = _warehouse(settings)
     if args.status:
@@ -56,10 +56,10 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace, Settings], int]:
     """A sub-command that runs one stage of the chain."""
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
-        import scheduler
+        from fares import scheduler
 
         if name == "train":  # on its own, `fares train` publishes a model that is not worse at once
-            from ml.train import train_models
+            from fares.ml.train import train_models
 
             outcome = train_models(settings, _warehouse(settings), publish=True)
         else:
@@ -76,12 +76,12 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace, Settings], int]:
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     """Run the quality gate, or build and serve the GX Data Docs."""
     if args.docs:
-        from quality.validate import build_data_docs
+        from fares.quality.validate import build_data_docs
 
         site = build_data_docs(settings)
         print(f"Data Docs: {site}")
         return _serve_folder(site.parent if site.is_file() else site, args.port)
-    import scheduler
+    from fares import scheduler
 
     reports = scheduler.run_validate(settings, _warehouse(settings))
     for report in reports:
@@ -96,8 +96,8 @@ def _print_train(outcome: object) -> None:
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     """List model versions, or promote / roll back the current one."""
-    from ml import RegistryError
-    from ml.registry import Registry
+    from fares.ml import RegistryError
+    from fares.ml.registry import Registry
 
     registry = Registry(settings.models_dir)
     try:
@@ -121,7 +121,7 @@ def _models_action(registry: object, args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the API and the web page."""
-    from api.server import serve
+    from fares.api.server import serve
 
     serve(settings, host=args.host or settings.api_host, port=args.port or settings.api_port)
     return 0
@@ -129,7 +129,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     """Print the database URL, or start/stop the embedded server."""
-    import warehouse
+    from fares import warehouse
 
     if args.action == "stop":
         if settings.database_url:
@@ -143,7 +143,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """The chain once: ingest -> transform -> validate -> train -> publish."""
-    import scheduler
+    from fares import scheduler
 
     result = scheduler.run_once(settings, source=args.source, months=_months(args))
     print(format_run(result))
@@ -170,7 +170,7 @@ def format_run(run: dict) -> str:
 
 def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     """The nightly daemon (or one recorded run with --once)."""
-    import scheduler
+    from fares import scheduler
 
     if args.once:
         return cmd_run(argparse.Namespace(source=None, months=None), settings)
@@ -180,7 +180,7 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     """Pipeline run history."""
-    import scheduler
+    from fares import scheduler
 
     _print_table(scheduler.list_runs(settings, _warehouse(settings), limit=args.limit))
     return 0
@@ -188,7 +188,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the dbt docs site and serve it."""
-    import scheduler
+    from fares import scheduler
 
     scheduler.run_dbt(_warehouse(settings), ["docs", "generate"])
     target = Path(scheduler.DBT_PROJECT_DIR) / "target"
@@ -200,7 +200,7 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     """Any dbt command against the database in use (e.g. `fares dbt build --select marts`)."""
-    import scheduler
+    from fares import scheduler
 
     dbt_args = [a for a in args.dbt_args if a != "--"] or ["build"]
     scheduler.run_dbt(_warehouse(settings), dbt_args, capture=False)
@@ -209,7 +209,7 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
     """Write a synthetic TLC-shaped mirror into a folder."""
-    from ingestion.synthetic import write_mirror
+    from fares.ingestion.synthetic import write_mirror
 
     paths = write_mirror(Path(args.dest), _months(args) or DEMO_MONTHS, rows_per_month=args.rows, seed=args.seed)
     for p in paths:
@@ -219,9 +219,9 @@ def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Synthetic mirror -> the whole chain on the embedded defaults -> the API."""
-    from ingestion.synthetic import write_mirror
+    from fares.ingestion.synthetic import write_mirror
 
-    import scheduler
+    from fares import scheduler
 
     if args.once:
         settings = settings.model_copy(update={"demo_once": True})

@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from warehouse import Warehouse, WarehouseError, caused_by
+from fares.warehouse import Warehouse, WarehouseError, caused_by
 
 if TYPE_CHECKING:
     import psycopg
 
-from settings import Settings
+from fares.settings import Settings
 
 log = logging.getLogger(__name__)
 

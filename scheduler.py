@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import runs
-from runs import RunContext, StageFn, is_transient, list_runs  # noqa: F401 - list_runs: `fares runs`, GET /v1/runs
-from settings import Settings, get_settings
-from warehouse import DBT_PROJECT_DIR, Warehouse, dbt_environment, get_warehouse
+from fares import runs
+from fares.runs import RunContext, StageFn, is_transient, list_runs  # noqa: F401 - list_runs: `fares runs`, GET /v1/runs
+from fares.settings import Settings, get_settings
+from fares.warehouse import DBT_PROJECT_DIR, Warehouse, dbt_environment, get_warehouse
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 STAGES = ("ingest", "transform", "validate", "train", "publish")
 JOB_ID = "fares-chain"
-JOB_FUNC = "scheduler:scheduled_run"
+JOB_FUNC = "fares.scheduler:scheduled_run"
 JOB_TABLE = "apscheduler_jobs"
 _TRAINING_MART = "marts.ml_fare_training"
 _RAW_TRIPS = ("raw.yellow_trips", "raw.fhvhv_trips")
@@ -74,7 +74,7 @@ def run_dbt(wh: Warehouse, args: list[str], capture: bool = True) -> subprocess.
 
 def run_ingest(settings: Settings, wh: Warehouse, source: str | None = None, months: list[str] | None = None) -> Any:
     """Load TLC files into raw; a failed file fails the stage after the other months have loaded."""
-    from ingestion.pipeline import ingest
+    from fares.ingestion.pipeline import ingest
 
     report = ingest(settings, wh, source=source or settings.tlc_source, months=months or settings.months or None,
                     sample=settings.sample)
@@ -95,8 +95,8 @@ def run_transform(settings: Settings, wh: Warehouse) -> subprocess.CompletedProc
 
 def run_validate(settings: Settings, wh: Warehouse) -> Any:
     """The Great Expectations gate on raw data and the training mart; raises on a critical failure."""
-    from quality import QualityGateError
-    from quality.validate import run_validation
+    from fares.quality import QualityGateError
+    from fares.quality.validate import run_validation
 
     try:
         return [run_validation(settings, wh, scope) for scope in ("raw", "training")]
@@ -106,7 +106,7 @@ def run_validate(settings: Settings, wh: Warehouse) -> Any:
 
 def run_train(settings: Settings, wh: Warehouse) -> Any:
     """Train both fare models from the marts and register them; whether each is promoted is for run_publish to act on."""
-    from ml.train import train_models
+    from fares.ml.train import train_models
 
     return train_models(settings, wh, publish=False)  # the publish stage alone moves CURRENT
 
@@ -117,7 +117,7 @@ def run_publish(settings: Settings, outcome: Any) -> dict[str, Any]:
     Training registers and judges but leaves CURRENT alone (train_models(publish=False)), so this stage is the one
     place the chain changes the model in service: a run stopped before it leaves the previous model current.
     """
-    from ml.registry import Registry
+    from fares.ml.registry import Registry
 
     version = getattr(outcome, "version", None)
     if not version or not getattr(outcome, "promoted", False):
@@ -357,6 +357,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import scheduler  # the job store names "scheduler:scheduled_run": run the importable module, not __main__
+    from fares import scheduler  # the job store names "fares.scheduler:scheduled_run": run the importable module, not __main__
 
     scheduler.main()

@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent
+# Where the code and dbt_project/ live: the repository in a checkout, site-packages/fares in an installed package.
+PACKAGE_DIR = Path(__file__).resolve().parent
 TLC_BASE_URL = "https://d37ci6vzurychx.cloudfront.net"
 
 
@@ -26,7 +27,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "FARES_DATABASE_URL"),
         description="An external PostgreSQL; unset means the embedded server under data_dir.",
     )
-    data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Embedded database, models, reports, downloads.")
+    data_dir: Path = Field(default_factory=lambda: Path.cwd() / ".data",
+                           description="Embedded database, models, reports, downloads (default: .data in the working directory).")
     db_name: str = Field(default="fares", description="Database created on the embedded server.")
 
     # Ingestion.

@@ -16,14 +16,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.batcher import QuoteBatcher
-from api.database import Database, DatabaseUnavailable
-from api.metrics import Metrics, MetricsMiddleware
-from api.model_store import ModelStore, NoModelError
-from api.responses import json_safe
-from api.routes import admin, info, quotes
-from api.zones import PlaceError
-from settings import Settings
+from fares.api.batcher import QuoteBatcher
+from fares.api.database import Database, DatabaseUnavailable
+from fares.api.metrics import Metrics, MetricsMiddleware
+from fares.api.model_store import ModelStore, NoModelError
+from fares.api.responses import json_safe
+from fares.api.routes import admin, info, quotes
+from fares.api.zones import PlaceError
+from fares.settings import Settings
 
 log = logging.getLogger(__name__)
 

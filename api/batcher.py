@@ -12,8 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from api.model_store import Bundle
-from api.quotes import predict, price_rows
+from fares.api.model_store import Bundle
+from fares.api.quotes import predict, price_rows
 
 MAX_BATCH = 256
 TURNS = 3  # event-loop turns to wait for more trips before pricing (requests already read reach the handler by then)

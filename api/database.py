@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from settings import Settings
+from fares.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Database:
         """A psycopg autocommit connection with a short connect timeout, or DatabaseUnavailable."""
         import psycopg
 
-        from warehouse import WarehouseError, get_warehouse
+        from fares.warehouse import WarehouseError, get_warehouse
 
         try:
             if self._wh is None:

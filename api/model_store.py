@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from api.zones import ZoneIndex
+from fares.api.zones import ZoneIndex
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class ModelStore:
             return self._load()
 
     def _load(self) -> bool:
-        from ml.predict import load_current
+        from fares.ml.predict import load_current
 
         started = time.perf_counter()
         try:

@@ -12,9 +12,9 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from api.model_store import Bundle
-from api.schemas import PointPlace, QuoteRequest, ZoneIdPlace, ZoneNamePlace
-from api.zones import PlaceError, ZoneIndex
+from fares.api.model_store import Bundle
+from fares.api.schemas import PointPlace, QuoteRequest, ZoneIdPlace, ZoneNamePlace
+from fares.api.zones import PlaceError, ZoneIndex
 
 NEW_YORK = TimeZone("America/New_York")
 EARLIEST, LATEST = datetime(1900, 1, 1), datetime(2200, 1, 1)

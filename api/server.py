@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from settings import Settings
+from fares.settings import Settings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -18,7 +18,7 @@ def build_server(settings: Settings, host: str | None = None, port: int | None =
     """A configured `uvicorn.Server` for the app (not started); its `should_exit` is wired to demo_once."""
     import uvicorn
 
-    from api.app import create_app
+    from fares.api.app import create_app
 
     app = create_app(settings, freeze_gc=True)
     config = uvicorn.Config(app, host=host or settings.api_host, port=port or settings.api_port,

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 RATIO_TARGET = 0.6
 BATCH_TARGET_MS = 200.0
@@ -28,9 +27,9 @@ log = logging.getLogger("bench.api")
 
 def _build_registry(data_dir: Path) -> str:
     """A real model fitted on ml.simulate's generated month, saved and promoted under data_dir/models."""
-    from ml.registry import Registry
-    from ml.simulate import make_training_frame, make_zones
-    from ml.train import fit_fare_model
+    from fares.ml.registry import Registry
+    from fares.ml.simulate import make_training_frame, make_zones
+    from fares.ml.train import fit_fare_model
 
     zones = make_zones()
     model = fit_fare_model(make_training_frame(zones, n_rows=20_000), zones)
@@ -47,10 +46,10 @@ def _free_port() -> int:
 
 
 def _start_server(data_dir: Path, port: int) -> subprocess.Popen:
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from settings import get_settings; "
-            "from api.server import serve; serve(get_settings(), '127.0.0.1', int(sys.argv[2]), access_log=False)")
+    code = ("import sys; from fares.settings import get_settings; "
+            "from fares.api.server import serve; serve(get_settings(), '127.0.0.1', int(sys.argv[1]), access_log=False)")
     env = {**os.environ, "FARES_DATA_DIR": str(data_dir), "DATABASE_URL": UNREACHABLE_DB, "FARES_DEMO_ONCE": "false"}
-    return subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(port)], env=env,  # noqa: S603
+    return subprocess.Popen([sys.executable, "-c", code, str(port)], env=env,  # noqa: S603
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -140,7 +139,7 @@ def _predict_reference(data_dir: Path) -> tuple[float, float]:
     import numpy as np
     import pandas as pd
 
-    from ml.predict import load_current
+    from fares.ml.predict import load_current
 
     model = load_current(data_dir / "models")
     trips = _trips(BATCH_SIZE, seed=99)

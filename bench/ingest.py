@@ -12,10 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from settings import Settings, get_settings  # noqa: E402
-from warehouse import Warehouse, get_warehouse  # noqa: E402
+from fares.settings import Settings, get_settings  # noqa: E402
+from fares.warehouse import Warehouse, get_warehouse  # noqa: E402
 
 MONTH = "2024-01"
 CHUNK = 500_000
@@ -26,7 +25,7 @@ def _write_month(path: Path, rows: int) -> None:
     """Write `rows` synthetic yellow trips in chunks, so even 20M rows never sit in memory at once."""
     import pyarrow.parquet as pq
 
-    from ingestion.synthetic_trips import make_yellow_month
+    from fares.ingestion.synthetic_trips import make_yellow_month
 
     writer = None
     for i, start in enumerate(range(0, rows, CHUNK)):
@@ -48,7 +47,7 @@ def _bench_settings(data_dir: Path) -> tuple[Settings, Warehouse]:
 
 
 def _phase_loader(path: Path, data_dir: Path) -> int:
-    from ingestion.loader import load_trip_file, make_pipeline
+    from fares.ingestion.loader import load_trip_file, make_pipeline
 
     settings, wh = _bench_settings(data_dir)
     rows, _ = load_trip_file(make_pipeline(settings, wh), path, "yellow", MONTH)
@@ -61,7 +60,7 @@ def _phase_copy(path: Path, data_dir: Path) -> int:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from ingestion.schema import conform, target_schema
+    from fares.ingestion.schema import conform, target_schema
 
     _, wh = _bench_settings(data_dir)
     sql_types = {"int64": "bigint", "double": "double precision", "string": "text", "timestamp[us]": "timestamp"}

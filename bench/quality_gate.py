@@ -9,10 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from settings import Settings, get_settings  # noqa: E402
-from warehouse import Warehouse, get_warehouse  # noqa: E402
+from fares.settings import Settings, get_settings  # noqa: E402
+from fares.warehouse import Warehouse, get_warehouse  # noqa: E402
 
 MONTHS = ["2024-01", "2024-02", "2024-03"]
 REFERENCE_SQL = ("select count(*), count(pu_location_id), min(fare_amount), max(fare_amount), min(tpep_pickup_datetime)"
@@ -21,8 +20,8 @@ TARGET_SCANS = 15.0  # the gate on one month should cost no more than this many 
 
 
 def _setup(rows: int, data_dir: Path) -> tuple[Settings, Warehouse]:
-    from ingestion.pipeline import ingest
-    from ingestion.synthetic import write_mirror
+    from fares.ingestion.pipeline import ingest
+    from fares.ingestion.synthetic import write_mirror
 
     settings = get_settings().model_copy(update={"db_name": "bench_quality", "sample": None})
     wh = get_warehouse(settings)
@@ -58,7 +57,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
         settings, wh = _setup(args.rows, Path(tmp))
         gx_import = _timed(__import__, "great_expectations")
-        from quality.validate import run_validation
+        from fares.quality.validate import run_validation
 
         month = MONTHS[-1]
         reference = _reference(wh, month)

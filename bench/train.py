@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ml.evaluate import BaselineModel  # noqa: E402
-from ml.features import build_features, build_zone_table  # noqa: E402
-from ml.simulate import make_training_frame, make_zones  # noqa: E402
-from ml.train import fit_fare_model  # noqa: E402
+from fares.ml.evaluate import BaselineModel  # noqa: E402
+from fares.ml.features import build_features, build_zone_table  # noqa: E402
+from fares.ml.simulate import make_training_frame, make_zones  # noqa: E402
+from fares.ml.train import fit_fare_model  # noqa: E402
 
 
 def _max_rss_mb() -> float:

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from settings import get_settings  # noqa: E402
-from warehouse import Warehouse, drop_database, ensure_database, parse_database_url, start_embedded  # noqa: E402
+from fares.settings import get_settings  # noqa: E402
+from fares.warehouse import Warehouse, drop_database, ensure_database, parse_database_url, start_embedded  # noqa: E402
 
 MONTHS = ["2024-01", "2024-02"]
 RATIO_TARGET = 2.2
@@ -25,7 +24,7 @@ log = logging.getLogger("bench.transform")
 
 def _mirror(rows_per_month: int) -> Path:
     """The synthetic files (written once, then reused: same seed, same files)."""
-    from ingestion.synthetic import write_mirror
+    from fares.ingestion.synthetic import write_mirror
 
     dest = get_settings().data_dir / "bench" / f"transform_mirror_{rows_per_month}"
     if not all((dest / f"{kind}_tripdata_{m}.parquet").exists() for m in MONTHS for kind in ("yellow", "fhvhv")):
@@ -49,7 +48,7 @@ def _trip_rows(wh: Warehouse) -> tuple[int, int]:
 
 def _timed_build(wh: Warehouse, target: Path) -> tuple[float, list[tuple[str, float]]]:
     """Seconds of one `dbt build`, and its five slowest nodes."""
-    from scheduler import run_dbt
+    from fares.scheduler import run_dbt
 
     start = time.perf_counter()
     run_dbt(wh, ["build", "--target-path", str(target)])
@@ -61,8 +60,8 @@ def _timed_build(wh: Warehouse, target: Path) -> tuple[float, list[tuple[str, fl
 
 def run(rows_per_month: int, keep: bool) -> dict[str, object]:
     """Ingest one month (1x), build; ingest the second month (2x), build; return both timings."""
-    from ingestion.pipeline import ingest
-    from scheduler import run_dbt
+    from fares.ingestion.pipeline import ingest
+    from fares.scheduler import run_dbt
 
     source = _mirror(rows_per_month)
     admin = _admin()

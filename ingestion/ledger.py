@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from warehouse import Warehouse
+from fares.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingestion.schema import TABLES, SchemaError, check_columns, conform, dlt_columns
-from settings import Settings
-from warehouse import Warehouse
+from fares.ingestion.schema import TABLES, SchemaError, check_columns, conform, dlt_columns
+from fares.settings import Settings
+from fares.warehouse import Warehouse
 
 if TYPE_CHECKING:
     import dlt
 
-    from ingestion.progress import Progress
+    from fares.ingestion.progress import Progress
 
 log = logging.getLogger(__name__)
 

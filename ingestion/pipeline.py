@@ -6,15 +6,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingestion import ledger
-from ingestion.loader import FileLoadError, load_rows, load_trip_file, make_pipeline
-from ingestion.months import add_months, current_month, parse_months
-from ingestion.progress import Progress
-from ingestion.schema import SchemaError
-from ingestion.sources import DownloadError, FileInfo, Source, Unpublished, trip_file_name
-from ingestion.zones import ZoneFileError, read_zone_shapes, read_zone_table
-from settings import Settings
-from warehouse import Warehouse
+from fares.ingestion import ledger
+from fares.ingestion.loader import FileLoadError, load_rows, load_trip_file, make_pipeline
+from fares.ingestion.months import add_months, current_month, parse_months
+from fares.ingestion.progress import Progress
+from fares.ingestion.schema import SchemaError
+from fares.ingestion.sources import DownloadError, FileInfo, Source, Unpublished, trip_file_name
+from fares.ingestion.zones import ZoneFileError, read_zone_shapes, read_zone_table
+from fares.settings import Settings
+from fares.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

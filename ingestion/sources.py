@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from settings import TLC_BASE_URL
+from fares.settings import TLC_BASE_URL
 
 if TYPE_CHECKING:
     import httpx
 
-    from ingestion.progress import Progress
+    from fares.ingestion.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class Source:
         """Months of `kind` present in a folder source (empty for URLs, which cannot be listed)."""
         if self.is_url:
             return []
-        from ingestion.months import month_of_file
+        from fares.ingestion.months import month_of_file
 
         base = Path(self.location)
         found = {month_of_file(p.name) for d in (base, base / "trip-data")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ingestion.months import parse_months
-from ingestion.synthetic_trips import SEED_FILE, make_fhvhv_month, make_yellow_month
+from fares.ingestion.months import parse_months
+from fares.ingestion.synthetic_trips import SEED_FILE, make_fhvhv_month, make_yellow_month
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml import SERVICES
-from ml.features import BOROUGHS, ZoneTable, time_parts
+from fares.ml import SERVICES
+from fares.ml.features import BOROUGHS, ZoneTable, time_parts
 
 
 def _keys(frame: pd.DataFrame, table: ZoneTable) -> pd.DataFrame:

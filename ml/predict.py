@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml import SERVICES, RegistryError
-from ml.features import PairStats, ZoneTable, build_features, check_zone_ids
+from fares.ml import SERVICES, RegistryError
+from fares.ml.features import PairStats, ZoneTable, build_features, check_zone_ids
 
 log = logging.getLogger(__name__)
 

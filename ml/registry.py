@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ml import RegistryError
-from ml.predict import CURRENT_FILE, MODEL_FILE, read_current
+from fares.ml import RegistryError
+from fares.ml.predict import CURRENT_FILE, MODEL_FILE, read_current
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,10 @@ HISTORY_FILE = "history.json"
 
 def code_version() -> str:
     """The git commit of the code that trained (short sha), or "unknown" outside a git checkout."""
-    from settings import PROJECT_ROOT
+    from fares.settings import PACKAGE_DIR
 
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,  # noqa: S607
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PACKAGE_DIR, capture_output=True,  # noqa: S607
                              text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.features import haversine_miles
+from fares.ml.features import haversine_miles
 
 JFK, LAGUARDIA, NEWARK = 132, 138, 1
 TAXI_JFK_FLAT = 70.0

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ml import SERVICES, RegistryError, TrainingDataError
-from ml.features import FEATURE_NAMES, ZoneTable, build_features, build_pair_stats, build_zone_table
-from ml.predict import FareModel, ServiceModel
-from ml.registry import Registry, code_version
+from fares.ml import SERVICES, RegistryError, TrainingDataError
+from fares.ml.features import FEATURE_NAMES, ZoneTable, build_features, build_pair_stats, build_zone_table
+from fares.ml.predict import FareModel, ServiceModel
+from fares.ml.registry import Registry, code_version
 
 if TYPE_CHECKING:
-    from settings import Settings
-    from warehouse import Warehouse
+    from fares.settings import Settings
+    from fares.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +212,8 @@ def load_training_data(wh: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _score_current(registry: Registry, holdout: pd.DataFrame) -> tuple[str | None, float | None]:
     """The current model's MAE score on this run's holdout (its stored score if it cannot predict these rows)."""
-    from ml.evaluate import score
-    from ml.predict import load_version
+    from fares.ml.evaluate import score
+    from fares.ml.predict import load_version
 
     current = registry.current_version()
     if current is None or not registry.exists(current):
@@ -264,8 +264,8 @@ def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | Non
 
     Raises TrainingDataError when the mart is missing, empty or lacks a service.
     """
-    from ml.evaluate import BaselineModel, evaluate_holdout
-    from ml.report import render_report
+    from fares.ml.evaluate import BaselineModel, evaluate_holdout
+    from fares.ml.report import render_report
 
     started = time.perf_counter()
     training, zones = load_training_data(wh)

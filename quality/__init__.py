@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from quality.validate import ValidationReport
+    from fares.quality.validate import ValidationReport
 
 
 class QualityGateError(RuntimeError):

@@ -12,14 +12,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quality.results import CheckResult
-from quality.suites import Batch, Check
+from fares.quality.results import CheckResult
+from fares.quality.suites import Batch, Check
 
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
 
-    from settings import Settings
-    from warehouse import Warehouse
+    from fares.settings import Settings
+    from fares.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def _failed_batch(batch: Batch, message: str) -> list[CheckResult]:
 def _lost_connection(exc: BaseException) -> bool:
     from sqlalchemy.exc import OperationalError
 
-    from warehouse import caused_by
+    from fares.warehouse import caused_by
 
     return caused_by(exc, OperationalError)
 

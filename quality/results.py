@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from quality.suites import CRITICAL, WARNING
+from fares.quality.suites import CRITICAL, WARNING
 
 if TYPE_CHECKING:
-    from warehouse import Warehouse
+    from fares.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

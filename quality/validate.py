@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quality import QualityGateError
-from quality.results import CheckResult, as_dicts, format_summary, passed_fingerprints, save_run
-from quality.suites import (
+from fares.quality import QualityGateError
+from fares.quality.results import CheckResult, as_dicts, format_summary, passed_fingerprints, save_run
+from fares.quality.suites import (
     CRITICAL,
     KINDS,
     KNOWN_ZONE_IDS,
@@ -28,8 +28,8 @@ from quality.suites import (
 )
 
 if TYPE_CHECKING:
-    from settings import Settings
-    from warehouse import Warehouse
+    from fares.settings import Settings
+    from fares.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[s
     Raises:
         QualityGateError: a critical check failed; its message is the readable summary.
     """
-    from quality.gx_run import run_batches
+    from fares.quality.gx_run import run_batches
 
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
@@ -201,6 +201,6 @@ def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[s
 
 def build_data_docs(settings: Settings) -> Path:
     """Build the GX Data Docs site under data_dir/gx from every run so far; returns its index.html."""
-    from quality.gx_run import build_data_docs as build
+    from fares.quality.gx_run import build_data_docs as build
 
     return build(settings)

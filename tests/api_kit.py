@@ -97,8 +97,8 @@ def make_training_frame(zones: pd.DataFrame, rows_per_service: int = 1500, seed:
 
 def save_model(models_dir: Path, training: pd.DataFrame, zones: pd.DataFrame) -> str:
     """Fit a real FareModel on `training` and register it at `models_dir` (not promoted); returns its version."""
-    from ml.registry import Registry
-    from ml.train import fit_fare_model
+    from fares.ml.registry import Registry
+    from fares.ml.train import fit_fare_model
 
     model = fit_fare_model(training, zones, params={"max_iter": 80})  # a real model, fewer trees: fast tests
     saved = Registry(models_dir).save(model)
@@ -107,7 +107,7 @@ def save_model(models_dir: Path, training: pd.DataFrame, zones: pd.DataFrame) ->
 
 def publish_model(models_dir: Path, training: pd.DataFrame, zones: pd.DataFrame) -> str:
     """`save_model`, then promote it to current; returns its version."""
-    from ml.registry import Registry
+    from fares.ml.registry import Registry
 
     version = save_model(models_dir, training, zones)
     Registry(models_dir).promote(version)
@@ -146,7 +146,7 @@ def running_server(settings, port: int) -> Iterator[threading.Thread]:
     """`api.server.build_server` on 127.0.0.1:`port` in a thread, ready (it answered /v1/model) when this yields."""
     import httpx
 
-    from api.server import build_server
+    from fares.api.server import build_server
 
     server = build_server(settings, "127.0.0.1", port, access_log=False)
     thread = threading.Thread(target=server.run, name="fares-test-server", daemon=True)

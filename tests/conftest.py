@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from settings import PROJECT_ROOT, Settings
-from warehouse import Warehouse, WarehouseError, drop_database, ensure_database, parse_database_url, start_embedded
+from fares.settings import Settings
+from fares.warehouse import Warehouse, WarehouseError, drop_database, ensure_database, parse_database_url, start_embedded
 
-TLC_SAMPLES = (PROJECT_ROOT / ".." / "shared" / "data" / "tlc").resolve()
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TLC_SAMPLES = (REPO_ROOT / ".." / "shared" / "data" / "tlc").resolve()
 EXTERNAL_URL = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ["embedded", "external"]
 
@@ -43,7 +44,7 @@ def tlc_samples() -> Path:
 def pg_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     """An admin connection to a real server: the embedded one, or the external one (DATABASE_URL) when it answers."""
     if request.param == "embedded":
-        data_dir = Path(os.environ.get("FARES_TEST_DATA_DIR", PROJECT_ROOT / ".data" / "test"))
+        data_dir = Path(os.environ.get("FARES_TEST_DATA_DIR", REPO_ROOT / ".data" / "test"))
         return start_embedded(Settings(database_url=None, data_dir=data_dir))
     server = _external_server()
     if server is None:
@@ -86,7 +87,7 @@ class ChainRun:
 
 
 def _run_chain(server: Warehouse, label: str, data_dir: Path, source: Path, months: list[str]) -> ChainRun:
-    from scheduler import run_chain
+    from fares.scheduler import run_chain
 
     wh = make_database(server, label)
     settings = settings_for(wh, data_dir)
@@ -105,7 +106,7 @@ def tlc_chain(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.
 @pytest.fixture(scope="session")
 def synthetic_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic TLC-shaped mirror (two months, 20k trips per file), written once per test session."""
-    from ingestion.synthetic import write_mirror
+    from fares.ingestion.synthetic import write_mirror
 
     dest = tmp_path_factory.mktemp("synthetic_tlc")
     write_mirror(dest, ["2025-01", "2025-02"], rows_per_month=20_000, seed=7)
@@ -135,8 +136,8 @@ class Built:
 
 
 def _ingest_and_build(server: Warehouse, label: str, source: Path, months: list[str], tmp: Path) -> Built:
-    from ingestion.pipeline import ingest
-    from scheduler import run_dbt
+    from fares.ingestion.pipeline import ingest
+    from fares.scheduler import run_dbt
 
     wh = make_database(server, label)
     report = ingest(settings_for(wh, tmp / "data"), wh, source=str(source), months=months, progress=False)
@@ -158,7 +159,7 @@ def tlc_built(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.
 @pytest.fixture(scope="session")
 def synthetic_built(pg_server: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """A small synthetic mirror (2024-01..02, 4,000 trips per kind and month) ingested and built, once per server."""
-    from ingestion.synthetic import write_mirror
+    from fares.ingestion.synthetic import write_mirror
 
     tmp = tmp_path_factory.mktemp("synthetic")
     write_mirror(tmp / "mirror", ["2024-01..2024-02"], rows_per_month=4_000)

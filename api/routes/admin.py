@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.schemas import Problem, ReloadOut
+from fares.api.schemas import Problem, ReloadOut
 
 _bearer = HTTPBearer(auto_error=False, description="The admin token from FARES_ADMIN_TOKEN")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -53,8 +53,8 @@ async def post_reload(request: Request) -> dict[str, Any]:
              summary="Make a registered version current and serve it")
 async def post_promote(request: Request, version: str = Path(max_length=128)) -> dict[str, Any]:
     """Point the registry's CURRENT at `version`, then reload."""
-    from ml import RegistryError
-    from ml.registry import Registry
+    from fares.ml import RegistryError
+    from fares.ml.registry import Registry
 
     store = request.app.state.store
     registry = Registry(store.models_dir)

@@ -9,10 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 
-from api.database import list_runs
-from api.quotes import window_of
-from api.responses import json_response, json_safe
-from api.schemas import HealthOut, ModelOut, Problem, ZoneOut
+from fares.api.database import list_runs
+from fares.api.quotes import window_of
+from fares.api.responses import json_response, json_safe
+from fares.api.schemas import HealthOut, ModelOut, Problem, ZoneOut
 
 router = APIRouter(tags=["info"])
 

@@ -10,10 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.background import BackgroundTask
 
-from api.quotes import NOT_FINITE, build_quote, prepare_quote, quote_batch, quote_columns
-from api.responses import json_response
-from api.schemas import MAX_BATCH, BatchRequest, BatchResponse, Problem, QuoteRequest, QuoteResponse
-from api.zones import PlaceError
+from fares.api.quotes import NOT_FINITE, build_quote, prepare_quote, quote_batch, quote_columns
+from fares.api.responses import json_response
+from fares.api.schemas import MAX_BATCH, BatchRequest, BatchResponse, Problem, QuoteRequest, QuoteResponse
+from fares.api.zones import PlaceError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["quotes"])

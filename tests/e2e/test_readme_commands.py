@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from settings import PROJECT_ROOT
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 NESTED = "FARES_E2E_NESTED"
 
@@ -33,11 +33,11 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.fail("make is not installed")
     # The clone sits beside a link to ../shared, as CI's clone does.
     root = tmp_path_factory.mktemp("clone")
-    shared = (PROJECT_ROOT / ".." / "shared").resolve()
+    shared = (REPO_ROOT / ".." / "shared").resolve()
     if shared.exists():
         (root / "shared").symlink_to(shared)
     dest = root / "fares"
-    subprocess.run(["git", "clone", "-q", str(PROJECT_ROOT), str(dest)], check=True)
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(dest)], check=True)
     return dest
 
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from api_kit import free_port, registry_copy, running_server
 
-from settings import PROJECT_ROOT, Settings
+from fares.settings import Settings
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = PROJECT_ROOT / "artifacts"
+ARTIFACTS = REPO_ROOT / "artifacts"
 
 
 @pytest.fixture(scope="module")

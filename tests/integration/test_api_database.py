@@ -11,10 +11,11 @@ import pytest
 from api_kit import registry_copy
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from settings import PROJECT_ROOT, Settings
-from warehouse import Warehouse, get_warehouse, stop_embedded
+from fares.api.app import create_app
+from fares.settings import Settings
+from fares.warehouse import Warehouse, get_warehouse, stop_embedded
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 TRIP = {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}}
@@ -34,7 +35,7 @@ def test_health_is_ok_with_a_model_and_a_database(db_settings: Settings) -> None
 
 
 def test_runs_are_empty_before_the_scheduler_records_any_then_newest_first(db_settings: Settings) -> None:
-    import runs
+    from fares import runs
 
     wh = get_warehouse(db_settings)
     with TestClient(create_app(db_settings, poll_seconds=0)) as client:
@@ -62,7 +63,7 @@ def test_runs_are_empty_before_the_scheduler_records_any_then_newest_first(db_se
 @pytest.fixture
 def own_embedded_server(tlc_samples) -> Iterator[Settings]:
     """A private embedded PostgreSQL (so stopping it disturbs no one) and a registry with one model."""
-    data_dir = PROJECT_ROOT / ".data" / f"test-api-down-{uuid.uuid4().hex[:8]}"
+    data_dir = REPO_ROOT / ".data" / f"test-api-down-{uuid.uuid4().hex[:8]}"
     settings = Settings(database_url=None, data_dir=data_dir, db_name="fares_api")
     registry_copy(tlc_samples, data_dir / "models")
     try:

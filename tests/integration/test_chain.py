@@ -32,7 +32,7 @@ def test_training_mart_has_both_services_in_the_aligned_month_only(tlc_chain) ->
 
 
 def test_a_model_is_published_and_quotes_a_trip(tlc_chain) -> None:
-    from api.app import create_app
+    from fares.api.app import create_app
 
     assert tlc_chain.result.promoted and tlc_chain.result.model_version
     current = (tlc_chain.settings.models_dir / "CURRENT").read_text().strip()

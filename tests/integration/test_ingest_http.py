@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ingestion import sources
-from ingestion.months import add_months, current_month
-from ingestion.pipeline import ingest
-from ingestion.synthetic import write_mirror
-from settings import Settings
-from warehouse import get_warehouse
+from fares.ingestion import sources
+from fares.ingestion.months import add_months, current_month
+from fares.ingestion.pipeline import ingest
+from fares.ingestion.synthetic import write_mirror
+from fares.settings import Settings
+from fares.warehouse import get_warehouse
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from ingestion.pipeline import ingest, ingest_status
-from ingestion.synthetic import write_mirror
-from settings import Settings
-from warehouse import get_warehouse
+from fares.ingestion.pipeline import ingest, ingest_status
+from fares.ingestion.synthetic import write_mirror
+from fares.settings import Settings
+from fares.warehouse import get_warehouse
 
 pytestmark = pytest.mark.integration
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml import TrainingDataError
-from ml.predict import load_current
-from ml.registry import Registry
-from ml.train import TrainOutcome, train_models
-from settings import Settings
+from fares.ml import TrainingDataError
+from fares.ml.predict import load_current
+from fares.ml.registry import Registry
+from fares.ml.train import TrainOutcome, train_models
+from fares.settings import Settings
 from tests.conftest import Built, settings_for
-from warehouse import Warehouse, get_warehouse
+from fares.warehouse import Warehouse, get_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +162,7 @@ def test_unchanged_data_keeps_the_current_model(tlc_trained: Trained, tmp_path: 
 
 def test_in_the_chain_only_publish_moves_current(tlc_trained: Trained, tmp_path: Path) -> None:
     """The scheduler's train stage registers and judges; CURRENT moves only in its publish stage."""
-    from scheduler import run_publish, run_train
+    from fares.scheduler import run_publish, run_train
 
     settings = settings_for(tlc_trained.wh, tmp_path / "data")
     outcome = run_train(settings, tlc_trained.wh)

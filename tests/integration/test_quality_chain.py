@@ -26,7 +26,7 @@ def test_real_samples_pass_both_scopes_and_the_runs_are_stored(tlc_chain) -> Non
 
 
 def test_a_second_validation_skips_raw_months_that_did_not_change(tlc_chain) -> None:
-    from quality.validate import run_validation
+    from fares.quality.validate import run_validation
 
     report = run_validation(tlc_chain.settings, tlc_chain.wh, "raw")
 

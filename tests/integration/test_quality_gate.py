@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from settings import Settings
-from warehouse import Warehouse, drop_database
+from fares.settings import Settings
+from fares.warehouse import Warehouse, drop_database
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,7 @@ def quality_db(pg_server: Warehouse, tlc_samples: Path,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[QualityDb]:
     """Raw loaded through the real loader from a mirror with one faulty month, plus a hand-made training mart."""
     from conftest import make_database, settings_for
-    from ingestion.pipeline import ingest
+    from fares.ingestion.pipeline import ingest
 
     root = tmp_path_factory.mktemp("quality")
     mirror = _mirror(tlc_samples, root / "tlc")
@@ -133,7 +133,7 @@ def _critical_lines(message: str) -> list[str]:
 
 
 def test_clean_months_pass_and_the_run_is_stored(quality_db: QualityDb) -> None:
-    from quality.validate import run_validation
+    from fares.quality.validate import run_validation
 
     report = run_validation(quality_db.settings, quality_db.wh, "raw", months=["2020-03", "2020-04"])
 
@@ -146,8 +146,8 @@ def test_clean_months_pass_and_the_run_is_stored(quality_db: QualityDb) -> None:
 
 
 def test_faulty_month_fails_and_names_every_fault(quality_db: QualityDb) -> None:
-    from quality import QualityGateError
-    from quality.validate import run_validation
+    from fares.quality import QualityGateError
+    from fares.quality.validate import run_validation
 
     with pytest.raises(QualityGateError) as caught:
         run_validation(quality_db.settings, quality_db.wh, "raw", months=[FAULTY_MONTH])
@@ -169,7 +169,7 @@ def test_faulty_month_fails_and_names_every_fault(quality_db: QualityDb) -> None
 
 
 def test_a_failed_gate_stops_the_chain_before_training(quality_db: QualityDb) -> None:
-    import scheduler
+    from fares import scheduler
 
     stages = {name: scheduler.DEFAULT_STAGES[name] for name in ("validate", "train", "publish")}
     row = scheduler.run_once(quality_db.settings, stages=stages)
@@ -183,7 +183,7 @@ def test_a_failed_gate_stops_the_chain_before_training(quality_db: QualityDb) ->
 
 
 def test_training_mart_month_with_both_services_passes(quality_db: QualityDb) -> None:
-    from quality.validate import run_validation
+    from fares.quality.validate import run_validation
 
     report = run_validation(quality_db.settings, quality_db.wh, "training", months=["2020-04"])
 
@@ -193,8 +193,8 @@ def test_training_mart_month_with_both_services_passes(quality_db: QualityDb) ->
 
 
 def test_training_faults_are_named(quality_db: QualityDb) -> None:
-    from quality import QualityGateError
-    from quality.validate import run_validation
+    from fares.quality import QualityGateError
+    from fares.quality.validate import run_validation
 
     with pytest.raises(QualityGateError) as caught:
         run_validation(quality_db.settings, quality_db.wh, "training", months=["2020-03"])
@@ -208,7 +208,7 @@ def test_training_faults_are_named(quality_db: QualityDb) -> None:
 
 
 def test_data_docs_site_shows_the_validated_suites(quality_db: QualityDb) -> None:
-    from quality.validate import build_data_docs, run_validation
+    from fares.quality.validate import build_data_docs, run_validation
 
     run_validation(quality_db.settings, quality_db.wh, "training", months=["2020-04"])
     index = build_data_docs(quality_db.settings)

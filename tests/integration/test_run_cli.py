@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import main
-from settings import get_settings
+from fares.cli import main
+from fares.settings import get_settings
 
 pytestmark = pytest.mark.integration
 

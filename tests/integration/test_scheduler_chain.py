@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-import runs
-import scheduler
-from settings import Settings
-from warehouse import Warehouse, WarehouseError
+from fares import runs
+from fares import scheduler
+from fares.settings import Settings
+from fares.warehouse import Warehouse, WarehouseError
 
 pytestmark = pytest.mark.integration
 
@@ -161,7 +161,7 @@ def _daemon_main() -> None:
     """The daemon with probe stages; PROBE_SLEEP="stage:seconds,..." and PROBE_FAIL=stage shape them."""
     import logging
 
-    from settings import get_settings
+    from fares.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sleep = {k: float(v) for k, v in (p.split(":") for p in os.environ.get("PROBE_SLEEP", "").split(",") if p)}

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import runs
-import scheduler
-from settings import PROJECT_ROOT
-from warehouse import Warehouse
+from fares import runs
+from fares import scheduler
+from fares.warehouse import Warehouse
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 PROBE_SCRIPT = Path(__file__).with_name("test_scheduler_chain.py")
@@ -37,7 +37,7 @@ class Daemons:
         base = {k: v for k, v in os.environ.items() if not k.startswith("FARES_") and k != "DATABASE_URL"}
         base.update(DATABASE_URL=self.wh.url(), FARES_DATA_DIR=str(self.tmp_path / "data"), FARES_SCHEDULE_CRON=cron,
                     FARES_SCHEDULE_TIMEZONE="UTC", FARES_MONTHS=json.dumps(MONTHS), FARES_STAGE_BACKOFF_SECONDS="0.1",
-                    PYTHONPATH=str(PROJECT_ROOT), **env)
+                    **env)
         log = open(self.tmp_path / f"daemon{len(self.procs)}.log", "w")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen([sys.executable, str(PROBE_SCRIPT)], env=base, cwd=self.tmp_path,  # noqa: S603
                                 stdout=log, stderr=subprocess.STDOUT)

@@ -11,8 +11,8 @@ import pytest
 from api_kit import make_training_frame, real_zones, registry_copy, save_model
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from settings import Settings
+from fares.api.app import create_app
+from fares.settings import Settings
 
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:9/none"
 TRIP = {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}}
@@ -33,7 +33,7 @@ def _settings(models_dir: Path, **extra: object) -> Settings:
 
 
 def _promote(models_dir: Path, version: str) -> None:
-    from ml.registry import Registry
+    from fares.ml.registry import Registry
 
     Registry(models_dir).promote(version)
 

@@ -9,8 +9,8 @@ import pytest
 from api_kit import assert_money, registry_copy
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from settings import Settings
+from fares.api.app import create_app
+from fares.settings import Settings
 
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:9/none"  # never contacted by these tests
 
@@ -184,7 +184,7 @@ def test_the_columns_form_prices_like_the_trips_form(api) -> None:
 
 
 def test_every_batch_quote_is_the_single_quote_of_its_trip(api) -> None:
-    from api.schemas import BatchResponse
+    from fares.api.schemas import BatchResponse
 
     client, version = api
     trips = [("2024-02-14T08:30:00", 132, 230), ("2024-02-14T08:30:00", 161, 161), ("2031-06-01T12:00:00", 1, 132),
@@ -220,9 +220,9 @@ def test_concurrent_quotes_share_model_calls_and_each_gets_its_own_price(tlc_sam
 
     import httpx
 
-    from api.model_store import ModelStore
-    from api.quotes import quote_one
-    from api.schemas import QuoteRequest
+    from fares.api.model_store import ModelStore
+    from fares.api.quotes import quote_one
+    from fares.api.schemas import QuoteRequest
 
     models_dir, _ = registry_copy(tlc_samples, tmp_path / "models")
     app = create_app(Settings(data_dir=tmp_path, database_url=UNREACHABLE_DB), poll_seconds=0)

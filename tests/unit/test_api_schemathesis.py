@@ -13,8 +13,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.app import create_app
-from settings import Settings
+from fares.api.app import create_app
+from fares.settings import Settings
 
 OPERATIONS = [
     ("POST", "/v1/quotes"), ("POST", "/v1/quotes/batch"), ("GET", "/v1/zones"), ("GET", "/v1/model"),

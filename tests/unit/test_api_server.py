@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from api_kit import free_port, registry_copy, running_server
 
-from settings import Settings
+from fares.settings import Settings
 
 TRIP = {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}}
 

@@ -7,7 +7,7 @@ import pytest
 import shapely
 from api_kit import real_zones
 
-from api.zones import PlaceError, ZoneIndex
+from fares.api.zones import PlaceError, ZoneIndex
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from settings import PROJECT_ROOT, Settings
+from fares.settings import Settings
 
-COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
-ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
 _ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 APP_SERVICES = ("scheduler", "api")
@@ -72,7 +73,7 @@ def test_the_scheduler_gets_time_to_finish_its_running_stage() -> None:
 
 def test_every_variable_compose_uses_is_documented_and_is_a_setting() -> None:
     documented = _env_names()
-    used = set(_INTERPOLATION.findall((PROJECT_ROOT / "docker-compose.yml").read_text()))
+    used = set(_INTERPOLATION.findall((REPO_ROOT / "docker-compose.yml").read_text()))
     for service in APP_SERVICES:
         used |= set(_service_env(service))
     assert used, "compose passes no settings at all"
@@ -102,9 +103,9 @@ def test_env_example_values_are_the_defaults(tmp_path: Path, monkeypatch: pytest
 
 
 def test_the_image_installs_the_project_and_runs_the_api_by_default() -> None:
-    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
     assert "pip install --no-deps -e ." in dockerfile
     assert 'CMD ["fares", "serve", "--host", "0.0.0.0"]' in dockerfile
-    ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".data", ".env", ".git"} <= set(ignored)

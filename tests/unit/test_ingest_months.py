@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingestion.months import MonthError, add_months, month_of_file, parse_months
+from fares.ingestion.months import MonthError, add_months, month_of_file, parse_months
 
 
 def test_single_months_are_sorted_and_unique() -> None:

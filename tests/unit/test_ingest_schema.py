@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ingestion.loader import sample_mask
-from ingestion.schema import SchemaError, check_columns, conform, normalize_name, target_schema
+from fares.ingestion.loader import sample_mask
+from fares.ingestion.schema import SchemaError, check_columns, conform, normalize_name, target_schema
 
 
 def _old_yellow(n: int = 3) -> pa.Table:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.sources import Source, Unpublished, trip_file_name
+from fares.ingestion.sources import Source, Unpublished, trip_file_name
 
 
 def test_flat_folder(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_a_folder_fetch_is_the_file_itself(tmp_path: Path) -> None:
 def test_a_missing_folder_is_refused_by_name() -> None:
     import pytest
 
-    from ingestion.sources import Source, SourceError
+    from fares.ingestion.sources import Source, SourceError
 
     with pytest.raises(SourceError, match="/no/such/tlc"):
         Source("/no/such/tlc")

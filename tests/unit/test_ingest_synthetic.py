@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ingestion.synthetic import write_mirror
-from ingestion.synthetic_trips import make_fhvhv_month, make_yellow_month
-from ingestion.zones import read_zone_shapes, read_zone_table
+from fares.ingestion.synthetic import write_mirror
+from fares.ingestion.synthetic_trips import make_fhvhv_month, make_yellow_month
+from fares.ingestion.zones import read_zone_shapes, read_zone_table
 
 ROWS = 5_000
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.zones import ZoneFileError, read_zone_shapes, read_zone_table
+from fares.ingestion.zones import ZoneFileError, read_zone_shapes, read_zone_table
 
 HEADER = '"LocationID","Borough","Zone","service_zone"\n'
 

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import TrainingDataError
-from ml.evaluate import BaselineModel, evaluate_holdout
-from ml.predict import OUTPUT_COLUMNS
-from ml.simulate import JFK, TAXI_JFK_FLAT, make_training_frame, make_zones
-from ml.train import fingerprint, fit_fare_model, split_holdout
+from fares.ml import TrainingDataError
+from fares.ml.evaluate import BaselineModel, evaluate_holdout
+from fares.ml.predict import OUTPUT_COLUMNS
+from fares.ml.simulate import JFK, TAXI_JFK_FLAT, make_training_frame, make_zones
+from fares.ml.train import fingerprint, fit_fare_model, split_holdout
 
 
 @pytest.fixture(scope="module")

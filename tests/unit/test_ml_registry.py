@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml import RegistryError
-from ml.evaluate import BaselineModel, evaluate_holdout
-from ml.predict import load_current, load_version
-from ml.registry import Registry
-from ml.report import render_report
-from ml.simulate import make_training_frame, make_zones
-from ml.train import fingerprint, fit_fare_model, split_holdout
+from fares.ml import RegistryError
+from fares.ml.evaluate import BaselineModel, evaluate_holdout
+from fares.ml.predict import load_current, load_version
+from fares.ml.registry import Registry
+from fares.ml.report import render_report
+from fares.ml.simulate import make_training_frame, make_zones
+from fares.ml.train import fingerprint, fit_fare_model, split_holdout
 
 
 @pytest.fixture(scope="module")

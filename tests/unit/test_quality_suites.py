@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 
-from quality.results import CheckResult, format_summary
-from quality.suites import CRITICAL, KINDS, WARNING, check_month, month_bounds, raw_batch, training_batches
-from settings import PROJECT_ROOT
+from fares.quality.results import CheckResult, format_summary
+from fares.quality.suites import CRITICAL, KINDS, WARNING, check_month, month_bounds, raw_batch, training_batches
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 YELLOW = KINDS[0]
 
 
@@ -107,6 +109,6 @@ def test_a_pass_with_only_warnings_says_passed() -> None:
 
 
 def test_importing_the_stage_does_not_import_great_expectations() -> None:
-    code = "import sys, quality, quality.validate; print('great_expectations' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    code = "import sys, fares.quality, fares.quality.validate; print('great_expectations' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -9,9 +9,9 @@ import httpx
 import psycopg
 import pytest
 
-import scheduler
-from settings import Settings
-from warehouse import WarehouseError
+from fares import scheduler
+from fares.settings import Settings
+from fares.warehouse import WarehouseError
 
 NY = ZoneInfo("America/New_York")
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from cli import build_parser, main
-from settings import Settings, get_settings
+from fares.cli import build_parser, main
+from fares.settings import Settings, get_settings
 
 
 def test_env_reaches_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,7 +54,7 @@ def test_readme_commands_parse(argv: list[str]) -> None:
 
 
 def test_help_starts_without_heavy_imports() -> None:
-    code = ("import sys, cli; cli.build_parser().format_help(); "
+    code = ("import sys; from fares import cli; cli.build_parser().format_help(); "
             "heavy = [m for m in ('great_expectations', 'sklearn', 'dbt', 'dlt', 'pandas') if m in sys.modules]; "
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
