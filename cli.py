@@ -44,8 +44,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         rows = ingest_status(settings, wh)
         _print_table(rows)
         return 0
-    report = ingest(settings, wh, source=args.source or settings.tlc_source, months=_months(args),
-                    sample=args.sample if args.sample is not None else settings.sample)
+    report = ingest(
+        settings,
+        wh,
+        source=args.source or settings.tlc_source,
+        months=_months(args),
+        sample=args.sample if args.sample is not None else settings.sample,
+    )
     for r in report.results:
         line = f"{r.status:<11} {r.file:<40} {r.rows if r.rows is not None else '':>10}"
         print(line + (f"  {r.error}" if r.error else ""))
@@ -155,8 +160,10 @@ def format_run(run: dict) -> str:
     took = ""
     if run.get("started_at") and run.get("finished_at"):
         took = f" in {(run['finished_at'] - run['started_at']).total_seconds():.0f} s"
-    lines = [f"run {run.get('run_id')} {run.get('status')}{took}"
-             + (f" (months {', '.join(run['months'])})" if run.get("months") else "")]
+    lines = [
+        f"run {run.get('run_id')} {run.get('status')}{took}"
+        + (f" (months {', '.join(run['months'])})" if run.get("months") else "")
+    ]
     for st in run.get("stages", []):
         rows = ", ".join(f"{k.replace('_', ' ')} {st[k]:,}" for k in ("rows_in", "rows_out") if st.get(k) is not None)
         retried = f", {st['attempts']} attempts" if (st.get("attempts") or 1) > 1 else ""
@@ -234,10 +241,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         print(format_run(result))
         raise UserError("the demo chain failed; see above")
     url = f"http://{settings.api_host}:{settings.api_port}"
-    print(f"3/3 serving the API and the web page on {url}/ (Ctrl+C to stop; the embedded PostgreSQL keeps running"
-          " until `.venv/bin/fares db stop`)")
-    print(f"    try: curl -s {url}/v1/quotes -H 'content-type: application/json' -d "
-          "'{\"pickup_at\": \"2025-02-14T18:30:00\", \"pickup\": {\"zone\": \"JFK Airport\"}, \"dropoff\": {\"zone_id\": 230}}'")
+    print(
+        f"3/3 serving the API and the web page on {url}/ (Ctrl+C to stop; the embedded PostgreSQL keeps running"
+        " until `.venv/bin/fares db stop`)"
+    )
+    print(
+        f"    try: curl -s {url}/v1/quotes -H 'content-type: application/json' -d "
+        '\'{"pickup_at": "2025-02-14T18:30:00", "pickup": {"zone": "JFK Airport"}, "dropoff": {"zone_id": 230}}\''
+    )
     return cmd_serve(argparse.Namespace(host=None, port=None), settings)
 
 
@@ -340,8 +351,9 @@ OWN_LOGGERS = ("fares", "cli", "scheduler", "runs", "warehouse", "ingestion", "q
 def _configure_logging(verbose: bool, command: str) -> None:
     """Libraries log at WARNING; our own modules at INFO for the long-running commands (or -v), so `make demo`
     and the daemon say what they do without the libraries' chatter."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if verbose or command in ("serve", "demo", "schedule"):
         for name in OWN_LOGGERS:
             logging.getLogger(name).setLevel(logging.INFO)

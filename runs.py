@@ -24,8 +24,20 @@ log = logging.getLogger(__name__)
 LOCK_KEY = 0x46415245
 _DDL_KEY = 0x4644444C
 CRASHED = "crashed:"
-RUN_COLUMNS = ("run_id", "started_at", "finished_at", "status", "months", "source", "error", "model_version",
-               "rows_in", "rows_out", "pid", "host")
+RUN_COLUMNS = (
+    "run_id",
+    "started_at",
+    "finished_at",
+    "status",
+    "months",
+    "source",
+    "error",
+    "model_version",
+    "rows_in",
+    "rows_out",
+    "pid",
+    "host",
+)
 STAGE_COLUMNS = ("run_id", "stage", "started_at", "finished_at", "status", "attempts", "rows_in", "rows_out", "error")
 _MAX_ERROR = 4000
 
@@ -135,15 +147,19 @@ def _clip(error: str | None) -> str | None:
 
 def start_run(wh: Warehouse, months: list[str] | None, source: str | None, redo_of: int | None = None) -> int:
     """Insert a 'running' row for this process; returns its run_id."""
-    return _exec(wh, "insert into ops.pipeline_runs (status, months, source, pid, host, redo_of) "
-                     "values ('running', %s, %s, %s, %s, %s) returning run_id",
-                 (months, source, os.getpid(), socket.gethostname(), redo_of))[0][0]
+    return _exec(
+        wh,
+        "insert into ops.pipeline_runs (status, months, source, pid, host, redo_of) "
+        "values ('running', %s, %s, %s, %s, %s) returning run_id",
+        (months, source, os.getpid(), socket.gethostname(), redo_of),
+    )[0][0]
 
 
 def lock_holder(wh: Warehouse) -> str:
     """Who holds the pipeline lock, in words (from the newest 'running' row)."""
-    rows = _exec(wh, "select run_id, pid, host from ops.pipeline_runs where status = 'running' "
-                     "order by run_id desc limit 1")
+    rows = _exec(
+        wh, "select run_id, pid, host from ops.pipeline_runs where status = 'running' order by run_id desc limit 1"
+    )
     return f"run {rows[0][0]}, pid {rows[0][1]} on {rows[0][2]}" if rows else "another process"
 
 
@@ -151,17 +167,30 @@ def record_skipped(wh: Warehouse, months: list[str] | None, source: str | None) 
     """Record a run that did not start because another one holds the lock; returns its run_id."""
     reason = f"skipped: another run holds the lock ({lock_holder(wh)})"
     log.warning(reason)
-    return _exec(wh, "insert into ops.pipeline_runs (status, finished_at, months, source, error, pid, host) "
-                     "values ('skipped', now(), %s, %s, %s, %s, %s) returning run_id",
-                 (months, source, reason, os.getpid(), socket.gethostname()))[0][0]
+    return _exec(
+        wh,
+        "insert into ops.pipeline_runs (status, finished_at, months, source, error, pid, host) "
+        "values ('skipped', now(), %s, %s, %s, %s, %s) returning run_id",
+        (months, source, reason, os.getpid(), socket.gethostname()),
+    )[0][0]
 
 
-def finish_run(wh: Warehouse, run_id: int, status: str, error: str | None = None, model_version: str | None = None,
-               rows_in: int | None = None, rows_out: int | None = None) -> None:
+def finish_run(
+    wh: Warehouse,
+    run_id: int,
+    status: str,
+    error: str | None = None,
+    model_version: str | None = None,
+    rows_in: int | None = None,
+    rows_out: int | None = None,
+) -> None:
     """Close a run row with its outcome."""
-    _exec(wh, "update ops.pipeline_runs set status = %s, finished_at = now(), error = %s, model_version = %s, "
-              "rows_in = %s, rows_out = %s where run_id = %s",
-          (status, _clip(error), model_version, rows_in, rows_out, run_id))
+    _exec(
+        wh,
+        "update ops.pipeline_runs set status = %s, finished_at = now(), error = %s, model_version = %s, "
+        "rows_in = %s, rows_out = %s where run_id = %s",
+        (status, _clip(error), model_version, rows_in, rows_out, run_id),
+    )
 
 
 def start_stage(wh: Warehouse, run_id: int, stage: str) -> None:
@@ -169,42 +198,70 @@ def start_stage(wh: Warehouse, run_id: int, stage: str) -> None:
     _exec(wh, "insert into ops.stage_runs (run_id, stage, status) values (%s, %s, 'running')", (run_id, stage))
 
 
-def finish_stage(wh: Warehouse, run_id: int, stage: str, status: str, attempts: int = 1, rows_in: int | None = None,
-                 rows_out: int | None = None, error: str | None = None) -> None:
+def finish_stage(
+    wh: Warehouse,
+    run_id: int,
+    stage: str,
+    status: str,
+    attempts: int = 1,
+    rows_in: int | None = None,
+    rows_out: int | None = None,
+    error: str | None = None,
+) -> None:
     """Close a stage row with its outcome."""
-    _exec(wh, "update ops.stage_runs set status = %s, finished_at = now(), attempts = %s, rows_in = %s, "
-              "rows_out = %s, error = %s where run_id = %s and stage = %s",
-          (status, attempts, rows_in, rows_out, _clip(error), run_id, stage))
+    _exec(
+        wh,
+        "update ops.stage_runs set status = %s, finished_at = now(), attempts = %s, rows_in = %s, "
+        "rows_out = %s, error = %s where run_id = %s and stage = %s",
+        (status, attempts, rows_in, rows_out, _clip(error), run_id, stage),
+    )
 
 
 def mark_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
     """Record a run, and its running stage, as interrupted (shutdown)."""
-    _exec(wh, "update ops.stage_runs set status = 'interrupted', finished_at = now(), error = %s "
-              "where run_id = %s and status = 'running'", (reason, run_id))
+    _exec(
+        wh,
+        "update ops.stage_runs set status = 'interrupted', finished_at = now(), error = %s "
+        "where run_id = %s and status = 'running'",
+        (reason, run_id),
+    )
     finish_run(wh, run_id, "interrupted", reason)
 
 
 def mark_crashed(wh: Warehouse) -> list[int]:
     """Mark runs left 'running' by a dead process as failed. Call only while holding the lock: then no one else runs."""
-    rows = _exec(wh, "update ops.pipeline_runs set status = 'failed', finished_at = now(), error = "
-                     f"format('{CRASHED} the process (pid %s on %s) stopped mid-run; its months run again', pid, host) "
-                     "where status = 'running' returning run_id")
+    rows = _exec(
+        wh,
+        "update ops.pipeline_runs set status = 'failed', finished_at = now(), error = "
+        f"format('{CRASHED} the process (pid %s on %s) stopped mid-run; its months run again', pid, host) "
+        "where status = 'running' returning run_id",
+    )
     ids = [r[0] for r in rows]
     if ids:
-        _exec(wh, "update ops.stage_runs set status = 'failed', finished_at = now(), error = 'the process died' "
-                  "where status = 'running' and run_id = any(%s)", (ids,))
+        _exec(
+            wh,
+            "update ops.stage_runs set status = 'failed', finished_at = now(), error = 'the process died' "
+            "where status = 'running' and run_id = any(%s)",
+            (ids,),
+        )
         log.warning("runs %s were left running by a dead process: marked failed", ids)
     return ids
 
 
 def runs_to_redo(wh: Warehouse) -> list[tuple[int, list[str] | None, str | None]]:
     """(run_id, months, source) of crashed or interrupted runs not yet redone; a redo itself is not redone again."""
-    return [tuple(r) for r in _exec(wh, f"""
+    return [
+        tuple(r)
+        for r in _exec(
+            wh,
+            f"""
         select p.run_id, p.months, p.source from ops.pipeline_runs p
         where (p.status = 'interrupted' or (p.status = 'failed' and p.error like '{CRASHED}%'))
           and p.redo_of is null
           and not exists (select 1 from ops.pipeline_runs r where r.redo_of = p.run_id)
-        order by p.run_id""")]
+        order by p.run_id""",
+        )
+    ]
 
 
 def _rows_as_dicts(rows: list[tuple], columns: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -219,8 +276,7 @@ def list_runs(settings: Settings, wh: Warehouse, limit: int = 50) -> list[dict[s
     """The newest `limit` pipeline runs, newest first, as dicts keyed by RUN_COLUMNS (empty before the first run)."""
     if not _tables_exist(wh):
         return []
-    rows = _exec(wh, f"select {', '.join(RUN_COLUMNS)} from ops.pipeline_runs order by run_id desc limit %s",
-                 (limit,))
+    rows = _exec(wh, f"select {', '.join(RUN_COLUMNS)} from ops.pipeline_runs order by run_id desc limit %s", (limit,))
     return _rows_as_dicts(rows, RUN_COLUMNS)
 
 
@@ -228,8 +284,11 @@ def list_stage_runs(wh: Warehouse, run_id: int) -> list[dict[str, Any]]:
     """The stage rows of one run, in the order they ran."""
     if not _tables_exist(wh):
         return []
-    rows = _exec(wh, f"select {', '.join(STAGE_COLUMNS)} from ops.stage_runs where run_id = %s "
-                     "order by started_at, stage", (run_id,))
+    rows = _exec(
+        wh,
+        f"select {', '.join(STAGE_COLUMNS)} from ops.stage_runs where run_id = %s order by started_at, stage",
+        (run_id,),
+    )
     return _rows_as_dicts(rows, STAGE_COLUMNS)
 
 
@@ -268,13 +327,20 @@ def is_transient(exc: BaseException) -> bool:
     import psycopg2
     from sqlalchemy.exc import OperationalError as SAOperationalError
 
-    kinds = (psycopg.OperationalError, psycopg2.OperationalError, SAOperationalError, httpx.TransportError,
-             WarehouseError, ConnectionError)
+    kinds = (
+        psycopg.OperationalError,
+        psycopg2.OperationalError,
+        SAOperationalError,
+        httpx.TransportError,
+        WarehouseError,
+        ConnectionError,
+    )
     return caused_by(exc, kinds)
 
 
-def call_with_retries(stage: StageFn, ctx: RunContext, name: str,
-                      stop: threading.Event) -> tuple[Any, Exception | None, int]:
+def call_with_retries(
+    stage: StageFn, ctx: RunContext, name: str, stop: threading.Event
+) -> tuple[Any, Exception | None, int]:
     """Run one stage, retrying transient errors with exponential backoff; returns (result, error, attempts)."""
     retries, delay = ctx.settings.stage_retries, ctx.settings.stage_backoff_seconds
     attempt = 0
@@ -285,15 +351,17 @@ def call_with_retries(stage: StageFn, ctx: RunContext, name: str,
         except Exception as exc:  # noqa: BLE001 - recorded in stage_runs; the chain stops here
             if attempt > retries or not is_transient(exc):
                 return None, exc, attempt
-            log.warning("%s: transient error (attempt %d of %d), retrying in %.0f s: %s",
-                        name, attempt, retries + 1, delay, exc)
+            log.warning(
+                "%s: transient error (attempt %d of %d), retrying in %.0f s: %s", name, attempt, retries + 1, delay, exc
+            )
             if stop.wait(delay):
                 return None, exc, attempt
             delay *= 2
 
 
-def execute_stages(ctx: RunContext, stages: Mapping[str, StageFn], lock: RunLock,
-                   stop: threading.Event) -> tuple[str, str | None]:
+def execute_stages(
+    ctx: RunContext, stages: Mapping[str, StageFn], lock: RunLock, stop: threading.Event
+) -> tuple[str, str | None]:
     """Run the stages in order, recording each; the first failure stops the rest. Returns the run's (status, error)."""
     names = list(stages)
     for i, name in enumerate(names):
@@ -309,7 +377,14 @@ def execute_stages(ctx: RunContext, stages: Mapping[str, StageFn], lock: RunLock
             finish_stage(ctx.wh, ctx.run_id, name, "failed", attempts, error=message)
             log.error("run %s: %s failed: %s", ctx.run_id, name, message)
             return "failed", f"{name} failed: {message}"
-        finish_stage(ctx.wh, ctx.run_id, name, "succeeded", attempts,
-                     result_field(result, "rows_in"), result_field(result, "rows_out"))
+        finish_stage(
+            ctx.wh,
+            ctx.run_id,
+            name,
+            "succeeded",
+            attempts,
+            result_field(result, "rows_in"),
+            result_field(result, "rows_out"),
+        )
         ctx.results[name] = result
     return "succeeded", None

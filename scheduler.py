@@ -76,15 +76,23 @@ def run_ingest(settings: Settings, wh: Warehouse, source: str | None = None, mon
     """Load TLC files into raw; a failed file fails the stage after the other months have loaded."""
     from fares.ingestion.pipeline import ingest
 
-    report = ingest(settings, wh, source=source or settings.tlc_source, months=months or settings.months or None,
-                    sample=settings.sample)
+    report = ingest(
+        settings,
+        wh,
+        source=source or settings.tlc_source,
+        months=months or settings.months or None,
+        sample=settings.sample,
+    )
     if report.failed:
         raise StageError("ingest", "; ".join(f"{r.file}: {r.error}" for r in report.failed))
     trips = [r for r in report.results if r.month]
     if (months or settings.months) and trips and all(r.status == "unpublished" for r in trips):
         # Months asked for by name that are nowhere to be found: say so rather than go on with old data.
-        raise StageError("ingest", "none of the requested months is published at "
-                         f"{source or settings.tlc_source}: " + "; ".join(r.error or r.file for r in trips))
+        raise StageError(
+            "ingest",
+            "none of the requested months is published at "
+            f"{source or settings.tlc_source}: " + "; ".join(r.error or r.file for r in trips),
+        )
     return report
 
 
@@ -159,7 +167,12 @@ def _publish(ctx: RunContext) -> dict[str, Any]:
 
 
 DEFAULT_STAGES: dict[str, StageFn] = {
-    "ingest": _ingest, "transform": _transform, "validate": _validate, "train": _train, "publish": _publish}
+    "ingest": _ingest,
+    "transform": _transform,
+    "validate": _validate,
+    "train": _train,
+    "publish": _publish,
+}
 
 
 def _value(result: Any) -> Any:
@@ -173,8 +186,9 @@ def _record_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
         log.exception("could not record run %s as interrupted", run_id)
 
 
-def _run_locked(settings: Settings, source: str | None, months: list[str] | None,
-                stages: Mapping[str, StageFn], redo_of: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _run_locked(
+    settings: Settings, source: str | None, months: list[str] | None, stages: Mapping[str, StageFn], redo_of: int | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The chain under the advisory lock, recorded; returns (run row with stages, stage results)."""
     wh = get_warehouse(settings)
     runs.ensure_tables(wh)
@@ -193,17 +207,29 @@ def _run_locked(settings: Settings, source: str | None, months: list[str] | None
             _record_interrupted(wh, run_id, f"interrupted: {type(exc).__name__}: {exc}")
             raise
         got = ctx.results
-        runs.finish_run(wh, run_id, status, error, runs.result_field(got.get("publish"), "model_version"),
-                        runs.result_field(got.get("ingest"), "rows_out"),
-                        runs.result_field(got.get("transform"), "rows_out"))
+        runs.finish_run(
+            wh,
+            run_id,
+            status,
+            error,
+            runs.result_field(got.get("publish"), "model_version"),
+            runs.result_field(got.get("ingest"), "rows_out"),
+            runs.result_field(got.get("transform"), "rows_out"),
+        )
     finally:
         _current.clear()
         lock.release()
     return runs.get_run(wh, run_id), ctx.results
 
 
-def run_once(settings: Settings, source: str | None = None, months: list[str] | None = None, *,
-             stages: Mapping[str, StageFn] | None = None, redo_of: int | None = None) -> dict[str, Any]:
+def run_once(
+    settings: Settings,
+    source: str | None = None,
+    months: list[str] | None = None,
+    *,
+    stages: Mapping[str, StageFn] | None = None,
+    redo_of: int | None = None,
+) -> dict[str, Any]:
     """Run the chain now under the pipeline lock and record it; returns the ops.pipeline_runs row plus `stages`.
 
     `status` is 'succeeded', 'failed' (a stage failed; later stages did not run, the current model is untouched),
@@ -213,7 +239,9 @@ def run_once(settings: Settings, source: str | None = None, months: list[str] | 
     return _run_locked(settings, source, months, stages or DEFAULT_STAGES, redo_of)[0]
 
 
-def run_chain(settings: Settings | None = None, source: str | None = None, months: list[str] | None = None) -> ChainResult:
+def run_chain(
+    settings: Settings | None = None, source: str | None = None, months: list[str] | None = None
+) -> ChainResult:
     """Run every stage once, in order, recorded like run_once; raises StageError naming the first failing stage."""
     settings = settings or get_settings()
     row, results = _run_locked(settings, source, months, DEFAULT_STAGES, None)
@@ -221,8 +249,11 @@ def run_chain(settings: Settings | None = None, source: str | None = None, month
         failed = next((s["stage"] for s in row["stages"] if s["status"] != "succeeded"), "chain")
         raise StageError(failed, row["error"] or row["status"])
     outcome = _value(results.get("train"))
-    return ChainResult(stages={k: _value(v) for k, v in results.items()}, model_version=getattr(outcome, "version", None),
-                       promoted=bool(getattr(outcome, "promoted", False)))
+    return ChainResult(
+        stages={k: _value(v) for k, v in results.items()},
+        model_version=getattr(outcome, "version", None),
+        promoted=bool(getattr(outcome, "promoted", False)),
+    )
 
 
 def build_trigger(settings: Settings) -> CronTrigger:
@@ -233,14 +264,23 @@ def build_trigger(settings: Settings) -> CronTrigger:
 
     fields = settings.schedule_cron.split()
     if len(fields) not in (5, 6):
-        raise ValueError(f"FARES_SCHEDULE_CRON needs 5 fields (minute hour day month weekday), got {settings.schedule_cron!r}")
+        raise ValueError(
+            f"FARES_SCHEDULE_CRON needs 5 fields (minute hour day month weekday), got {settings.schedule_cron!r}"
+        )
     second = fields.pop(0) if len(fields) == 6 else "0"
     minute, hour, day, month, weekday = fields
     # APScheduler 3 counts weekdays from Monday = 0; crontab from Sunday = 0: use names, which both read alike.
     names = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
     weekday = re.sub(r"(?<![/\d])\d+", lambda m: names[int(m.group())] if int(m.group()) < 8 else m.group(), weekday)
-    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=weekday,
-                       timezone=settings.schedule_timezone)
+    return CronTrigger(
+        second=second,
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=weekday,
+        timezone=settings.schedule_timezone,
+    )
 
 
 def build_scheduler(settings: Settings) -> BlockingScheduler:
@@ -254,11 +294,14 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
 
     wh = get_warehouse(settings)
     runs.ensure_tables(wh)
-    store = SQLAlchemyJobStore(url=wh.url("psycopg"), tablename=JOB_TABLE, tableschema="ops",
-                               engine_options={"pool_pre_ping": True})
+    store = SQLAlchemyJobStore(
+        url=wh.url("psycopg"), tablename=JOB_TABLE, tableschema="ops", engine_options={"pool_pre_ping": True}
+    )
     sched = BlockingScheduler(
-        jobstores={"default": store}, timezone=settings.schedule_timezone,
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.misfire_grace_seconds})
+        jobstores={"default": store},
+        timezone=settings.schedule_timezone,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.misfire_grace_seconds},
+    )
     trigger = build_trigger(settings)
     with runs.ddl_lock(wh):
         store.start(sched, "default")  # creates the table now, so the stored job can be read before start()
@@ -357,6 +400,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from fares import scheduler  # the job store names "fares.scheduler:scheduled_run": run the importable module, not __main__
+    from fares import (
+        scheduler,
+    )  # the job store names "fares.scheduler:scheduled_run": run the importable module, not __main__
 
     scheduler.main()

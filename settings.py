@@ -17,7 +17,10 @@ class Settings(BaseSettings):
     """Every knob of fares; read once from the environment with the `FARES_` prefix (DATABASE_URL as is)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FARES_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_prefix="FARES_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
         populate_by_name=True,
     )
 
@@ -27,8 +30,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "FARES_DATABASE_URL"),
         description="An external PostgreSQL; unset means the embedded server under data_dir.",
     )
-    data_dir: Path = Field(default_factory=lambda: Path.cwd() / ".data",
-                           description="Embedded database, models, reports, downloads (default: .data in the working directory).")
+    data_dir: Path = Field(
+        default_factory=lambda: Path.cwd() / ".data",
+        description="Embedded database, models, reports, downloads (default: .data in the working directory).",
+    )
     db_name: str = Field(default="fares", description="Database created on the embedded server.")
 
     # Ingestion.
@@ -42,7 +47,9 @@ class Settings(BaseSettings):
     row_count_band: float = Field(default=0.5, ge=0, le=1, description="Allowed relative change vs the previous month.")
 
     # Models.
-    promotion_margin: float = Field(default=0.0, ge=0, description="A new model may be this much worse (MAE $) and still win.")
+    promotion_margin: float = Field(
+        default=0.0, ge=0, description="A new model may be this much worse (MAE $) and still win."
+    )
 
     # API.
     api_host: str = "127.0.0.1"

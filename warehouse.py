@@ -53,15 +53,25 @@ class Warehouse:
     def dlt_credentials(self) -> str:
         """dlt's form: host and password always present; a socket dir is URL-encoded where the host goes."""
         host = quote(self.host, safe="")
-        return f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}@{host}:{self.port}/{self.dbname}"
+        return (
+            f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}@{host}:{self.port}/{self.dbname}"
+        )
 
     def conninfo(self) -> dict[str, Any]:
         """Keyword arguments for psycopg.connect / psycopg2.connect."""
-        return {"host": self.host, "port": self.port, "user": self.user, "password": self.password, "dbname": self.dbname}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.dbname,
+        }
 
     def display_url(self) -> str:
         """The URL for people and tools such as psql (password masked)."""
-        shown = self if not self.password else Warehouse(self.host, self.port, self.user, "***", self.dbname, self.embedded)
+        shown = (
+            self if not self.password else Warehouse(self.host, self.port, self.user, "***", self.dbname, self.embedded)
+        )
         return shown.url()
 
     def dbt_env(self) -> dict[str, str]:

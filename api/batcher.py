@@ -22,8 +22,9 @@ TURNS = 3  # event-loop turns to wait for more trips before pricing (requests al
 class QuoteBatcher:
     """Collects (bundle, time, pickup, dropoff) on one event loop and prices them per bundle in one call."""
 
-    def __init__(self, max_batch: int = MAX_BATCH, turns: int = TURNS,
-                 observe: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, max_batch: int = MAX_BATCH, turns: int = TURNS, observe: Callable[[int], None] | None = None
+    ) -> None:
         self.max_batch = max_batch
         self.turns = turns
         self.observe = observe
@@ -67,8 +68,9 @@ class QuoteBatcher:
         if self.observe is not None:
             self.observe(len(items))
         try:
-            rows, ok = price_rows(predict(items[0][0], [i[1] for i in items], [i[2] for i in items],
-                                          [i[3] for i in items]))
+            rows, ok = price_rows(
+                predict(items[0][0], [i[1] for i in items], [i[2] for i in items], [i[3] for i in items])
+            )
         except Exception as exc:  # every waiting request gets the error, none hangs
             for item in items:
                 if not item[4].done():

@@ -84,8 +84,12 @@ def list_runs(db: Database, limit: int) -> list[dict[str, Any]]:
         try:
             if not _exists(conn, "ops.pipeline_runs"):
                 return []
-            runs = _rows(conn.execute(
-                "select * from ops.pipeline_runs order by started_at desc nulls last, run_id desc limit %s", (limit,)))
+            runs = _rows(
+                conn.execute(
+                    "select * from ops.pipeline_runs order by started_at desc nulls last, run_id desc limit %s",
+                    (limit,),
+                )
+            )
             stages: dict[Any, list[dict[str, Any]]] = {}
             if runs and _exists(conn, "ops.stage_runs"):
                 ids = [r["run_id"] for r in runs]

@@ -15,15 +15,31 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("fares_http_requests", "HTTP requests by route and status",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("fares_http_request_duration_seconds", "HTTP request latency by route",
-                                 ["method", "route"], buckets=_BUCKETS, registry=self.registry)
-        self.quotes = Counter("fares_quotes", "Trips priced, by which service came out cheaper",
-                              ["cheaper"], registry=self.registry)
-        self.quote_errors = Counter("fares_quote_rejections", "Trips refused (bad place or time)", registry=self.registry)
-        self.quote_batch = Histogram("fares_quote_batch_size", "Single quotes priced together in one model call",
-                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry)
+        self.requests = Counter(
+            "fares_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "fares_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.quotes = Counter(
+            "fares_quotes", "Trips priced, by which service came out cheaper", ["cheaper"], registry=self.registry
+        )
+        self.quote_errors = Counter(
+            "fares_quote_rejections", "Trips refused (bad place or time)", registry=self.registry
+        )
+        self.quote_batch = Histogram(
+            "fares_quote_batch_size",
+            "Single quotes priced together in one model call",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
         self.model_loaded = Gauge("fares_model_loaded", "1 when a model is in service", registry=self.registry)
         self.model_info = Gauge("fares_model_info", "The model version in service", ["version"], registry=self.registry)
         self.model_reloads = Gauge("fares_model_loads", "Models put into service since start", registry=self.registry)

@@ -59,8 +59,9 @@ class Bundle:
     @cached_property
     def odd_zone_ids(self) -> np.ndarray:
         """Zone ids that are TLC codes for an unknown or outside location."""
-        return np.array([z.zone_id for z in self.zones.zones.values() if z.borough in ("Unknown", "N/A", "")],
-                        dtype=np.int64)
+        return np.array(
+            [z.zone_id for z in self.zones.zones.values() if z.borough in ("Unknown", "N/A", "")], dtype=np.int64
+        )
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
@@ -76,8 +77,13 @@ def _warm_up(bundle: Bundle) -> None:
     import pandas as pd
 
     zone = min(bundle.zones.zones)
-    trip = pd.DataFrame({"pickup_at": pd.to_datetime([bundle.trained_to[:10]]).astype("datetime64[us]"),
-                         "pickup_zone_id": [zone], "dropoff_zone_id": [zone]})
+    trip = pd.DataFrame(
+        {
+            "pickup_at": pd.to_datetime([bundle.trained_to[:10]]).astype("datetime64[us]"),
+            "pickup_zone_id": [zone],
+            "dropoff_zone_id": [zone],
+        }
+    )
     prices = bundle.model.predict_frame(trip)
     if len(prices) != 1:
         raise RuntimeError(f"model {bundle.version} returned {len(prices)} rows for one trip")
@@ -113,8 +119,10 @@ class ModelStore:
         bundle = self._bundle
         if bundle is None:
             why = f" (last load failed: {self.last_error})" if self.last_error else ""
-            raise NoModelError(f"no fare model is loaded yet{why}; run `fares train` (or `fares demo`) so that "
-                               f"{self.current_path} names a model version")
+            raise NoModelError(
+                f"no fare model is loaded yet{why}; run `fares train` (or `fares demo`) so that "
+                f"{self.current_path} names a model version"
+            )
         return bundle
 
     def refresh(self, force: bool = False) -> bool:
@@ -144,14 +152,21 @@ class ModelStore:
             _warm_up(bundle)
         except Exception as exc:  # a broken bundle must not take down the model in service
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.exception("loading the current model from %s failed; keeping %s", self.models_dir,
-                          self._bundle.version if self._bundle else "no model")
+            log.exception(
+                "loading the current model from %s failed; keeping %s",
+                self.models_dir,
+                self._bundle.version if self._bundle else "no model",
+            )
             return False
         self._bundle = bundle  # one reference assignment: atomic for readers
         self.last_error = None
         self.reloads += 1
-        log.info("model %s in service (%d zones, loaded in %.2f s)", bundle.version, len(bundle.zones),
-                 time.perf_counter() - started)
+        log.info(
+            "model %s in service (%d zones, loaded in %.2f s)",
+            bundle.version,
+            len(bundle.zones),
+            time.perf_counter() - started,
+        )
         if self.on_swap is not None:
             self.on_swap()
         return True

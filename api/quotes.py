@@ -60,22 +60,30 @@ def trip_warnings(bundle: Bundle, pickup_id: int, dropoff_id: int, pickup_at: da
     first, last = bundle.window
     day = pickup_at.date()
     if day > last + WINDOW_SLACK:
-        notes.append(f"pickup_at is {(day - last).days} days after the newest training data ({last}): "
-                     "prices may have changed since")
+        notes.append(
+            f"pickup_at is {(day - last).days} days after the newest training data ({last}): "
+            "prices may have changed since"
+        )
     elif day < first - WINDOW_SLACK:
-        notes.append(f"pickup_at is {(first - day).days} days before the oldest training data ({first}): "
-                     "prices were different then")
+        notes.append(
+            f"pickup_at is {(first - day).days} days before the oldest training data ({first}): "
+            "prices were different then"
+        )
     return notes
 
 
-def predict(bundle: Bundle, pickup_at: Sequence[datetime] | np.ndarray, pickup_ids: Sequence[int],
-            dropoff_ids: Sequence[int]) -> pd.DataFrame:
+def predict(
+    bundle: Bundle, pickup_at: Sequence[datetime] | np.ndarray, pickup_ids: Sequence[int], dropoff_ids: Sequence[int]
+) -> pd.DataFrame:
     """The model's price frame for these trips (one vectorised call)."""
-    trips = pd.DataFrame({
-        "pickup_at": np.asarray(pickup_at, dtype="datetime64[us]"),
-        "pickup_zone_id": np.asarray(pickup_ids, dtype=np.int64),
-        "dropoff_zone_id": np.asarray(dropoff_ids, dtype=np.int64),
-    }, copy=False)
+    trips = pd.DataFrame(
+        {
+            "pickup_at": np.asarray(pickup_at, dtype="datetime64[us]"),
+            "pickup_zone_id": np.asarray(pickup_ids, dtype=np.int64),
+            "dropoff_zone_id": np.asarray(dropoff_ids, dtype=np.int64),
+        },
+        copy=False,
+    )
     return bundle.model.predict_frame(trips)
 
 
@@ -122,8 +130,11 @@ def window_of(bundle: Bundle) -> dict[str, str]:
 def prepare_quote(bundle: Bundle, request: QuoteRequest) -> tuple[datetime, int, int]:
     """New York pickup time and the two zone ids of a request; PlaceError for a place or time that cannot be used."""
     pickup_at = to_new_york(request.pickup_at)
-    return (pickup_at, resolve_place(bundle.zones, request.pickup, "pickup"),
-            resolve_place(bundle.zones, request.dropoff, "dropoff"))
+    return (
+        pickup_at,
+        resolve_place(bundle.zones, request.pickup, "pickup"),
+        resolve_place(bundle.zones, request.dropoff, "dropoff"),
+    )
 
 
 def build_quote(bundle: Bundle, pickup_at: datetime, pickup: int, dropoff: int, row: list[float]) -> dict[str, Any]:
@@ -199,9 +210,11 @@ def _flagged(bundle: Bundle, times: np.ndarray, pickups: np.ndarray, dropoffs: n
 
 # One priced trip of a batch as JSON text (the BatchQuote contract, keys in schema order). The numbers are orjson's own
 # text, cut from one array per column: building text, not 10,000 dicts, halves the time and spares the GC.
-_QUOTE_JSON = ('{"index":%d,"pickup_zone_id":%d,"dropoff_zone_id":%d,'
-               '"taxi":{"fare":%s,"low":%s,"high":%s},"uber":{"fare":%s,"low":%s,"high":%s},'
-               '"cheaper":"%s","savings":%s,"p_uber_cheaper":%s,"warnings":%s}')
+_QUOTE_JSON = (
+    '{"index":%d,"pickup_zone_id":%d,"dropoff_zone_id":%d,'
+    '"taxi":{"fare":%s,"low":%s,"high":%s},"uber":{"fare":%s,"low":%s,"high":%s},'
+    '"cheaper":"%s","savings":%s,"p_uber_cheaper":%s,"warnings":%s}'
+)
 
 
 @dataclass(frozen=True)
@@ -214,8 +227,15 @@ class BatchResult:
     errors: int
 
 
-def _quotes_json(bundle: Bundle, rows: list[int], times: list[datetime], pickups: np.ndarray, dropoffs: np.ndarray,
-                 values: np.ndarray, flagged: np.ndarray) -> str:
+def _quotes_json(
+    bundle: Bundle,
+    rows: list[int],
+    times: list[datetime],
+    pickups: np.ndarray,
+    dropoffs: np.ndarray,
+    values: np.ndarray,
+    flagged: np.ndarray,
+) -> str:
     """The `quotes` array's items, comma-joined, straight from columns (warnings only computed for flagged rows)."""
     if not rows:
         return ""
@@ -227,12 +247,32 @@ def _quotes_json(bundle: Bundle, rows: list[int], times: list[datetime], pickups
     for k in np.flatnonzero(flagged).tolist():
         notes[k] = orjson.dumps(trip_warnings(bundle, pu[k], do[k], times[rows[k]])).decode()
     taxi, taxi_low, taxi_high, uber, uber_low, uber_high, p_uber, savings = text
-    return ",".join(map(_QUOTE_JSON.__mod__, zip(rows, pu, do, taxi, taxi_low, taxi_high, uber, uber_low, uber_high,
-                                                  cheaper, savings, p_uber, notes, strict=True)))
+    return ",".join(
+        map(
+            _QUOTE_JSON.__mod__,
+            zip(
+                rows,
+                pu,
+                do,
+                taxi,
+                taxi_low,
+                taxi_high,
+                uber,
+                uber_low,
+                uber_high,
+                cheaper,
+                savings,
+                p_uber,
+                notes,
+                strict=True,
+            ),
+        )
+    )
 
 
-def price_batch(bundle: Bundle, times: list[datetime], pickups: np.ndarray, dropoffs: np.ndarray,
-                errors: dict[int, str]) -> BatchResult:
+def price_batch(
+    bundle: Bundle, times: list[datetime], pickups: np.ndarray, dropoffs: np.ndarray, errors: dict[int, str]
+) -> BatchResult:
     """Price every trip not already in `errors` in one model call; the batch response body."""
     good = np.ones(len(times), dtype=bool)
     good[list(errors)] = False
@@ -274,8 +314,9 @@ def quote_batch(bundle: Bundle, trips: list[dict[str, Any]]) -> BatchResult:
     return price_batch(bundle, times, pickups, dropoffs, errors)
 
 
-def quote_columns(bundle: Bundle, pickup_at: list[datetime | None], pickup_ids: list[int],
-                  dropoff_ids: list[int]) -> BatchResult:
+def quote_columns(
+    bundle: Bundle, pickup_at: list[datetime | None], pickup_ids: list[int], dropoff_ids: list[int]
+) -> BatchResult:
     """Price trips given as columns of zone ids (the fast form); unknown ids come back in `errors`."""
     errors: dict[int, str] = {}
     times = _times(pickup_at, errors)

@@ -31,5 +31,6 @@ def json_safe(value: Any) -> Any:
 
 def json_response(payload: Any, status_code: int = 200, background: BackgroundTask | None = None) -> Response:
     """Serialize once with orjson (the payload is already JSON-ready; skipping re-validation keeps quotes fast)."""
-    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json",
-                    background=background)
+    return Response(
+        orjson.dumps(payload), status_code=status_code, media_type="application/json", background=background
+    )

@@ -51,7 +51,9 @@ def _place_kind(value: Any) -> str | None:
 
 
 Place = Annotated[
-    Annotated[ZoneIdPlace, Tag("zone_id")] | Annotated[ZoneNamePlace, Tag("zone")] | Annotated[PointPlace, Tag("point")],
+    Annotated[ZoneIdPlace, Tag("zone_id")]
+    | Annotated[ZoneNamePlace, Tag("zone")]
+    | Annotated[PointPlace, Tag("point")],
     Discriminator(_place_kind, custom_error_type="place_form", custom_error_message=_PLACE_ERROR),
     Field(description="zone_id, zone name, or lat/lon"),
 ]
@@ -61,7 +63,8 @@ class QuoteRequest(_Strict):
     """One trip to price."""
 
     pickup_at: datetime | None = Field(
-        default=None, description="Pickup time, ISO 8601; naive means New York time; omitted means now.",
+        default=None,
+        description="Pickup time, ISO 8601; naive means New York time; omitted means now.",
         examples=["2024-03-15T08:30:00"],
     )
     pickup: Place
@@ -112,8 +115,9 @@ class TripIn(TypedDict):
 class BatchColumns(_Strict):
     """Trips as three equally long columns of zone ids and times: the fastest form for large batches."""
 
-    pickup_at: list[datetime | None] = Field(min_length=1, max_length=MAX_BATCH,
-                                             description="ISO times, naive means New York; null means now")
+    pickup_at: list[datetime | None] = Field(
+        min_length=1, max_length=MAX_BATCH, description="ISO times, naive means New York; null means now"
+    )
     pickup_zone_id: list[ZoneIdInt] = Field(min_length=1, max_length=MAX_BATCH)
     dropoff_zone_id: list[ZoneIdInt] = Field(min_length=1, max_length=MAX_BATCH)
 
@@ -121,7 +125,9 @@ class BatchColumns(_Strict):
     def _same_length(self) -> BatchColumns:
         sizes = {len(self.pickup_at), len(self.pickup_zone_id), len(self.dropoff_zone_id)}
         if len(sizes) != 1:
-            raise ValueError(f"pickup_at, pickup_zone_id and dropoff_zone_id must have the same length, got {sorted(sizes)}")
+            raise ValueError(
+                f"pickup_at, pickup_zone_id and dropoff_zone_id must have the same length, got {sorted(sizes)}"
+            )
         return self
 
 

@@ -13,16 +13,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def build_server(settings: Settings, host: str | None = None, port: int | None = None,
-                 access_log: bool = True) -> uvicorn.Server:
+def build_server(
+    settings: Settings, host: str | None = None, port: int | None = None, access_log: bool = True
+) -> uvicorn.Server:
     """A configured `uvicorn.Server` for the app (not started); its `should_exit` is wired to demo_once."""
     import uvicorn
 
     from fares.api.app import create_app
 
     app = create_app(settings, freeze_gc=True)
-    config = uvicorn.Config(app, host=host or settings.api_host, port=port or settings.api_port,
-                            access_log=access_log, log_level="info", proxy_headers=False, server_header=False)
+    config = uvicorn.Config(
+        app,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        access_log=access_log,
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
+    )
     server = uvicorn.Server(config)
 
     def _stop_after_first_quote() -> None:

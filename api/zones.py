@@ -37,9 +37,13 @@ class ZoneInfo:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
         return {
-            "zone_id": self.zone_id, "zone_name": self.zone_name, "borough": self.borough,
-            "service_zone": self.service_zone, "is_airport": self.is_airport,
-            "centroid_lat": self.centroid_lat, "centroid_lon": self.centroid_lon,
+            "zone_id": self.zone_id,
+            "zone_name": self.zone_name,
+            "borough": self.borough,
+            "service_zone": self.service_zone,
+            "is_airport": self.is_airport,
+            "centroid_lat": self.centroid_lat,
+            "centroid_lon": self.centroid_lon,
         }
 
 
@@ -65,9 +69,13 @@ class ZoneIndex:
         for row in zones.itertuples(index=False):
             zid = int(row.zone_id)
             self.zones[zid] = ZoneInfo(
-                zone_id=zid, zone_name=_text(row.zone_name), borough=_text(row.borough),
-                service_zone=_text(row.service_zone), is_airport=bool(row.is_airport) if not pd.isna(row.is_airport) else False,
-                centroid_lat=_opt_float(row.centroid_lat), centroid_lon=_opt_float(row.centroid_lon),
+                zone_id=zid,
+                zone_name=_text(row.zone_name),
+                borough=_text(row.borough),
+                service_zone=_text(row.service_zone),
+                is_airport=bool(row.is_airport) if not pd.isna(row.is_airport) else False,
+                centroid_lat=_opt_float(row.centroid_lat),
+                centroid_lon=_opt_float(row.centroid_lon),
             )
         self._by_name: dict[str, list[ZoneInfo]] = {}
         self._by_label: dict[str, list[ZoneInfo]] = {}
@@ -89,8 +97,10 @@ class ZoneIndex:
         try:
             return self.zones[zone_id]
         except KeyError:
-            raise PlaceError(f"unknown zone_id {zone_id}: zone ids run from {min(self.zones)} to {max(self.zones)}; "
-                             "see GET /v1/zones") from None
+            raise PlaceError(
+                f"unknown zone_id {zone_id}: zone ids run from {min(self.zones)} to {max(self.zones)}; "
+                "see GET /v1/zones"
+            ) from None
 
     def by_name(self, name: str) -> ZoneInfo:
         """The one zone this name means: exact name, `Name (Borough)`, or a unique part of a name."""

@@ -46,11 +46,18 @@ def _free_port() -> int:
 
 
 def _start_server(data_dir: Path, port: int) -> subprocess.Popen:
-    code = ("import sys; from fares.settings import get_settings; "
-            "from fares.api.server import serve; serve(get_settings(), '127.0.0.1', int(sys.argv[1]), access_log=False)")
+    code = (
+        "import sys; from fares.settings import get_settings; "
+        "from fares.api.server import serve; serve(get_settings(), '127.0.0.1', int(sys.argv[1]), access_log=False)"
+    )
     env = {**os.environ, "FARES_DATA_DIR": str(data_dir), "DATABASE_URL": UNREACHABLE_DB, "FARES_DEMO_ONCE": "false"}
-    return subprocess.Popen([sys.executable, "-c", code, str(port)], env=env,  # noqa: S603
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(port)],
+        env=env,  # noqa: S603
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_ready(base: str, proc: subprocess.Popen) -> None:
@@ -73,8 +80,14 @@ def _trips(n: int, seed: int) -> list[dict]:
     import random
 
     rng = random.Random(seed)
-    return [{"pickup_at": f"2024-0{rng.randint(1, 2)}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00",
-             "pickup": {"zone_id": rng.randint(1, 263)}, "dropoff": {"zone_id": rng.randint(1, 263)}} for _ in range(n)]
+    return [
+        {
+            "pickup_at": f"2024-0{rng.randint(1, 2)}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00",
+            "pickup": {"zone_id": rng.randint(1, 263)},
+            "dropoff": {"zone_id": rng.randint(1, 263)},
+        }
+        for _ in range(n)
+    ]
 
 
 def _load(base: str, method: str, path: str, bodies: list[dict] | None, clients: int, per_client: int) -> dict:
@@ -107,8 +120,12 @@ def _load(base: str, method: str, path: str, bodies: list[dict] | None, clients:
         t.join()
     elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"rps": len(latencies) / elapsed, "p50_ms": 1000 * latencies[len(latencies) // 2],
-            "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)], "errors": len(errors)}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        "errors": len(errors),
+    }
 
 
 def _batch(base: str, rounds: int) -> dict:
@@ -116,8 +133,11 @@ def _batch(base: str, rounds: int) -> dict:
     import httpx
 
     trips = _trips(BATCH_SIZE, seed=99)
-    columns = {"pickup_at": [t["pickup_at"] for t in trips], "pickup_zone_id": [t["pickup"]["zone_id"] for t in trips],
-               "dropoff_zone_id": [t["dropoff"]["zone_id"] for t in trips]}
+    columns = {
+        "pickup_at": [t["pickup_at"] for t in trips],
+        "pickup_zone_id": [t["pickup"]["zone_id"] for t in trips],
+        "dropoff_zone_id": [t["dropoff"]["zone_id"] for t in trips],
+    }
     out = {}
     with httpx.Client(base_url=base, timeout=60) as client:
         for form, payload in (("columns", {"columns": columns}), ("trips", {"trips": trips})):
@@ -143,9 +163,13 @@ def _predict_reference(data_dir: Path) -> tuple[float, float]:
 
     model = load_current(data_dir / "models")
     trips = _trips(BATCH_SIZE, seed=99)
-    frame = pd.DataFrame({"pickup_at": np.array([t["pickup_at"] for t in trips], dtype="datetime64[us]"),
-                          "pickup_zone_id": [t["pickup"]["zone_id"] for t in trips],
-                          "dropoff_zone_id": [t["dropoff"]["zone_id"] for t in trips]})
+    frame = pd.DataFrame(
+        {
+            "pickup_at": np.array([t["pickup_at"] for t in trips], dtype="datetime64[us]"),
+            "pickup_zone_id": [t["pickup"]["zone_id"] for t in trips],
+            "dropoff_zone_id": [t["dropoff"]["zone_id"] for t in trips],
+        }
+    )
     times = []
     for _ in range(4):
         t0 = time.perf_counter()
@@ -196,25 +220,46 @@ def main() -> int:
     h, q = _median_run(health), _median_run(quotes)
     load = (load_before, os.getloadavg()[0])
     ratio = q["rps"] / h["rps"]
-    print(f"api bench: model {version}, {args.clients} clients x {args.requests} requests x {args.rounds} rounds, "
-          f"uvicorn on 127.0.0.1 (client on the same machine), "
-          f"1-min load average {load[0]:.2f} -> {load[1]:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"api bench: model {version}, {args.clients} clients x {args.requests} requests x {args.rounds} rounds, "
+        f"uvicorn on 127.0.0.1 (client on the same machine), "
+        f"1-min load average {load[0]:.2f} -> {load[1]:.2f} on {os.cpu_count()} CPUs"
+    )
     for name, r in (("GET /health", h), ("POST /v1/quotes", q)):
-        print(f"  {name:16s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
-              f"non-200: {r['errors']}")
-    print(f"  ratio quotes/health = {ratio:.2f} (target >= {RATIO_TARGET}): "
-          f"{'OK' if ratio >= RATIO_TARGET else 'BELOW TARGET'}")
+        print(
+            f"  {name:16s} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   "
+            f"non-200: {r['errors']}"
+        )
+    print(
+        f"  ratio quotes/health = {ratio:.2f} (target >= {RATIO_TARGET}): "
+        f"{'OK' if ratio >= RATIO_TARGET else 'BELOW TARGET'}"
+    )
     for form, b in batch.items():
         verdict = "OK" if b["median_ms"] < BATCH_TARGET_MS else "BELOW TARGET"
-        print(f"  batch of {BATCH_SIZE:,} trips ({form} form): median {b['median_ms']:.0f} ms, best {b['best_ms']:.0f} ms "
-              f"(target < {BATCH_TARGET_MS:.0f} ms): {verdict}")
-    print(f"  the model alone, in-process predict_frame: {predict_ms:.0f} ms for the 10,000 trips, "
-          f"{predict_one_ms:.2f} ms for one trip")
+        print(
+            f"  batch of {BATCH_SIZE:,} trips ({form} form): median {b['median_ms']:.0f} ms, best {b['best_ms']:.0f} ms "
+            f"(target < {BATCH_TARGET_MS:.0f} ms): {verdict}"
+        )
+    print(
+        f"  the model alone, in-process predict_frame: {predict_ms:.0f} ms for the 10,000 trips, "
+        f"{predict_one_ms:.2f} ms for one trip"
+    )
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    (results / "api.json").write_text(json.dumps({"health": h, "quotes": q, "ratio": ratio, "batch": batch,
-                                                     "predict_ms": predict_ms, "predict_one_ms": predict_one_ms,
-                                                     "load_average": load}, indent=1))
+    (results / "api.json").write_text(
+        json.dumps(
+            {
+                "health": h,
+                "quotes": q,
+                "ratio": ratio,
+                "batch": batch,
+                "predict_ms": predict_ms,
+                "predict_one_ms": predict_one_ms,
+                "load_average": load,
+            },
+            indent=1,
+        )
+    )
     return 0 if h["errors"] == 0 and q["errors"] == 0 else 1
 
 

@@ -41,8 +41,10 @@ def _bench_settings(data_dir: Path) -> tuple[Settings, Warehouse]:
     settings = settings.model_copy(update={"data_dir": settings.data_dir}) if settings.database_url else settings
     wh = get_warehouse(settings)
     with wh.connect(autocommit=True) as conn:
-        conn.execute("drop schema if exists raw cascade; drop schema if exists raw_staging cascade;"
-                     "drop schema if exists bench cascade")
+        conn.execute(
+            "drop schema if exists raw cascade; drop schema if exists raw_staging cascade;"
+            "drop schema if exists bench cascade"
+        )
     return settings.model_copy(update={"data_dir": data_dir}), wh
 
 
@@ -114,8 +116,10 @@ def main() -> None:
     ratio = (loader["rows"] / loader["seconds"]) / (copy["rows"] / copy["seconds"])
     print(f"ingest bench: {args.rows:,} synthetic yellow rows, best of {args.repeat} runs each")
     for name, r in (("raw psycopg COPY", copy), ("fares loader (dlt)", loader)):
-        print(f"  {name:20s} {r['rows']:>10,} rows  {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:>10,.0f} rows/s"
-              f"  peak {r['peak_mb']:,.0f} MB")
+        print(
+            f"  {name:20s} {r['rows']:>10,} rows  {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:>10,.0f} rows/s"
+            f"  peak {r['peak_mb']:,.0f} MB"
+        )
     verdict = "OK" if ratio >= TARGET else "BELOW TARGET"
     print(f"  ratio loader/COPY = {ratio:.2f}x (target >= {TARGET}x): {verdict}")
 

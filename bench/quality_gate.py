@@ -14,8 +14,10 @@ from fares.settings import Settings, get_settings  # noqa: E402
 from fares.warehouse import Warehouse, get_warehouse  # noqa: E402
 
 MONTHS = ["2024-01", "2024-02", "2024-03"]
-REFERENCE_SQL = ("select count(*), count(pu_location_id), min(fare_amount), max(fare_amount), min(tpep_pickup_datetime)"
-                 " from raw.yellow_trips where source_month = %s")
+REFERENCE_SQL = (
+    "select count(*), count(pu_location_id), min(fare_amount), max(fare_amount), min(tpep_pickup_datetime)"
+    " from raw.yellow_trips where source_month = %s"
+)
 TARGET_SCANS = 15.0  # the gate on one month should cost no more than this many plain passes over it
 
 

@@ -65,20 +65,33 @@ def main() -> None:
     batch_ms = _latency_ms(lambda: model.predict_frame(batch), 10)
     base_one_ms = _latency_ms(lambda: baseline.predict(training.iloc[[0]], "taxi"), 100)
     base_batch_ms = _latency_ms(lambda: baseline.predict(training.iloc[:10_000], "taxi"), 10)
-    x1 = build_features(one.pickup_at.to_numpy(), one.pickup_zone_id.to_numpy(), one.dropoff_zone_id.to_numpy(),
-                        model.zone_table, model.pairs)
+    x1 = build_features(
+        one.pickup_at.to_numpy(),
+        one.pickup_zone_id.to_numpy(),
+        one.dropoff_zone_id.to_numpy(),
+        model.zone_table,
+        model.pairs,
+    )
     sk_one_ms = _latency_ms(lambda: [m.regressor.predict(x1) for m in model.services.values()], 100)
 
     print(f"rows {len(training):,} (taxi+uber), trees {trees}, fit threads {args.threads or 'all'}")
-    print(f"fit            {fit:7.2f} s   baseline fit {baseline_fit:6.2f} s   ratio {fit / baseline_fit:6.1f}x"
-          f"   target < 60 s: {'ok' if fit < 60 else 'OVER'}")
-    print(f"peak memory    {rss_after:7.0f} MB max RSS ({rss_after - rss_before:+.0f} MB during the fit; "
-          f"data frame {training.memory_usage(deep=True).sum() / 2**20:.0f} MB)")
-    print(f"predict 1 row  {one_ms:7.3f} ms  baseline {base_one_ms:6.3f} ms   ratio {one_ms / base_one_ms:5.2f}x"
-          f"   scikit-learn predict (2 models) {sk_one_ms:6.3f} ms, ratio {one_ms / sk_one_ms:5.2f}x"
-          f"   target < 1 ms: {'ok' if one_ms < 1 else 'OVER'}")
-    print(f"predict 10k    {batch_ms:7.1f} ms  baseline {base_batch_ms:6.1f} ms   ratio "
-          f"{batch_ms / base_batch_ms:5.2f}x   target < 200 ms: {'ok' if batch_ms < 200 else 'OVER'}")
+    print(
+        f"fit            {fit:7.2f} s   baseline fit {baseline_fit:6.2f} s   ratio {fit / baseline_fit:6.1f}x"
+        f"   target < 60 s: {'ok' if fit < 60 else 'OVER'}"
+    )
+    print(
+        f"peak memory    {rss_after:7.0f} MB max RSS ({rss_after - rss_before:+.0f} MB during the fit; "
+        f"data frame {training.memory_usage(deep=True).sum() / 2**20:.0f} MB)"
+    )
+    print(
+        f"predict 1 row  {one_ms:7.3f} ms  baseline {base_one_ms:6.3f} ms   ratio {one_ms / base_one_ms:5.2f}x"
+        f"   scikit-learn predict (2 models) {sk_one_ms:6.3f} ms, ratio {one_ms / sk_one_ms:5.2f}x"
+        f"   target < 1 ms: {'ok' if one_ms < 1 else 'OVER'}"
+    )
+    print(
+        f"predict 10k    {batch_ms:7.1f} ms  baseline {base_batch_ms:6.1f} ms   ratio "
+        f"{batch_ms / base_batch_ms:5.2f}x   target < 200 ms: {'ok' if batch_ms < 200 else 'OVER'}"
+    )
     assert np.isfinite(model.predict_frame(batch).to_numpy()).all()
 
 

@@ -83,8 +83,7 @@ def run(rows_per_month: int, keep: bool) -> dict[str, object]:
     finally:
         if not keep:
             drop_database(admin, DB_NAME)
-    return {"rows_per_month": rows_per_month, "phases": phases,
-            "ratio": phases[1]["seconds"] / phases[0]["seconds"]}
+    return {"rows_per_month": rows_per_month, "phases": phases, "ratio": phases[1]["seconds"] / phases[0]["seconds"]}
 
 
 def main() -> None:
@@ -98,8 +97,10 @@ def main() -> None:
     print(f"transform bench: dbt build (models, data tests, unit tests) on synthetic trips, {DB_NAME}")
     for phase in result["phases"]:
         rows = phase["yellow_rows"] + phase["fhvhv_rows"]
-        print(f"  {phase['yellow_rows']:>10,} yellow + {phase['fhvhv_rows']:>10,} fhvhv  {phase['seconds']:7.1f} s"
-              f"  {rows / phase['seconds']:>10,.0f} rows/s")
+        print(
+            f"  {phase['yellow_rows']:>10,} yellow + {phase['fhvhv_rows']:>10,} fhvhv  {phase['seconds']:7.1f} s"
+            f"  {rows / phase['seconds']:>10,.0f} rows/s"
+        )
         print("      slowest: " + ", ".join(f"{name} {secs:.1f}s" for name, secs in phase["slowest"][:3]))
     verdict = "OK" if result["ratio"] <= RATIO_TARGET else "ABOVE TARGET"
     print(f"  ratio 2x/1x = {result['ratio']:.2f}x (target <= {RATIO_TARGET}x): {verdict}")

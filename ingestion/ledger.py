@@ -32,8 +32,21 @@ create table if not exists ops.ingested_files (
 );
 """
 
-_COLUMNS = ("file", "kind", "month", "source", "size_bytes", "etag", "sample", "rows", "load_id", "status",
-            "loaded_at", "last_attempt_at", "last_error")
+_COLUMNS = (
+    "file",
+    "kind",
+    "month",
+    "source",
+    "size_bytes",
+    "etag",
+    "sample",
+    "rows",
+    "load_id",
+    "status",
+    "loaded_at",
+    "last_attempt_at",
+    "last_error",
+)
 
 
 class IngestLockedError(RuntimeError):
@@ -69,8 +82,18 @@ def read_ledger(wh: Warehouse) -> dict[str, dict[str, Any]]:
         return {row[0]: dict(zip(_COLUMNS, row)) for row in cur.fetchall()}
 
 
-def record_loaded(wh: Warehouse, file: str, kind: str, month: str | None, source: str, size: int | None,
-                  etag: str | None, sample: float | None, rows: int, load_id: str | None) -> None:
+def record_loaded(
+    wh: Warehouse,
+    file: str,
+    kind: str,
+    month: str | None,
+    source: str,
+    size: int | None,
+    etag: str | None,
+    sample: float | None,
+    rows: int,
+    load_id: str | None,
+) -> None:
     """Remember a successful load of `file` (replacing what was known of it)."""
     with wh.connect() as conn:
         conn.execute(

@@ -68,8 +68,9 @@ def _row_ids(prefix: str, start: int, n: int) -> pa.Array:
     return pc.binary_join_element_wise(pa.repeat(pa.scalar(prefix), n), pos, "")
 
 
-def _batches(path: Path, kind: str, month: str, sample: float | None, counter: dict[str, int],
-             progress: Progress | None) -> Iterator[pa.Table]:
+def _batches(
+    path: Path, kind: str, month: str, sample: float | None, counter: dict[str, int], progress: Progress | None
+) -> Iterator[pa.Table]:
     import pyarrow.parquet as pq
 
     name = path.name
@@ -108,8 +109,14 @@ def _open_checked(path: Path, kind: str) -> int:
     return pf.metadata.num_rows
 
 
-def load_trip_file(pipeline: dlt.Pipeline, path: Path, kind: str, month: str, sample: float | None = None,
-                   progress: Progress | None = None) -> tuple[int, str | None]:
+def load_trip_file(
+    pipeline: dlt.Pipeline,
+    path: Path,
+    kind: str,
+    month: str,
+    sample: float | None = None,
+    progress: Progress | None = None,
+) -> tuple[int, str | None]:
     """Stream one TLC file into raw.<kind>_trips, replacing that month's rows in one transaction.
 
     Returns:
@@ -122,8 +129,11 @@ def load_trip_file(pipeline: dlt.Pipeline, path: Path, kind: str, month: str, sa
     columns = dlt_columns(kind)
     columns["_dlt_id"] = {"name": "_dlt_id", "data_type": "text", "nullable": False}
     resource = dlt.resource(
-        _batches(path, kind, month, sample, counter, progress), name=TABLES[kind], table_name=TABLES[kind],
-        write_disposition={"disposition": "merge", "strategy": "delete-insert"}, merge_key="source_month",
+        _batches(path, kind, month, sample, counter, progress),
+        name=TABLES[kind],
+        table_name=TABLES[kind],
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        merge_key="source_month",
         columns=columns,
     )
     try:
@@ -137,8 +147,9 @@ def load_trip_file(pipeline: dlt.Pipeline, path: Path, kind: str, month: str, sa
     return counter["rows"], (info.loads_ids[-1] if info.loads_ids else None)
 
 
-def load_rows(pipeline: dlt.Pipeline, table: str, rows: list[dict[str, Any]], columns: dict[str, dict[str, Any]],
-              file: str) -> str | None:
+def load_rows(
+    pipeline: dlt.Pipeline, table: str, rows: list[dict[str, Any]], columns: dict[str, dict[str, Any]], file: str
+) -> str | None:
     """Replace raw.<table> with `rows` (small tables: zones, shapes); returns the load id."""
     import dlt
 

@@ -20,12 +20,20 @@ log = logging.getLogger(__name__)
 
 KINDS = ("yellow", "fhvhv")
 LOOKBACK_MONTHS = 6  # how far back "the newest published month" is searched on a URL source
-_ZONE_COLUMNS = {"location_id": {"data_type": "bigint", "nullable": False},
-                 "borough": {"data_type": "text"}, "zone": {"data_type": "text"},
-                 "service_zone": {"data_type": "text"}}
-_SHAPE_COLUMNS = {"location_id": {"data_type": "bigint", "nullable": False}, "zone": {"data_type": "text"},
-                  "borough": {"data_type": "text"}, "centroid_lat": {"data_type": "double"},
-                  "centroid_lon": {"data_type": "double"}, "geometry_wkt": {"data_type": "text"}}
+_ZONE_COLUMNS = {
+    "location_id": {"data_type": "bigint", "nullable": False},
+    "borough": {"data_type": "text"},
+    "zone": {"data_type": "text"},
+    "service_zone": {"data_type": "text"},
+}
+_SHAPE_COLUMNS = {
+    "location_id": {"data_type": "bigint", "nullable": False},
+    "zone": {"data_type": "text"},
+    "borough": {"data_type": "text"},
+    "centroid_lat": {"data_type": "double"},
+    "centroid_lon": {"data_type": "double"},
+    "geometry_wkt": {"data_type": "text"},
+}
 _EXPECTED = (FileLoadError, SchemaError, ZoneFileError, DownloadError, OSError)
 
 
@@ -67,8 +75,9 @@ class IngestReport:
 class _Run:
     """State of one ingest call: source, pipeline, ledger, report."""
 
-    def __init__(self, settings: Settings, wh: Warehouse, source: Source, sample: float | None,
-                 progress: Progress) -> None:
+    def __init__(
+        self, settings: Settings, wh: Warehouse, source: Source, sample: float | None, progress: Progress
+    ) -> None:
         self.settings, self.wh, self.source, self.sample, self.progress = settings, wh, source, sample, progress
         self.pipeline = make_pipeline(settings, wh)
         self.known = ledger.read_ledger(wh)
@@ -76,8 +85,13 @@ class _Run:
 
     def add(self, result: FileResult) -> None:
         log_fn = log.error if result.status == "failed" else log.info
-        log_fn("%s: %s%s%s", result.file, result.status, f" ({result.rows} rows)" if result.rows is not None else "",
-               f" - {result.error}" if result.error else "")
+        log_fn(
+            "%s: %s%s%s",
+            result.file,
+            result.status,
+            f" ({result.rows} rows)" if result.rows is not None else "",
+            f" - {result.error}" if result.error else "",
+        )
         self.report.results.append(result)
 
     def fetch(self, info: FileInfo) -> Any:
@@ -98,8 +112,9 @@ def _load_zone_table(run: _Run) -> None:
             return
         rows = read_zone_table(run.fetch(info))
         load_id = load_rows(run.pipeline, "zones", rows, _ZONE_COLUMNS, name)
-        ledger.record_loaded(run.wh, name, "zones", None, run.source.location, info.size, info.etag, None,
-                             len(rows), load_id)
+        ledger.record_loaded(
+            run.wh, name, "zones", None, run.source.location, info.size, info.etag, None, len(rows), load_id
+        )
         run.add(FileResult(name, "zones", None, "loaded", len(rows)))
     except Unpublished as exc:
         if run.known.get(name, {}).get("loaded_at"):
@@ -128,8 +143,9 @@ def _load_zone_shapes(run: _Run) -> None:
     try:
         rows = read_zone_shapes(run.fetch(info))
         load_id = load_rows(run.pipeline, "zone_shapes", rows, _SHAPE_COLUMNS, name)
-        ledger.record_loaded(run.wh, name, "zone_shapes", None, run.source.location, info.size, info.etag, None,
-                             len(rows), load_id)
+        ledger.record_loaded(
+            run.wh, name, "zone_shapes", None, run.source.location, info.size, info.etag, None, len(rows), load_id
+        )
         run.add(FileResult(name, "zone_shapes", None, "loaded", len(rows)))
     except _EXPECTED as exc:
         run.fail(name, "zone_shapes", None, str(exc))
@@ -157,8 +173,9 @@ def _load_trip_month(run: _Run, kind: str, month: str) -> None:
     except _EXPECTED as exc:
         run.fail(name, kind, month, str(exc))
         return
-    ledger.record_loaded(run.wh, name, kind, month, run.source.location, info.size, info.etag, run.sample,
-                         rows, load_id)
+    ledger.record_loaded(
+        run.wh, name, kind, month, run.source.location, info.size, info.etag, run.sample, rows, load_id
+    )
     if run.source.is_url:
         path.unlink(missing_ok=True)  # trip files are big; the database holds them now
     run.add(FileResult(name, kind, month, "loaded", rows))
@@ -186,9 +203,15 @@ def plan_months(source: Source, kinds: tuple[str, ...], known: dict[str, dict[st
     return [now]
 
 
-def ingest(settings: Settings, wh: Warehouse, source: str | None = None, months: list[str] | None = None,
-           kinds: tuple[str, ...] | list[str] = KINDS, sample: float | None = None,
-           progress: bool | None = None) -> IngestReport:
+def ingest(
+    settings: Settings,
+    wh: Warehouse,
+    source: str | None = None,
+    months: list[str] | None = None,
+    kinds: tuple[str, ...] | list[str] = KINDS,
+    sample: float | None = None,
+    progress: bool | None = None,
+) -> IngestReport:
     """Load the zone files and the requested months of each kind from `source` into schema raw.
 
     Args:

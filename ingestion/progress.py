@@ -18,8 +18,13 @@ class Progress:
             from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
-            self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                                      TimeRemainingColumn(), transient=True)
+            self._rich = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             self._rich.__enter__()
         return self
 

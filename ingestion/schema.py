@@ -67,17 +67,35 @@ TRIP_COLUMNS: dict[str, dict[str, pa.DataType]] = {"yellow": YELLOW_COLUMNS, "fh
 
 # A file without one of these cannot feed the fare models: the month fails rather than loading nulls.
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "yellow": ("tpep_pickup_datetime", "tpep_dropoff_datetime", "pu_location_id", "do_location_id",
-               "trip_distance", "fare_amount", "total_amount"),
-    "fhvhv": ("hvfhs_license_num", "pickup_datetime", "dropoff_datetime", "pu_location_id", "do_location_id",
-              "trip_miles", "base_passenger_fare"),
+    "yellow": (
+        "tpep_pickup_datetime",
+        "tpep_dropoff_datetime",
+        "pu_location_id",
+        "do_location_id",
+        "trip_distance",
+        "fare_amount",
+        "total_amount",
+    ),
+    "fhvhv": (
+        "hvfhs_license_num",
+        "pickup_datetime",
+        "dropoff_datetime",
+        "pu_location_id",
+        "do_location_id",
+        "trip_miles",
+        "base_passenger_fare",
+    ),
 }
 
 TABLES = {"yellow": "yellow_trips", "fhvhv": "fhvhv_trips"}
 
 # TLC spellings that a plain lower-casing does not turn into dlt's snake_case names.
-_RENAMES = {"vendorid": "vendor_id", "ratecodeid": "ratecode_id", "pulocationid": "pu_location_id",
-            "dolocationid": "do_location_id"}
+_RENAMES = {
+    "vendorid": "vendor_id",
+    "ratecodeid": "ratecode_id",
+    "pulocationid": "pu_location_id",
+    "dolocationid": "do_location_id",
+}
 
 _DLT_TYPES = {pa.int64(): "bigint", pa.float64(): "double", pa.string(): "text", TS: "timestamp"}
 

@@ -145,8 +145,9 @@ class Source:
                 part.unlink(missing_ok=True)
                 problem = str(exc) or type(exc).__name__
                 self._backoff(attempt, info.name, problem)
-        raise DownloadError(f"{info.name}: download from {info.location} failed after {self.retries + 1} attempts: "
-                            f"{problem}")
+        raise DownloadError(
+            f"{info.name}: download from {info.location} failed after {self.retries + 1} attempts: {problem}"
+        )
 
     def _download(self, info: FileInfo, part: Path, progress: Progress | None) -> None:
         with self._http().stream("GET", info.location) as resp:
@@ -155,7 +156,11 @@ class Source:
             if resp.status_code >= 400:
                 raise DownloadError(f"HTTP {resp.status_code}")
             expected = int(resp.headers.get("content-length") or 0) or info.size
-            task = progress.start(f"download {info.name} ({(expected or 0) / 1e6:,.0f} MB)", expected) if progress else None
+            task = (
+                progress.start(f"download {info.name} ({(expected or 0) / 1e6:,.0f} MB)", expected)
+                if progress
+                else None
+            )
             got = 0
             with open(part, "wb") as fh:
                 for chunk in resp.iter_bytes(1 << 20):
@@ -175,8 +180,11 @@ class Source:
         from fares.ingestion.months import month_of_file
 
         base = Path(self.location)
-        found = {month_of_file(p.name) for d in (base, base / "trip-data")
-                 for p in (d.glob(f"{kind}_tripdata_*.parquet") if d.is_dir() else [])}
+        found = {
+            month_of_file(p.name)
+            for d in (base, base / "trip-data")
+            for p in (d.glob(f"{kind}_tripdata_*.parquet") if d.is_dir() else [])
+        }
         return sorted(m for m in found if m)
 
 

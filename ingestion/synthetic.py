@@ -75,8 +75,14 @@ def write_zone_shapes(dest: Path, seed: int = 42) -> Path:
             x, y = to_feet.transform(float(row["centroid_lon"]), float(row["centroid_lat"]))
             radius = float(row["radius_ft"])
             writer.poly([_polygon(rng, x, y, radius)])
-            writer.record(zone_id, 2 * np.pi * radius, np.pi * radius**2, row["zone"],
-                          _LOCATION_ID_QUIRK.get(zone_id, zone_id), row["borough"])
+            writer.record(
+                zone_id,
+                2 * np.pi * radius,
+                np.pi * radius**2,
+                row["zone"],
+                _LOCATION_ID_QUIRK.get(zone_id, zone_id),
+                row["borough"],
+            )
     path = dest / "taxi_zones.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for ext, buf in (("shp", shp), ("shx", shx), ("dbf", dbf)):

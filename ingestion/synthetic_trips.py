@@ -18,8 +18,34 @@ JFK, LGA, EWR = 132, 138, 1
 AIRPORTS = (JFK, LGA, EWR)
 OUTLIER_RATE = 0.004  # per outlier type
 # Trips per hour of day (0..23), shaped like the TLC's: quiet before dawn, peaks at 8-9 and 17-20.
-HOUR_PROFILE = np.array([3.0, 2.2, 1.6, 1.1, 0.9, 1.0, 2.0, 3.6, 4.6, 4.6, 4.4, 4.5, 4.7, 4.8, 5.0, 5.2, 5.3,
-                         5.9, 6.2, 6.0, 5.5, 5.1, 4.7, 3.9])
+HOUR_PROFILE = np.array(
+    [
+        3.0,
+        2.2,
+        1.6,
+        1.1,
+        0.9,
+        1.0,
+        2.0,
+        3.6,
+        4.6,
+        4.6,
+        4.4,
+        4.5,
+        4.7,
+        4.8,
+        5.0,
+        5.2,
+        5.3,
+        5.9,
+        6.2,
+        6.0,
+        5.5,
+        5.1,
+        4.7,
+        3.9,
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -43,9 +69,15 @@ def load_zones() -> Zones:
     lat = np.array([float(r["centroid_lat"]) for r in rows])
     borough = np.array([r["borough"] for r in rows])
     manhattan = borough == "Manhattan"
-    return Zones(np.array([int(r["location_id"]) for r in rows]), borough, lat,
-                 np.array([float(r["centroid_lon"]) for r in rows]),
-                 np.array([float(r["radius_ft"]) for r in rows]), manhattan, manhattan & (lat < 40.7655))
+    return Zones(
+        np.array([int(r["location_id"]) for r in rows]),
+        borough,
+        lat,
+        np.array([float(r["centroid_lon"]) for r in rows]),
+        np.array([float(r["radius_ft"]) for r in rows]),
+        manhattan,
+        manhattan & (lat < 40.7655),
+    )
 
 
 def _distance_miles(z: Zones) -> np.ndarray:
@@ -87,8 +119,9 @@ def _pickup_times(rng: np.random.Generator, month: str, n: int) -> np.ndarray:
     return np.sort(start + secs.astype("timedelta64[s]"))
 
 
-def _trip_shape(rng: np.random.Generator, z: Zones, pu: np.ndarray, do: np.ndarray, hours: np.ndarray,
-                weekend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _trip_shape(
+    rng: np.random.Generator, z: Zones, pu: np.ndarray, do: np.ndarray, hours: np.ndarray, weekend: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Miles (centroid distance x detour x noise) and minutes (speed by hour, borough and trip length)."""
     centroid = _distance_miles(z)[pu, do]
     same = pu == do
@@ -115,8 +148,17 @@ def _common(month: str, rows: int, seed: int, kind: str) -> dict[str, np.ndarray
     dow = (pickup.astype("datetime64[D]").astype(int) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
     weekend = dow >= 5
     miles, minutes = _trip_shape(rng, z, pu, do, hours, weekend)
-    return {"rng": rng, "pu": pu, "do": do, "pickup": pickup, "hours": hours, "weekend": weekend, "miles": miles,
-            "minutes": minutes, "dropoff": pickup + (minutes * 60).astype("timedelta64[s]")}
+    return {
+        "rng": rng,
+        "pu": pu,
+        "do": do,
+        "pickup": pickup,
+        "hours": hours,
+        "weekend": weekend,
+        "miles": miles,
+        "minutes": minutes,
+        "dropoff": pickup + (minutes * 60).astype("timedelta64[s]"),
+    }
 
 
 def _tolls(rng: np.random.Generator, z: Zones, pu: np.ndarray, do: np.ndarray, amount: float) -> np.ndarray:
@@ -129,7 +171,7 @@ def _outliers(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     picks = rng.permutation(n)
     k = max(1, int(n * OUTLIER_RATE)) if n >= 50 else 0
     names = ("zero_distance", "negative_fare", "unknown_zone", "outside_month")
-    return {name: picks[i * k:(i + 1) * k] for i, name in enumerate(names)}
+    return {name: picks[i * k : (i + 1) * k] for i, name in enumerate(names)}
 
 
 def _apply_time_outliers(c: dict[str, np.ndarray], idx: np.ndarray) -> None:
@@ -145,7 +187,15 @@ def _ts(values: np.ndarray) -> pa.Array:
 def make_yellow_month(month: str, rows: int, seed: int = 42) -> pa.Table:
     """A yellow-taxi month shaped like the TLC's current files (airport fee from 2022, CBD fee from 2025)."""
     c = _common(month, rows, seed, "yellow")
-    rng, z, pu, do, hours, miles, minutes = c["rng"], load_zones(), c["pu"], c["do"], c["hours"], c["miles"], c["minutes"]
+    rng, z, pu, do, hours, miles, minutes = (
+        c["rng"],
+        load_zones(),
+        c["pu"],
+        c["do"],
+        c["hours"],
+        c["miles"],
+        c["minutes"],
+    )
     ids_pu, ids_do = z.ids[pu], z.ids[do]
     slow_minutes = np.maximum(0.0, minutes - miles / 12.0 * 60) * 0.6
     metered = 3.00 + 0.70 * np.ceil(miles / 0.2) + 0.70 * np.floor(slow_minutes)
@@ -176,14 +226,22 @@ def make_yellow_month(month: str, rows: int, seed: int = 42) -> pa.Table:
     total = fare + extra + mta + tip + tolls + improvement + congestion
     cols: dict[str, pa.Array] = {
         "VendorID": pa.array(rng.choice([1, 2], rows, p=[0.3, 0.7]).astype(np.int32)),
-        "tpep_pickup_datetime": _ts(c["pickup"]), "tpep_dropoff_datetime": _ts(c["dropoff"]),
-        "passenger_count": pa.array(rng.choice([1, 2, 3, 4, 5, 6], rows, p=[.72, .15, .05, .03, .03, .02])),
-        "trip_distance": pa.array(miles), "RatecodeID": pa.array(ratecode),
+        "tpep_pickup_datetime": _ts(c["pickup"]),
+        "tpep_dropoff_datetime": _ts(c["dropoff"]),
+        "passenger_count": pa.array(rng.choice([1, 2, 3, 4, 5, 6], rows, p=[0.72, 0.15, 0.05, 0.03, 0.03, 0.02])),
+        "trip_distance": pa.array(miles),
+        "RatecodeID": pa.array(ratecode),
         "store_and_fwd_flag": pa.array(np.where(rng.random(rows) < 0.005, "Y", "N")),
-        "PULocationID": pa.array(ids_pu.astype(np.int32)), "DOLocationID": pa.array(ids_do.astype(np.int32)),
-        "payment_type": pa.array(payment), "fare_amount": pa.array(np.round(fare, 2)), "extra": pa.array(extra),
-        "mta_tax": pa.array(mta), "tip_amount": pa.array(tip), "tolls_amount": pa.array(tolls),
-        "improvement_surcharge": pa.array(improvement), "total_amount": pa.array(np.round(total, 2)),
+        "PULocationID": pa.array(ids_pu.astype(np.int32)),
+        "DOLocationID": pa.array(ids_do.astype(np.int32)),
+        "payment_type": pa.array(payment),
+        "fare_amount": pa.array(np.round(fare, 2)),
+        "extra": pa.array(extra),
+        "mta_tax": pa.array(mta),
+        "tip_amount": pa.array(tip),
+        "tolls_amount": pa.array(tolls),
+        "improvement_surcharge": pa.array(improvement),
+        "total_amount": pa.array(np.round(total, 2)),
         "congestion_surcharge": pa.array(congestion),
     }
     if month >= "2022-01":
@@ -206,7 +264,15 @@ def _surge(rng: np.random.Generator, hours: np.ndarray, weekend: np.ndarray) -> 
 def make_fhvhv_month(month: str, rows: int, seed: int = 42) -> pa.Table:
     """A High-Volume FHV month (mostly HV0003 Uber, some HV0005 Lyft) with hour-dependent fares."""
     c = _common(month, rows, seed, "fhvhv")
-    rng, z, pu, do, hours, miles, minutes = c["rng"], load_zones(), c["pu"], c["do"], c["hours"], c["miles"], c["minutes"]
+    rng, z, pu, do, hours, miles, minutes = (
+        c["rng"],
+        load_zones(),
+        c["pu"],
+        c["do"],
+        c["hours"],
+        c["miles"],
+        c["minutes"],
+    )
     ids_pu, ids_do = z.ids[pu].copy(), z.ids[do].copy()
     lyft = rng.random(rows) < 0.25
     base = (2.50 + 1.25 * miles + 0.45 * minutes) * _surge(rng, hours, c["weekend"])
@@ -232,16 +298,26 @@ def make_fhvhv_month(month: str, rows: int, seed: int = 42) -> pa.Table:
         "hvfhs_license_num": pa.array(np.where(lyft, "HV0005", "HV0003")),
         "dispatching_base_num": pa.array(np.where(lyft, "B03406", "B03404")),
         "originating_base_num": pa.array(np.where(lyft, None, "B03404"), type=pa.string()),
-        "request_datetime": _ts(pickup - wait), "on_scene_datetime": _ts(on_scene),
-        "pickup_datetime": _ts(pickup), "dropoff_datetime": _ts(c["dropoff"]),
-        "PULocationID": pa.array(ids_pu.astype(np.int32)), "DOLocationID": pa.array(ids_do.astype(np.int32)),
-        "trip_miles": pa.array(miles), "trip_time": pa.array(np.round(minutes * 60).astype(np.int64)),
-        "base_passenger_fare": pa.array(base), "tolls": pa.array(tolls), "bcf": pa.array(bcf),
-        "sales_tax": pa.array(sales_tax), "congestion_surcharge": pa.array(congestion),
-        "airport_fee": pa.array(airport_fee), "tips": pa.array(tips),
+        "request_datetime": _ts(pickup - wait),
+        "on_scene_datetime": _ts(on_scene),
+        "pickup_datetime": _ts(pickup),
+        "dropoff_datetime": _ts(c["dropoff"]),
+        "PULocationID": pa.array(ids_pu.astype(np.int32)),
+        "DOLocationID": pa.array(ids_do.astype(np.int32)),
+        "trip_miles": pa.array(miles),
+        "trip_time": pa.array(np.round(minutes * 60).astype(np.int64)),
+        "base_passenger_fare": pa.array(base),
+        "tolls": pa.array(tolls),
+        "bcf": pa.array(bcf),
+        "sales_tax": pa.array(sales_tax),
+        "congestion_surcharge": pa.array(congestion),
+        "airport_fee": pa.array(airport_fee),
+        "tips": pa.array(tips),
         "driver_pay": pa.array(np.round(np.abs(base) * 0.72 + tolls, 2)),
-        "shared_request_flag": pa.array(flag), "shared_match_flag": pa.array(flag),
-        "access_a_ride_flag": pa.array(np.where(lyft, "N", " ")), "wav_request_flag": pa.array(flag),
+        "shared_request_flag": pa.array(flag),
+        "shared_match_flag": pa.array(flag),
+        "access_a_ride_flag": pa.array(np.where(lyft, "N", " ")),
+        "wav_request_flag": pa.array(flag),
         "wav_match_flag": pa.array(np.where(rng.random(rows) < 0.06, "Y", "N")),
     }
     if month >= "2025-01":

@@ -42,8 +42,14 @@ def read_zone_table(path: Path) -> list[dict[str, Any]]:
         if None in row or any(row.get(c) is None for c in ZONE_COLUMNS):
             raise ZoneFileError(f"{name} line {line}: expected {len(ZONE_COLUMNS)} fields")
         seen.add(int(raw_id))
-        rows.append({"location_id": int(raw_id), "borough": row["Borough"].strip(), "zone": row["Zone"].strip(),
-                     "service_zone": row["service_zone"].strip()})
+        rows.append(
+            {
+                "location_id": int(raw_id),
+                "borough": row["Borough"].strip(),
+                "zone": row["Zone"].strip(),
+                "service_zone": row["service_zone"].strip(),
+            }
+        )
     if not rows:
         raise ZoneFileError(f"{name}: no zones in the file")
     return rows
@@ -56,8 +62,7 @@ def _open_shapefile(zf: zipfile.ZipFile, name: str) -> Any:
     if ".shp" not in members or ".dbf" not in members:
         raise ZoneFileError(f"{name}: no .shp/.dbf inside the zip")
     shx = io.BytesIO(zf.read(members[".shx"])) if ".shx" in members else None
-    return shapefile.Reader(shp=io.BytesIO(zf.read(members[".shp"])), dbf=io.BytesIO(zf.read(members[".dbf"])),
-                            shx=shx)
+    return shapefile.Reader(shp=io.BytesIO(zf.read(members[".shp"])), dbf=io.BytesIO(zf.read(members[".dbf"])), shx=shx)
 
 
 def read_zone_shapes(path: Path) -> list[dict[str, Any]]:
@@ -86,9 +91,16 @@ def read_zone_shapes(path: Path) -> list[dict[str, Any]]:
                     geom = shapely.make_valid(geom)
                 centroid = geom.centroid  # in feet: planar centroid is exact there
                 clon, clat = to_wgs84.transform(centroid.x, centroid.y)
-                rows.append({"location_id": int(attrs["OBJECTID"]), "zone": str(attrs.get("zone", "")).strip(),
-                             "borough": str(attrs.get("borough", "")).strip(), "centroid_lat": float(clat),
-                             "centroid_lon": float(clon), "geometry_wkt": shapely.to_wkt(shapely.transform(geom, project), rounding_precision=6)})
+                rows.append(
+                    {
+                        "location_id": int(attrs["OBJECTID"]),
+                        "zone": str(attrs.get("zone", "")).strip(),
+                        "borough": str(attrs.get("borough", "")).strip(),
+                        "centroid_lat": float(clat),
+                        "centroid_lon": float(clon),
+                        "geometry_wkt": shapely.to_wkt(shapely.transform(geom, project), rounding_precision=6),
+                    }
+                )
     except ZoneFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyshp/shapely/pyproj errors all mean "this zip is not usable"

@@ -73,10 +73,14 @@ def _borough_pair(frame: pd.DataFrame, table: ZoneTable) -> np.ndarray:
 
 
 def _grouped_mae(detail: pd.DataFrame, by: str) -> list[dict]:
-    grouped = detail.assign(model_err=(detail.model - detail.actual).abs(),
-                            baseline_err=(detail.baseline - detail.actual).abs())
-    table = grouped.groupby(["service", by]).agg(n=("actual", "size"), model_mae=("model_err", "mean"),
-                                                 baseline_mae=("baseline_err", "mean")).reset_index()
+    grouped = detail.assign(
+        model_err=(detail.model - detail.actual).abs(), baseline_err=(detail.baseline - detail.actual).abs()
+    )
+    table = (
+        grouped.groupby(["service", by])
+        .agg(n=("actual", "size"), model_mae=("model_err", "mean"), baseline_mae=("baseline_err", "mean"))
+        .reset_index()
+    )
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in table.to_dict("records")]
 
 
@@ -100,8 +104,9 @@ def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFra
     """Metrics of `model` (a FareModel) and `baseline` on `holdout`, plus the per-row detail behind them."""
     predicted = model.predict_frame(holdout)  # type: ignore[attr-defined]
     service = holdout["service"].to_numpy()
-    detail = pd.DataFrame({"service": service, "actual": holdout["rider_fare"].to_numpy(dtype=float)},
-                          index=holdout.index)
+    detail = pd.DataFrame(
+        {"service": service, "actual": holdout["rider_fare"].to_numpy(dtype=float)}, index=holdout.index
+    )
     for s in SERVICES:
         detail[f"model_{s}"] = predicted[f"{s}_fare"].to_numpy()
         detail[f"baseline_{s}"] = baseline.predict(holdout, s)
@@ -118,15 +123,23 @@ def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFra
         part = detail[detail.service == s]
         m = regression_metrics(part.actual.to_numpy(), part.model.to_numpy())
         b = regression_metrics(part.actual.to_numpy(), part.baseline.to_numpy())
-        per_service[s] = {"model": m, "baseline": b, "interval_coverage": float(part.covered.mean()),
-                          "mae_improvement_pct": _improvement(m["mae"], b["mae"])}
+        per_service[s] = {
+            "model": m,
+            "baseline": b,
+            "interval_coverage": float(part.covered.mean()),
+            "mae_improvement_pct": _improvement(m["mae"], b["mae"]),
+        }
     model_mae = float(np.mean([per_service[s]["model"]["mae"] for s in SERVICES]))
     baseline_mae = float(np.mean([per_service[s]["baseline"]["mae"] for s in SERVICES]))
     metrics = {
-        "services": per_service, "model_mae": model_mae, "baseline_mae": baseline_mae,
-        "beats_baseline": bool(model_mae < baseline_mae), "mae_improvement_pct": _improvement(model_mae, baseline_mae),
+        "services": per_service,
+        "model_mae": model_mae,
+        "baseline_mae": baseline_mae,
+        "beats_baseline": bool(model_mae < baseline_mae),
+        "mae_improvement_pct": _improvement(model_mae, baseline_mae),
         "cheaper_agreement": _cheaper_agreement(detail),
-        "mae_by_hour": _grouped_mae(detail, "hour"), "mae_by_borough_pair": _grouped_mae(detail, "borough_pair"),
+        "mae_by_hour": _grouped_mae(detail, "hour"),
+        "mae_by_borough_pair": _grouped_mae(detail, "borough_pair"),
     }
     return metrics, detail
 

@@ -15,12 +15,33 @@ import pandas as pd
 
 BOROUGHS: tuple[str, ...] = ("Manhattan", "Brooklyn", "Queens", "Bronx", "Staten Island", "EWR", "Unknown")
 ZONE_COLUMNS: tuple[str, ...] = (
-    "zone_id", "borough", "zone_name", "service_zone", "centroid_lat", "centroid_lon", "geometry_wkt", "is_airport",
+    "zone_id",
+    "borough",
+    "zone_name",
+    "service_zone",
+    "centroid_lat",
+    "centroid_lon",
+    "geometry_wkt",
+    "is_airport",
 )
 FEATURE_NAMES: tuple[str, ...] = (
-    "hour", "dow", "is_weekend", "month", "hour_of_week", "pickup_zone_id", "dropoff_zone_id", "pickup_borough",
-    "dropoff_borough", "is_airport_pickup", "is_airport_dropoff", "is_same_zone", "centroid_distance_miles",
-    "pair_miles", "pair_minutes", "pair_log_count", "is_jfk_manhattan",
+    "hour",
+    "dow",
+    "is_weekend",
+    "month",
+    "hour_of_week",
+    "pickup_zone_id",
+    "dropoff_zone_id",
+    "pickup_borough",
+    "dropoff_borough",
+    "is_airport_pickup",
+    "is_airport_dropoff",
+    "is_same_zone",
+    "centroid_distance_miles",
+    "pair_miles",
+    "pair_minutes",
+    "pair_log_count",
+    "is_jfk_manhattan",
 )
 EARTH_RADIUS_MILES = 3958.8
 DEFAULT_DETOUR = 1.3  # road miles per straight-line mile when the training data cannot tell
@@ -120,8 +141,9 @@ def build_pair_stats(training: pd.DataFrame, table: ZoneTable) -> PairStats:
         same_zone = float(np.nanmedian(miles[same])) if same.sum() >= 5 else same_zone
     fallback = np.where(np.isfinite(dist), dist * detour, np.nan)
     fallback[grid_pu == grid_do] = same_zone
-    fallback = np.where(np.isfinite(fallback), fallback, np.nanmedian(miles) if has_trips and np.isfinite(miles).any()
-                        else 3.0)
+    fallback = np.where(
+        np.isfinite(fallback), fallback, np.nanmedian(miles) if has_trips and np.isfinite(miles).any() else 3.0
+    )
     pair_miles, pair_minutes, count = fallback.copy(), fallback * per_mile, np.zeros(size * size)
     if has_trips:
         frame = pd.DataFrame({"key": pu * size + do, "miles": miles, "minutes": minutes})
@@ -133,8 +155,13 @@ def build_pair_stats(training: pd.DataFrame, table: ZoneTable) -> PairStats:
         pair_miles[key] = weight * stats["miles"].to_numpy() + (1 - weight) * fallback[key]
         pair_minutes[key] = weight * stats["minutes"].to_numpy() + (1 - weight) * fallback[key] * per_mile
         count[key] = n
-    return PairStats(pair_miles.reshape(size, size), pair_minutes.reshape(size, size),
-                     np.log1p(count).reshape(size, size), detour, per_mile)
+    return PairStats(
+        pair_miles.reshape(size, size),
+        pair_minutes.reshape(size, size),
+        np.log1p(count).reshape(size, size),
+        detour,
+        per_mile,
+    )
 
 
 def time_parts(pickup_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -146,8 +173,9 @@ def time_parts(pickup_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return hour, dow, month
 
 
-def build_features(pickup_at: np.ndarray, pickup: np.ndarray, dropoff: np.ndarray, table: ZoneTable,
-                   pairs: PairStats) -> np.ndarray:
+def build_features(
+    pickup_at: np.ndarray, pickup: np.ndarray, dropoff: np.ndarray, table: ZoneTable, pairs: PairStats
+) -> np.ndarray:
     """The model matrix (n, len(FEATURE_NAMES)), float64 and free of NaN (unknown distances are -1)."""
     hour, dow, month = time_parts(pickup_at)
     dist = _centroid_distance(table, pickup, dropoff)

@@ -19,7 +19,13 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.pkl"
 CURRENT_FILE = "CURRENT"
 OUTPUT_COLUMNS: tuple[str, ...] = (
-    "taxi_fare", "taxi_low", "taxi_high", "uber_fare", "uber_low", "uber_high", "p_uber_cheaper",
+    "taxi_fare",
+    "taxi_low",
+    "taxi_high",
+    "uber_fare",
+    "uber_low",
+    "uber_high",
+    "p_uber_cheaper",
 )
 SMALL_BATCH = 32  # up to this many rows the numpy forest beats scikit-learn's per-tree Python loop
 NEW_YORK = "America/New_York"
@@ -71,8 +77,16 @@ class CompiledForest:
                 depth = max(depth, int(nodes["depth"].max()))
                 offset += len(nodes)
         baselines = np.array([float(np.ravel(m._baseline_prediction)[0]) for m in models])  # noqa: SLF001
-        return cls(np.concatenate(feats), np.concatenate(thrs), np.concatenate(childs), np.concatenate(values),
-                   np.array(roots, dtype=np.int64), np.array(starts, dtype=np.int64), baselines, depth)
+        return cls(
+            np.concatenate(feats),
+            np.concatenate(thrs),
+            np.concatenate(childs),
+            np.concatenate(values),
+            np.array(roots, dtype=np.int64),
+            np.array(starts, dtype=np.int64),
+            baselines,
+            depth,
+        )
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Raw predictions, shape (n_rows, n_models); NaN-free input assumed (features guarantee it)."""
@@ -120,8 +134,12 @@ class FareModel:
                 self._forest = CompiledForest.from_models([self.services[s].regressor for s in SERVICES])
             return self._forest.predict(x)
         # one OpenMP thread: as fast on a quiet machine for API-sized batches, far faster on a busy one
-        return np.column_stack([self.services[s].regressor._raw_predict(x, n_threads=1)[:, 0]  # noqa: SLF001
-                                for s in SERVICES])
+        return np.column_stack(
+            [
+                self.services[s].regressor._raw_predict(x, n_threads=1)[:, 0]  # noqa: SLF001
+                for s in SERVICES
+            ]
+        )
 
     def predict_frame(self, trips: pd.DataFrame) -> pd.DataFrame:
         """Fares for `trips` (pickup_at, pickup_zone_id, dropoff_zone_id); the result has the input's index."""

@@ -32,8 +32,14 @@ def code_version() -> str:
     from fares.settings import PACKAGE_DIR
 
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PACKAGE_DIR, capture_output=True,  # noqa: S607
-                             text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=PACKAGE_DIR,
+            capture_output=True,  # noqa: S607
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
@@ -117,13 +123,22 @@ class Registry:
             doc = self.metrics(folder.name) if (folder / METRICS_FILE).is_file() else {}
             m = doc.get("metrics", {})
             per_service = {f"{s}_mae": _dollars(v["model"]["mae"]) for s, v in m.get("services", {}).items()}
-            rows.append({
-                "version": folder.name, "created_at": doc.get("created_at"),
-                "trained_from": doc.get("trained_from"), "trained_to": doc.get("trained_to"),
-                **per_service, "model_mae": _dollars(m.get("model_mae")), "baseline_mae": _dollars(m.get("baseline_mae")),
-                "current": folder.name == current, "promoted": folder.name in promoted,
-                "report_path": str(self.report_path(folder.name)) if self.report_path(folder.name).is_file() else None,
-            })
+            rows.append(
+                {
+                    "version": folder.name,
+                    "created_at": doc.get("created_at"),
+                    "trained_from": doc.get("trained_from"),
+                    "trained_to": doc.get("trained_to"),
+                    **per_service,
+                    "model_mae": _dollars(m.get("model_mae")),
+                    "baseline_mae": _dollars(m.get("baseline_mae")),
+                    "current": folder.name == current,
+                    "promoted": folder.name in promoted,
+                    "report_path": str(self.report_path(folder.name))
+                    if self.report_path(folder.name).is_file()
+                    else None,
+                }
+            )
         return rows
 
     def next_version(self, fingerprint: str) -> str:
@@ -135,15 +150,28 @@ class Registry:
             name = f"{base}-{n}"
         return name
 
-    def save(self, model: Any, fingerprint: str = "", report_html: str | None = None, version: str | None = None,
-             extra: dict[str, Any] | None = None) -> str:
+    def save(
+        self,
+        model: Any,
+        fingerprint: str = "",
+        report_html: str | None = None,
+        version: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
         """Write a complete bundle (model, metrics.json, report.html) under a new version; returns the version."""
         self.models_dir.mkdir(parents=True, exist_ok=True)
         version = version or self.next_version(fingerprint)
         model.version = version
-        doc = {"version": version, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-               "trained_from": model.trained_from, "trained_to": model.trained_to, "data_fingerprint": fingerprint,
-               "code_version": code_version(), "metrics": model.metrics, **(extra or {})}
+        doc = {
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "trained_from": model.trained_from,
+            "trained_to": model.trained_to,
+            "data_fingerprint": fingerprint,
+            "code_version": code_version(),
+            "metrics": model.metrics,
+            **(extra or {}),
+        }
         staging = self.models_dir / f".tmp-{uuid.uuid4().hex}"
         staging.mkdir()
         try:

@@ -58,8 +58,11 @@ def _plots(detail: pd.DataFrame, metrics: dict) -> list[str]:
     pairs = pd.DataFrame(metrics["mae_by_borough_pair"])
     if len(pairs):
         top_pairs = pairs.groupby("borough_pair")["n"].sum().nlargest(12).index
-        table = pairs[pairs.borough_pair.isin(top_pairs)].pivot_table(
-            index="borough_pair", columns="service", values=["model_mae", "baseline_mae"]).reindex(top_pairs[::-1])
+        table = (
+            pairs[pairs.borough_pair.isin(top_pairs)]
+            .pivot_table(index="borough_pair", columns="service", values=["model_mae", "baseline_mae"])
+            .reindex(top_pairs[::-1])
+        )
         table.columns = [f"{service} {who.removesuffix('_mae')}" for who, service in table.columns]
         fig, ax = plt.subplots(figsize=(11, 0.45 * len(table) + 1.5))
         table.plot.barh(ax=ax)
@@ -75,19 +78,26 @@ def _service_table(metrics: dict) -> str:
         for who in ("model", "baseline"):
             m = s[who]
             cover = f"{s['interval_coverage'] * 100:.0f}%" if who == "model" else "–"
-            rows.append(f"<tr><td>{service} {who}</td><td>{m['n']}</td><td>{m['mae']:.2f}</td><td>{m['rmse']:.2f}</td>"
-                        f"<td>{m['mape']:.1f}%</td><td>{cover}</td></tr>")
-    return ("<table><tr><th></th><th>holdout rows</th><th>MAE $</th><th>RMSE $</th><th>MAPE</th>"
-            "<th>low–high coverage</th></tr>" + "".join(rows) + "</table>")
+            rows.append(
+                f"<tr><td>{service} {who}</td><td>{m['n']}</td><td>{m['mae']:.2f}</td><td>{m['rmse']:.2f}</td>"
+                f"<td>{m['mape']:.1f}%</td><td>{cover}</td></tr>"
+            )
+    return (
+        "<table><tr><th></th><th>holdout rows</th><th>MAE $</th><th>RMSE $</th><th>MAPE</th>"
+        "<th>low–high coverage</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def render_report(version: str, metrics: dict, detail: pd.DataFrame, info: dict[str, Any]) -> str:
     """The whole report page; `info` holds the training window, fingerprint, promotion decision and timings."""
     gain = metrics["mae_improvement_pct"]
-    verdict = (f'<p class="good">The model beats the baseline: mean MAE ${metrics["model_mae"]:.2f} vs '
-               f'${metrics["baseline_mae"]:.2f}, {gain:.1f}% lower.</p>' if metrics["beats_baseline"] else
-               f'<p class="bad">The model does NOT beat the baseline: mean MAE ${metrics["model_mae"]:.2f} vs '
-               f'${metrics["baseline_mae"]:.2f} ({-gain:.1f}% higher).</p>')
+    verdict = (
+        f'<p class="good">The model beats the baseline: mean MAE ${metrics["model_mae"]:.2f} vs '
+        f"${metrics['baseline_mae']:.2f}, {gain:.1f}% lower.</p>"
+        if metrics["beats_baseline"]
+        else f'<p class="bad">The model does NOT beat the baseline: mean MAE ${metrics["model_mae"]:.2f} vs '
+        f"${metrics['baseline_mae']:.2f} ({-gain:.1f}% higher).</p>"
+    )
     agree = metrics["cheaper_agreement"]
     facts = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
     plots = "".join(f"<div>{img}</div>" for img in _plots(detail, metrics))
@@ -95,7 +105,7 @@ def render_report(version: str, metrics: dict, detail: pd.DataFrame, info: dict[
 <title>fares model {html.escape(version)}</title><style>{_STYLE}</style></head><body>
 <h1>Fare model {html.escape(version)}</h1>{verdict}
 <h2>Holdout metrics (latest fifth of each service's rows)</h2>{_service_table(metrics)}
-<p>"Which is cheaper" agreement with the holdout's actual zone-pair × hour medians ({agree['cells']} cells with both
-services): model {agree['model'] * 100:.1f}%, baseline {agree['baseline'] * 100:.1f}%.</p>
+<p>"Which is cheaper" agreement with the holdout's actual zone-pair × hour medians ({agree["cells"]} cells with both
+services): model {agree["model"] * 100:.1f}%, baseline {agree["baseline"] * 100:.1f}%.</p>
 <p>Baseline: median fare by zone pair × hour from the training split, falling back to zone pair, then borough pair.</p>
 <h2>Run</h2><table>{facts}</table><h2>Plots</h2>{plots}</body></html>"""

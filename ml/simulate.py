@@ -27,24 +27,48 @@ def make_zones(n_zones: int = 265, seed: int = 7) -> pd.DataFrame:
     centre = np.array([_BOROUGH_BOXES[b][0] for b in borough])
     half = np.array([_BOROUGH_BOXES[b][1] for b in borough])
     lat, lon = (centre + rng.uniform(-1, 1, size=(n_zones, 2)) * half).T
-    frame = pd.DataFrame({"zone_id": ids, "borough": borough, "zone_name": [f"Zone {i}" for i in ids],
-                          "service_zone": "Boro Zone", "centroid_lat": lat, "centroid_lon": lon,
-                          "geometry_wkt": None, "is_airport": False})
-    fixed = {JFK: ("Queens", "JFK Airport", 40.6413, -73.7781), LAGUARDIA: ("Queens", "LaGuardia Airport", 40.7769,
-             -73.8740), NEWARK: ("EWR", "Newark Airport", 40.6895, -74.1745)}
+    frame = pd.DataFrame(
+        {
+            "zone_id": ids,
+            "borough": borough,
+            "zone_name": [f"Zone {i}" for i in ids],
+            "service_zone": "Boro Zone",
+            "centroid_lat": lat,
+            "centroid_lon": lon,
+            "geometry_wkt": None,
+            "is_airport": False,
+        }
+    )
+    fixed = {
+        JFK: ("Queens", "JFK Airport", 40.6413, -73.7781),
+        LAGUARDIA: ("Queens", "LaGuardia Airport", 40.7769, -73.8740),
+        NEWARK: ("EWR", "Newark Airport", 40.6895, -74.1745),
+    }
     for zone_id, (b, name, la, lo) in fixed.items():
         if zone_id <= n_zones:
-            frame.loc[frame.zone_id == zone_id, ["borough", "zone_name", "centroid_lat", "centroid_lon", "is_airport",
-                                                 "service_zone"]] = [b, name, la, lo, True, "Airports"]
+            frame.loc[
+                frame.zone_id == zone_id,
+                ["borough", "zone_name", "centroid_lat", "centroid_lon", "is_airport", "service_zone"],
+            ] = [b, name, la, lo, True, "Airports"]
     frame.loc[frame.borough == "Manhattan", "service_zone"] = "Yellow Zone"
     for zone_id, b in ((n_zones - 1, "Unknown"), (n_zones, "N/A")):
-        frame.loc[frame.zone_id == zone_id, ["borough", "zone_name", "centroid_lat", "centroid_lon"]] = \
-            [b, b, np.nan, np.nan]
+        frame.loc[frame.zone_id == zone_id, ["borough", "zone_name", "centroid_lat", "centroid_lon"]] = [
+            b,
+            b,
+            np.nan,
+            np.nan,
+        ]
     return frame
 
 
-def make_training_frame(zones: pd.DataFrame, n_rows: int = 20_000, seed: int = 0, start: str = "2024-01-01",
-                        days: int = 60, noise: float = 0.08) -> pd.DataFrame:
+def make_training_frame(
+    zones: pd.DataFrame,
+    n_rows: int = 20_000,
+    seed: int = 0,
+    start: str = "2024-01-01",
+    days: int = 60,
+    noise: float = 0.08,
+) -> pd.DataFrame:
     """An ml_fare_training-shaped frame, half taxi half Uber, following a known fare rule (taxi JFK-Manhattan flat)."""
     rng = np.random.default_rng(seed)
     placed = zones[zones.centroid_lat.notna()]
@@ -55,23 +79,35 @@ def make_training_frame(zones: pd.DataFrame, n_rows: int = 20_000, seed: int = 0
     at = pd.Timestamp(start) + pd.to_timedelta(rng.uniform(0, days * 86400, n_rows).astype(np.int64), unit="s")
     hour = at.hour.to_numpy()
     by_id = zones.set_index("zone_id")
-    dist = haversine_miles(by_id.centroid_lat[pu].to_numpy(), by_id.centroid_lon[pu].to_numpy(),
-                           by_id.centroid_lat[do].to_numpy(), by_id.centroid_lon[do].to_numpy())
+    dist = haversine_miles(
+        by_id.centroid_lat[pu].to_numpy(),
+        by_id.centroid_lon[pu].to_numpy(),
+        by_id.centroid_lat[do].to_numpy(),
+        by_id.centroid_lon[do].to_numpy(),
+    )
     miles = np.maximum(dist * 1.3, 0.4) * rng.lognormal(0, 0.15, n_rows)
     rush = ((hour >= 7) & (hour <= 9)) | ((hour >= 16) & (hour <= 19))
     minutes = miles * np.where(rush, 5.0, 3.2) * rng.lognormal(0, 0.15, n_rows) + 2
     service = np.where(rng.random(n_rows) < 0.5, "taxi", "uber")
     manhattan = (by_id.borough[pu].to_numpy() == "Manhattan") | (by_id.borough[do].to_numpy() == "Manhattan")
     taxi = 3.5 + 2.5 * miles + 0.5 * minutes + np.where(manhattan, 2.5, 0.0)
-    jfk = ((pu == JFK) & (by_id.borough[do].to_numpy() == "Manhattan")) | \
-        ((do == JFK) & (by_id.borough[pu].to_numpy() == "Manhattan"))
+    jfk = ((pu == JFK) & (by_id.borough[do].to_numpy() == "Manhattan")) | (
+        (do == JFK) & (by_id.borough[pu].to_numpy() == "Manhattan")
+    )
     taxi = np.where(jfk, TAXI_JFK_FLAT + 5.0, taxi)
     surge = np.where(rush, 1.35, 1.0)
     uber = (2.5 + 1.8 * miles + 0.45 * minutes) * surge * 1.12 + np.where(manhattan, 2.75, 0.0)
     fare = np.where(service == "taxi", taxi, uber) * rng.lognormal(0, noise, n_rows)
-    frame = pd.DataFrame({
-        "trip_id": [f"t{i}" for i in range(n_rows)], "service": service, "pickup_at": at.to_numpy(),
-        "pickup_zone_id": pu, "dropoff_zone_id": do, "trip_miles": miles, "duration_minutes": minutes,
-        "rider_fare": np.round(fare, 2),
-    })
+    frame = pd.DataFrame(
+        {
+            "trip_id": [f"t{i}" for i in range(n_rows)],
+            "service": service,
+            "pickup_at": at.to_numpy(),
+            "pickup_zone_id": pu,
+            "dropoff_zone_id": do,
+            "trip_miles": miles,
+            "duration_minutes": minutes,
+            "rider_fare": np.round(fare, 2),
+        }
+    )
     return frame.sort_values("pickup_at", ignore_index=True)

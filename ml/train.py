@@ -29,8 +29,13 @@ PAIR_FOLDS = 5
 MIN_ROWS_PER_SERVICE = 20
 MIN_FARE = 1.0  # dollars; the log target needs a floor, and no real fare is lower
 DEFAULT_PARAMS: dict[str, Any] = {
-    "max_iter": 300, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 1.0,
-    "n_iter_no_change": 15, "random_state": 0,
+    "max_iter": 300,
+    "learning_rate": 0.1,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 20,
+    "l2_regularization": 1.0,
+    "n_iter_no_change": 15,
+    "random_state": 0,
 }
 
 
@@ -50,11 +55,15 @@ class TrainOutcome:
 
     def summary(self) -> str:
         """A few lines for people: the decision, MAE per service against the baseline, and the report."""
-        lines = [f"model version {self.version}: {'promoted to current' if self.promoted else 'kept, NOT promoted'}"
-                 f" ({self.reason})"]
+        lines = [
+            f"model version {self.version}: {'promoted to current' if self.promoted else 'kept, NOT promoted'}"
+            f" ({self.reason})"
+        ]
         for service, m in self.metrics.get("services", {}).items():
-            lines.append(f"  {service:<5} holdout MAE ${m['model']['mae']:.2f} (baseline ${m['baseline']['mae']:.2f}, "
-                         f"{m['mae_improvement_pct']:+.1f}% better)")
+            lines.append(
+                f"  {service:<5} holdout MAE ${m['model']['mae']:.2f} (baseline ${m['baseline']['mae']:.2f}, "
+                f"{m['mae_improvement_pct']:+.1f}% better)"
+            )
         lines.append(f"  report: {self.report_path}")
         return "\n".join(lines)
 
@@ -71,7 +80,8 @@ def check_training(training: pd.DataFrame) -> None:
         if counts.get(service, 0) < MIN_ROWS_PER_SERVICE:
             raise TrainingDataError(
                 f"the training data has {counts.get(service, 0)} {service!r} rows (at least {MIN_ROWS_PER_SERVICE} "
-                f"needed): the aligned window must hold both yellow taxi and Uber trips")
+                f"needed): the aligned window must hold both yellow taxi and Uber trips"
+            )
 
 
 def split_holdout(training: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -110,8 +120,9 @@ def _out_of_fold_features(training: pd.DataFrame, at: np.ndarray, table: ZoneTab
     return x
 
 
-def _fit_service(x: np.ndarray, y: np.ndarray, at: np.ndarray, params: dict[str, Any],
-                 n_threads: int | None) -> ServiceModel:
+def _fit_service(
+    x: np.ndarray, y: np.ndarray, at: np.ndarray, params: dict[str, Any], n_threads: int | None
+) -> ServiceModel:
     """One service: the latest tenth (by time) stops the boosting early and calibrates the low/high band."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
@@ -124,7 +135,7 @@ def _fit_boosted(estimator: Any, x: np.ndarray, y: np.ndarray, at: np.ndarray, p
     """Fit one regressor (early-stopped on the latest tenth when there are enough rows) and its band."""
     order = np.argsort(at, kind="stable")
     n_val = len(order) // 10 if len(order) >= 500 else 0
-    fit_idx, val_idx = order[: len(order) - n_val], order[len(order) - n_val:]
+    fit_idx, val_idx = order[: len(order) - n_val], order[len(order) - n_val :]
     if n_val:
         params = {**params, "early_stopping": True, "validation_fraction": None}
         regressor = estimator(loss="squared_error", **params)
@@ -137,8 +148,9 @@ def _fit_boosted(estimator: Any, x: np.ndarray, y: np.ndarray, at: np.ndarray, p
     return ServiceModel(regressor, edges, q_low, q_high)
 
 
-def fit_fare_model(training: pd.DataFrame, zones: pd.DataFrame, params: dict[str, Any] | None = None,
-                   n_threads: int | None = 1) -> FareModel:
+def fit_fare_model(
+    training: pd.DataFrame, zones: pd.DataFrame, params: dict[str, Any] | None = None, n_threads: int | None = 1
+) -> FareModel:
     """Fit the taxi and Uber models on `training` (ml_fare_training-shaped; no DB) with zones from dim_zones.
 
     Needs service, pickup_at, pickup_zone_id, dropoff_zone_id, rider_fare; trip_miles and duration_minutes, when
@@ -163,28 +175,48 @@ def fit_fare_model(training: pd.DataFrame, zones: pd.DataFrame, params: dict[str
     services: dict[str, ServiceModel] = {}
     for service in SERVICES:
         mask = (training["service"] == service).to_numpy()
-        services[service] = _fit_service(x[mask], y[mask], at[mask], {**DEFAULT_PARAMS, **(params or {})},
-                                        n_threads)
+        services[service] = _fit_service(x[mask], y[mask], at[mask], {**DEFAULT_PARAMS, **(params or {})}, n_threads)
         log.info("fitted %s on %d rows (%d trees)", service, int(mask.sum()), services[service].regressor.n_iter_)
-    return FareModel(services=services, zone_table=table, pairs=pairs,
-                     zones=zones.reset_index(drop=True).copy(),
-                     trained_from=str(pd.Timestamp(at.min()).date()), trained_to=str(pd.Timestamp(at.max()).date()),
-                     metrics={"n_train": {s: int((training["service"] == s).sum()) for s in SERVICES}})
+    return FareModel(
+        services=services,
+        zone_table=table,
+        pairs=pairs,
+        zones=zones.reset_index(drop=True).copy(),
+        trained_from=str(pd.Timestamp(at.min()).date()),
+        trained_to=str(pd.Timestamp(at.max()).date()),
+        metrics={"n_train": {s: int((training["service"] == s).sum()) for s in SERVICES}},
+    )
 
 
 def fingerprint(training: pd.DataFrame) -> str:
     """A sha256 of the training rows' ids, times, zones and fares (row order independent)."""
-    cols = [c for c in ("trip_id", "service", "pickup_at", "pickup_zone_id", "dropoff_zone_id", "rider_fare")
-            if c in training.columns]
+    cols = [
+        c
+        for c in ("trip_id", "service", "pickup_at", "pickup_zone_id", "dropoff_zone_id", "rider_fare")
+        if c in training.columns
+    ]
     hashes = np.sort(pd.util.hash_pandas_object(training[cols], index=False).to_numpy())
     return hashlib.sha256(hashes.tobytes()).hexdigest()
 
 
 _TRAINING_SQL = """select trip_id, service, pickup_at, pickup_zone_id, dropoff_zone_id, trip_miles, duration_minutes,
        rider_fare from marts.ml_fare_training"""
-_ZONES_SQL = "select " + ", ".join(
-    ["zone_id", "borough", "zone_name", "service_zone", "centroid_lat", "centroid_lon", "geometry_wkt", "is_airport"]
-) + " from marts.dim_zones order by zone_id"
+_ZONES_SQL = (
+    "select "
+    + ", ".join(
+        [
+            "zone_id",
+            "borough",
+            "zone_name",
+            "service_zone",
+            "centroid_lat",
+            "centroid_lon",
+            "geometry_wkt",
+            "is_airport",
+        ]
+    )
+    + " from marts.dim_zones order by zone_id"
+)
 
 
 def load_training_data(wh: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -202,8 +234,9 @@ def load_training_data(wh: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame]:
         cur = conn.execute(_ZONES_SQL)
         zones = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
     buf.seek(0)
-    training = pd.read_csv(buf, dtype={"trip_id": str, "service": str, "pickup_zone_id": "int64",
-                                       "dropoff_zone_id": "int64"})
+    training = pd.read_csv(
+        buf, dtype={"trip_id": str, "service": str, "pickup_zone_id": "int64", "dropoff_zone_id": "int64"}
+    )
     training["pickup_at"] = pd.to_datetime(training["pickup_at"], format="ISO8601")
     zones["zone_id"] = zones["zone_id"].astype("int64")
     zones["is_airport"] = zones["is_airport"].fillna(False).astype(bool)
@@ -226,16 +259,21 @@ def _score_current(registry: Registry, holdout: pd.DataFrame) -> tuple[str | Non
         return current, float(stored) if stored is not None else None
 
 
-def _decide_promotion(registry: Registry, holdout: pd.DataFrame, model_mae: float,
-                      margin: float) -> tuple[bool, str | None, float | None, str]:
+def _decide_promotion(
+    registry: Registry, holdout: pd.DataFrame, model_mae: float, margin: float
+) -> tuple[bool, str | None, float | None, str]:
     """Promote when there is no current model or the new MAE is at most the current one's (same holdout) + margin."""
     previous, previous_mae = _score_current(registry, holdout)
     promote = previous_mae is None or model_mae <= previous_mae + margin
     if previous is None:
         return promote, previous, previous_mae, "no current model"
     shown = "unknown" if previous_mae is None else f"${previous_mae:.2f}"
-    return promote, previous, previous_mae, (f"holdout MAE ${model_mae:.2f} vs current {previous} {shown} "
-                                             f"(margin ${margin:.2f})")
+    return (
+        promote,
+        previous,
+        previous_mae,
+        (f"holdout MAE ${model_mae:.2f} vs current {previous} {shown} (margin ${margin:.2f})"),
+    )
 
 
 def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
@@ -245,18 +283,28 @@ def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
     if not current:
         return None
     doc = registry.metrics(current)
-    if doc.get("data_fingerprint") != fp or doc.get("code_version") in (None, "unknown") \
-            or doc.get("code_version") != code_version():
+    if (
+        doc.get("data_fingerprint") != fp
+        or doc.get("code_version") in (None, "unknown")
+        or doc.get("code_version") != code_version()
+    ):
         return None
     log.info("training data and code unchanged since %s: not retrained", current)
-    return TrainOutcome(version=current, metrics=doc.get("metrics", {}), promoted=False,
-                        report_path=registry.report_path(current), baseline_metrics=doc.get("baseline_metrics", {}),
-                        previous_version=current, reason=f"training data and code unchanged since {current}: kept",
-                        retrained=False)
+    return TrainOutcome(
+        version=current,
+        metrics=doc.get("metrics", {}),
+        promoted=False,
+        report_path=registry.report_path(current),
+        baseline_metrics=doc.get("baseline_metrics", {}),
+        previous_version=current,
+        reason=f"training data and code unchanged since {current}: kept",
+        retrained=False,
+    )
 
 
-def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None,
-                 publish: bool = True) -> TrainOutcome:
+def train_models(
+    settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None, publish: bool = True
+) -> TrainOutcome:
     """The train stage: mart -> holdout split -> fit -> judge vs baseline -> save -> promote if not worse.
 
     With publish=False the model is registered and judged but CURRENT is left alone: `promoted` then says it should
@@ -279,24 +327,53 @@ def train_models(settings: Settings, wh: Warehouse, params: dict[str, Any] | Non
     model = fit_fare_model(train, zones, params)
     fitted = time.perf_counter()
     metrics, detail = evaluate_holdout(model, BaselineModel.fit(train, model.zone_table), holdout)
-    promote, previous, previous_mae, reason = _decide_promotion(registry, holdout, metrics["model_mae"],
-                                                                settings.promotion_margin)
+    promote, previous, previous_mae, reason = _decide_promotion(
+        registry, holdout, metrics["model_mae"], settings.promotion_margin
+    )
     windows = {s: [str(part.pickup_at.min()), str(part.pickup_at.max())] for s, part in holdout.groupby("service")}
-    metrics.update({"n_train": {s: int(n) for s, n in train.service.value_counts().items()}, "holdout_window": windows,
-                    "promotion": {"previous_version": previous, "previous_mae": previous_mae,
-                                  "margin": settings.promotion_margin, "promoted": promote, "reason": reason}})
+    metrics.update(
+        {
+            "n_train": {s: int(n) for s, n in train.service.value_counts().items()},
+            "holdout_window": windows,
+            "promotion": {
+                "previous_version": previous,
+                "previous_mae": previous_mae,
+                "margin": settings.promotion_margin,
+                "promoted": promote,
+                "reason": reason,
+            },
+        }
+    )
     model.metrics = metrics
     version = registry.next_version(fp)
     timings = {"load_s": loaded - started, "fit_s": fitted - loaded, "total_s": time.perf_counter() - started}
-    info = {"training window": f"{model.trained_from} .. {model.trained_to}", "holdout windows": windows,
-            "training rows": metrics["n_train"], "data fingerprint": fp[:16], "code version": code_version(),
-            "promotion": ("promoted: " if promote else "NOT promoted: ") + reason,
-            "timings (s)": {k: round(v, 1) for k, v in timings.items()}}
+    info = {
+        "training window": f"{model.trained_from} .. {model.trained_to}",
+        "holdout windows": windows,
+        "training rows": metrics["n_train"],
+        "data fingerprint": fp[:16],
+        "code version": code_version(),
+        "promotion": ("promoted: " if promote else "NOT promoted: ") + reason,
+        "timings (s)": {k: round(v, 1) for k, v in timings.items()},
+    }
     baseline_metrics = {s: metrics["services"][s]["baseline"] for s in SERVICES}
-    registry.save(model, fingerprint=fp, report_html=render_report(version, metrics, detail, info), version=version,
-                  extra={"baseline_metrics": baseline_metrics})
+    registry.save(
+        model,
+        fingerprint=fp,
+        report_html=render_report(version, metrics, detail, info),
+        version=version,
+        extra={"baseline_metrics": baseline_metrics},
+    )
     if promote and publish:
         registry.promote(version)
     log.info("trained %s (%s): %s", version, "promoted" if promote else "not promoted", reason)
-    return TrainOutcome(version=version, metrics=metrics, promoted=promote, report_path=registry.report_path(version),
-                        baseline_metrics=baseline_metrics, previous_version=previous, reason=reason, timings=timings)
+    return TrainOutcome(
+        version=version,
+        metrics=metrics,
+        promoted=promote,
+        report_path=registry.report_path(version),
+        baseline_metrics=baseline_metrics,
+        previous_version=previous,
+        reason=reason,
+        timings=timings,
+    )

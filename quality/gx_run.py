@@ -54,12 +54,17 @@ def open_context(settings: Settings) -> AbstractDataContext:
         store_backend_defaults=stores,
         progress_bars=ProgressBarsConfig(globally=False),
         analytics_enabled=False,
-        data_docs_sites={SITE: {
-            "class_name": "SiteBuilder",
-            "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(root / "data_docs")},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }},
+        data_docs_sites={
+            SITE: {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(root / "data_docs"),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            }
+        },
     )
     return gx.get_context(project_config=config, mode="ephemeral")
 
@@ -134,17 +139,38 @@ def _to_result(batch: Batch, check: Check, gx_result: Any) -> CheckResult:
     result = dict(gx_result.result or {})
     error = _error(gx_result.exception_info)
     return CheckResult(
-        table=batch.table, batch=batch.label, check=check.name, expectation_type=gx_result.expectation_config.type,
-        severity=check.severity, success=bool(gx_result.success) and error is None, description=check.description,
-        element_count=result.get("element_count"), unexpected_count=result.get("unexpected_count"),
-        unexpected_percent=result.get("unexpected_percent"), observed_value=_observed(result),
-        examples=_examples(result), error=error, kwargs=check.kwargs,
+        table=batch.table,
+        batch=batch.label,
+        check=check.name,
+        expectation_type=gx_result.expectation_config.type,
+        severity=check.severity,
+        success=bool(gx_result.success) and error is None,
+        description=check.description,
+        element_count=result.get("element_count"),
+        unexpected_count=result.get("unexpected_count"),
+        unexpected_percent=result.get("unexpected_percent"),
+        observed_value=_observed(result),
+        examples=_examples(result),
+        error=error,
+        kwargs=check.kwargs,
     )
 
 
 def _failed_batch(batch: Batch, message: str) -> list[CheckResult]:
-    return [CheckResult(batch.table, batch.label, c.name, c.expectation,
-                        c.severity, False, c.description, error=message, kwargs=c.kwargs) for c in batch.checks]
+    return [
+        CheckResult(
+            batch.table,
+            batch.label,
+            c.name,
+            c.expectation,
+            c.severity,
+            False,
+            c.description,
+            error=message,
+            kwargs=c.kwargs,
+        )
+        for c in batch.checks
+    ]
 
 
 def _lost_connection(exc: BaseException) -> bool:
@@ -155,15 +181,23 @@ def _lost_connection(exc: BaseException) -> bool:
     return caused_by(exc, OperationalError)
 
 
-def _validate(context: AbstractDataContext, definition: Any, name: str, batch: Batch, checks: list[Check],
-              result_format: dict[str, Any]) -> dict[str, Any]:
+def _validate(
+    context: AbstractDataContext,
+    definition: Any,
+    name: str,
+    batch: Batch,
+    checks: list[Check],
+    result_format: dict[str, Any],
+) -> dict[str, Any]:
     """Run `checks` as suite `name` on one batch definition; GX results keyed by check name."""
     import great_expectations as gx
 
     suite = context.suites.add_or_update(
-        gx.ExpectationSuite(name=name, expectations=[_expectation(c, batch.where) for c in checks]))
+        gx.ExpectationSuite(name=name, expectations=[_expectation(c, batch.where) for c in checks])
+    )
     validation = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=name, data=definition, suite=suite))
+        gx.ValidationDefinition(name=name, data=definition, suite=suite)
+    )
     outcome = validation.run(result_format=result_format)
     return {r.expectation_config.meta.get("check"): r for r in outcome.results}
 

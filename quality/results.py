@@ -108,8 +108,10 @@ def format_summary(scope: str, run_id: str, results: list[CheckResult], unchange
     warnings = [r for r in results if r.is_warning]
     tables = sorted({f"{r.table} {r.batch}" for r in results})
     verdict = "FAILED" if failures else "passed"
-    head = (f"quality gate ({scope}) {verdict}: {len(results)} checks on {len(tables)} batches, "
-            f"{len(failures)} critical failures, {len(warnings)} warnings (run {run_id})")
+    head = (
+        f"quality gate ({scope}) {verdict}: {len(results)} checks on {len(tables)} batches, "
+        f"{len(failures)} critical failures, {len(warnings)} warnings (run {run_id})"
+    )
     if unchanged:
         head += f"; {unchanged} batches unchanged since they passed, not re-checked"
     lines = [head]
@@ -128,8 +130,16 @@ def ensure_tables(wh: Warehouse) -> None:
         conn.execute(DDL)
 
 
-def save_run(wh: Warehouse, run_id: str, scope: str, months: list[str] | None, started_at: datetime,
-             finished_at: datetime, results: list[CheckResult], summary: str) -> None:
+def save_run(
+    wh: Warehouse,
+    run_id: str,
+    scope: str,
+    months: list[str] | None,
+    started_at: datetime,
+    finished_at: datetime,
+    results: list[CheckResult],
+    summary: str,
+) -> None:
     """Store one validation run and every check result of it."""
     ensure_tables(wh)
     failures = sum(r.is_critical_failure for r in results)
@@ -146,9 +156,27 @@ def save_run(wh: Warehouse, run_id: str, scope: str, months: list[str] | None, s
                 " severity, success, element_count, unexpected_count, unexpected_percent, observed_value, examples,"
                 " description, error, kwargs, fingerprint)"
                 " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [(run_id, r.table, r.batch, r.check, r.expectation_type, r.severity, r.success, r.element_count,
-                  r.unexpected_count, r.unexpected_percent, r.observed_value, json.dumps(r.examples), r.description,
-                  r.error, json.dumps(r.kwargs, default=str), r.fingerprint) for r in results],
+                [
+                    (
+                        run_id,
+                        r.table,
+                        r.batch,
+                        r.check,
+                        r.expectation_type,
+                        r.severity,
+                        r.success,
+                        r.element_count,
+                        r.unexpected_count,
+                        r.unexpected_percent,
+                        r.observed_value,
+                        json.dumps(r.examples),
+                        r.description,
+                        r.error,
+                        json.dumps(r.kwargs, default=str),
+                        r.fingerprint,
+                    )
+                    for r in results
+                ],
             )
     log.info("stored validation run %s (%d results)", run_id, len(results))
 
@@ -161,7 +189,9 @@ def passed_fingerprints(wh: Warehouse, scope: str) -> set[tuple[str, str, str]]:
             "select r.table_name, r.batch, r.fingerprint from ops.validation_results r"
             " join ops.validation_runs v using (run_id) where v.scope = %s and r.fingerprint is not null"
             " group by r.run_id, r.table_name, r.batch, r.fingerprint"
-            " having bool_and(r.success or r.severity <> 'critical')", (scope,)).fetchall()
+            " having bool_and(r.success or r.severity <> 'critical')",
+            (scope,),
+        ).fetchall()
     return {(t, b, f) for t, b, f in rows}
 
 
@@ -173,7 +203,9 @@ def list_runs(wh: Warehouse, limit: int = 20) -> list[dict[str, Any]]:
             return []
         cur = conn.execute(
             "select run_id, scope, months, started_at, finished_at, success, checks, critical_failures, warnings"
-            " from ops.validation_runs order by started_at desc limit %s", (limit,))
+            " from ops.validation_runs order by started_at desc limit %s",
+            (limit,),
+        )
         names = [d.name for d in cur.description or []]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 

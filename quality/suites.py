@@ -25,13 +25,41 @@ FARE_QUANTILES: dict[str, dict[float, tuple[float, float]]] = {
     "uber": {0.1: (3.0, 40.0), 0.5: (6.0, 80.0), 0.9: (10.0, 200.0)},
 }
 TRAINING_COLUMNS = (
-    "trip_id", "service", "pickup_at", "source_month", "pickup_zone_id", "dropoff_zone_id", "pickup_borough",
-    "dropoff_borough", "pickup_hour", "pickup_dow", "is_weekend", "pickup_month", "is_airport_pickup",
-    "is_airport_dropoff", "is_same_zone", "centroid_distance_miles", "trip_miles", "duration_minutes", "rider_fare",
+    "trip_id",
+    "service",
+    "pickup_at",
+    "source_month",
+    "pickup_zone_id",
+    "dropoff_zone_id",
+    "pickup_borough",
+    "dropoff_borough",
+    "pickup_hour",
+    "pickup_dow",
+    "is_weekend",
+    "pickup_month",
+    "is_airport_pickup",
+    "is_airport_dropoff",
+    "is_same_zone",
+    "centroid_distance_miles",
+    "trip_miles",
+    "duration_minutes",
+    "rider_fare",
 )
 TRAINING_NOT_NULL = (
-    "trip_id", "service", "pickup_at", "source_month", "pickup_zone_id", "dropoff_zone_id", "pickup_hour",
-    "pickup_dow", "is_weekend", "pickup_month", "is_airport_pickup", "is_airport_dropoff", "is_same_zone", "rider_fare",
+    "trip_id",
+    "service",
+    "pickup_at",
+    "source_month",
+    "pickup_zone_id",
+    "dropoff_zone_id",
+    "pickup_hour",
+    "pickup_dow",
+    "is_weekend",
+    "pickup_month",
+    "is_airport_pickup",
+    "is_airport_dropoff",
+    "is_same_zone",
+    "rider_fare",
 )
 
 
@@ -76,14 +104,54 @@ class TripKind:
 
 
 KINDS = (
-    TripKind("yellow", "raw.yellow_trips", "tpep_pickup_datetime", "tpep_dropoff_datetime", "fare_amount",
-             "trip_distance", ("vendor_id", "tpep_pickup_datetime", "tpep_dropoff_datetime", "trip_distance",
-                               "pu_location_id", "do_location_id", "payment_type", "fare_amount", "tip_amount",
-                               "tolls_amount", "total_amount", "source_file", "source_month")),
-    TripKind("fhvhv", "raw.fhvhv_trips", "pickup_datetime", "dropoff_datetime", "base_passenger_fare",
-             "trip_miles", ("hvfhs_license_num", "pickup_datetime", "dropoff_datetime", "pu_location_id",
-                            "do_location_id", "trip_miles", "trip_time", "base_passenger_fare", "tolls", "bcf",
-                            "sales_tax", "congestion_surcharge", "tips", "source_file", "source_month")),
+    TripKind(
+        "yellow",
+        "raw.yellow_trips",
+        "tpep_pickup_datetime",
+        "tpep_dropoff_datetime",
+        "fare_amount",
+        "trip_distance",
+        (
+            "vendor_id",
+            "tpep_pickup_datetime",
+            "tpep_dropoff_datetime",
+            "trip_distance",
+            "pu_location_id",
+            "do_location_id",
+            "payment_type",
+            "fare_amount",
+            "tip_amount",
+            "tolls_amount",
+            "total_amount",
+            "source_file",
+            "source_month",
+        ),
+    ),
+    TripKind(
+        "fhvhv",
+        "raw.fhvhv_trips",
+        "pickup_datetime",
+        "dropoff_datetime",
+        "base_passenger_fare",
+        "trip_miles",
+        (
+            "hvfhs_license_num",
+            "pickup_datetime",
+            "dropoff_datetime",
+            "pu_location_id",
+            "do_location_id",
+            "trip_miles",
+            "trip_time",
+            "base_passenger_fare",
+            "tolls",
+            "bcf",
+            "sales_tax",
+            "congestion_surcharge",
+            "tips",
+            "source_file",
+            "source_month",
+        ),
+    ),
 )
 
 
@@ -105,27 +173,59 @@ def _check(name: str, expectation: str, severity: str, description: str, **kwarg
     return Check(name, expectation, kwargs, severity, description)
 
 
-def _between(name: str, column: str, low: Any, high: Any, severity: str, mostly: float = 1.0,
-             description: str | None = None, **extra: Any) -> Check:
+def _between(
+    name: str,
+    column: str,
+    low: Any,
+    high: Any,
+    severity: str,
+    mostly: float = 1.0,
+    description: str | None = None,
+    **extra: Any,
+) -> Check:
     share = "" if mostly >= 1 else f" for at least {mostly * 100:g}% of rows"
     span = f"at least {low}" if high is None else f"between {low} and {high}"
-    return _check(name, "ExpectColumnValuesToBeBetween", severity, description or f"{column} {span}{share}",
-                  column=column, min_value=low, max_value=high, mostly=mostly, **extra)
+    return _check(
+        name,
+        "ExpectColumnValuesToBeBetween",
+        severity,
+        description or f"{column} {span}{share}",
+        column=column,
+        min_value=low,
+        max_value=high,
+        mostly=mostly,
+        **extra,
+    )
 
 
 def _not_null(column: str, severity: str = CRITICAL) -> Check:
-    return _check(f"{column}_not_null", "ExpectColumnValuesToNotBeNull", severity, f"{column} is never null",
-                  column=column)
+    return _check(
+        f"{column}_not_null", "ExpectColumnValuesToNotBeNull", severity, f"{column} is never null", column=column
+    )
 
 
 def _known_zone(column: str, zone_ids: list[int]) -> Check:
     """Zone ids in raw.zones; a contiguous id range becomes a between check (a 265-value set is slow in GX)."""
     ids = sorted(set(zone_ids))
     if ids and ids == list(range(ids[0], ids[-1] + 1)):
-        return _between(f"{column}_known_zone", column, ids[0], ids[-1], CRITICAL, mostly=0.999,
-                        description=f"{column} is a known zone id ({ids[0]}..{ids[-1]}) for at least 99.9% of rows")
-    return _check(f"{column}_known_zone", "ExpectColumnValuesToBeInSet", CRITICAL,
-                  f"{column} is a known zone id for at least 99.9% of rows", column=column, value_set=ids, mostly=0.999)
+        return _between(
+            f"{column}_known_zone",
+            column,
+            ids[0],
+            ids[-1],
+            CRITICAL,
+            mostly=0.999,
+            description=f"{column} is a known zone id ({ids[0]}..{ids[-1]}) for at least 99.9% of rows",
+        )
+    return _check(
+        f"{column}_known_zone",
+        "ExpectColumnValuesToBeInSet",
+        CRITICAL,
+        f"{column} is a known zone id for at least 99.9% of rows",
+        column=column,
+        value_set=ids,
+        mostly=0.999,
+    )
 
 
 def _row_count_check(month: str, previous: tuple[str, int] | None, band: float) -> Check | None:
@@ -133,14 +233,27 @@ def _row_count_check(month: str, previous: tuple[str, int] | None, band: float) 
         return None
     prev_month, prev_rows = previous
     low, high = int(prev_rows * (1 - band)), int(prev_rows * (1 + band)) + 1
-    return _check("row_count_vs_previous_month", "ExpectTableRowCountToBeBetween", CRITICAL,
-                  f"row count of {month} within ±{band:.0%} of {prev_month} ({prev_rows:,} rows), "
-                  f"i.e. more than {low:,} and fewer than {high:,}",
-                  min_value=low, max_value=high, strict_min=True, strict_max=True)
+    return _check(
+        "row_count_vs_previous_month",
+        "ExpectTableRowCountToBeBetween",
+        CRITICAL,
+        f"row count of {month} within ±{band:.0%} of {prev_month} ({prev_rows:,} rows), "
+        f"i.e. more than {low:,} and fewer than {high:,}",
+        min_value=low,
+        max_value=high,
+        strict_min=True,
+        strict_max=True,
+    )
 
 
-def raw_batch(kind: TripKind, month: str, zone_ids: list[int], previous: tuple[str, int] | None,
-              band: float, data_version: str = "") -> Batch:
+def raw_batch(
+    kind: TripKind,
+    month: str,
+    zone_ids: list[int],
+    previous: tuple[str, int] | None,
+    band: float,
+    data_version: str = "",
+) -> Batch:
     """The checks for one month of one raw trip table.
 
     Args:
@@ -153,23 +266,51 @@ def raw_batch(kind: TripKind, month: str, zone_ids: list[int], previous: tuple[s
     """
     start, end = month_bounds(month)
     checks = [
-        _check("required_columns", "ExpectTableColumnsToMatchSet", CRITICAL,
-               f"columns {', '.join(kind.required)} exist", column_set=list(kind.required), exact_match=False),
+        _check(
+            "required_columns",
+            "ExpectTableColumnsToMatchSet",
+            CRITICAL,
+            f"columns {', '.join(kind.required)} exist",
+            column_set=list(kind.required),
+            exact_match=False,
+        ),
         *(_not_null(c) for c in (kind.pickup, kind.dropoff, "pu_location_id", "do_location_id", kind.fare)),
         _between(f"{kind.fare}_in_range", kind.fare, 0, 1000, CRITICAL, mostly=0.99),
-        _between("pickup_in_file_month", kind.pickup, start, end, CRITICAL, mostly=0.99, strict_max=True,
-                 description=f"{kind.pickup} inside {month} for at least 99% of rows"),
+        _between(
+            "pickup_in_file_month",
+            kind.pickup,
+            start,
+            end,
+            CRITICAL,
+            mostly=0.99,
+            strict_max=True,
+            description=f"{kind.pickup} inside {month} for at least 99% of rows",
+        ),
         *(_known_zone(c, zone_ids) for c in ("pu_location_id", "do_location_id")),
-        _check("dropoff_after_pickup", "ExpectColumnPairValuesAToBeGreaterThanB", WARNING,
-               f"{kind.dropoff} not before {kind.pickup} for at least 99% of rows",
-               column_A=kind.dropoff, column_B=kind.pickup, or_equal=True, mostly=0.99),
+        _check(
+            "dropoff_after_pickup",
+            "ExpectColumnPairValuesAToBeGreaterThanB",
+            WARNING,
+            f"{kind.dropoff} not before {kind.pickup} for at least 99% of rows",
+            column_A=kind.dropoff,
+            column_B=kind.pickup,
+            or_equal=True,
+            mostly=0.99,
+        ),
         _between(f"{kind.distance}_in_range", kind.distance, 0, 200, WARNING, mostly=0.99),
         _between(f"{kind.fare}_not_negative", kind.fare, 0, None, WARNING),
     ]
     if kind.kind == "fhvhv":
-        checks.append(_check("license_known", "ExpectColumnValuesToBeInSet", WARNING,
-                             "hvfhs_license_num is one of HV0002..HV0005", column="hvfhs_license_num",
-                             value_set=["HV0002", "HV0003", "HV0004", "HV0005"]))
+        checks.append(
+            _check(
+                "license_known",
+                "ExpectColumnValuesToBeInSet",
+                WARNING,
+                "hvfhs_license_num is one of HV0002..HV0005",
+                column="hvfhs_license_num",
+                value_set=["HV0002", "HV0003", "HV0004", "HV0005"],
+            )
+        )
     row_count = _row_count_check(month, previous, band)
     if row_count:
         checks.append(row_count)
@@ -187,12 +328,24 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
     """The checks for the training mart: the whole (or `months` of it), each service, and the aligned window."""
     where = _months_filter(months)
     whole = [
-        _check("contract_columns", "ExpectTableColumnsToMatchSet", CRITICAL, "the contract's columns exist",
-               column_set=list(TRAINING_COLUMNS), exact_match=False),
+        _check(
+            "contract_columns",
+            "ExpectTableColumnsToMatchSet",
+            CRITICAL,
+            "the contract's columns exist",
+            column_set=list(TRAINING_COLUMNS),
+            exact_match=False,
+        ),
         _check("not_empty", "ExpectTableRowCountToBeBetween", CRITICAL, "at least one row", min_value=1),
         *(_not_null(c) for c in TRAINING_NOT_NULL),
-        _check("service_known", "ExpectColumnValuesToBeInSet", CRITICAL, "service is taxi or uber",
-               column="service", value_set=list(SERVICES)),
+        _check(
+            "service_known",
+            "ExpectColumnValuesToBeInSet",
+            CRITICAL,
+            "service is taxi or uber",
+            column="service",
+            value_set=list(SERVICES),
+        ),
         _between("pickup_hour_in_range", "pickup_hour", 0, 23, CRITICAL),
         _between("pickup_dow_in_range", "pickup_dow", 0, 6, CRITICAL),
         _between("pickup_month_in_range", "pickup_month", 1, 12, CRITICAL),
@@ -207,19 +360,46 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
         # Quantiles are computed in SQL (one row per service): GX's quantile expectation cannot store its result
         # under numpy 2, and this is a single cheap query.
         bounds = FARE_QUANTILES[service]
-        cols = ", ".join(f"percentile_cont({p}) within group (order by rider_fare) as rider_fare_q{round(p * 100)}"
-                         for p in sorted(bounds))
-        sql = (f"select count(*) as trips, {cols} from {TRAINING_TABLE}{where or ' where true'}"  # noqa: S608
-               f" and service = '{service}'")
+        cols = ", ".join(
+            f"percentile_cont({p}) within group (order by rider_fare) as rider_fare_q{round(p * 100)}"
+            for p in sorted(bounds)
+        )
+        sql = (
+            f"select count(*) as trips, {cols} from {TRAINING_TABLE}{where or ' where true'}"  # noqa: S608
+            f" and service = '{service}'"
+        )
         checks = [_between("service_present", "trips", 1, None, CRITICAL, description=f"{service} trips exist")]
-        checks += [_between(f"rider_fare_q{round(p * 100)}", f"rider_fare_q{round(p * 100)}", low, high, CRITICAL,
-                            description=f"{service} rider_fare q{round(p * 100)} between ${low:g} and ${high:g}")
-                   for p, (low, high) in sorted(bounds.items())]
+        checks += [
+            _between(
+                f"rider_fare_q{round(p * 100)}",
+                f"rider_fare_q{round(p * 100)}",
+                low,
+                high,
+                CRITICAL,
+                description=f"{service} rider_fare q{round(p * 100)} between ${low:g} and ${high:g}",
+            )
+            for p, (low, high) in sorted(bounds.items())
+        ]
         batches.append(Batch(TRAINING_TABLE, service, checks, query=sql))
-    window = (f"select source_month || ' ' || string_agg(distinct service, ',' order by service) as month_services"
-              f" from {TRAINING_TABLE}{where} group by source_month")  # noqa: S608 - fixed names, checked months
-    batches.append(Batch(TRAINING_TABLE, "aligned window", [
-        _check("both_services_each_month", "ExpectColumnValuesToMatchRegex", CRITICAL,
-               "both taxi and uber trips in every month of the aligned window", column="month_services",
-               regex=r"^\d{4}-\d{2} taxi,uber$")], query=window))
+    window = (
+        f"select source_month || ' ' || string_agg(distinct service, ',' order by service) as month_services"
+        f" from {TRAINING_TABLE}{where} group by source_month"
+    )  # noqa: S608 - fixed names, checked months
+    batches.append(
+        Batch(
+            TRAINING_TABLE,
+            "aligned window",
+            [
+                _check(
+                    "both_services_each_month",
+                    "ExpectColumnValuesToMatchRegex",
+                    CRITICAL,
+                    "both taxi and uber trips in every month of the aligned window",
+                    column="month_services",
+                    regex=r"^\d{4}-\d{2} taxi,uber$",
+                )
+            ],
+            query=window,
+        )
+    )
     return batches

@@ -69,10 +69,18 @@ class ValidationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form of the report."""
-        return {"run_id": self.run_id, "scope": self.scope, "months": self.months, "success": self.success,
-                "started_at": self.started_at.isoformat(), "finished_at": self.finished_at.isoformat(),
-                "critical_failures": len(self.failures), "warnings": len(self.warnings), "unchanged": self.unchanged,
-                "results": as_dicts(self.results)}
+        return {
+            "run_id": self.run_id,
+            "scope": self.scope,
+            "months": self.months,
+            "success": self.success,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "critical_failures": len(self.failures),
+            "warnings": len(self.warnings),
+            "unchanged": self.unchanged,
+            "results": as_dicts(self.results),
+        }
 
 
 def _missing(table: str, batch: str, check: str, description: str) -> CheckResult:
@@ -97,10 +105,14 @@ def _month_stats(conn: Any, table: str) -> dict[str, tuple[int, str]]:
     """Rows and newest load id per source_month: one pass over the table."""
     has_load_id = conn.execute(
         "select 1 from information_schema.columns where table_schema || '.' || table_name = %s"
-        " and column_name = '_dlt_load_id'", (table,)).fetchone()
+        " and column_name = '_dlt_load_id'",
+        (table,),
+    ).fetchone()
     load_id = "max(_dlt_load_id)" if has_load_id else "''"
-    rows = conn.execute(f"select source_month, count(*), {load_id} from {table}"  # noqa: S608 - fixed names
-                        " where source_month is not null group by source_month order by 1").fetchall()
+    rows = conn.execute(
+        f"select source_month, count(*), {load_id} from {table}"  # noqa: S608 - fixed names
+        " where source_month is not null group by source_month order by 1"
+    ).fetchall()
     return {m: (int(n), str(lid or "")) for m, n, lid in rows}
 
 
@@ -127,8 +139,11 @@ def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _P
         present = [k for k in KINDS if _table_exists(conn, k.table)]
         stats = {k.table: _month_stats(conn, k.table) for k in present}
     if not present:
-        plan.upfront.append(_missing("raw", "-", "trip_tables_exist", "raw.yellow_trips or raw.fhvhv_trips exists"
-                                " (run `fares ingest` first)"))
+        plan.upfront.append(
+            _missing(
+                "raw", "-", "trip_tables_exist", "raw.yellow_trips or raw.fhvhv_trips exists (run `fares ingest` first)"
+            )
+        )
     for kind in present:
         counts = stats[kind.table]
         for month in sorted(set(months or counts)):
@@ -154,10 +169,10 @@ def _training_plan(wh: Warehouse, months: list[str] | None) -> _Plan:
     """The training-mart batches, or a failure when the mart does not exist."""
     with wh.connect() as conn:
         if not _table_exists(conn, TRAINING_TABLE):
-            return _Plan(upfront=[_missing(TRAINING_TABLE, "-", "table_exists",
-                                           f"{TRAINING_TABLE} exists (run dbt first)")])
-        covered = [r[0] for r in conn.execute(
-            f"select distinct source_month from {TRAINING_TABLE} order by 1")]  # noqa: S608 - fixed name
+            return _Plan(
+                upfront=[_missing(TRAINING_TABLE, "-", "table_exists", f"{TRAINING_TABLE} exists (run dbt first)")]
+            )
+        covered = [r[0] for r in conn.execute(f"select distinct source_month from {TRAINING_TABLE} order by 1")]  # noqa: S608 - fixed name
     if months:
         covered = [m for m in covered if m in set(months)]
     return _Plan(batches=training_batches(months), covered=covered)
@@ -186,8 +201,9 @@ def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[s
     started = datetime.now(UTC)
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     plan = _raw_plan(settings, wh, months) if scope == "raw" else _training_plan(wh, months)
-    log.info("validating %s: %d batches (%d unchanged since they passed)", scope, len(plan.batches),
-             len(plan.unchanged))
+    log.info(
+        "validating %s: %d batches (%d unchanged since they passed)", scope, len(plan.batches), len(plan.unchanged)
+    )
     results = plan.upfront + run_batches(settings, wh, plan.batches)
     report = ValidationReport(run_id, scope, plan.covered, started, datetime.now(UTC), results, plan.unchanged)
     summary = report.summary()

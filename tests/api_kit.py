@@ -43,12 +43,18 @@ def load_real_zones(tlc_dir: Path) -> pd.DataFrame:
             zid = int(rec["LocationID"])
             geom = shapes.get(zid)
             centre = geom.centroid if geom is not None else None
-            rows.append({
-                "zone_id": zid, "borough": rec["Borough"], "zone_name": rec["Zone"], "service_zone": rec["service_zone"],
-                "centroid_lat": centre.y if centre is not None else None,
-                "centroid_lon": centre.x if centre is not None else None,
-                "geometry_wkt": geom.wkt if geom is not None else None, "is_airport": zid in AIRPORTS,
-            })
+            rows.append(
+                {
+                    "zone_id": zid,
+                    "borough": rec["Borough"],
+                    "zone_name": rec["Zone"],
+                    "service_zone": rec["service_zone"],
+                    "centroid_lat": centre.y if centre is not None else None,
+                    "centroid_lon": centre.x if centre is not None else None,
+                    "geometry_wkt": geom.wkt if geom is not None else None,
+                    "is_airport": zid in AIRPORTS,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -58,8 +64,9 @@ def _miles(a_lat: np.ndarray, a_lon: np.ndarray, b_lat: np.ndarray, b_lon: np.nd
     return 3958.8 * 2 * np.arcsin(np.sqrt(h))
 
 
-def make_training_frame(zones: pd.DataFrame, rows_per_service: int = 1500, seed: int = 7,
-                        start: str = "2024-01-01", months: int = 3) -> pd.DataFrame:
+def make_training_frame(
+    zones: pd.DataFrame, rows_per_service: int = 1500, seed: int = 7, start: str = "2024-01-01", months: int = 3
+) -> pd.DataFrame:
     """A `marts.ml_fare_training`-shaped frame: fares grow with distance; Uber surges at rush hour, taxis add airport fees."""
     rng = np.random.default_rng(seed)
     located = zones.dropna(subset=["centroid_lat"]).set_index("zone_id")
@@ -70,8 +77,12 @@ def make_training_frame(zones: pd.DataFrame, rows_per_service: int = 1500, seed:
         do = rng.choice(located.index.to_numpy(), n)
         offset = rng.integers(0, months * 30 * 24 * 60, n)
         pickup_at = pd.Timestamp(start) + pd.to_timedelta(offset, unit="min")
-        dist = _miles(located.loc[pu, "centroid_lat"].to_numpy(), located.loc[pu, "centroid_lon"].to_numpy(),
-                      located.loc[do, "centroid_lat"].to_numpy(), located.loc[do, "centroid_lon"].to_numpy())
+        dist = _miles(
+            located.loc[pu, "centroid_lat"].to_numpy(),
+            located.loc[pu, "centroid_lon"].to_numpy(),
+            located.loc[do, "centroid_lat"].to_numpy(),
+            located.loc[do, "centroid_lon"].to_numpy(),
+        )
         hour = pickup_at.hour.to_numpy()
         rush = ((hour >= 7) & (hour <= 9)) | ((hour >= 16) & (hour <= 19))
         airport = located.loc[pu, "is_airport"].to_numpy() | located.loc[do, "is_airport"].to_numpy()
@@ -81,17 +92,31 @@ def make_training_frame(zones: pd.DataFrame, rows_per_service: int = 1500, seed:
         else:
             fare = 6.0 + 2.2 * miles * np.where(rush, 1.4, 1.0)
         fare = np.maximum(3.0, fare * rng.lognormal(0, 0.12, n))
-        frames.append(pd.DataFrame({
-            "trip_id": [f"{service}-{i}" for i in range(n)], "service": service,
-            "pickup_at": pickup_at.to_numpy(), "source_month": pickup_at.strftime("%Y-%m"),
-            "pickup_zone_id": pu.astype(int), "dropoff_zone_id": do.astype(int),
-            "pickup_borough": located.loc[pu, "borough"].to_numpy(), "dropoff_borough": located.loc[do, "borough"].to_numpy(),
-            "pickup_hour": hour, "pickup_dow": pickup_at.dayofweek.to_numpy(), "is_weekend": pickup_at.dayofweek.to_numpy() >= 5,
-            "pickup_month": pickup_at.month.to_numpy(), "is_airport_pickup": located.loc[pu, "is_airport"].to_numpy(),
-            "is_airport_dropoff": located.loc[do, "is_airport"].to_numpy(), "is_same_zone": pu == do,
-            "centroid_distance_miles": dist, "trip_miles": miles, "duration_minutes": miles * 3.5 + 4,
-            "rider_fare": np.round(fare, 2),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "trip_id": [f"{service}-{i}" for i in range(n)],
+                    "service": service,
+                    "pickup_at": pickup_at.to_numpy(),
+                    "source_month": pickup_at.strftime("%Y-%m"),
+                    "pickup_zone_id": pu.astype(int),
+                    "dropoff_zone_id": do.astype(int),
+                    "pickup_borough": located.loc[pu, "borough"].to_numpy(),
+                    "dropoff_borough": located.loc[do, "borough"].to_numpy(),
+                    "pickup_hour": hour,
+                    "pickup_dow": pickup_at.dayofweek.to_numpy(),
+                    "is_weekend": pickup_at.dayofweek.to_numpy() >= 5,
+                    "pickup_month": pickup_at.month.to_numpy(),
+                    "is_airport_pickup": located.loc[pu, "is_airport"].to_numpy(),
+                    "is_airport_dropoff": located.loc[do, "is_airport"].to_numpy(),
+                    "is_same_zone": pu == do,
+                    "centroid_distance_miles": dist,
+                    "trip_miles": miles,
+                    "duration_minutes": miles * 3.5 + 4,
+                    "rider_fare": np.round(fare, 2),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from fares.settings import Settings
-from fares.warehouse import Warehouse, WarehouseError, drop_database, ensure_database, parse_database_url, start_embedded
+from fares.warehouse import (
+    Warehouse,
+    WarehouseError,
+    drop_database,
+    ensure_database,
+    parse_database_url,
+    start_embedded,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TLC_SAMPLES = (REPO_ROOT / ".." / "shared" / "data" / "tlc").resolve()
@@ -97,8 +104,13 @@ def _run_chain(server: Warehouse, label: str, data_dir: Path, source: Path, mont
 @pytest.fixture(scope="session")
 def tlc_chain(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
     """The chain (ingest -> dbt build -> validate -> train) once per server on the real TLC samples, 2020-01..2020-04."""
-    run = _run_chain(pg_server, "tlc", tmp_path_factory.mktemp("tlc_chain"), tlc_samples,
-                     ["2020-01", "2020-02", "2020-03", "2020-04"])
+    run = _run_chain(
+        pg_server,
+        "tlc",
+        tmp_path_factory.mktemp("tlc_chain"),
+        tlc_samples,
+        ["2020-01", "2020-02", "2020-03", "2020-04"],
+    )
     yield run
     drop_database(pg_server, run.wh.dbname)
 
@@ -114,8 +126,9 @@ def synthetic_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def synthetic_chain(pg_server: Warehouse, synthetic_mirror: Path,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
+def synthetic_chain(
+    pg_server: Warehouse, synthetic_mirror: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChainRun]:
     """The chain once per server on the synthetic mirror (2025-01, 2025-02)."""
     run = _run_chain(pg_server, "syn", tmp_path_factory.mktemp("syn_chain"), synthetic_mirror, ["2025-01", "2025-02"])
     yield run

@@ -23,8 +23,11 @@ def require_admin(request: Request, credentials: HTTPAuthorizationCredentials | 
         raise HTTPException(403, "admin endpoints are disabled: set FARES_ADMIN_TOKEN to enable them")
     given = credentials.credentials if credentials is not None else ""
     if not secrets.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(401, "a valid admin token is required (Authorization: Bearer <token>)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "a valid admin token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -48,9 +51,12 @@ async def post_reload(request: Request) -> dict[str, Any]:
     return _answer(request, changed)
 
 
-@router.post("/promote/{version}", response_model=ReloadOut,
-             responses={404: {"model": Problem, "description": "No such version in the registry"}},
-             summary="Make a registered version current and serve it")
+@router.post(
+    "/promote/{version}",
+    response_model=ReloadOut,
+    responses={404: {"model": Problem, "description": "No such version in the registry"}},
+    summary="Make a registered version current and serve it",
+)
 async def post_promote(request: Request, version: str = Path(max_length=128)) -> dict[str, Any]:
     """Point the registry's CURRENT at `version`, then reload."""
     from fares.ml import RegistryError

@@ -36,14 +36,18 @@ async def get_model(request: Request) -> Response:
     """Version, training window, evaluation metrics and load time of the model answering quotes."""
     store = request.app.state.store
     bundle = store.require()
-    return json_response(jsonable_encoder({
-        "model_version": bundle.version,
-        "trained_window": window_of(bundle),
-        "metrics": json_safe(getattr(bundle.model, "metrics", {}) or {}),
-        "loaded_at": bundle.loaded_at.isoformat(),
-        "zones": len(bundle.zones),
-        "models_dir": str(store.models_dir),
-    }))
+    return json_response(
+        jsonable_encoder(
+            {
+                "model_version": bundle.version,
+                "trained_window": window_of(bundle),
+                "metrics": json_safe(getattr(bundle.model, "metrics", {}) or {}),
+                "loaded_at": bundle.loaded_at.isoformat(),
+                "zones": len(bundle.zones),
+                "models_dir": str(store.models_dir),
+            }
+        )
+    )
 
 
 @router.get("/v1/runs", responses=NO_DATABASE, summary="Pipeline run history")
@@ -58,14 +62,16 @@ async def get_health(request: Request) -> Response:
     state = request.app.state
     reachable, db_error = await _db_status(state.db)
     bundle = state.store.bundle
-    return json_response({
-        "status": "ok" if bundle is not None and reachable else "degraded",
-        "model_loaded": bundle is not None,
-        "model_version": bundle.version if bundle is not None else None,
-        "database_reachable": reachable,
-        "database_error": db_error,
-        "model_error": state.store.last_error,
-    })
+    return json_response(
+        {
+            "status": "ok" if bundle is not None and reachable else "degraded",
+            "model_loaded": bundle is not None,
+            "model_version": bundle.version if bundle is not None else None,
+            "database_reachable": reachable,
+            "database_error": db_error,
+            "model_error": state.store.last_error,
+        }
+    )
 
 
 async def _db_status(db: Any) -> tuple[bool, str | None]:

@@ -54,15 +54,18 @@ async def post_quote(body: QuoteRequest, request: Request) -> Response:
     return json_response(quote, background=_first_quote_hook(request))
 
 
-@router.post("/quotes/batch", response_model=BatchResponse, responses=ERRORS,
-             summary=f"Up to {MAX_BATCH:,} trips in one call")
+@router.post(
+    "/quotes/batch", response_model=BatchResponse, responses=ERRORS, summary=f"Up to {MAX_BATCH:,} trips in one call"
+)
 async def post_quote_batch(body: BatchRequest, request: Request) -> Response:
     """Price many trips in one vectorised model call; trips that cannot be priced are listed in `errors`."""
     state = request.app.state
     bundle = state.store.require()
     if body.columns is not None:
         cols = body.columns
-        result = await run_in_threadpool(quote_columns, bundle, cols.pickup_at, cols.pickup_zone_id, cols.dropoff_zone_id)
+        result = await run_in_threadpool(
+            quote_columns, bundle, cols.pickup_at, cols.pickup_zone_id, cols.dropoff_zone_id
+        )
     else:
         result = await run_in_threadpool(quote_batch, bundle, body.trips)
     state.metrics.quotes.labels("uber").inc(result.uber_cheaper)

@@ -52,8 +52,9 @@ def test_make_demo_serves_a_quote_then_exits(clone: Path) -> None:
     port = _free_port()
     env = _env(clone, FARES_DEMO_ONCE="true", FARES_API_PORT=str(port))
     log = (clone / "demo.log").open("w")
-    proc = subprocess.Popen(["make", "demo"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "demo"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 900
         quote = None

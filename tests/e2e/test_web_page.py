@@ -34,17 +34,29 @@ def base_url(tlc_samples, tmp_path_factory) -> Iterator[str]:
 @pytest.fixture
 def browser(tmp_path):
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.skip(f"headless browser test needs Debian chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); "
-                    "install them with `apt-get install -y chromium chromium-driver`")
+        pytest.skip(
+            f"headless browser test needs Debian chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); "
+            "install them with `apt-get install -y chromium chromium-driver`"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for drivers online
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1100,900", f"--user-data-dir={tmp_path / 'profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,900",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)

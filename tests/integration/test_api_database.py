@@ -55,7 +55,10 @@ def test_runs_are_empty_before_the_scheduler_records_any_then_newest_first(db_se
         got = client.get("/v1/runs").json()
         assert [(r["run_id"], r["status"]) for r in got] == [(second, "succeeded"), (first, "failed")]
         assert got[0]["months"] == ["2024-01", "2024-02"] and got[0]["model_version"] == "20240301T000000Z-abc"
-        assert [(s["stage"], s["status"]) for s in got[0]["stages"]] == [("ingest", "succeeded"), ("transform", "succeeded")]
+        assert [(s["stage"], s["status"]) for s in got[0]["stages"]] == [
+            ("ingest", "succeeded"),
+            ("transform", "succeeded"),
+        ]
         assert got[1]["error"] == "ingest: download failed" and got[1]["stages"][0]["attempts"] == 3
         assert [r["run_id"] for r in client.get("/v1/runs", params={"limit": 1}).json()] == [second]
 
@@ -103,4 +106,3 @@ def test_an_unreachable_database_url_is_reported_not_raised(tlc_samples, tmp_pat
         assert body["status"] == "degraded" and "127.0.0.1:9" in body["database_error"]
         assert client.post("/v1/quotes", json=TRIP).status_code == 200
         assert client.get("/v1/runs").status_code == 503
-

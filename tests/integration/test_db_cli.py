@@ -15,7 +15,9 @@ pytestmark = pytest.mark.integration
 
 def _fares(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"FARES_DATA_DIR": str(data_dir)}
-    return subprocess.run([sys.executable, "-m", "fares.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "fares.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_start_url_stop(tmp_path: Path) -> None:
@@ -35,5 +37,7 @@ def test_start_url_stop(tmp_path: Path) -> None:
 
 def test_stop_refuses_an_external_server(tmp_path: Path) -> None:
     env = dict(os.environ, DATABASE_URL="postgresql://postgres@127.0.0.1:5432/test", FARES_DATA_DIR=str(tmp_path))
-    r = subprocess.run([sys.executable, "-m", "fares.cli", "db", "stop"], env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "fares.cli", "db", "stop"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 1 and "not ours to stop" in r.stderr

@@ -13,22 +13,43 @@ pytestmark = pytest.mark.integration
 
 # The ARCHITECTURE.md contract of the training mart: column -> PostgreSQL type.
 TRAINING_CONTRACT = {
-    "trip_id": "text", "service": "text", "pickup_at": "timestamp without time zone", "source_month": "text",
-    "pickup_zone_id": "integer", "dropoff_zone_id": "integer", "pickup_borough": "text", "dropoff_borough": "text",
-    "pickup_hour": "integer", "pickup_dow": "integer", "is_weekend": "boolean", "pickup_month": "integer",
-    "is_airport_pickup": "boolean", "is_airport_dropoff": "boolean", "is_same_zone": "boolean",
-    "centroid_distance_miles": "double precision", "trip_miles": "double precision",
-    "duration_minutes": "double precision", "rider_fare": "double precision",
+    "trip_id": "text",
+    "service": "text",
+    "pickup_at": "timestamp without time zone",
+    "source_month": "text",
+    "pickup_zone_id": "integer",
+    "dropoff_zone_id": "integer",
+    "pickup_borough": "text",
+    "dropoff_borough": "text",
+    "pickup_hour": "integer",
+    "pickup_dow": "integer",
+    "is_weekend": "boolean",
+    "pickup_month": "integer",
+    "is_airport_pickup": "boolean",
+    "is_airport_dropoff": "boolean",
+    "is_same_zone": "boolean",
+    "centroid_distance_miles": "double precision",
+    "trip_miles": "double precision",
+    "duration_minutes": "double precision",
+    "rider_fare": "double precision",
 }
 ZONES_CONTRACT = {
-    "zone_id": "integer", "borough": "text", "zone_name": "text", "service_zone": "text",
-    "centroid_lat": "double precision", "centroid_lon": "double precision", "geometry_wkt": "text", "is_airport": "boolean",
+    "zone_id": "integer",
+    "borough": "text",
+    "zone_name": "text",
+    "service_zone": "text",
+    "centroid_lat": "double precision",
+    "centroid_lon": "double precision",
+    "geometry_wkt": "text",
+    "is_airport": "boolean",
 }
 
 
 def _columns(built: Built, schema: str, table: str) -> dict[str, str]:
-    rows = built.rows("select column_name, data_type from information_schema.columns "
-                      "where table_schema = %s and table_name = %s", (schema, table))
+    rows = built.rows(
+        "select column_name, data_type from information_schema.columns where table_schema = %s and table_name = %s",
+        (schema, table),
+    )
     return dict(rows)
 
 
@@ -58,7 +79,9 @@ def test_only_april_2020_is_aligned_and_reaches_the_marts(tlc_built: Built) -> N
     assert tlc_built.rows("select distinct source_month from marts.fct_trips") == [("2020-04",)]
     # The window is applied once, in int_trips_aligned: April's cleaned trips, every one of them in fct_trips.
     aligned = tlc_built.rows("select count(*) from intermediate.int_trips_aligned")
-    assert aligned == tlc_built.rows("select count(*) from intermediate.int_trips_cleaned where source_month = '2020-04'")
+    assert aligned == tlc_built.rows(
+        "select count(*) from intermediate.int_trips_cleaned where source_month = '2020-04'"
+    )
     assert aligned == tlc_built.rows("select count(*) from marts.fct_trips") and aligned[0][0] > 15_000
     training = dict(tlc_built.rows("select service, count(*) from marts.ml_fare_training group by 1"))
     assert set(training) == {"taxi", "uber"}
@@ -68,9 +91,13 @@ def test_only_april_2020_is_aligned_and_reaches_the_marts(tlc_built: Built) -> N
 
 def test_uber_coverage_in_april_is_a_single_evening(tlc_built: Built) -> None:
     """The coverage model shows Uber's April as one evening, 19:00-22:00 on the 30th, against a whole taxi month."""
-    coverage = {row[0]: row[1:] for row in tlc_built.rows(
-        "select service, is_aligned, days_covered, hours_covered, first_pickup_at::text, last_pickup_at::text "
-        "from marts.service_month_coverage where source_month = '2020-04'")}
+    coverage = {
+        row[0]: row[1:]
+        for row in tlc_built.rows(
+            "select service, is_aligned, days_covered, hours_covered, first_pickup_at::text, last_pickup_at::text "
+            "from marts.service_month_coverage where source_month = '2020-04'"
+        )
+    }
     aligned, days, hours, first, last = coverage["uber"]
     assert (aligned, days, hours) == (True, 1, 3)
     assert first.startswith("2020-04-30 19:") and last.startswith("2020-04-30 21:")
@@ -89,9 +116,13 @@ def test_rule_counts_add_up_to_raw_minus_cleaned(tlc_built: Built) -> None:
 
 def test_real_data_problems_are_caught_by_their_rules(tlc_built: Built) -> None:
     """The known quirks of the real files are removed by the named rule, and none survive into fct_trips."""
-    removed = dict(tlc_built.rows("select rule_name, sum(trips_removed)::int from marts.cleaning_rule_counts group by 1"))
+    removed = dict(
+        tlc_built.rows("select rule_name, sum(trips_removed)::int from marts.cleaning_rule_counts group by 1")
+    )
     assert removed["pickup_outside_file_month"] >= 1  # the 2020-03 file holds a January pickup
-    assert removed["unknown_zone"] > 100 and removed["fare_not_positive"] > 50 and removed["distance_not_positive"] > 100
+    assert (
+        removed["unknown_zone"] > 100 and removed["fare_not_positive"] > 50 and removed["distance_not_positive"] > 100
+    )
     survivors = tlc_built.rows("""
         select count(*) from marts.fct_trips
         where pickup_zone_id in (264, 265) or dropoff_zone_id in (264, 265) or rider_fare <= 0 or trip_miles <= 0
@@ -112,8 +143,10 @@ def test_marts_keep_the_architecture_contract(tlc_built: Built) -> None:
 
 def test_fare_summary_has_percentiles_per_zone_pair_hour_and_service(tlc_built: Built) -> None:
     """The analysts' summary covers every trip of fct_trips once, with ordered percentiles."""
-    summary = tlc_built.rows("select sum(trips)::int, count(*) filter (where p25_rider_fare > median_rider_fare "
-                             "or median_rider_fare > p75_rider_fare) from marts.zone_pair_hourly_fares")
+    summary = tlc_built.rows(
+        "select sum(trips)::int, count(*) filter (where p25_rider_fare > median_rider_fare "
+        "or median_rider_fare > p75_rider_fare) from marts.zone_pair_hourly_fares"
+    )
     assert summary == tlc_built.rows("select count(*)::int, 0::bigint from marts.fct_trips")
 
 
@@ -129,19 +162,30 @@ def test_docs_site_describes_every_model(tlc_built: Built) -> None:
     models = {k: n for k, n in manifest["nodes"].items() if n["resource_type"] == "model"}
     assert "model.fares.ml_fare_training" in catalog["nodes"]
     undocumented = [key for key, node in models.items() if not node["description"].strip()]
-    undocumented += [f"{key}.{col}" for key, node in models.items() for col in catalog["nodes"][key]["columns"]
-                     if not node["columns"].get(col, {}).get("description", "").strip()]
+    undocumented += [
+        f"{key}.{col}"
+        for key, node in models.items()
+        for col in catalog["nodes"][key]["columns"]
+        if not node["columns"].get(col, {}).get("description", "").strip()
+    ]
     assert undocumented == []
 
 
 def test_synthetic_mirror_builds_with_both_months_aligned(synthetic_built: Built) -> None:
     """On the synthetic mirror every month has both services, so every month is trained on and counts add up."""
     assert synthetic_built.rows("select source_month, is_aligned from intermediate.int_months_aligned order by 1") == [
-        ("2024-01", True), ("2024-02", True)]
-    per_month = synthetic_built.rows("select source_month, service, count(*) from marts.ml_fare_training "
-                                     "group by 1, 2 order by 1, 2")
-    assert [(m, s) for m, s, _ in per_month] == [("2024-01", "taxi"), ("2024-01", "uber"),
-                                                 ("2024-02", "taxi"), ("2024-02", "uber")]
+        ("2024-01", True),
+        ("2024-02", True),
+    ]
+    per_month = synthetic_built.rows(
+        "select source_month, service, count(*) from marts.ml_fare_training group by 1, 2 order by 1, 2"
+    )
+    assert [(m, s) for m, s, _ in per_month] == [
+        ("2024-01", "taxi"),
+        ("2024-01", "uber"),
+        ("2024-02", "taxi"),
+        ("2024-02", "uber"),
+    ]
     assert all(n > 2_000 for *_, n in per_month)
     for month, service, raw, kept, removed in _counts_vs_raw(synthetic_built):
         assert removed == raw - kept, (month, service, raw, kept, removed)

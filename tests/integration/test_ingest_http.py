@@ -110,8 +110,9 @@ def _count(settings: Settings, table: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("first_get", ["503", "truncate"])
-def test_download_retries_and_loads_the_newest_month(fresh_settings: Settings, published: tuple[Path, list[str]],
-                                                     fast_backoff: None, first_get: str) -> None:
+def test_download_retries_and_loads_the_newest_month(
+    fresh_settings: Settings, published: tuple[Path, list[str]], fast_backoff: None, first_get: str
+) -> None:
     root, (older, newest) = published
     for server in _server(root, first_get=first_get):
         report = ingest(fresh_settings, get_warehouse(fresh_settings), source=server.url, kinds=("yellow",))
@@ -133,8 +134,9 @@ def test_download_retries_and_loads_the_newest_month(fresh_settings: Settings, p
         assert {r.status for r in again.results if r.month} == {"unpublished"}
 
 
-def test_failed_download_fails_only_that_month(fresh_settings: Settings, published: tuple[Path, list[str]],
-                                               fast_backoff: None) -> None:
+def test_failed_download_fails_only_that_month(
+    fresh_settings: Settings, published: tuple[Path, list[str]], fast_backoff: None
+) -> None:
     root, (older, newest) = published
     broken = f"fhvhv_tripdata_{older}.parquet"
     settings = fresh_settings.model_copy(update={"http_retries": 1})

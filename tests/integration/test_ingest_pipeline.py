@@ -16,9 +16,15 @@ from fares.warehouse import get_warehouse
 pytestmark = pytest.mark.integration
 
 YELLOW_TYPES = {
-    "vendor_id": "bigint", "tpep_pickup_datetime": "timestamp without time zone", "passenger_count": "double precision",
-    "ratecode_id": "double precision", "pu_location_id": "bigint", "payment_type": "bigint",
-    "total_amount": "double precision", "airport_fee": "double precision", "cbd_congestion_fee": "double precision",
+    "vendor_id": "bigint",
+    "tpep_pickup_datetime": "timestamp without time zone",
+    "passenger_count": "double precision",
+    "ratecode_id": "double precision",
+    "pu_location_id": "bigint",
+    "payment_type": "bigint",
+    "total_amount": "double precision",
+    "airport_fee": "double precision",
+    "cbd_congestion_fee": "double precision",
 }
 
 
@@ -46,14 +52,20 @@ def test_real_samples_load_exactly_once(fresh_settings: Settings, tlc_samples: P
     assert _query(fresh_settings, "select count(distinct location_id), count(*) from raw.zone_shapes") == [(263, 263)]
     lat, lon = _query(fresh_settings, "select centroid_lat, centroid_lon from raw.zone_shapes where location_id = 1")[0]
     assert abs(lat - 40.69) < 0.01 and abs(lon + 74.17) < 0.01  # Newark Airport, in WGS84
-    types = dict(_query(fresh_settings, "select column_name, data_type from information_schema.columns "
-                                        "where table_schema = 'raw' and table_name = 'yellow_trips'"))
+    types = dict(
+        _query(
+            fresh_settings,
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'yellow_trips'",
+        )
+    )
     assert {k: types[k] for k in YELLOW_TYPES} == YELLOW_TYPES
     assert not [c for c in types if "__v_" in c]
     # NYC wall clock stays as it is in the file.
     first = pq.read_table(tlc_samples / "yellow_tripdata_2020-01.parquet").column("tpep_pickup_datetime")
-    assert _query(fresh_settings, "select min(tpep_pickup_datetime) from raw.yellow_trips where source_month = "
-                                  "'2020-01'")[0][0] == min(first.to_pylist())
+    assert _query(
+        fresh_settings, "select min(tpep_pickup_datetime) from raw.yellow_trips where source_month = '2020-01'"
+    )[0][0] == min(first.to_pylist())
 
     again = ingest(fresh_settings, wh, source=str(tlc_samples))
     assert not again.loaded and not again.failed
@@ -67,8 +79,11 @@ def test_drift_and_reload_replace_the_month(fresh_settings: Settings, tmp_path: 
     wh = get_warehouse(fresh_settings)
     write_mirror(tmp_path, ["2021-12", "2025-01"], rows_per_month=1_500)
     assert not ingest(fresh_settings, wh, source=str(tmp_path)).failed
-    fees = _query(fresh_settings, "select source_month, count(airport_fee), count(cbd_congestion_fee) "
-                                  "from raw.yellow_trips group by 1 order by 1")
+    fees = _query(
+        fresh_settings,
+        "select source_month, count(airport_fee), count(cbd_congestion_fee) "
+        "from raw.yellow_trips group by 1 order by 1",
+    )
     assert fees == [("2021-12", 0, 0), ("2025-01", 1_500, 1_500)]
 
     write_mirror(tmp_path, ["2025-01"], rows_per_month=900, seed=5)
@@ -101,8 +116,12 @@ def test_bad_files_fail_alone_and_lose_nothing(fresh_settings: Settings, tmp_pat
 
     report = ingest(fresh_settings, wh, source=str(src), months=["2020-01..2020-04"], kinds=("yellow",))
     errors = {r.file: r.error for r in report.failed}
-    assert set(errors) == {"taxi_zone_lookup.csv", "yellow_tripdata_2020-01.parquet", "yellow_tripdata_2020-02.parquet",
-                           "yellow_tripdata_2020-04.parquet"}
+    assert set(errors) == {
+        "taxi_zone_lookup.csv",
+        "yellow_tripdata_2020-01.parquet",
+        "yellow_tripdata_2020-02.parquet",
+        "yellow_tripdata_2020-04.parquet",
+    }
     assert errors["yellow_tripdata_2020-01.parquet"].startswith("yellow_tripdata_2020-01.parquet: corrupted")
     assert errors["yellow_tripdata_2020-02.parquet"].startswith("yellow_tripdata_2020-02.parquet: ")
     assert "parquet" in errors["yellow_tripdata_2020-02.parquet"].split(": ", 1)[1]
@@ -120,8 +139,9 @@ def test_sample_keeps_the_same_rows(fresh_settings: Settings, tlc_samples: Path)
     wh = get_warehouse(fresh_settings)
 
     def load(fraction: float) -> set[str]:
-        report = ingest(fresh_settings, wh, source=str(tlc_samples), months=["2020-04"], kinds=("fhvhv",),
-                        sample=fraction)
+        report = ingest(
+            fresh_settings, wh, source=str(tlc_samples), months=["2020-04"], kinds=("fhvhv",), sample=fraction
+        )
         assert not report.failed
         return {r[0] for r in _query(fresh_settings, "select _dlt_id from raw.fhvhv_trips")}
 

@@ -55,9 +55,15 @@ def synthetic_trained(synthetic_built: Built, tmp_path_factory: pytest.TempPathF
 def _quote(settings: Settings, pairs: list[tuple[int, int]], at: str = "2024-02-20 14:00") -> pd.DataFrame:
     model = load_current(settings.models_dir)
     assert model is not None
-    return model.predict_frame(pd.DataFrame({"pickup_at": pd.to_datetime([at] * len(pairs)),
-                                             "pickup_zone_id": [p for p, _ in pairs],
-                                             "dropoff_zone_id": [d for _, d in pairs]}))
+    return model.predict_frame(
+        pd.DataFrame(
+            {
+                "pickup_at": pd.to_datetime([at] * len(pairs)),
+                "pickup_zone_id": [p for p, _ in pairs],
+                "dropoff_zone_id": [d for _, d in pairs],
+            }
+        )
+    )
 
 
 def test_tlc_samples_give_a_current_model_that_beats_the_baseline(tlc_trained: Trained) -> None:
@@ -68,7 +74,8 @@ def test_tlc_samples_give_a_current_model_that_beats_the_baseline(tlc_trained: T
     assert outcome.metrics["mae_improvement_pct"] > 10
     holdout = sum(m["model"]["n"] for m in outcome.metrics["services"].values())
     assert sum(outcome.metrics["n_train"].values()) + holdout == tlc_trained.count(
-        "select count(*) from marts.ml_fare_training")
+        "select count(*) from marts.ml_fare_training"
+    )
     assert outcome.metrics["holdout_window"]["uber"][0].startswith("2020-04-30 2")  # Uber's April is one evening
     doc = registry.metrics(outcome.version)
     assert (doc["trained_from"], doc["trained_to"]) == ("2020-04-01", "2020-04-30")
@@ -105,9 +112,14 @@ def test_a_worse_model_is_not_promoted_unless_the_margin_allows(tlc_trained: Tra
 def test_synthetic_mirror_longer_trips_cost_more_and_jfk_is_flat(synthetic_trained: Trained) -> None:
     """On the mirror: fares grow with distance from Midtown, and JFK-Manhattan taxi quotes sit at the flat fare."""
     assert synthetic_trained.outcome.promoted and synthetic_trained.outcome.metrics["beats_baseline"]
-    quote = _quote(synthetic_trained.settings, [(MIDTOWN_CENTER, MIDTOWN_EAST),
-                                                (MIDTOWN_CENTER, UPPER_EAST_SIDE_NORTH),
-                                                (MIDTOWN_CENTER, WASHINGTON_HEIGHTS_SOUTH)])
+    quote = _quote(
+        synthetic_trained.settings,
+        [
+            (MIDTOWN_CENTER, MIDTOWN_EAST),
+            (MIDTOWN_CENTER, UPPER_EAST_SIDE_NORTH),
+            (MIDTOWN_CENTER, WASHINGTON_HEIGHTS_SOUTH),
+        ],
+    )
     for service in ("taxi", "uber"):
         fares = quote[f"{service}_fare"].tolist()
         assert fares[0] < fares[1] < fares[2], (service, fares)

@@ -9,18 +9,22 @@ pytestmark = pytest.mark.integration
 
 def test_real_samples_pass_both_scopes_and_the_runs_are_stored(tlc_chain) -> None:
     with tlc_chain.wh.connect() as conn:
-        runs = conn.execute("select scope, success, critical_failures, checks from ops.validation_runs"
-                            " order by started_at").fetchall()
-        batches = conn.execute("select distinct table_name, batch from ops.validation_results"
-                               " order by 1, 2").fetchall()
+        runs = conn.execute(
+            "select scope, success, critical_failures, checks from ops.validation_runs order by started_at"
+        ).fetchall()
+        batches = conn.execute("select distinct table_name, batch from ops.validation_results order by 1, 2").fetchall()
     chain_runs = runs[:2]  # the chain's own; other tests on the shared fixture may validate again later
     assert [(r[0], r[1], r[2]) for r in chain_runs] == [("raw", True, 0), ("training", True, 0)]
     assert all(r[3] > 10 for r in chain_runs)
     assert batches == [
-        ("marts.ml_fare_training", "aligned window"), ("marts.ml_fare_training", "all"),
-        ("marts.ml_fare_training", "taxi"), ("marts.ml_fare_training", "uber"),
+        ("marts.ml_fare_training", "aligned window"),
+        ("marts.ml_fare_training", "all"),
+        ("marts.ml_fare_training", "taxi"),
+        ("marts.ml_fare_training", "uber"),
         ("raw.fhvhv_trips", "2020-04"),
-        ("raw.yellow_trips", "2020-01"), ("raw.yellow_trips", "2020-02"), ("raw.yellow_trips", "2020-03"),
+        ("raw.yellow_trips", "2020-01"),
+        ("raw.yellow_trips", "2020-02"),
+        ("raw.yellow_trips", "2020-03"),
         ("raw.yellow_trips", "2020-04"),
     ]
 

@@ -51,8 +51,12 @@ def _faulty_yellow_month(src: Path, dest: Path) -> None:
 
 def _mirror(tlc: Path, dest: Path) -> Path:
     dest.mkdir(parents=True)
-    for name in ("taxi_zone_lookup.csv", "yellow_tripdata_2020-03.parquet", "yellow_tripdata_2020-04.parquet",
-                 "fhvhv_tripdata_2020-04.parquet"):
+    for name in (
+        "taxi_zone_lookup.csv",
+        "yellow_tripdata_2020-03.parquet",
+        "yellow_tripdata_2020-04.parquet",
+        "fhvhv_tripdata_2020-04.parquet",
+    ):
         (dest / name).symlink_to(tlc / name)
     _faulty_yellow_month(tlc / "yellow_tripdata_2020-04.parquet", dest / f"yellow_tripdata_{FAULTY_MONTH}.parquet")
     return dest
@@ -74,16 +78,40 @@ def _mart_rows(month: str, service: str, n: int, fare_scale: float, rng: random.
         miles = rng.uniform(0.5, 12)
         pu, do = rng.randint(1, 263), rng.randint(1, 263)
         fare = (6 + 2.6 * miles * (1.1 if service == "uber" else 1.0)) * fare_scale
-        rows.append((f"{service}-{month}-{k}", service, at, month, pu, do, "Manhattan", "Queens", at.hour, at.weekday(),
-                     at.weekday() >= 5, at.month, False, False, pu == do, miles * 0.8, miles, 4 + miles * 3, fare))
+        rows.append(
+            (
+                f"{service}-{month}-{k}",
+                service,
+                at,
+                month,
+                pu,
+                do,
+                "Manhattan",
+                "Queens",
+                at.hour,
+                at.weekday(),
+                at.weekday() >= 5,
+                at.month,
+                False,
+                False,
+                pu == do,
+                miles * 0.8,
+                miles,
+                4 + miles * 3,
+                fare,
+            )
+        )
     return rows
 
 
 def _create_mart(wh: Warehouse) -> None:
     """2020-04: both services, plausible fares. 2020-03: taxi only, fares in cents (the faults)."""
     rng = random.Random(5)
-    rows = (_mart_rows("2020-04", "taxi", 300, 1.0, rng) + _mart_rows("2020-04", "uber", 300, 1.0, rng)
-            + _mart_rows("2020-03", "taxi", 300, 100.0, rng))
+    rows = (
+        _mart_rows("2020-04", "taxi", 300, 1.0, rng)
+        + _mart_rows("2020-04", "uber", 300, 1.0, rng)
+        + _mart_rows("2020-03", "taxi", 300, 100.0, rng)
+    )
     with wh.connect() as conn:
         conn.execute("create schema if not exists marts")
         conn.execute(f"create table marts.ml_fare_training ({MART_COLUMNS})")
@@ -93,8 +121,9 @@ def _create_mart(wh: Warehouse) -> None:
 
 
 @pytest.fixture(scope="module")
-def quality_db(pg_server: Warehouse, tlc_samples: Path,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[QualityDb]:
+def quality_db(
+    pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QualityDb]:
     """Raw loaded through the real loader from a mirror with one faulty month, plus a hand-made training mart."""
     from conftest import make_database, settings_for
     from fares.ingestion.pipeline import ingest
@@ -116,7 +145,8 @@ def _stored_run(wh: Warehouse, run_id: str) -> tuple:
         return conn.execute(
             "select v.success, v.critical_failures, v.checks, count(r.*) from ops.validation_runs v"
             " left join ops.validation_results r using (run_id) where v.run_id = %s group by 1, 2, 3",
-            (run_id,)).fetchone()
+            (run_id,),
+        ).fetchone()
 
 
 def _failing_rows(line: str) -> int:
@@ -139,7 +169,10 @@ def test_clean_months_pass_and_the_run_is_stored(quality_db: QualityDb) -> None:
 
     assert report.success, report.summary()
     assert {(r.table, r.batch) for r in report.results} == {
-        ("raw.yellow_trips", "2020-03"), ("raw.yellow_trips", "2020-04"), ("raw.fhvhv_trips", "2020-04")}
+        ("raw.yellow_trips", "2020-03"),
+        ("raw.yellow_trips", "2020-04"),
+        ("raw.fhvhv_trips", "2020-04"),
+    }
     # the real files carry a few refunds: recorded as a warning, the gate still passes
     assert any(w.check == "fare_amount_not_negative" and w.batch == "2020-04" for w in report.warnings)
     assert _stored_run(quality_db.wh, report.run_id) == (True, 0, len(report.results), len(report.results))

@@ -25,8 +25,12 @@ _PROBE_DDL = """create table if not exists public.scheduler_probe (
     run_id bigint, stage text, pid integer, started_at timestamptz, finished_at timestamptz)"""
 
 
-def probe_stages(sleep: dict[str, float] | None = None, fail: str | None = None, transient: dict[str, int] | None = None,
-                 gate: threading.Event | None = None) -> dict[str, scheduler.StageFn]:
+def probe_stages(
+    sleep: dict[str, float] | None = None,
+    fail: str | None = None,
+    transient: dict[str, int] | None = None,
+    gate: threading.Event | None = None,
+) -> dict[str, scheduler.StageFn]:
     """Five stages that log themselves in public.scheduler_probe; train writes a bundle, publish moves CURRENT.
 
     sleep: seconds per stage; fail: the stage that raises a data error; transient: the stage and how many times it
@@ -38,8 +42,10 @@ def probe_stages(sleep: dict[str, float] | None = None, fail: str | None = None,
         def stage(ctx: runs.RunContext) -> dict[str, Any]:
             with ctx.wh.connect(autocommit=True) as conn:
                 conn.execute(_PROBE_DDL)
-                conn.execute("insert into public.scheduler_probe values (%s, %s, %s, clock_timestamp(), null)",
-                             (ctx.run_id, name, os.getpid()))
+                conn.execute(
+                    "insert into public.scheduler_probe values (%s, %s, %s, clock_timestamp(), null)",
+                    (ctx.run_id, name, os.getpid()),
+                )
             if transient.get(name, 0) > 0:
                 transient[name] -= 1
                 raise WarehouseError("cannot connect to PostgreSQL: server closed the connection unexpectedly")
@@ -49,8 +55,11 @@ def probe_stages(sleep: dict[str, float] | None = None, fail: str | None = None,
             if name == fail:
                 raise ValueError(f"{name}: 3 rows have a negative fare")
             with ctx.wh.connect(autocommit=True) as conn:
-                conn.execute("update public.scheduler_probe set finished_at = clock_timestamp() "
-                             "where run_id = %s and stage = %s", (ctx.run_id, name))
+                conn.execute(
+                    "update public.scheduler_probe set finished_at = clock_timestamp() "
+                    "where run_id = %s and stage = %s",
+                    (ctx.run_id, name),
+                )
             return _stage_output(ctx, name)
 
         return stage
@@ -91,7 +100,8 @@ def test_a_run_records_the_run_and_every_stage(settings: Settings, fresh_db: War
     row = scheduler.run_once(settings, stages=probe_stages())
     assert row["status"] == "succeeded", row
     assert [(s["stage"], s["status"], s["attempts"]) for s in row["stages"]] == [
-        (name, "succeeded", 1) for name in scheduler.STAGES]
+        (name, "succeeded", 1) for name in scheduler.STAGES
+    ]
     assert (row["months"], row["rows_in"], row["rows_out"]) == (MONTHS, 100, 80)
     assert row["model_version"] == f"v{row['run_id']}" and row["finished_at"] >= row["started_at"]
     assert (settings.models_dir / "CURRENT").read_text().strip() == row["model_version"]
@@ -111,7 +121,10 @@ def test_a_failing_stage_stops_the_chain_and_keeps_the_current_model(settings: S
     assert row["status"] == "failed"
     assert "validate failed: ValueError: validate: 3 rows have a negative fare" in row["error"]
     assert [(s["stage"], s["status"], s["attempts"]) for s in row["stages"]] == [
-        ("ingest", "succeeded", 1), ("transform", "succeeded", 1), ("validate", "failed", 1)]
+        ("ingest", "succeeded", 1),
+        ("transform", "succeeded", 1),
+        ("validate", "failed", 1),
+    ]
     assert {r[1] for r in probe_rows(fresh_db)} == {"ingest", "transform", "validate"}
     assert (settings.models_dir / "CURRENT").read_text() == "v-previous\n"
     assert row["model_version"] is None
@@ -141,13 +154,17 @@ def test_a_run_while_another_holds_the_lock_is_recorded_skipped(settings: Settin
         worker.join(30)
     running_id = first["run_id"]
     assert second["status"] == "skipped" and second["stages"] == []
-    assert second["error"] == f"skipped: another run holds the lock (run {running_id}, pid {os.getpid()} on {first['host']})"
+    assert (
+        second["error"]
+        == f"skipped: another run holds the lock (run {running_id}, pid {os.getpid()} on {first['host']})"
+    )
     assert first["status"] == "succeeded"
     assert {r[0] for r in probe_rows(fresh_db)} == {running_id}
 
 
 def test_a_run_left_running_by_a_dead_process_is_marked_failed_and_redone_once(
-        settings: Settings, fresh_db: Warehouse) -> None:
+    settings: Settings, fresh_db: Warehouse
+) -> None:
     runs.ensure_tables(fresh_db)
     dead = runs.start_run(fresh_db, ["2023-12"], "/mirror", None)  # as a process killed mid-run leaves it
     redone = scheduler.recover_runs(settings, probe_stages())

@@ -35,12 +35,23 @@ class Daemons:
 
     def start(self, cron: str, **env: str) -> subprocess.Popen:
         base = {k: v for k, v in os.environ.items() if not k.startswith("FARES_") and k != "DATABASE_URL"}
-        base.update(DATABASE_URL=self.wh.url(), FARES_DATA_DIR=str(self.tmp_path / "data"), FARES_SCHEDULE_CRON=cron,
-                    FARES_SCHEDULE_TIMEZONE="UTC", FARES_MONTHS=json.dumps(MONTHS), FARES_STAGE_BACKOFF_SECONDS="0.1",
-                    **env)
+        base.update(
+            DATABASE_URL=self.wh.url(),
+            FARES_DATA_DIR=str(self.tmp_path / "data"),
+            FARES_SCHEDULE_CRON=cron,
+            FARES_SCHEDULE_TIMEZONE="UTC",
+            FARES_MONTHS=json.dumps(MONTHS),
+            FARES_STAGE_BACKOFF_SECONDS="0.1",
+            **env,
+        )
         log = open(self.tmp_path / f"daemon{len(self.procs)}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, str(PROBE_SCRIPT)], env=base, cwd=self.tmp_path,  # noqa: S603
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(PROBE_SCRIPT)],
+            env=base,
+            cwd=self.tmp_path,  # noqa: S603
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.procs.append(proc)
         return proc
 
@@ -119,7 +130,8 @@ def test_two_daemons_on_one_database_never_run_the_chain_at_once(daemons: Daemon
 
 
 def test_kill_9_mid_run_then_restart_marks_it_failed_and_runs_its_months_again(
-        daemons: Daemons, fresh_db: Warehouse) -> None:
+    daemons: Daemons, fresh_db: Warehouse
+) -> None:
     first = daemons.start(EVERY_SECOND, PROBE_SLEEP="transform:120")
     daemons.wait_until("the transform stage", lambda: _stage_started(fresh_db, "transform"))
     first.kill()
@@ -135,12 +147,15 @@ def test_kill_9_mid_run_then_restart_marks_it_failed_and_runs_its_months_again(
     [redo] = _runs(fresh_db, "succeeded")
     assert (redo["months"], redo["pid"]) == (MONTHS, second.pid)
     with fresh_db.connect() as conn:
-        assert conn.execute("select redo_of from ops.pipeline_runs where run_id = %s",
-                            (redo["run_id"],)).fetchone()[0] == crashed["run_id"]
+        assert (
+            conn.execute("select redo_of from ops.pipeline_runs where run_id = %s", (redo["run_id"],)).fetchone()[0]
+            == crashed["run_id"]
+        )
 
 
 def test_sigterm_lets_the_running_stage_finish_and_records_the_run_interrupted(
-        daemons: Daemons, fresh_db: Warehouse) -> None:
+    daemons: Daemons, fresh_db: Warehouse
+) -> None:
     from test_scheduler_chain import probe_rows
 
     proc = daemons.start(EVERY_SECOND, PROBE_SLEEP="transform:2")
@@ -167,9 +182,17 @@ def test_a_run_missed_while_the_daemon_was_down_runs_once_on_start(daemons: Daem
     store = SQLAlchemyJobStore(url=fresh_db.url("psycopg"), tablename=scheduler.JOB_TABLE, tableschema="ops")
     down = BackgroundScheduler(jobstores={"default": store}, timezone="UTC")  # never started: it only builds the job
     store.start(down, "default")
-    store.add_job(down.add_job(scheduler.JOB_FUNC, scheduler.build_trigger(settings), id=scheduler.JOB_ID,
-                               coalesce=True, max_instances=1, misfire_grace_time=settings.misfire_grace_seconds,
-                               next_run_time=now - timedelta(hours=3)))  # three hourly fire times passed meanwhile
+    store.add_job(
+        down.add_job(
+            scheduler.JOB_FUNC,
+            scheduler.build_trigger(settings),
+            id=scheduler.JOB_ID,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=settings.misfire_grace_seconds,
+            next_run_time=now - timedelta(hours=3),
+        )
+    )  # three hourly fire times passed meanwhile
     proc = daemons.start(cron)
     daemons.wait_until("the missed run", lambda: _runs(fresh_db, "succeeded"))
     with fresh_db.connect() as conn:

@@ -131,8 +131,13 @@ def test_a_server_app_freezes_its_heap_and_still_swaps_models(two_versions) -> N
 
     models_dir, v1, v2 = two_versions
     _promote(models_dir, v1)
-    batch = {"columns": {"pickup_at": [TRIP["pickup_at"]] * 3, "pickup_zone_id": [132, 1, 230],
-                         "dropoff_zone_id": [230, 132, 230]}}
+    batch = {
+        "columns": {
+            "pickup_at": [TRIP["pickup_at"]] * 3,
+            "pickup_zone_id": [132, 1, 230],
+            "dropoff_zone_id": [230, 132, 230],
+        }
+    }
     try:
         app = create_app(_settings(models_dir, admin_token="s3cret"), poll_seconds=0, freeze_gc=True)
         with TestClient(app) as client:

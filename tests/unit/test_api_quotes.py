@@ -64,8 +64,10 @@ def test_longer_trips_cost_more(api) -> None:
 
 def test_aware_times_are_converted_to_new_york_and_omitted_means_now(api) -> None:
     client, _ = api
-    assert quote(client, {"zone_id": 132}, {"zone_id": 230}, "2024-02-14T13:30:00Z").json()["pickup_at"] == \
-        "2024-02-14T08:30:00"
+    assert (
+        quote(client, {"zone_id": 132}, {"zone_id": 230}, "2024-02-14T13:30:00Z").json()["pickup_at"]
+        == "2024-02-14T08:30:00"
+    )
     r = quote(client, {"zone_id": 132}, {"zone_id": 230}, None)
     assert r.status_code == 200 and r.json()["pickup_at"][:2] == "20"
 
@@ -82,28 +84,34 @@ def test_same_zone_and_far_off_times_are_answered_but_flagged(api) -> None:
     assert unknown.status_code == 200 and any("unknown or outside location" in w for w in unknown.json()["warnings"])
 
 
-@pytest.mark.parametrize("pickup, dropoff, pickup_at, message", [
-    ({"zone_id": 999}, {"zone_id": 1}, None, "pickup: unknown zone_id 999"),
-    ({"zone_id": 1}, {"zone": "Corona"}, None, "dropoff: zone name 'Corona' is ambiguous"),
-    ({"zone": "Atlantis"}, {"zone_id": 1}, None, "pickup: unknown zone 'Atlantis'"),
-    ({"lat": 0, "lon": 0}, {"zone_id": 1}, None, "outside every NYC taxi zone"),
-    ({"zone_id": 1}, {"zone_id": 1}, "9999-12-31T23:00:00-05:00", "out of range"),
-    ({"zone_id": 1}, {"zone_id": 1}, "1850-01-01T00:00:00", "must fall between 1900 and 2200"),
-])
+@pytest.mark.parametrize(
+    "pickup, dropoff, pickup_at, message",
+    [
+        ({"zone_id": 999}, {"zone_id": 1}, None, "pickup: unknown zone_id 999"),
+        ({"zone_id": 1}, {"zone": "Corona"}, None, "dropoff: zone name 'Corona' is ambiguous"),
+        ({"zone": "Atlantis"}, {"zone_id": 1}, None, "pickup: unknown zone 'Atlantis'"),
+        ({"lat": 0, "lon": 0}, {"zone_id": 1}, None, "outside every NYC taxi zone"),
+        ({"zone_id": 1}, {"zone_id": 1}, "9999-12-31T23:00:00-05:00", "out of range"),
+        ({"zone_id": 1}, {"zone_id": 1}, "1850-01-01T00:00:00", "must fall between 1900 and 2200"),
+    ],
+)
 def test_places_and_times_that_cannot_be_used_are_a_clear_422(api, pickup, dropoff, pickup_at, message) -> None:
     r = quote(api[0], pickup, dropoff, pickup_at)
     assert r.status_code == 422 and message in r.json()["detail"], r.text
 
 
-@pytest.mark.parametrize("body", [
-    {"pickup": "JFK", "dropoff": {"zone_id": 1}},
-    {"pickup": {"zone_id": "one"}, "dropoff": {"zone_id": 1}},
-    {"pickup": {"zone_id": 1, "zone": "JFK"}, "dropoff": {"zone_id": 1}},
-    {"pickup": {"lat": 95, "lon": 0}, "dropoff": {"zone_id": 1}},
-    {"pickup": {"zone_id": 1}},
-    {"pickup": {"zone_id": 1}, "dropoff": {"zone_id": 1}, "pickup_at": "yesterday"},
-    [1, 2, 3],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"pickup": "JFK", "dropoff": {"zone_id": 1}},
+        {"pickup": {"zone_id": "one"}, "dropoff": {"zone_id": 1}},
+        {"pickup": {"zone_id": 1, "zone": "JFK"}, "dropoff": {"zone_id": 1}},
+        {"pickup": {"lat": 95, "lon": 0}, "dropoff": {"zone_id": 1}},
+        {"pickup": {"zone_id": 1}},
+        {"pickup": {"zone_id": 1}, "dropoff": {"zone_id": 1}, "pickup_at": "yesterday"},
+        [1, 2, 3],
+    ],
+)
 def test_wrong_shapes_and_types_are_a_422_naming_the_field(api, body) -> None:
     r = api[0].post("/v1/quotes", json=body)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body", r.text
@@ -120,11 +128,17 @@ def test_broken_json_and_huge_bodies_are_refused(api) -> None:
 
 def test_a_batch_prices_good_trips_and_lists_bad_ones_by_index(api) -> None:
     client, version = api
-    trips = [{"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}},
-             {"pickup": {"zone_id": 999}, "dropoff": {"zone_id": 230}},
-             {"pickup_at": "2024-03-01T18:00:00", "pickup": {"zone": "Times Sq"}, "dropoff": {"lat": 40.6413, "lon": -73.7781}},
-             {"pickup": {"lat": 0, "lon": 0}, "dropoff": {"zone": "Corona"}},
-             {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 161}, "dropoff": {"zone_id": 161}}]
+    trips = [
+        {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}},
+        {"pickup": {"zone_id": 999}, "dropoff": {"zone_id": 230}},
+        {
+            "pickup_at": "2024-03-01T18:00:00",
+            "pickup": {"zone": "Times Sq"},
+            "dropoff": {"lat": 40.6413, "lon": -73.7781},
+        },
+        {"pickup": {"lat": 0, "lon": 0}, "dropoff": {"zone": "Corona"}},
+        {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 161}, "dropoff": {"zone_id": 161}},
+    ]
     r = client.post("/v1/quotes/batch", json={"trips": trips})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -171,8 +185,11 @@ def test_the_web_page_and_metrics_are_served(api) -> None:
 
 def test_the_columns_form_prices_like_the_trips_form(api) -> None:
     client, _ = api
-    columns = {"pickup_at": ["2024-02-14T08:30:00", None, "2024-03-01T18:00:00Z"],
-               "pickup_zone_id": [132, 999, 230], "dropoff_zone_id": [230, 1, 230]}
+    columns = {
+        "pickup_at": ["2024-02-14T08:30:00", None, "2024-03-01T18:00:00Z"],
+        "pickup_zone_id": [132, 999, 230],
+        "dropoff_zone_id": [230, 1, 230],
+    }
     r = client.post("/v1/quotes/batch", json={"columns": columns})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -187,10 +204,18 @@ def test_every_batch_quote_is_the_single_quote_of_its_trip(api) -> None:
     from fares.api.schemas import BatchResponse
 
     client, version = api
-    trips = [("2024-02-14T08:30:00", 132, 230), ("2024-02-14T08:30:00", 161, 161), ("2031-06-01T12:00:00", 1, 132),
-             ("2024-03-01T18:00:00-05:00", 264, 138), ("2024-01-20T03:05:00", 230, 1)]
-    columns = {"pickup_at": [t[0] for t in trips], "pickup_zone_id": [t[1] for t in trips],
-               "dropoff_zone_id": [t[2] for t in trips]}
+    trips = [
+        ("2024-02-14T08:30:00", 132, 230),
+        ("2024-02-14T08:30:00", 161, 161),
+        ("2031-06-01T12:00:00", 1, 132),
+        ("2024-03-01T18:00:00-05:00", 264, 138),
+        ("2024-01-20T03:05:00", 230, 1),
+    ]
+    columns = {
+        "pickup_at": [t[0] for t in trips],
+        "pickup_zone_id": [t[1] for t in trips],
+        "dropoff_zone_id": [t[2] for t in trips],
+    }
     r = client.post("/v1/quotes/batch", json={"columns": columns})
     assert r.status_code == 200, r.text
     body = BatchResponse.model_validate(r.json()).model_dump(by_alias=True)
@@ -204,12 +229,23 @@ def test_every_batch_quote_is_the_single_quote_of_its_trip(api) -> None:
     assert sum(1 for q in body["quotes"] if q["warnings"]) >= 3  # same zone, far future, unknown-location zone
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"columns": {"pickup_at": [None], "pickup_zone_id": [1, 2], "dropoff_zone_id": [3]}}, "must have the same length"),
-    ({"columns": {"pickup_at": [None], "pickup_zone_id": [1], "dropoff_zone_id": [3]},
-      "trips": [{"pickup": {"zone_id": 1}, "dropoff": {"zone_id": 2}}]}, "exactly one of"),
-    ({}, "exactly one of"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            {"columns": {"pickup_at": [None], "pickup_zone_id": [1, 2], "dropoff_zone_id": [3]}},
+            "must have the same length",
+        ),
+        (
+            {
+                "columns": {"pickup_at": [None], "pickup_zone_id": [1], "dropoff_zone_id": [3]},
+                "trips": [{"pickup": {"zone_id": 1}, "dropoff": {"zone_id": 2}}],
+            },
+            "exactly one of",
+        ),
+        ({}, "exactly one of"),
+    ],
+)
 def test_a_batch_must_be_one_well_formed_form(api, body, message) -> None:
     r = api[0].post("/v1/quotes/batch", json=body)
     assert r.status_code == 422 and message in json.dumps(r.json()), r.text
@@ -227,8 +263,14 @@ def test_concurrent_quotes_share_model_calls_and_each_gets_its_own_price(tlc_sam
     models_dir, _ = registry_copy(tlc_samples, tmp_path / "models")
     app = create_app(Settings(data_dir=tmp_path, database_url=UNREACHABLE_DB), poll_seconds=0)
     app.state.store.start()
-    trips = [{"pickup_at": f"2024-02-{1 + i % 27:02d}T{i % 24:02d}:15:00", "pickup": {"zone_id": 1 + (7 * i) % 263},
-              "dropoff": {"zone_id": 1 + (11 * i) % 263}} for i in range(40)]
+    trips = [
+        {
+            "pickup_at": f"2024-02-{1 + i % 27:02d}T{i % 24:02d}:15:00",
+            "pickup": {"zone_id": 1 + (7 * i) % 263},
+            "dropoff": {"zone_id": 1 + (11 * i) % 263},
+        }
+        for i in range(40)
+    ]
 
     async def send_all() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
@@ -242,19 +284,28 @@ def test_concurrent_quotes_share_model_calls_and_each_gets_its_own_price(tlc_sam
     for trip, r in zip(trips, responses, strict=True):
         assert r.status_code == 200, r.text
         expected = quote_one(alone.bundle, QuoteRequest.model_validate(trip))
-        assert (r.json()["pickup"]["zone_id"], r.json()["taxi"], r.json()["uber"]) == \
-            (expected["pickup"]["zone_id"], expected["taxi"], expected["uber"])
+        assert (r.json()["pickup"]["zone_id"], r.json()["taxi"], r.json()["uber"]) == (
+            expected["pickup"]["zone_id"],
+            expected["taxi"],
+            expected["uber"],
+        )
     assert app.state.batcher.batches < len(trips)
 
 
-@pytest.mark.parametrize("path, body", [
-    ("/v1/quotes", b'{"pickup": {"lat": NaN, "lon": 1}, "dropoff": {"zone_id": 1}}'),
-    ("/v1/quotes", b'{"pickup": {"lat": 40.7, "lon": -Infinity}, "dropoff": {"zone_id": 1}}'),
-    ("/v1/quotes", b'{"pickup": {"zone_id": 100000000000000000000000000000}, "dropoff": {"zone_id": 1}}'),
-    ("/v1/quotes/batch", b'{"columns": {"pickup_at": [null], "pickup_zone_id": [100000000000000000000000000000],'
-                         b' "dropoff_zone_id": [1]}}'),
-    ("/v1/quotes/batch", b'{"trips": [{"pickup": {"zone_id": -1}, "dropoff": {"zone_id": 1}}]}'),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/v1/quotes", b'{"pickup": {"lat": NaN, "lon": 1}, "dropoff": {"zone_id": 1}}'),
+        ("/v1/quotes", b'{"pickup": {"lat": 40.7, "lon": -Infinity}, "dropoff": {"zone_id": 1}}'),
+        ("/v1/quotes", b'{"pickup": {"zone_id": 100000000000000000000000000000}, "dropoff": {"zone_id": 1}}'),
+        (
+            "/v1/quotes/batch",
+            b'{"columns": {"pickup_at": [null], "pickup_zone_id": [100000000000000000000000000000],'
+            b' "dropoff_zone_id": [1]}}',
+        ),
+        ("/v1/quotes/batch", b'{"trips": [{"pickup": {"zone_id": -1}, "dropoff": {"zone_id": 1}}]}'),
+    ],
+)
 def test_non_numbers_and_giant_ids_are_a_422_not_a_crash(api, path, body) -> None:
     r = api[0].post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body", r.text

@@ -17,8 +17,14 @@ from fares.api.app import create_app
 from fares.settings import Settings
 
 OPERATIONS = [
-    ("POST", "/v1/quotes"), ("POST", "/v1/quotes/batch"), ("GET", "/v1/zones"), ("GET", "/v1/model"),
-    ("GET", "/v1/runs"), ("GET", "/health"), ("POST", "/v1/admin/reload"), ("POST", "/v1/admin/promote/{version}"),
+    ("POST", "/v1/quotes"),
+    ("POST", "/v1/quotes/batch"),
+    ("GET", "/v1/zones"),
+    ("GET", "/v1/model"),
+    ("GET", "/v1/runs"),
+    ("GET", "/health"),
+    ("POST", "/v1/admin/reload"),
+    ("POST", "/v1/admin/promote/{version}"),
 ]
 NO_INPUT = {"/v1/model", "/health", "/v1/admin/reload"}
 
@@ -38,8 +44,9 @@ CHECKS = [no_crash, status_code_conformance, content_type_conformance, response_
 def api_schema(tlc_samples, tmp_path_factory):
     # schemathesis.pytest.from_fixture breaks on pytest 9 (private Node._nodeid), so operations are driven by hand.
     models_dir, _ = registry_copy(tlc_samples, tmp_path_factory.mktemp("fuzz") / "models")
-    settings_ = Settings(data_dir=models_dir.parent, database_url="postgresql://postgres@127.0.0.1:9/none",
-                         admin_token="s3cret")
+    settings_ = Settings(
+        data_dir=models_dir.parent, database_url="postgresql://postgres@127.0.0.1:9/none", admin_token="s3cret"
+    )
     app = create_app(settings_, poll_seconds=0)
     app.state.store.start()
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -51,10 +58,15 @@ def test_every_operation_of_the_spec_is_fuzzed(api_schema) -> None:
     assert spec == set(OPERATIONS)
 
 
-@pytest.mark.parametrize("method, path, mode", [
-    (method, path, mode) for method, path in OPERATIONS for mode in GenerationMode
-    if mode is GenerationMode.POSITIVE or path not in NO_INPUT  # nothing to make invalid there
-])
+@pytest.mark.parametrize(
+    "method, path, mode",
+    [
+        (method, path, mode)
+        for method, path in OPERATIONS
+        for mode in GenerationMode
+        if mode is GenerationMode.POSITIVE or path not in NO_INPUT  # nothing to make invalid there
+    ],
+)
 def test_no_input_breaks_the_api(api_schema, method: str, path: str, mode: GenerationMode) -> None:
     operation = api_schema[path][method]
 

@@ -22,10 +22,18 @@ def test_every_zone_of_the_lookup_is_known_by_id(zones: ZoneIndex) -> None:
         zones.get(999)
 
 
-@pytest.mark.parametrize("text, zone_id", [
-    ("JFK Airport", 132), ("jfk airport", 132), ("  JFK   Airport ", 132), ("JFK", 132),
-    ("LaGuardia Airport (Queens)", 138), ("Times Sq", 230), ("Central Park", 43),
-])
+@pytest.mark.parametrize(
+    "text, zone_id",
+    [
+        ("JFK Airport", 132),
+        ("jfk airport", 132),
+        ("  JFK   Airport ", 132),
+        ("JFK", 132),
+        ("LaGuardia Airport (Queens)", 138),
+        ("Times Sq", 230),
+        ("Central Park", 43),
+    ],
+)
 def test_names_resolve_to_one_zone(zones: ZoneIndex, text: str, zone_id: int) -> None:
     assert zones.by_name(text).zone_id == zone_id
 

@@ -58,7 +58,9 @@ def test_the_database_has_a_healthcheck_and_the_apps_wait_for_it() -> None:
 
 def test_the_apps_share_the_model_registry_and_reach_the_compose_database() -> None:
     db_env = COMPOSE["services"]["db"]["environment"]
-    expected_url = f"postgresql://{db_env['POSTGRES_USER']}:{db_env['POSTGRES_PASSWORD']}@db:5432/{db_env['POSTGRES_DB']}"
+    expected_url = (
+        f"postgresql://{db_env['POSTGRES_USER']}:{db_env['POSTGRES_PASSWORD']}@db:5432/{db_env['POSTGRES_DB']}"
+    )
     for service in APP_SERVICES:
         env = _service_env(service)
         assert env["DATABASE_URL"] == expected_url, service
@@ -91,7 +93,9 @@ def test_env_example_lists_every_setting_and_nothing_else() -> None:
 
 
 def test_env_example_values_are_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    active = [line for line in ENV_EXAMPLE.read_text().splitlines() if _ENV_LINE.match(line) and not line.startswith("#")]
+    active = [
+        line for line in ENV_EXAMPLE.read_text().splitlines() if _ENV_LINE.match(line) and not line.startswith("#")
+    ]
     (tmp_path / ".env").write_text("\n".join(active) + "\n")
     for variable in _env_names():
         monkeypatch.delenv(variable, raising=False)

@@ -16,8 +16,13 @@ def test_range_spans_a_year_end() -> None:
 
 
 def test_ranges_and_commas_mix() -> None:
-    assert parse_months(["2024-01..2024-03,2024-06", "2024-05"]) == ["2024-01", "2024-02", "2024-03", "2024-05",
-                                                                       "2024-06"]
+    assert parse_months(["2024-01..2024-03,2024-06", "2024-05"]) == [
+        "2024-01",
+        "2024-02",
+        "2024-03",
+        "2024-05",
+        "2024-06",
+    ]
 
 
 @pytest.mark.parametrize("bad", ["2024-13", "24-01", "2024/01", "january", "2008-12"])

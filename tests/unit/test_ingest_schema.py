@@ -14,24 +14,31 @@ from fares.ingestion.schema import SchemaError, check_columns, conform, normaliz
 
 def _old_yellow(n: int = 3) -> pa.Table:
     # A 2019-style file: no airport_fee, no cbd_congestion_fee, int64 vendor, double ratecode.
-    return pa.table({
-        "VendorID": pa.array([1, 2, 1][:n], pa.int64()),
-        "tpep_pickup_datetime": pa.array([datetime(2019, 1, 1, 0, 5)] * n, pa.timestamp("ns")),
-        "tpep_dropoff_datetime": pa.array([datetime(2019, 1, 1, 0, 15)] * n, pa.timestamp("ns")),
-        "passenger_count": pa.array([1, 2, 1][:n], pa.int64()),
-        "trip_distance": pa.array([1.0, 2.5, 0.0][:n]),
-        "RatecodeID": pa.array([1.0, 2.0, 1.0][:n]),
-        "PULocationID": pa.array([161, 132, 264][:n], pa.int32()),
-        "DOLocationID": pa.array([236, 230, 264][:n], pa.int32()),
-        "fare_amount": pa.array([9.0, 52.0, -3.0][:n]),
-        "total_amount": pa.array([12.3, 60.0, -3.0][:n]),
-        "extra_unknown_column": pa.array(["x"] * n),
-    })
+    return pa.table(
+        {
+            "VendorID": pa.array([1, 2, 1][:n], pa.int64()),
+            "tpep_pickup_datetime": pa.array([datetime(2019, 1, 1, 0, 5)] * n, pa.timestamp("ns")),
+            "tpep_dropoff_datetime": pa.array([datetime(2019, 1, 1, 0, 15)] * n, pa.timestamp("ns")),
+            "passenger_count": pa.array([1, 2, 1][:n], pa.int64()),
+            "trip_distance": pa.array([1.0, 2.5, 0.0][:n]),
+            "RatecodeID": pa.array([1.0, 2.0, 1.0][:n]),
+            "PULocationID": pa.array([161, 132, 264][:n], pa.int32()),
+            "DOLocationID": pa.array([236, 230, 264][:n], pa.int32()),
+            "fare_amount": pa.array([9.0, 52.0, -3.0][:n]),
+            "total_amount": pa.array([12.3, 60.0, -3.0][:n]),
+            "extra_unknown_column": pa.array(["x"] * n),
+        }
+    )
 
 
 def test_names_follow_dlt_snake_case() -> None:
     assert [normalize_name(n) for n in ("PULocationID", "VendorID", "RatecodeID", "Airport_fee", "tips")] == [
-        "pu_location_id", "vendor_id", "ratecode_id", "airport_fee", "tips"]
+        "pu_location_id",
+        "vendor_id",
+        "ratecode_id",
+        "airport_fee",
+        "tips",
+    ]
 
 
 def test_old_file_conforms_to_the_pinned_schema() -> None:
@@ -48,10 +55,14 @@ def test_old_file_conforms_to_the_pinned_schema() -> None:
 
 
 def test_missing_required_column_names_file_and_column() -> None:
-    with pytest.raises(SchemaError, match=r"yellow_tripdata_2024-01\.parquet: missing required column\(s\) "
-                                          r"fare_amount"):
-        check_columns("yellow", [n for n in _old_yellow().schema.names if n != "fare_amount"],
-                      "yellow_tripdata_2024-01.parquet")
+    with pytest.raises(
+        SchemaError,
+        match=r"yellow_tripdata_2024-01\.parquet: missing required column\(s\) "
+        r"fare_amount",
+    ):
+        check_columns(
+            "yellow", [n for n in _old_yellow().schema.names if n != "fare_amount"], "yellow_tripdata_2024-01.parquet"
+        )
 
 
 def test_uncastable_column_names_file_and_column() -> None:

@@ -24,8 +24,13 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_mirror_has_tlc_file_names(mirror: Path) -> None:
     assert sorted(p.name for p in mirror.iterdir()) == [
-        "fhvhv_tripdata_2021-12.parquet", "fhvhv_tripdata_2025-01.parquet", "taxi_zone_lookup.csv",
-        "taxi_zones.zip", "yellow_tripdata_2021-12.parquet", "yellow_tripdata_2025-01.parquet"]
+        "fhvhv_tripdata_2021-12.parquet",
+        "fhvhv_tripdata_2025-01.parquet",
+        "taxi_zone_lookup.csv",
+        "taxi_zones.zip",
+        "yellow_tripdata_2021-12.parquet",
+        "yellow_tripdata_2025-01.parquet",
+    ]
 
 
 def test_same_seed_same_files(mirror: Path, tmp_path: Path) -> None:
@@ -49,8 +54,19 @@ def test_columns_drift_like_the_real_files(mirror: Path) -> None:
 def test_yellow_total_is_the_sum_of_its_parts() -> None:
     t = make_yellow_month("2025-01", ROWS).to_pandas()
     ok = t[t.fare_amount > 0]
-    parts = ok[["fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "improvement_surcharge",
-                "congestion_surcharge", "Airport_fee", "cbd_congestion_fee"]].sum(axis=1)
+    parts = ok[
+        [
+            "fare_amount",
+            "extra",
+            "mta_tax",
+            "tip_amount",
+            "tolls_amount",
+            "improvement_surcharge",
+            "congestion_surcharge",
+            "Airport_fee",
+            "cbd_congestion_fee",
+        ]
+    ].sum(axis=1)
     assert np.allclose(parts, ok.total_amount, atol=0.011)
     assert (ok.fare_amount >= 3.70).all()
 

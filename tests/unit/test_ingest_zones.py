@@ -22,12 +22,15 @@ def test_good_rows_become_zones(tmp_path: Path) -> None:
     assert rows[1] == {"location_id": 132, "borough": "Queens", "zone": "JFK Airport", "service_zone": "Airports"}
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ('1,"EWR","Newark Airport","EWR"\nabc,"x","y","z"\n', "line 3: LocationID 'abc' is not a zone id"),
-    ('1,"EWR","Newark Airport","EWR"\n1,"EWR","Again","EWR"\n', "line 3: LocationID 1 appears twice"),
-    ('1,"EWR","Newark Airport"\n', "line 2: expected 4 fields"),
-    ("", "no zones in the file"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('1,"EWR","Newark Airport","EWR"\nabc,"x","y","z"\n', "line 3: LocationID 'abc' is not a zone id"),
+        ('1,"EWR","Newark Airport","EWR"\n1,"EWR","Again","EWR"\n', "line 3: LocationID 1 appears twice"),
+        ('1,"EWR","Newark Airport"\n', "line 2: expected 4 fields"),
+        ("", "no zones in the file"),
+    ],
+)
 def test_junk_rows_are_named(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ZoneFileError, match=f"taxi_zone_lookup.csv: ?{message}|taxi_zone_lookup.csv {message}"):
         read_zone_table(_csv(tmp_path, body))

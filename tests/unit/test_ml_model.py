@@ -34,8 +34,14 @@ def model(split, zones):
 
 
 def _requests(pairs: list[tuple[int, int]], at: str = "2024-03-05 14:00") -> pd.DataFrame:
-    return pd.DataFrame({"pickup_at": pd.to_datetime([at] * len(pairs)), "pickup_zone_id": [p for p, _ in pairs],
-                         "dropoff_zone_id": [d for _, d in pairs]}, index=[f"r{i}" for i in range(len(pairs))])
+    return pd.DataFrame(
+        {
+            "pickup_at": pd.to_datetime([at] * len(pairs)),
+            "pickup_zone_id": [p for p, _ in pairs],
+            "dropoff_zone_id": [d for _, d in pairs],
+        },
+        index=[f"r{i}" for i in range(len(pairs))],
+    )
 
 
 def _manhattan_pair_extremes(zones: pd.DataFrame) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -86,4 +86,4 @@ def test_report_is_self_contained_with_plots_and_baseline_verdict(trained) -> No
     assert page.count("data:image/png;base64,") == 3
     assert "beats the baseline" in page
     assert f"${metrics['baseline_mae']:.2f}" in page and "20260101T000000Z-abcdef12" in page
-    assert "src=\"http" not in page
+    assert 'src="http' not in page

@@ -75,31 +75,59 @@ def test_training_batches_cover_each_service_and_the_window() -> None:
     assert batches["all"].where == {"source_month": ["2020-04"]}
     assert all("source_month in ('2020-04')" in b.query for b in batches.values() if b.query)
     assert "service = 'uber'" in batches["uber"].query
-    assert {c.name for c in batches["taxi"].checks} == {"service_present", "rider_fare_q10", "rider_fare_q50",
-                                                         "rider_fare_q90"}
+    assert {c.name for c in batches["taxi"].checks} == {
+        "service_present",
+        "rider_fare_q10",
+        "rider_fare_q50",
+        "rider_fare_q90",
+    }
     assert all(c.severity in (CRITICAL, WARNING) for b in batches.values() for c in b.checks)
 
 
 def _result(check: str, severity: str, success: bool, **extra: object) -> CheckResult:
-    return CheckResult("raw.yellow_trips", "2020-05", check, "expect_column_values_to_be_between", severity, success,
-                       "fare_amount between 0 and 1000", **extra)
+    return CheckResult(
+        "raw.yellow_trips",
+        "2020-05",
+        check,
+        "expect_column_values_to_be_between",
+        severity,
+        success,
+        "fare_amount between 0 and 1000",
+        **extra,
+    )
 
 
 def test_summary_names_table_month_check_rows_and_examples() -> None:
     results = [
-        _result("fare_amount_in_range", CRITICAL, False, element_count=5000, unexpected_count=528,
-                unexpected_percent=10.56, examples=["-30.15", "-11", "-7.5", "-5", "-7.5", "-9"]),
-        _result("trip_distance_in_range", WARNING, False, element_count=5000, unexpected_count=3,
-                unexpected_percent=0.06, examples=["250"]),
+        _result(
+            "fare_amount_in_range",
+            CRITICAL,
+            False,
+            element_count=5000,
+            unexpected_count=528,
+            unexpected_percent=10.56,
+            examples=["-30.15", "-11", "-7.5", "-5", "-7.5", "-9"],
+        ),
+        _result(
+            "trip_distance_in_range",
+            WARNING,
+            False,
+            element_count=5000,
+            unexpected_count=3,
+            unexpected_percent=0.06,
+            examples=["250"],
+        ),
         _result("dropoff_after_pickup", WARNING, True),
     ]
     text = format_summary("raw", "r1", results)
     lines = text.splitlines()
     assert lines[0] == ("quality gate (raw) FAILED: 3 checks on 1 batches, 1 critical failures, 1 warnings (run r1)")
     assert lines[1] == "critical:"
-    assert lines[2] == ("  - raw.yellow_trips 2020-05: fare_amount_in_range [expect_column_values_to_be_between] "
-                        "(fare_amount between 0 and 1000): 528 of 5,000 rows fail (10.56%); "
-                        "e.g. -30.15, -11, -7.5, -5, -7.5")
+    assert lines[2] == (
+        "  - raw.yellow_trips 2020-05: fare_amount_in_range [expect_column_values_to_be_between] "
+        "(fare_amount between 0 and 1000): 528 of 5,000 rows fail (10.56%); "
+        "e.g. -30.15, -11, -7.5, -5, -7.5"
+    )
     assert lines[3] == "warnings:" and "trip_distance_in_range" in lines[4] and len(lines) == 5
 
 

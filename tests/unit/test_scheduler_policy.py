@@ -22,7 +22,8 @@ def _trigger(cron: str, tz: str = "America/New_York"):  # noqa: ANN202
 
 def test_the_default_schedule_is_nightly_at_three_new_york_time() -> None:
     fire = _trigger(Settings.model_fields["schedule_cron"].default).get_next_fire_time(
-        None, datetime(2025, 7, 1, 4, 0, tzinfo=NY))
+        None, datetime(2025, 7, 1, 4, 0, tzinfo=NY)
+    )
     assert fire == datetime(2025, 7, 2, 3, 0, tzinfo=NY)
 
 
@@ -36,7 +37,9 @@ def test_crontab_weekdays_count_from_sunday_as_in_cron() -> None:
 
 
 def test_a_sixth_leading_field_is_seconds() -> None:
-    fire = _trigger("*/10 * * * * *", "UTC").get_next_fire_time(None, datetime(2025, 1, 1, 0, 0, 1, tzinfo=ZoneInfo("UTC")))
+    fire = _trigger("*/10 * * * * *", "UTC").get_next_fire_time(
+        None, datetime(2025, 1, 1, 0, 0, 1, tzinfo=ZoneInfo("UTC"))
+    )
     assert fire == datetime(2025, 1, 1, 0, 0, 10, tzinfo=ZoneInfo("UTC"))
 
 

@@ -54,9 +54,11 @@ def test_readme_commands_parse(argv: list[str]) -> None:
 
 
 def test_help_starts_without_heavy_imports() -> None:
-    code = ("import sys; from fares import cli; cli.build_parser().format_help(); "
-            "heavy = [m for m in ('great_expectations', 'sklearn', 'dbt', 'dlt', 'pandas') if m in sys.modules]; "
-            "print(','.join(heavy))")
+    code = (
+        "import sys; from fares import cli; cli.build_parser().format_help(); "
+        "heavy = [m for m in ('great_expectations', 'sklearn', 'dbt', 'dlt', 'pandas') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
 
