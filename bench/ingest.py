@@ -52,7 +52,7 @@ def _phase_loader(path: Path, data_dir: Path) -> int:
     from fares.ingestion.loader import load_trip_file, make_pipeline
 
     settings, wh = _bench_settings(data_dir)
-    rows, _ = load_trip_file(make_pipeline(settings, wh), path, "yellow", MONTH)
+    rows, _ = load_trip_file(make_pipeline(settings, wh), wh, path, "yellow", MONTH)
     return rows
 
 

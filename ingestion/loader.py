@@ -1,4 +1,4 @@
-"""dlt loading: TLC parquet files streamed by row group into raw.*_trips (month replaced atomically), zone rows."""
+"""dlt loading: TLC parquet files streamed by row group into raw.*_trips month partitions (swapped in atomically), zone rows."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import psycopg
 import pyarrow.compute as pc
 
+from fares.ingestion import partitions
 from fares.ingestion.schema import TABLES, SchemaError, check_columns, conform, dlt_columns
 from fares.settings import Settings
 from fares.warehouse import Warehouse
@@ -43,7 +45,6 @@ def make_pipeline(settings: Settings, wh: Warehouse) -> dlt.Pipeline:
     # and cap parallel load jobs so at most two slices are in memory at once.
     dlt.config["data_writer.file_max_items"] = FILE_ROWS
     dlt.config["load.workers"] = LOAD_WORKERS
-    dlt.config["load.truncate_staging_dataset"] = True  # do not keep a second copy of the last month around
     return dlt.pipeline(
         pipeline_name="fares_ingest",
         pipelines_dir=str(settings.data_dir / "dlt" / wh.dbname),
@@ -111,13 +112,17 @@ def _open_checked(path: Path, kind: str) -> int:
 
 def load_trip_file(
     pipeline: dlt.Pipeline,
+    wh: Warehouse,
     path: Path,
     kind: str,
     month: str,
     sample: float | None = None,
     progress: Progress | None = None,
 ) -> tuple[int, str | None]:
-    """Stream one TLC file into raw.<kind>_trips, replacing that month's rows in one transaction.
+    """Stream one TLC file into raw.<kind>_trips as the month's partition, swapped in atomically.
+
+    dlt writes the month into raw.<kind>_trips_incoming; only a complete load replaces the month's partition, so a
+    failed or corrupted file leaves the month as it was (see ingestion/partitions.py).
 
     Returns:
         (rows loaded, dlt load id).
@@ -125,15 +130,16 @@ def load_trip_file(
     import dlt
 
     _open_checked(path, kind)
+    table = TABLES[kind]
+    partitions.clear_incoming(wh, table)
     counter = {"rows": 0}
     columns = dlt_columns(kind)
     columns["_dlt_id"] = {"name": "_dlt_id", "data_type": "text", "nullable": False}
     resource = dlt.resource(
         _batches(path, kind, month, sample, counter, progress),
-        name=TABLES[kind],
-        table_name=TABLES[kind],
-        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        merge_key="source_month",
+        name=table,
+        table_name=partitions.incoming_table(table),
+        write_disposition="replace",
         columns=columns,
     )
     try:
@@ -141,9 +147,13 @@ def load_trip_file(
     except Exception as exc:
         pipeline.abort_packages()
         raise FileLoadError(_root_message(exc, path.name)) from exc
-    if counter["rows"] == 0:
-        _delete_month(pipeline, TABLES[kind], month)
-    _ensure_month_index(pipeline, TABLES[kind])
+    try:
+        if counter["rows"] == 0:
+            partitions.drop_month(wh, table, month)
+        else:
+            partitions.swap_in_month(wh, table, month)
+    except psycopg.Error as exc:
+        raise FileLoadError(f"{path.name}: loaded, but swapping in the {month} partition failed: {exc}") from exc
     return counter["rows"], (info.loads_ids[-1] if info.loads_ids else None)
 
 
@@ -160,24 +170,6 @@ def load_rows(
         pipeline.abort_packages()
         raise FileLoadError(_root_message(exc, file)) from exc
     return info.loads_ids[-1] if info.loads_ids else None
-
-
-def _ensure_month_index(pipeline: dlt.Pipeline, table: str) -> None:
-    # The month replace (delete-insert), the quality gate and dbt all filter on source_month.
-    with pipeline.sql_client() as client:
-        if client.has_dataset():
-            qualified = client.make_qualified_table_name(table)
-            client.execute_sql(f"create index if not exists {table}_source_month_idx on {qualified} (source_month)")
-
-
-def _delete_month(pipeline: dlt.Pipeline, table: str, month: str) -> None:
-    with pipeline.sql_client() as client:
-        if client.has_dataset():
-            qualified = client.make_qualified_table_name(table)
-            try:
-                client.execute_sql(f"delete from {qualified} where source_month = %s", month)
-            except Exception:  # noqa: BLE001 - the table does not exist yet: nothing to delete
-                log.debug("no %s to clear for %s", table, month)
 
 
 def _root_message(exc: BaseException, file: str) -> str:

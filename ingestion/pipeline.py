@@ -166,7 +166,7 @@ def _load_trip_month(run: _Run, kind: str, month: str) -> None:
         return
     try:
         path = run.fetch(info)
-        rows, load_id = load_trip_file(run.pipeline, path, kind, month, run.sample, run.progress)
+        rows, load_id = load_trip_file(run.pipeline, run.wh, path, kind, month, run.sample, run.progress)
     except Unpublished as exc:
         run.add(FileResult(name, kind, month, "unpublished", error=str(exc)))
         return
