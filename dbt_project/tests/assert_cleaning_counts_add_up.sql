@@ -1,28 +1,33 @@
 -- For every file month and service, the raw rows equal the kept trips plus the trips each rule removed,
 -- and the kept trips are exactly the rows of int_trips_cleaned. Returns the months and services where they do not.
+-- In `dbt build` it checks the months the build (re)built (macros/trip_months.sql); `dbt test` checks every month.
 with
 
 counts as (
 
     select * from {{ ref('cleaning_rule_counts') }}
+    where {{ tested_months_filter() }}
 
 ),
 
 yellow_trips as (
 
     select * from {{ ref('stg_tlc__yellow_trips') }}
+    where {{ tested_months_filter() }}
 
 ),
 
 fhvhv_trips as (
 
     select * from {{ ref('stg_tlc__fhvhv_trips') }}
+    where {{ tested_months_filter() }}
 
 ),
 
 cleaned as (
 
     select * from {{ ref('int_trips_cleaned') }}
+    where {{ tested_months_filter() }}
 
 ),
 

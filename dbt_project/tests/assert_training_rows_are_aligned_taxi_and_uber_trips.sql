@@ -1,17 +1,20 @@
 -- ml_fare_training holds every taxi and Uber trip of fct_trips (counted per month and service), and only from
--- aligned months. Returns the months and services where that does not hold.
+-- aligned months. Returns the months and services where that does not hold. In `dbt build` it checks the months the
+-- build (re)built (macros/trip_months.sql); `dbt test` checks every month.
 {%- set services = var('training_services') %}
 with
 
 training as (
 
     select * from {{ ref('ml_fare_training') }}
+    where {{ tested_months_filter() }}
 
 ),
 
 trips as (
 
     select * from {{ ref('fct_trips') }}
+    where {{ tested_months_filter() }}
 
 ),
 

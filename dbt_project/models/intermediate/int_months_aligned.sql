@@ -1,20 +1,20 @@
 -- The time-alignment window: a month is comparable only when both taxi and Uber have cleaned trips in it.
 with
 
-trips as (
+months as (
 
-    select * from {{ ref('int_trips_cleaned') }}
+    select * from {{ ref('int_months_summarised') }}
 
 ),
 
-months as (
+counted as (
 
     select
         source_month,
-        count(*) filter (where service = 'taxi') as taxi_trips,
-        count(*) filter (where service = 'uber') as uber_trips
+        coalesce(sum(kept_trips) filter (where service = 'taxi'), 0) as taxi_trips,
+        coalesce(sum(kept_trips) filter (where service = 'uber'), 0) as uber_trips
 
-    from trips
+    from months
     group by source_month
 
 ),
@@ -24,11 +24,11 @@ final as (
     select
         source_month,
         to_date(source_month, 'YYYY-MM') as month_start_on,
-        taxi_trips,
-        uber_trips,
+        taxi_trips::bigint as taxi_trips,
+        uber_trips::bigint as uber_trips,
         taxi_trips > 0 and uber_trips > 0 as is_aligned
 
-    from months
+    from counted
 
 )
 

@@ -1,24 +1,38 @@
--- Typical distance and duration of each pickup -> dropoff zone pair over the aligned, cleaned trips of every service:
--- what a quote can know about a trip before it happens.
+-- Typical distance and duration of each pickup -> dropoff zone pair over the newest aligned months
+-- (var zone_pair_months): what a quote can know about a trip before it happens. The typical value is the
+-- trip-weighted mean of the monthly medians, so a night with one new month reads month-level rows only.
 with
 
-aligned_trips as (
+pair_months as (
 
-    select * from {{ ref('int_trips_aligned') }}
+    select * from {{ ref('int_zone_pair_months') }}
+
+),
+
+window_months as (
+
+    select distinct source_month
+    from pair_months
+    order by source_month desc
+    limit {{ var('zone_pair_months') }}
 
 ),
 
 final as (
 
     select
-        pickup_zone_id,
-        dropoff_zone_id,
-        count(*) as zone_pair_trips,
-        percentile_cont(0.5) within group (order by trip_miles) as typical_trip_miles,
-        percentile_cont(0.5) within group (order by duration_minutes) as typical_duration_minutes
+        pair_months.pickup_zone_id,
+        pair_months.dropoff_zone_id,
+        sum(pair_months.zone_pair_trips)::bigint as zone_pair_trips,
+        (sum(pair_months.median_trip_miles * pair_months.zone_pair_trips)
+            / sum(pair_months.zone_pair_trips))::double precision as typical_trip_miles,
+        (sum(pair_months.median_duration_minutes * pair_months.zone_pair_trips)
+            / sum(pair_months.zone_pair_trips))::double precision as typical_duration_minutes
 
-    from aligned_trips
-    group by pickup_zone_id, dropoff_zone_id
+    from pair_months
+    inner join window_months
+        on pair_months.source_month = window_months.source_month
+    group by pair_months.pickup_zone_id, pair_months.dropoff_zone_id
 
 )
 

@@ -1,28 +1,12 @@
 -- How many trips each cleaning rule removed (and flagged), per file month and service.
 -- A removed trip counts once, against the first rule it fails, so raw_trips = kept_trips + sum(trips_removed).
+-- Built from the per-month summary (int_months_summarised), which is incremental by month.
 {%- set rules = outlier_rules() %}
 with
 
-flagged as (
-
-    select * from {{ ref('int_trips_flagged') }}
-
-),
-
 counted as (
 
-    select
-        source_month,
-        service,
-        count(*) as raw_trips,
-        count(*) filter (where removal_rule is null) as kept_trips,
-        {%- for rule in rules %}
-        count(*) filter (where is_{{ rule.name }}) as flagged_{{ rule.name }},
-        count(*) filter (where removal_rule = '{{ rule.name }}') as removed_{{ rule.name }}{{ "," if not loop.last }}
-        {%- endfor %}
-
-    from flagged
-    group by source_month, service
+    select * from {{ ref('int_months_summarised') }}
 
 ),
 

@@ -1,9 +1,11 @@
 -- The cleaned trips of the aligned months, every service, with the features analysts slice by.
+-- Incremental by file month: a new or reloaded month replaces only its own rows.
 with
 
 aligned_trips as (
 
     select * from {{ ref('int_trips_aligned') }}
+    where {{ trip_months_filter() }}
 
 ),
 

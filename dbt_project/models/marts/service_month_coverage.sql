@@ -1,9 +1,9 @@
 -- What each service's cleaned data actually covers in each file month, and whether the month is in the aligned window.
 with
 
-trips as (
+months as (
 
-    select * from {{ ref('int_trips_cleaned') }}
+    select * from {{ ref('int_months_summarised') }}
 
 ),
 
@@ -18,14 +18,14 @@ covered as (
     select
         source_month,
         service,
-        count(*) as trips,
-        min(pickup_at) as first_pickup_at,
-        max(pickup_at) as last_pickup_at,
-        count(distinct pickup_at::date) as days_covered,
-        count(distinct date_trunc('hour', pickup_at)) as hours_covered
+        kept_trips as trips,
+        first_pickup_at,
+        last_pickup_at,
+        days_covered,
+        hours_covered
 
-    from trips
-    group by source_month, service
+    from months
+    where kept_trips > 0
 
 ),
 

@@ -1,9 +1,11 @@
--- What a trip from one zone to another costs, by pickup hour and service: medians and percentiles of the rider fare.
+-- What a trip from one zone to another costs, by file month, pickup hour and service: medians and percentiles of the
+-- rider fare. Incremental by month (a month's percentiles never change when another month arrives).
 with
 
 trips as (
 
     select * from {{ ref('fct_trips') }}
+    where {{ trip_months_filter() }}
 
 ),
 
@@ -16,6 +18,7 @@ zones as (
 summarised as (
 
     select
+        source_month,
         service,
         pickup_zone_id,
         dropoff_zone_id,
@@ -28,13 +31,14 @@ summarised as (
         percentile_cont(0.5) within group (order by duration_minutes) as median_duration_minutes
 
     from trips
-    group by service, pickup_zone_id, dropoff_zone_id, pickup_hour
+    group by source_month, service, pickup_zone_id, dropoff_zone_id, pickup_hour
 
 ),
 
 final as (
 
     select
+        summarised.source_month::text as source_month,
         summarised.service::text as service,
         summarised.pickup_zone_id::integer as pickup_zone_id,
         pickup_zones.zone_name::text as pickup_zone_name,

@@ -1,0 +1,169 @@
+"""Benchmark: the whole chain on real-size months (3M yellow + 20M HVFHV each), then a second month on top.
+
+Each stage runs in its own child process, so its time and peak memory (the child and what it waited for, dbt
+included) are its own; the database size is read after each month. The reference is the first month, measured in
+the same run: the second month's figure / the first's is the nightly cost growth with history (target <= 1.25x).
+
+    python bench/chain.py                                  # real size: 3M + 20M rows per month, two months
+    python bench/chain.py --yellow 200000 --fhvhv 1000000  # a quick look at the shape
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHUNK = 1_000_000
+STAGES = ("ingest", "transform", "validate", "train")
+TARGETS = {"whole_s": 15 * 60, "db_gb": 10.0, "train_peak_gb": 4.0, "ratio": 1.25}
+
+
+def write_month(dest: Path, kind: str, month: str, rows: int) -> Path:
+    """A synthetic TLC file of `rows` trips, generated in chunks so even 20M rows never sit in memory at once."""
+    import pyarrow.parquet as pq
+
+    from fares.ingestion.synthetic_trips import make_fhvhv_month, make_yellow_month
+
+    path = dest / f"{kind}_tripdata_{month}.parquet"
+    stamp = path.with_name(f".{path.name}.{rows}")
+    if path.exists() and stamp.exists():
+        return path
+    make = make_yellow_month if kind == "yellow" else make_fhvhv_month
+    tmp = path.with_name(f".{path.name}.part")
+    writer = None
+    for i, start in enumerate(range(0, rows, CHUNK)):
+        table = make(month, min(CHUNK, rows - start), seed=7919 * (i + 1))
+        writer = writer or pq.ParquetWriter(tmp, table.schema)
+        writer.write_table(table, row_group_size=250_000)
+    assert writer is not None
+    writer.close()
+    tmp.replace(path)
+    stamp.touch()
+    return path
+
+
+def _settings(data_dir: Path):  # noqa: ANN202 - Settings, imported lazily
+    from fares.settings import get_settings
+
+    return get_settings().model_copy(update={"data_dir": data_dir, "db_name": "bench_chain", "sample": None})
+
+
+def run_stage(stage: str, data_dir: Path, source: Path, month: str) -> None:
+    """One stage of the chain for `month`, in this process (called in a child by `_measure`)."""
+    from fares import scheduler
+    from fares.warehouse import get_warehouse
+
+    settings = _settings(data_dir)
+    wh = get_warehouse(settings)
+    if stage == "ingest":
+        scheduler.run_ingest(settings, wh, source=str(source), months=[month])
+    elif stage == "transform":
+        scheduler.run_transform(settings, wh)
+    elif stage == "validate":
+        scheduler.run_validate(settings, wh)
+    elif stage == "train":
+        outcome = scheduler.run_train(settings, wh)
+        scheduler.run_publish(settings, outcome)
+        print(json.dumps({"n_train": outcome.metrics.get("n_train"), "mae": outcome.metrics.get("model_mae")}))
+
+
+def _measure(stage: str, data_dir: Path, source: Path, month: str) -> dict[str, float]:
+    started = time.perf_counter()
+    cmd = [sys.executable, __file__, "--stage", stage, "--data-dir", str(data_dir), "--source", str(source)]
+    proc = subprocess.run([*cmd, "--month", month], capture_output=True, text=True, check=False)  # noqa: S603
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"{stage} {month} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    peak = json.loads(proc.stdout.strip().splitlines()[-1])["peak_mb"]
+    extra = [line for line in proc.stdout.splitlines() if line.startswith("{") and "n_train" in line]
+    if extra:
+        print(f"    train: {extra[-1]}", flush=True)
+    return {"s": seconds, "peak_mb": peak}
+
+
+def _db_bytes(data_dir: Path) -> int:
+    from fares.warehouse import get_warehouse
+
+    with get_warehouse(_settings(data_dir)).connect() as conn:
+        return int(conn.execute("select pg_database_size(current_database())").fetchone()[0])
+
+
+def _reset(data_dir: Path) -> None:
+    import shutil
+
+    from fares.warehouse import get_warehouse
+
+    wh = get_warehouse(_settings(data_dir))
+    with wh.connect(autocommit=True) as conn:
+        for schema in ("raw", "staging", "intermediate", "marts", "ops", "fares_ingest"):
+            conn.execute(f"drop schema if exists {schema} cascade")
+    shutil.rmtree(data_dir / "models", ignore_errors=True)
+    shutil.rmtree(data_dir / "dlt", ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--yellow", type=int, default=3_000_000, help="yellow trips per month")
+    parser.add_argument("--fhvhv", type=int, default=20_000_000, help="HVFHV trips per month")
+    parser.add_argument("--months", default="2024-01,2024-02", help="comma-separated months, loaded one per round")
+    parser.add_argument("--data-dir", type=Path, default=Path(".data/bench-chain"))
+    parser.add_argument("--source", type=Path, default=None, help="mirror folder (default DATA_DIR/mirror)")
+    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--month", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data_dir = args.data_dir.resolve()
+    source = (args.source or data_dir / "mirror").resolve()
+    if args.stage:  # a child: run one stage and report its peak memory
+        run_stage(args.stage, data_dir, source, args.month)
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        print(json.dumps({"peak_mb": max(own, kids) / 1024}))
+        return 0
+
+    from fares.ingestion.synthetic import write_zone_lookup, write_zone_shapes
+
+    months = args.months.split(",")
+    source.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    write_zone_lookup(source), write_zone_shapes(source)
+    for month in months:
+        write_month(source, "yellow", month, args.yellow)
+        write_month(source, "fhvhv", month, args.fhvhv)
+    print(f"mirror: {len(months)} month(s) of {args.yellow:,} yellow + {args.fhvhv:,} HVFHV trips in {source} "
+          f"({time.perf_counter() - t0:.0f} s to write)", flush=True)
+    _reset(data_dir)
+    rounds = []
+    for month in months:
+        print(f"== month {month} (history: {len(rounds)} month(s) before it)", flush=True)
+        figures = {}
+        for stage in STAGES:
+            figures[stage] = _measure(stage, data_dir, source, month)
+            print(f"  {stage:<10} {figures[stage]['s']:8.1f} s   peak {figures[stage]['peak_mb']:8.0f} MB", flush=True)
+        figures["whole"] = {"s": sum(f["s"] for f in figures.values()), "peak_mb": 0.0}
+        figures["db_gb"] = {"s": _db_bytes(data_dir) / 1e9, "peak_mb": 0.0}
+        print(f"  {'whole run':<10} {figures['whole']['s']:8.1f} s   database {figures['db_gb']['s']:.2f} GB", flush=True)
+        rounds.append(figures)
+    first = rounds[0]
+    print(f"\nreal-size chain, {args.yellow:,} yellow + {args.fhvhv:,} HVFHV trips per month")
+    print(f"first month: whole run {first['whole']['s']:.0f} s (target < {TARGETS['whole_s']} s), database "
+          f"{first['db_gb']['s']:.2f} GB (target < {TARGETS['db_gb']} GB)")
+    for later in rounds[1:]:
+        print("second month / first month (target <= 1.25x):")
+        for stage in (*STAGES, "whole"):
+            print(f"  {stage:<10} {later[stage]['s']:8.1f} s / {first[stage]['s']:8.1f} s = "
+                  f"{later[stage]['s'] / first[stage]['s']:.2f}x")
+        print(f"  train peak memory with {len(rounds)} months loaded: {later['train']['peak_mb'] / 1024:.2f} GB "
+              f"(target < {TARGETS['train_peak_gb']} GB); database {later['db_gb']['s']:.2f} GB")
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "chain.json").write_text(json.dumps({"yellow": args.yellow, "fhvhv": args.fhvhv, "rounds": rounds}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
