@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(
         default=0.0, ge=0, description="A new model may be this much worse (MAE $) and still win."
     )
+    train_months: int = Field(default=3, ge=1, description="Newest aligned months the training sample is drawn from.")
+    train_rows_per_month: int = Field(
+        default=300_000, ge=100, description="At most this many training trips per service and month (a hash sample)."
+    )
+    train_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="OpenMP threads for the fit; unset uses the cores the machine's load leaves free.",
+    )
 
     # API.
     api_host: str = "127.0.0.1"

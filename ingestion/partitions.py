@@ -161,15 +161,38 @@ def drop_month(wh: Warehouse, table: str, month: str) -> None:
 def month_partitions(wh: Warehouse, table: str) -> dict[str, str]:
     """The months of raw.<table> and their partition names (empty when the table is missing or unpartitioned)."""
     with wh.connect() as conn:
-        rows = conn.execute(
-            "select child.relname, pg_get_expr(child.relpartbound, child.oid) from pg_inherits i"
-            " join pg_class parent on parent.oid = i.inhparent join pg_class child on child.oid = i.inhrelid"
-            " join pg_namespace n on n.oid = parent.relnamespace where n.nspname = %s and parent.relname = %s",
-            (SCHEMA, table),
-        ).fetchall()
+        return _month_partitions(conn, table)
+
+
+def _month_partitions(conn: psycopg.Connection, table: str) -> dict[str, str]:
+    rows = conn.execute(
+        "select child.relname, pg_get_expr(child.relpartbound, child.oid) from pg_inherits i"
+        " join pg_class parent on parent.oid = i.inhparent join pg_class child on child.oid = i.inhrelid"
+        " join pg_namespace n on n.oid = parent.relnamespace where n.nspname = %s and parent.relname = %s",
+        (SCHEMA, table),
+    ).fetchall()
     found = {}
     for name, bound in rows:
         match = re.search(r"'(\d{4}-\d{2})'", bound or "")
         if match:
             found[match.group(1)] = name
     return found
+
+
+def month_loads(conn: psycopg.Connection, table: str) -> dict[str, str] | None:
+    """{month: dlt load id} of raw.<table>'s partitions, read from one row of each (every partition is one load);
+    None when the table is not partitioned (an older layout), so the caller falls back to scanning it."""
+    if _relkind(conn, table) != "p":
+        return None
+    loads = {}
+    for month, part in sorted(_month_partitions(conn, table).items()):
+        row = conn.execute(sql.SQL("select _dlt_load_id from {} limit 1").format(_ident(part))).fetchone()
+        if row is not None:
+            loads[month] = str(row[0] or "")
+    return loads
+
+
+def count_month(conn: psycopg.Connection, table: str, month: str) -> int:
+    """Rows of `month` in raw.<table> (its partition alone)."""
+    row = conn.execute(sql.SQL("select count(*) from {}").format(_ident(partition_table(table, month)))).fetchone()
+    return int(row[0]) if row else 0

@@ -16,6 +16,7 @@ from fares.ml import SERVICES, RegistryError, TrainingDataError
 from fares.ml.features import FEATURE_NAMES, ZoneTable, build_features, build_pair_stats, build_zone_table
 from fares.ml.predict import FareModel, ServiceModel
 from fares.ml.registry import Registry, code_version
+from fares.ml.sample import fit_threads, load_training_sample
 
 if TYPE_CHECKING:
     from fares.settings import Settings
@@ -199,50 +200,6 @@ def fingerprint(training: pd.DataFrame) -> str:
     return hashlib.sha256(hashes.tobytes()).hexdigest()
 
 
-_TRAINING_SQL = """select trip_id, service, pickup_at, pickup_zone_id, dropoff_zone_id, trip_miles, duration_minutes,
-       rider_fare from marts.ml_fare_training"""
-_ZONES_SQL = (
-    "select "
-    + ", ".join(
-        [
-            "zone_id",
-            "borough",
-            "zone_name",
-            "service_zone",
-            "centroid_lat",
-            "centroid_lon",
-            "geometry_wkt",
-            "is_airport",
-        ]
-    )
-    + " from marts.dim_zones order by zone_id"
-)
-
-
-def load_training_data(wh: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read marts.ml_fare_training (COPY as CSV: fast for a million rows) and marts.dim_zones."""
-    import io
-
-    with wh.connect() as conn:
-        for table in ("marts.ml_fare_training", "marts.dim_zones"):
-            if conn.execute("select to_regclass(%s)", (table,)).fetchone()[0] is None:
-                raise TrainingDataError(f"{table} does not exist: run the transform stage (dbt build) first")
-        buf = io.BytesIO()
-        with conn.cursor().copy(f"copy ({_TRAINING_SQL}) to stdout with (format csv, header)") as copy:
-            for chunk in copy:
-                buf.write(chunk)
-        cur = conn.execute(_ZONES_SQL)
-        zones = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
-    buf.seek(0)
-    training = pd.read_csv(
-        buf, dtype={"trip_id": str, "service": str, "pickup_zone_id": "int64", "dropoff_zone_id": "int64"}
-    )
-    training["pickup_at"] = pd.to_datetime(training["pickup_at"], format="ISO8601")
-    zones["zone_id"] = zones["zone_id"].astype("int64")
-    zones["is_airport"] = zones["is_airport"].fillna(False).astype(bool)
-    return training, zones
-
-
 def _score_current(registry: Registry, holdout: pd.DataFrame) -> tuple[str | None, float | None]:
     """The current model's MAE score on this run's holdout (its stored score if it cannot predict these rows)."""
     from fares.ml.evaluate import score
@@ -305,7 +262,10 @@ def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
 def train_models(
     settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None, publish: bool = True
 ) -> TrainOutcome:
-    """The train stage: mart -> holdout split -> fit -> judge vs baseline -> save -> promote if not worse.
+    """The train stage: bounded mart sample -> holdout split -> fit -> judge vs baseline -> save -> promote if not worse.
+
+    The sample is the newest `settings.train_months` aligned months, at most `settings.train_rows_per_month` trips
+    per service and month (ml/sample.py), so memory and time do not grow with the history loaded.
 
     With publish=False the model is registered and judged but CURRENT is left alone: `promoted` then says it should
     become current, and the caller's publish step (the scheduler's) moves the pointer.
@@ -316,7 +276,7 @@ def train_models(
     from fares.ml.report import render_report
 
     started = time.perf_counter()
-    training, zones = load_training_data(wh)
+    training, zones, parts = load_training_sample(settings, wh)
     check_training(training)
     loaded = time.perf_counter()
     registry = Registry(settings.models_dir)
@@ -324,7 +284,7 @@ def train_models(
     if params is None and (same := _current_if_unchanged(registry, fp)):
         return same
     train, holdout = split_holdout(training)
-    model = fit_fare_model(train, zones, params)
+    model = fit_fare_model(train, zones, params, n_threads=fit_threads(settings))
     fitted = time.perf_counter()
     metrics, detail = evaluate_holdout(model, BaselineModel.fit(train, model.zone_table), holdout)
     promote, previous, previous_mae, reason = _decide_promotion(
@@ -335,6 +295,11 @@ def train_models(
         {
             "n_train": {s: int(n) for s, n in train.service.value_counts().items()},
             "holdout_window": windows,
+            "sample": {
+                "months": settings.train_months,
+                "rows_per_service_and_month": settings.train_rows_per_month,
+                "strata": [vars(p) for p in parts],
+            },
             "promotion": {
                 "previous_version": previous,
                 "previous_mae": previous_mae,
@@ -351,6 +316,9 @@ def train_models(
         "training window": f"{model.trained_from} .. {model.trained_to}",
         "holdout windows": windows,
         "training rows": metrics["n_train"],
+        "sample (month, service: kept of available)": {
+            f"{p.month} {p.service}": f"{p.kept:,} of {p.available:,}" for p in parts
+        },
         "data fingerprint": fp[:16],
         "code version": code_version(),
         "promotion": ("promoted: " if promote else "NOT promoted: ") + reason,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from fares.quality.suites import (
     CRITICAL,
     KINDS,
     KNOWN_ZONE_IDS,
+    SUITE_VERSION,
     TRAINING_TABLE,
     Batch,
     check_month,
@@ -101,19 +102,36 @@ def _zone_ids(conn: Any) -> list[int]:
     return list(KNOWN_ZONE_IDS)
 
 
-def _month_stats(conn: Any, table: str) -> dict[str, tuple[int, str]]:
-    """Rows and newest load id per source_month: one pass over the table."""
-    has_load_id = conn.execute(
-        "select 1 from information_schema.columns where table_schema || '.' || table_name = %s"
-        " and column_name = '_dlt_load_id'",
-        (table,),
-    ).fetchone()
-    load_id = "max(_dlt_load_id)" if has_load_id else "''"
-    rows = conn.execute(
-        f"select source_month, count(*), {load_id} from {table}"  # noqa: S608 - fixed names
-        " where source_month is not null group by source_month order by 1"
-    ).fetchall()
-    return {m: (int(n), str(lid or "")) for m, n, lid in rows}
+class _MonthStats:
+    """Load id of each month of a raw trip table, and its row count on demand.
+
+    On the partitioned layout the load ids come from one row of each month's partition and a count reads that
+    partition alone, so a night with one new month does not scan the history; an unpartitioned table (an older
+    layout) is scanned once for both.
+    """
+
+    def __init__(self, conn: Any, table: str) -> None:
+        from fares.ingestion.partitions import month_loads
+
+        self.conn, self.table = conn, table
+        self.name = table.split(".", 1)[1]
+        self.loads = month_loads(conn, self.name)
+        self.counts: dict[str, int] = {}
+        if self.loads is None:
+            rows = conn.execute(
+                f"select source_month, count(*), max(_dlt_load_id) from {table}"  # noqa: S608 - fixed names
+                " where source_month is not null group by source_month order by 1"
+            ).fetchall()
+            self.loads = {m: str(lid or "") for m, _, lid in rows}
+            self.counts = {m: int(n) for m, n, _ in rows}
+
+    def rows(self, month: str) -> int:
+        """Rows of `month` (counted once)."""
+        if month not in self.counts:
+            from fares.ingestion.partitions import count_month
+
+            self.counts[month] = count_month(self.conn, self.name, month)
+        return self.counts[month]
 
 
 @dataclass
@@ -137,27 +155,35 @@ def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _P
     with wh.connect() as conn:
         zone_ids = _zone_ids(conn)
         present = [k for k in KINDS if _table_exists(conn, k.table)]
-        stats = {k.table: _month_stats(conn, k.table) for k in present}
-    if not present:
-        plan.upfront.append(
-            _missing(
-                "raw", "-", "trip_tables_exist", "raw.yellow_trips or raw.fhvhv_trips exists (run `fares ingest` first)"
+        if not present:
+            plan.upfront.append(
+                _missing(
+                    "raw",
+                    "-",
+                    "trip_tables_exist",
+                    "raw.yellow_trips or raw.fhvhv_trips exists (run `fares ingest` first)",
+                )
             )
-        )
-    for kind in present:
-        counts = stats[kind.table]
-        for month in sorted(set(months or counts)):
-            if month not in counts:
-                continue
-            earlier = [m for m in counts if m < month]
-            previous = (max(earlier), counts[max(earlier)][0]) if earlier else None
-            version = f"rows={counts[month][0]}|load={counts[month][1]}"
-            batch = raw_batch(kind, month, zone_ids, previous, settings.row_count_band, version)
-            covered.add(month)
-            if (batch.table, batch.label, batch.fingerprint) in passed:
-                plan.unchanged.append(f"{batch.table} {month}")
-                continue
-            plan.batches.append(batch)
+        for kind in present:
+            stats = _MonthStats(conn, kind.table)
+            loads = stats.loads or {}
+            for month in sorted(set(months or loads)):
+                if month not in loads:
+                    continue
+                earlier = [m for m in loads if m < month]
+                prev = max(earlier) if earlier else None
+                covered.add(month)
+                # What identifies the month's data: its load (one load per partition) and its neighbour's.
+                fingerprint = (
+                    f"v{SUITE_VERSION}|load={loads[month]}|prev={prev}:{loads.get(prev or '', '')}"
+                    f"|band={settings.row_count_band}|zones={len(zone_ids)}"
+                )
+                if (kind.table, month, fingerprint) in passed:
+                    plan.unchanged.append(f"{kind.table} {month}")
+                    continue
+                previous = (prev, stats.rows(prev)) if prev else None
+                batch = raw_batch(kind, month, zone_ids, previous, settings.row_count_band, f"load={loads[month]}")
+                plan.batches.append(replace(batch, fingerprint=fingerprint))
     for month in sorted(set(months or [])) if present else []:
         if month not in covered:
             plan.upfront.append(_missing("raw", month, "month_loaded", f"trips of {month} are loaded"))
@@ -165,17 +191,59 @@ def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _P
     return plan
 
 
+def _built_months(conn: Any) -> dict[str, str]:
+    """{aligned month in the training mart: the raw load its last complete dbt build came from} (month-level tables
+    only: the mart itself is never scanned to find its months)."""
+    months = (
+        {
+            r[0]: ""
+            for r in conn.execute(
+                "select distinct source_month from marts.service_month_coverage where is_aligned order by 1"
+            )
+        }
+        if _table_exists(conn, "marts.service_month_coverage")
+        else {}
+    )
+    if months and _table_exists(conn, "intermediate.trip_month_builds"):
+        for month, load in conn.execute(
+            "select source_month, max(raw_load_id) from intermediate.trip_month_builds where built group by 1"
+        ):
+            if month in months:
+                months[month] = str(load or "")
+    return months
+
+
 def _training_plan(wh: Warehouse, months: list[str] | None) -> _Plan:
-    """The training-mart batches, or a failure when the mart does not exist."""
+    """The training-mart batches, or a failure when the mart does not exist.
+
+    With `months` None, each aligned month is validated once per build of it: a month whose data (the raw load its
+    build came from) and suite did not change since it last passed is not validated again.
+    """
     with wh.connect() as conn:
         if not _table_exists(conn, TRAINING_TABLE):
             return _Plan(
                 upfront=[_missing(TRAINING_TABLE, "-", "table_exists", f"{TRAINING_TABLE} exists (run dbt first)")]
             )
-        covered = [r[0] for r in conn.execute(f"select distinct source_month from {TRAINING_TABLE} order by 1")]  # noqa: S608 - fixed name
-    if months:
-        covered = [m for m in covered if m in set(months)]
-    return _Plan(batches=training_batches(months), covered=covered)
+        if months:
+            present = conn.execute(
+                f"select distinct source_month from {TRAINING_TABLE} where source_month = any(%s) order by 1",  # noqa: S608
+                (months,),
+            ).fetchall()
+            return _Plan(batches=training_batches(months), covered=[r[0] for r in present])
+        built = _built_months(conn)
+    if not built:
+        return _Plan(batches=training_batches(None), covered=[])
+    plan = _Plan(covered=sorted(built))
+    passed = passed_fingerprints(wh, "training")
+    for month, load in sorted(built.items()):
+        fingerprint = f"v{SUITE_VERSION}|{month}|load={load}"
+        if load and (TRAINING_TABLE, month, fingerprint) in passed:
+            plan.unchanged.append(f"{TRAINING_TABLE} {month}")
+            continue
+        for batch in training_batches([month]):
+            label = month if batch.label == "all" else f"{month} {batch.label}"
+            plan.batches.append(replace(batch, label=label, fingerprint=fingerprint))
+    return plan
 
 
 def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[str] | None = None) -> ValidationReport:

@@ -137,9 +137,12 @@ create table marts.dim_zones as select 4 as zone_id, 'Manhattan'::text as boroug
     'Yellow Zone'::text as service_zone, 40.72::float8 as centroid_lat, -73.98::float8 as centroid_lon,
     null::text as geometry_wkt, false as is_airport;
 create table marts.ml_fare_training as select 'taxi-' || i as trip_id, 'taxi'::text as service,
+    '2024-01'::text as source_month,
     timestamp '2024-01-01' + i * interval '1 hour' as pickup_at, 4 as pickup_zone_id, 4 as dropoff_zone_id,
     1.0::float8 as trip_miles, 6.0::float8 as duration_minutes, 9.5::float8 as rider_fare
     from generate_series(1, 50) as i;
+create table marts.service_month_coverage as select source_month, service, count(*) as trips, true as is_aligned
+    from marts.ml_fare_training group by 1, 2;
 """
 
 
@@ -183,3 +186,24 @@ def test_in_the_chain_only_publish_moves_current(tlc_trained: Trained, tmp_path:
     assert registry.current_version() is None, "a run stopped after training must not have changed the model in service"
     assert run_publish(settings, outcome) == {"model_version": outcome.version, "published": True}
     assert registry.current_version() == outcome.version
+
+
+def test_training_reads_a_bounded_deterministic_sample_of_the_newest_months(
+    synthetic_built: Built, tmp_path: Path
+) -> None:
+    from fares.ml.sample import load_training_sample
+
+    settings = settings_for(synthetic_built.wh, tmp_path / "data", train_months=1, train_rows_per_month=700)
+    training, zones, parts = load_training_sample(settings, synthetic_built.wh)
+    assert set(training["pickup_at"].dt.strftime("%Y-%m")) == {"2024-02"}  # the newest aligned month only
+    counts = training.groupby("service").size().to_dict()
+    assert set(counts) == {"taxi", "uber"} and all(600 <= n <= 700 for n in counts.values()), counts
+    assert {(p.month, p.service) for p in parts} == {("2024-02", "taxi"), ("2024-02", "uber")}
+    assert all(p.available > 700 and p.kept == counts[p.service] for p in parts)
+    assert len(zones) == 265
+    again, _, _ = load_training_sample(settings, synthetic_built.wh)
+    assert sorted(again["trip_id"]) == sorted(training["trip_id"])  # the same trips every run
+
+    everything = settings_for(synthetic_built.wh, tmp_path / "data", train_months=5, train_rows_per_month=10**6)
+    full, _, _ = load_training_sample(everything, synthetic_built.wh)
+    assert len(full) == synthetic_built.rows("select count(*) from marts.ml_fare_training")[0][0]
