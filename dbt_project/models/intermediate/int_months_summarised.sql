@@ -1,6 +1,8 @@
 -- One row per file month and service: raw trips, what each cleaning rule flagged and removed, and what the kept
 -- trips cover in time. Incremental by month; the month-level marts (cleaning_rule_counts, int_months_aligned,
 -- service_month_coverage) are built from it, so they stay exact without reading every trip of history.
+-- Two steps: counts per clock hour in one hash-aggregated pass over the trips, then per month from those few rows
+-- (no distinct-count sort over millions of trips).
 {%- set rules = outlier_rules() %}
 with
 
@@ -11,23 +13,43 @@ flagged as (
 
 ),
 
+hourly as (
+
+    select
+        source_month,
+        service,
+        date_trunc('hour', pickup_at) as pickup_hour_at,
+        count(*) as raw_trips,
+        count(*) filter (where removal_rule is null) as kept_trips,
+        {%- for rule in rules %}
+        count(*) filter (where is_{{ rule.name }}) as flagged_{{ rule.name }},
+        count(*) filter (where removal_rule = '{{ rule.name }}') as removed_{{ rule.name }},
+        {%- endfor %}
+        min(pickup_at) filter (where removal_rule is null) as first_pickup_at,
+        max(pickup_at) filter (where removal_rule is null) as last_pickup_at
+
+    from flagged
+    group by source_month, service, date_trunc('hour', pickup_at)
+
+),
+
 final as (
 
     select
         source_month::text as source_month,
         service::text as service,
-        count(*)::bigint as raw_trips,
-        (count(*) filter (where removal_rule is null))::bigint as kept_trips,
+        sum(raw_trips)::bigint as raw_trips,
+        sum(kept_trips)::bigint as kept_trips,
         {%- for rule in rules %}
-        (count(*) filter (where is_{{ rule.name }}))::bigint as flagged_{{ rule.name }},
-        (count(*) filter (where removal_rule = '{{ rule.name }}'))::bigint as removed_{{ rule.name }},
+        sum(flagged_{{ rule.name }})::bigint as flagged_{{ rule.name }},
+        sum(removed_{{ rule.name }})::bigint as removed_{{ rule.name }},
         {%- endfor %}
-        min(pickup_at) filter (where removal_rule is null) as first_pickup_at,
-        max(pickup_at) filter (where removal_rule is null) as last_pickup_at,
-        (count(distinct pickup_at::date) filter (where removal_rule is null))::integer as days_covered,
-        (count(distinct date_trunc('hour', pickup_at)) filter (where removal_rule is null))::integer as hours_covered
+        min(first_pickup_at) as first_pickup_at,
+        max(last_pickup_at) as last_pickup_at,
+        (count(distinct pickup_hour_at::date) filter (where kept_trips > 0))::integer as days_covered,
+        (count(*) filter (where kept_trips > 0))::integer as hours_covered
 
-    from flagged
+    from hourly
     group by source_month, service
 
 )
