@@ -256,7 +256,8 @@ def _demo_source(args: argparse.Namespace, settings: Settings) -> tuple[str, lis
     if not args.synthetic and tlc.startswith(("http://", "https://")):
         print(f"1/3 asking {tlc} for the newest published month of yellow and HVFHV trips")
         try:
-            sampled = write_sampled_month(tlc, settings.data_dir / "demo-tlc-sample")
+            rows = {"yellow": args.tlc_rows // 3, "fhvhv": args.tlc_rows - args.tlc_rows // 3}
+            sampled = write_sampled_month(tlc, settings.data_dir / "demo-tlc-sample", rows)
         except SampleUnavailable as exc:
             print(f"    offline: the TLC is not reachable ({exc}); using the synthetic mirror instead")
         else:
@@ -358,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--once", action="store_true", help="exit after the first successful quote")
     sp.add_argument("--synthetic", action="store_true", help="use the synthetic mirror without asking the TLC")
     sp.add_argument("--rows", type=int, default=20_000, help="trips per synthetic file")
+    sp.add_argument(
+        "--tlc-rows", type=int, default=300_000, help="trips sampled from the TLC month (1/3 yellow, 2/3 HVFHV)"
+    )
     sp.set_defaults(func=cmd_demo)
     return p
 

@@ -22,8 +22,9 @@ KINDS = ("yellow", "fhvhv")
 SAMPLE_ROWS = {"yellow": 100_000, "fhvhv": 200_000}  # a few hundred thousand trips: the whole demo stays in minutes
 MAX_BYTES = {"yellow": 60_000_000, "fhvhv": 90_000_000}  # compressed row-group bytes read per file at most
 LOOKBACK_MONTHS = 8  # the TLC publishes about two months late; look this far back for the newest month
-CONNECT_SECONDS = 3.0  # offline must be known at once: a short connect timeout, no retries
-READ_SECONDS = 30.0
+CONNECT_SECONDS = 3.0  # offline must be known at once: short timeouts for the probe, no retries
+PROBE_SECONDS = 5.0  # a HEAD that has not answered by then (a hung server) counts as offline
+READ_SECONDS = 30.0  # a range read of a row group may take longer
 ZONE_FILES = ("taxi_zone_lookup.csv", "taxi_zones.zip")
 
 
@@ -77,8 +78,10 @@ def _candidates(base: str, name: str) -> list[str]:
 
 def _find(client: httpx.Client, base: str, name: str) -> tuple[str, int] | None:
     """(URL, size) of `name` under `base`, or None when it is not published (403/404)."""
+    import httpx
+
     for url in _candidates(base, name):
-        resp = client.head(url)
+        resp = client.head(url, timeout=httpx.Timeout(PROBE_SECONDS, connect=CONNECT_SECONDS))
         if resp.status_code == 200 and resp.headers.get("content-length"):
             return url, int(resp.headers["content-length"])
         if resp.status_code not in (403, 404):

@@ -74,7 +74,7 @@ def test_refused_connection_is_one_line_at_once(tmp_path: Path) -> None:
 def test_a_server_that_never_answers_times_out_on_the_short_probe(tmp_path: Path, monkeypatch) -> None:
     from fares.ingestion import tlc_sample
 
-    monkeypatch.setattr(tlc_sample, "READ_SECONDS", 0.5)
+    monkeypatch.setattr(tlc_sample, "PROBE_SECONDS", 0.5)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)  # accepts connections (the kernel does) but never answers a byte
