@@ -43,7 +43,7 @@ class RangeServer:
             def _record(self, status: int, rng: str | None, sent: int) -> None:
                 server.log.append(Served(self.command, self.path.rsplit("/", 1)[-1], status, rng, sent))
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 path = self._file()
                 if path is None:
                     self._record(403, None, 0)
@@ -55,7 +55,7 @@ class RangeServer:
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self._file()
                 if path is None:
                     self._record(404, None, 0)

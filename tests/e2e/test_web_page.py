@@ -176,7 +176,9 @@ def test_a_person_clicks_two_zones_on_the_map_and_sees_fares_and_the_choropleth(
     taxi, uber = (float(browser.find_element("id", f"{s}-fare").text[1:]) for s in ("taxi", "uber"))
     verdict = browser.find_element("id", "verdict").text
     assert verdict.startswith("The yellow taxi is cheaper" if taxi <= uber else "Uber is cheaper"), verdict
-    assert re.fullmatch(r"How sure: \d+% that (the taxi|Uber) is cheaper \(.+\)", browser.find_element("id", "confidence").text)
+    assert re.fullmatch(
+        r"How sure: \d+% that (the taxi|Uber) is cheaper \(.+\)", browser.find_element("id", "confidence").text
+    )
     for service in ("taxi", "uber"):  # each band is drawn: a bar from low to high and a mark at the fare
         bar = browser.find_element("css selector", f"#{service}-band i")
         assert bar.size["width"] > 5 and browser.find_element("css selector", f"#{service}-band b").is_displayed()
@@ -215,4 +217,4 @@ def test_the_page_makes_no_request_outside_the_server(browser, base_url: str) ->
     _map_ready(browser, base_url, DESKTOP)
     _click_zone(browser, 132)
     urls = browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
-    assert urls and all(u.startswith(base_url) or u.startswith("data:") for u in urls), urls
+    assert urls and all(u.startswith((base_url, "data:")) for u in urls), urls
