@@ -4,11 +4,13 @@ ranged reads and serves quotes that say so; with the server down it falls back t
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from fares.ingestion.months import add_months, current_month
 from fares.ingestion.provenance import SYNTHETIC_KEY
 
 pytestmark = pytest.mark.e2e
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FARES = Path(sys.executable).with_name("fares")
 MONTH = add_months(current_month(), -2)
 FILE_ROWS, GROUP_ROWS, DEMO_ROWS = 60_000, 5_000, 15_000
@@ -49,6 +52,15 @@ def tlc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RangeServer]:
     server.close()
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """The demo's data folder, in the project's own .data (the embedded PostgreSQL runs as another OS user and must
+    traverse every parent: pytest's private temp root, re-locked by any other pytest session, is no place for it)."""
+    path = REPO_ROOT / ".data" / f"e2e-demo-{uuid.uuid4().hex[:8]}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _env(data_dir: Path, source: str, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FARES_", "PYTEST"))}
     env.pop("DATABASE_URL", None)  # the demo's embedded default
@@ -63,9 +75,11 @@ def _stop(proc: subprocess.Popen, env: dict[str, str]) -> None:
     subprocess.run([str(FARES), "db", "stop"], env=env, check=False, capture_output=True)
 
 
-def test_demo_samples_the_newest_month_with_range_requests_and_says_so(tlc: RangeServer, tmp_path: Path) -> None:
+def test_demo_samples_the_newest_month_with_range_requests_and_says_so(
+    tlc: RangeServer, data_dir: Path, tmp_path: Path
+) -> None:
     port = _free_port()
-    env = _env(tmp_path / "data", tlc.url, port)
+    env = _env(data_dir, tlc.url, port)
     log_path = tmp_path / "demo.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
@@ -106,9 +120,9 @@ def test_demo_samples_the_newest_month_with_range_requests_and_says_so(tlc: Rang
         assert tlc.bytes_sent(name) < size * 0.4, (name, tlc.bytes_sent(name), size)  # 3 of 12 row groups + footer
 
 
-def test_with_the_server_down_the_demo_falls_back_to_synthetic_at_once(tmp_path: Path) -> None:
+def test_with_the_server_down_the_demo_falls_back_to_synthetic_at_once(data_dir: Path) -> None:
     down = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
-    env = _env(tmp_path / "data", down, _free_port())
+    env = _env(data_dir, down, _free_port())
     proc = subprocess.Popen(
         [str(FARES), "demo", "--once"],
         env=env,
