@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create/update the virtualenv
 
-demo: $(STAMP) ## synthetic TLC mirror -> embedded PostgreSQL -> dbt -> GX -> models -> API on 127.0.0.1:8000
+demo: $(STAMP) ## newest TLC month sampled with range requests (offline: synthetic mirror) -> embedded PostgreSQL -> dbt -> GX -> models -> API on 127.0.0.1:8000
 	$(BIN)/fares demo
 
 test: $(STAMP) browser ## the whole suite: unit, integration (embedded PostgreSQL and DATABASE_URL), e2e

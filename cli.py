@@ -225,18 +225,14 @@ def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Synthetic mirror -> the whole chain on the embedded defaults -> the API."""
-    from fares.ingestion.synthetic import write_mirror
-
+    """A sample of the TLC's newest month (or, offline, the synthetic mirror) -> the whole chain -> the API."""
     from fares import scheduler
 
     if args.once:
         settings = settings.model_copy(update={"demo_once": True})
-    mirror = settings.data_dir / "demo-tlc"
-    print(f"1/3 writing a synthetic TLC mirror ({', '.join(DEMO_MONTHS)}) to {mirror}")
-    write_mirror(mirror, DEMO_MONTHS, rows_per_month=args.rows, seed=42)
+    source, months = _demo_source(args, settings)
     print("2/3 running the chain: ingest -> dbt build -> validate -> train -> publish")
-    result = scheduler.run_once(settings, source=str(mirror), months=DEMO_MONTHS)
+    result = scheduler.run_once(settings, source=source, months=months)
     if result.get("status") != "succeeded":
         print(format_run(result))
         raise UserError("the demo chain failed; see above")
@@ -245,11 +241,32 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"3/3 serving the API and the web page on {url}/ (Ctrl+C to stop; the embedded PostgreSQL keeps running"
         " until `.venv/bin/fares db stop`)"
     )
-    print(
-        f"    try: curl -s {url}/v1/quotes -H 'content-type: application/json' -d "
-        '\'{"pickup_at": "2025-02-14T18:30:00", "pickup": {"zone": "JFK Airport"}, "dropoff": {"zone_id": 230}}\''
-    )
+    body = f'{{"pickup_at": "{months[-1]}-14T18:30:00", "pickup": {{"zone": "JFK Airport"}}, "dropoff": {{"zone_id": 230}}}}'
+    print(f"    try: curl -s {url}/v1/quotes -H 'content-type: application/json' -d '{body}'")
     return cmd_serve(argparse.Namespace(host=None, port=None), settings)
+
+
+def _demo_source(args: argparse.Namespace, settings: Settings) -> tuple[str, list[str]]:
+    """Where the demo's trips come from: a range-read sample of the TLC's newest month when the TLC answers,
+    else (saying why, in one line) the synthetic mirror."""
+    from fares.ingestion.synthetic import write_mirror
+    from fares.ingestion.tlc_sample import SampleUnavailable, describe, write_sampled_month
+
+    tlc = settings.tlc_source
+    if not args.synthetic and tlc.startswith(("http://", "https://")):
+        print(f"1/3 asking {tlc} for the newest published month of yellow and HVFHV trips")
+        try:
+            rows = {"yellow": args.tlc_rows // 3, "fhvhv": args.tlc_rows - args.tlc_rows // 3}
+            sampled = write_sampled_month(tlc, settings.data_dir / "demo-tlc-sample", rows)
+        except SampleUnavailable as exc:
+            print(f"    offline: the TLC is not reachable ({exc}); using the synthetic mirror instead")
+        else:
+            print(f"    {describe(sampled)}")
+            return str(sampled.folder), [sampled.month]
+    mirror = settings.data_dir / "demo-tlc"
+    print(f"1/3 writing a synthetic TLC mirror ({', '.join(DEMO_MONTHS)}) to {mirror}: quotes will NOT be real fares")
+    write_mirror(mirror, DEMO_MONTHS, rows_per_month=args.rows, seed=42)
+    return str(mirror), DEMO_MONTHS
 
 
 def _serve_folder(folder: Path, port: int) -> int:
@@ -338,9 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rows", type=int, default=20_000, help="trips per file")
     sp.add_argument("--seed", type=int, default=42)
     sp.set_defaults(func=cmd_synth)
-    sp = sub.add_parser("demo", help="synthetic data -> the whole chain -> the API (what `make demo` runs)")
+    sp = sub.add_parser("demo", help="a sample of the newest TLC month -> the whole chain -> the API (`make demo`)")
     sp.add_argument("--once", action="store_true", help="exit after the first successful quote")
-    sp.add_argument("--rows", type=int, default=20_000, help="trips per file")
+    sp.add_argument("--synthetic", action="store_true", help="use the synthetic mirror without asking the TLC")
+    sp.add_argument("--rows", type=int, default=20_000, help="trips per synthetic file")
+    sp.add_argument(
+        "--tlc-rows", type=int, default=300_000, help="trips sampled from the TLC month (1/3 yellow, 2/3 HVFHV)"
+    )
     sp.set_defaults(func=cmd_demo)
     return p
 

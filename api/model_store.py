@@ -19,6 +19,9 @@ from fares.api.zones import ZoneIndex
 log = logging.getLogger(__name__)
 
 
+UNKNOWN_SOURCE: dict[str, Any] = {"kind": "unknown", "synthetic": False, "label": "unknown"}
+
+
 class NoModelError(RuntimeError):
     """No model is loaded yet (shown to the caller as a 503)."""
 
@@ -45,6 +48,20 @@ class Bundle:
     def trained_to(self) -> str:
         """Last day of the training window (ISO date)."""
         return str(self.model.trained_to)
+
+    @property
+    def data_source(self) -> dict[str, Any]:
+        """What the model learned from (bundles from before this field say "unknown")."""
+        return getattr(self.model, "data_source", None) or dict(UNKNOWN_SOURCE)
+
+    @cached_property
+    def zone_map(self) -> bytes:
+        """The zones as SVG paths (GET /v1/zones/map), JSON-encoded once per bundle."""
+        import orjson
+
+        from fares.api.zone_map import build_zone_map
+
+        return orjson.dumps(build_zone_map(self.model.zones))
 
     @cached_property
     def window(self) -> tuple[date, date]:

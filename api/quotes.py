@@ -127,6 +127,18 @@ def window_of(bundle: Bundle) -> dict[str, str]:
     return {"from": bundle.trained_from, "to": bundle.trained_to}
 
 
+def source_of(bundle: Bundle) -> dict[str, Any]:
+    """The `data_source` object of responses: kind, synthetic, label (the page's banner), months, sample."""
+    src = bundle.data_source
+    return {
+        "kind": src.get("kind", "unknown"),
+        "synthetic": bool(src.get("synthetic", False)),
+        "label": src.get("label", "unknown"),
+        "months": list(src.get("months") or []),
+        "sample": dict(src.get("sample") or {}),
+    }
+
+
 def prepare_quote(bundle: Bundle, request: QuoteRequest) -> tuple[datetime, int, int]:
     """New York pickup time and the two zone ids of a request; PlaceError for a place or time that cannot be used."""
     pickup_at = to_new_york(request.pickup_at)
@@ -146,6 +158,7 @@ def build_quote(bundle: Bundle, pickup_at: datetime, pickup: int, dropoff: int, 
         **_priced(row),
         "model_version": bundle.version,
         "trained_window": window_of(bundle),
+        "data_source": source_of(bundle),
         "warnings": trip_warnings(bundle, pickup, dropoff, pickup_at),
     }
 
@@ -288,7 +301,14 @@ def price_batch(
         pu, do = pickups[rows], dropoffs[rows]
         quotes = _quotes_json(bundle, rows.tolist(), times, pu, do, values, _flagged(bundle, at, pu, do))
         count, uber = len(rows), int(values[:, 8].sum())
-    head = orjson.dumps({"model_version": bundle.version, "trained_window": window_of(bundle), "count": count})
+    head = orjson.dumps(
+        {
+            "model_version": bundle.version,
+            "trained_window": window_of(bundle),
+            "data_source": source_of(bundle),
+            "count": count,
+        }
+    )
     tail = orjson.dumps([{"index": i, "detail": errors[i]} for i in sorted(errors)])
     body = b"".join((head[:-1], b',"quotes":[', quotes.encode(), b'],"errors":', tail, b"}"))
     return BatchResult(body=body, count=count, uber_cheaper=uber, errors=len(errors))

@@ -173,6 +173,19 @@ class TrainedWindow(BaseModel):
     to: str
 
 
+class DataSource(BaseModel):
+    """What the model in service learned from."""
+
+    kind: Literal["tlc", "synthetic", "files", "mixed", "unknown"] = Field(
+        description="tlc: the TLC's trip records; synthetic: generated TLC-shaped trips (not real fares); "
+        "files: TLC-shaped files from a folder; mixed: several of these"
+    )
+    synthetic: bool = Field(description="True when some training trips were synthetic: the fares are not real")
+    label: str = Field(description="The source in a few words", examples=["TLC trip records 2025-09 (sample: ...)"])
+    months: list[str] = Field(description="Months of trips loaded (YYYY-MM)")
+    sample: dict[str, float] = Field(description="Fraction of each published file kept (yellow, fhvhv); {} = whole")
+
+
 class QuoteResponse(BaseModel):
     """Both fares for one trip, which is cheaper, by how much, and how sure the model is."""
 
@@ -186,6 +199,7 @@ class QuoteResponse(BaseModel):
     p_uber_cheaper: float = Field(ge=0, le=1)
     model_version: str
     trained_window: TrainedWindow
+    data_source: DataSource
     warnings: list[str]
 
 
@@ -215,6 +229,7 @@ class BatchResponse(BaseModel):
 
     model_version: str
     trained_window: TrainedWindow
+    data_source: DataSource
     count: int
     quotes: list[BatchQuote]
     errors: list[BatchError]
@@ -225,10 +240,29 @@ class ModelOut(BaseModel):
 
     model_version: str
     trained_window: TrainedWindow
+    data_source: DataSource
     metrics: dict[str, Any]
     loaded_at: str
     zones: int
     models_dir: str
+
+
+class MapZone(BaseModel):
+    """One zone on the page's map."""
+
+    zone_id: int
+    zone_name: str
+    borough: str
+    path: str = Field(description="SVG path data in the map's view box (even-odd fill rule)")
+    x: float = Field(description="A point inside the zone, for a label")
+    y: float
+
+
+class ZoneMap(BaseModel):
+    """The taxi zones as SVG paths, from the model bundle's zone shapes."""
+
+    view_box: str = Field(examples=["0 0 1000 996"])
+    zones: list[MapZone]
 
 
 class HealthOut(BaseModel):

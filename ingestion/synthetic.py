@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from fares.ingestion.months import parse_months
+from fares.ingestion.provenance import SYNTHETIC_KEY, write_manifest
 from fares.ingestion.synthetic_trips import SEED_FILE, make_fhvhv_month, make_yellow_month
 
 log = logging.getLogger(__name__)
@@ -91,13 +92,19 @@ def write_zone_shapes(dest: Path, seed: int = 42) -> Path:
     return path
 
 
-def write_mirror(dest: Path, months: list[str], rows_per_month: int = 20_000, seed: int = 42) -> list[Path]:
+def write_mirror(
+    dest: Path, months: list[str], rows_per_month: int = 20_000, seed: int = 42, row_group_size: int = 250_000
+) -> list[Path]:
     """Write a TLC-shaped mirror into `dest`: yellow and fhvhv parquet per month, the zone lookup and shapes.
+
+    Every trip file says it is synthetic in its parquet metadata, and the folder's manifest says so too, so a model
+    trained on it is labelled synthetic wherever the files travel (a folder, or an HTTP server).
 
     Args:
         months: "YYYY-MM" items or ranges ("2024-01..2024-03").
         rows_per_month: trips per month and kind.
         seed: same seed, same files (each month draws from its own stream, whatever else is requested).
+        row_group_size: rows per parquet row group (small ones make a many-row-group file for range-read tests).
 
     Returns:
         The paths written.
@@ -107,12 +114,16 @@ def write_mirror(dest: Path, months: list[str], rows_per_month: int = 20_000, se
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     written = [write_zone_lookup(dest), write_zone_shapes(dest, seed)]
-    for month in parse_months(months):
+    wanted = parse_months(months)
+    for month in wanted:
         for kind, make in (("yellow", make_yellow_month), ("fhvhv", make_fhvhv_month)):
             path = dest / f"{kind}_tripdata_{month}.parquet"
             tmp = path.with_name(f".{path.name}.part")
-            pq.write_table(make(month, rows_per_month, seed), tmp, row_group_size=250_000)
+            table = make(month, rows_per_month, seed)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), SYNTHETIC_KEY.encode(): b"1"})
+            pq.write_table(table, tmp, row_group_size=row_group_size)
             tmp.replace(path)
             written.append(path)
+    write_manifest(dest, {"kind": "synthetic", "location": str(dest), "months": wanted, "seed": seed})
     log.info("wrote a synthetic TLC mirror of %d file(s) to %s", len(written), dest)
     return written

@@ -126,6 +126,7 @@ class FareModel:
     trained_to: str
     version: str = ""
     metrics: dict = field(default_factory=dict)
+    data_source: dict = field(default_factory=dict)  # what it learned from: see fares.ingestion.provenance
     _forest: CompiledForest | None = field(default=None, repr=False)
 
     def _raw(self, x: np.ndarray) -> np.ndarray:

@@ -259,6 +259,14 @@ def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
     )
 
 
+def _data_source(wh: Warehouse, training: pd.DataFrame) -> dict[str, Any]:
+    """What the training rows came from (TLC months and sample, or synthetic), by the ingest ledger."""
+    from fares.ingestion.provenance import describe_data_source
+
+    months = pd.to_datetime(training["pickup_at"]).dt.strftime("%Y-%m").unique().tolist()
+    return describe_data_source(wh, months)
+
+
 def train_models(
     settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None, publish: bool = True
 ) -> TrainOutcome:
@@ -310,12 +318,14 @@ def train_models(
         }
     )
     model.metrics = metrics
+    model.data_source = _data_source(wh, training)
     version = registry.next_version(fp)
     timings = {"load_s": loaded - started, "fit_s": fitted - loaded, "total_s": time.perf_counter() - started}
     info = {
         "training window": f"{model.trained_from} .. {model.trained_to}",
         "holdout windows": windows,
         "training rows": metrics["n_train"],
+        "data source": model.data_source.get("label", "unknown"),
         "sample (month, service: kept of available)": {
             f"{p.month} {p.service}": f"{p.kept:,} of {p.available:,}" for p in parts
         },
@@ -330,7 +340,7 @@ def train_models(
         fingerprint=fp,
         report_html=render_report(version, metrics, detail, info),
         version=version,
-        extra={"baseline_metrics": baseline_metrics},
+        extra={"baseline_metrics": baseline_metrics, "data_source": model.data_source},
     )
     if promote and publish:
         registry.promote(version)

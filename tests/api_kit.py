@@ -120,12 +120,24 @@ def make_training_frame(
     return pd.concat(frames, ignore_index=True)
 
 
-def save_model(models_dir: Path, training: pd.DataFrame, zones: pd.DataFrame) -> str:
-    """Fit a real FareModel on `training` and register it at `models_dir` (not promoted); returns its version."""
+SYNTHETIC_SOURCE = {
+    "kind": "synthetic",
+    "synthetic": True,
+    "months": ["2024-01", "2024-02", "2024-03"],
+    "sample": {},
+    "locations": ["tests/api_kit.py"],
+    "label": "synthetic TLC-shaped trips 2024-01..2024-03: not real fares",
+}
+
+
+def save_model(models_dir: Path, training: pd.DataFrame, zones: pd.DataFrame, data_source: dict | None = None) -> str:
+    """Fit a real FareModel on `training` and register it at `models_dir` (not promoted); returns its version.
+    The model says it learned from `data_source` (default: synthetic trips, which `make_training_frame` makes)."""
     from fares.ml.registry import Registry
     from fares.ml.train import fit_fare_model
 
     model = fit_fare_model(training, zones, params={"max_iter": 80})  # a real model, fewer trees: fast tests
+    model.data_source = dict(SYNTHETIC_SOURCE if data_source is None else data_source)
     saved = Registry(models_dir).save(model)
     return saved if isinstance(saved, str) else str(model.version)
 

@@ -10,9 +10,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 
 from fares.api.database import list_runs
-from fares.api.quotes import window_of
+from fares.api.quotes import source_of, window_of
 from fares.api.responses import json_response, json_safe
-from fares.api.schemas import HealthOut, ModelOut, Problem, ZoneOut
+from fares.api.schemas import HealthOut, ModelOut, Problem, ZoneMap, ZoneOut
 
 router = APIRouter(tags=["info"])
 
@@ -31,6 +31,14 @@ async def get_zones(
     return json_response([z.as_dict() for z in bundle.zones.search(q, limit)])
 
 
+@router.get("/v1/zones/map", response_model=ZoneMap, responses=NO_MODEL, summary="The zones as SVG paths")
+async def get_zone_map(request: Request) -> Response:
+    """Every zone with a shape as SVG path data, drawn from the model bundle (the web page's map)."""
+    bundle = request.app.state.store.require()
+    content = await run_in_threadpool(lambda: bundle.zone_map)
+    return Response(content, media_type="application/json", headers={"Cache-Control": "max-age=300"})
+
+
 @router.get("/v1/model", response_model=ModelOut, responses=NO_MODEL, summary="The model in service")
 async def get_model(request: Request) -> Response:
     """Version, training window, evaluation metrics and load time of the model answering quotes."""
@@ -41,6 +49,7 @@ async def get_model(request: Request) -> Response:
             {
                 "model_version": bundle.version,
                 "trained_window": window_of(bundle),
+                "data_source": source_of(bundle),
                 "metrics": json_safe(getattr(bundle.model, "metrics", {}) or {}),
                 "loaded_at": bundle.loaded_at.isoformat(),
                 "zones": len(bundle.zones),

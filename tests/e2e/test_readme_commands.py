@@ -49,8 +49,10 @@ def _env(clone: Path, **extra: str) -> dict[str, str]:
 
 
 def test_make_demo_serves_a_quote_then_exits(clone: Path) -> None:
-    port = _free_port()
-    env = _env(clone, FARES_DEMO_ONCE="true", FARES_API_PORT=str(port))
+    # The TLC "down" (nothing listens there): the demo says so in one line and serves the synthetic mirror.
+    # tests/e2e/test_demo_tlc.py covers the TLC answering.
+    port, tlc_down = _free_port(), f"http://127.0.0.1:{_free_port()}"
+    env = _env(clone, FARES_DEMO_ONCE="true", FARES_API_PORT=str(port), FARES_TLC_SOURCE=tlc_down)
     log = (clone / "demo.log").open("w")
     proc = subprocess.Popen(
         ["make", "demo"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -70,7 +72,10 @@ def test_make_demo_serves_a_quote_then_exits(clone: Path) -> None:
             time.sleep(2)
         assert quote is not None, "make demo never answered a quote:\n" + (clone / "demo.log").read_text()[-4000:]
         assert quote["cheaper"] in ("taxi", "uber") and quote["model_version"]
+        assert quote["data_source"]["kind"] == "synthetic" and quote["data_source"]["synthetic"] is True
         assert proc.wait(timeout=60) == 0, (clone / "demo.log").read_text()[-4000:]
+        out = (clone / "demo.log").read_text()
+        assert "offline: the TLC is not reachable (connection refused); using the synthetic mirror instead" in out
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

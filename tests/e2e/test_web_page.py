@@ -110,3 +110,111 @@ def test_an_ambiguous_zone_name_is_explained_on_the_page(browser, base_url: str)
     error = WebDriverWait(browser, 20).until(ec.visibility_of_element_located(("id", "error")))
     assert "ambiguous" in error.text and "zone_id 56" in error.text
     assert not browser.find_element("id", "result").is_displayed()
+
+
+# ---- the map ---------------------------------------------------------------------------------------------------------
+
+DESKTOP, PHONE = (1280, 900), (390, 844)
+
+
+def _map_ready(browser, base_url: str, size: tuple[int, int]):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.set_window_size(*size)
+    browser.get(base_url + "/")
+    wait = WebDriverWait(browser, 20)
+    wait.until(lambda d: len(d.find_elements("css selector", "#map path.zone")) == 263)
+    browser.execute_script("document.getElementById('pickup-at').value = '2024-02-14T08:30'")
+    return wait
+
+
+def _click_zone(browser, zone_id: int) -> None:
+    """A real mouse click on the screen pixel of a point inside the zone (the map's own label point)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    offset = browser.execute_async_script(
+        """const [id, done] = arguments;
+        fetch('/v1/zones/map').then((r) => r.json()).then((m) => {
+          const z = m.zones.find((z) => z.zone_id === id), svg = document.getElementById('map');
+          const p = svg.createSVGPoint(); p.x = z.x; p.y = z.y;
+          const s = p.matrixTransform(svg.getScreenCTM()), box = svg.getBoundingClientRect();
+          done([s.x - box.left - box.width / 2, s.y - box.top - box.height / 2]);
+        });""",
+        zone_id,
+    )
+    svg = browser.find_element("id", "map")
+    ActionChains(browser).move_to_element_with_offset(svg, round(offset[0]), round(offset[1])).click().perform()
+
+
+def _zone_fills(browser) -> list[str]:
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#map path.zone')].map((p) => p.style.fill).filter((f) => f)"
+    )
+
+
+@pytest.mark.parametrize("size, shot", [(DESKTOP, "web_map_desktop.png"), (PHONE, "web_map_phone.png")])
+def test_a_person_clicks_two_zones_on_the_map_and_sees_fares_and_the_choropleth(
+    browser, base_url: str, size: tuple[int, int], shot: str
+) -> None:
+    from selenium.webdriver.support import expected_conditions as ec
+
+    wait = _map_ready(browser, base_url, size)
+    banner = wait.until(ec.visibility_of_element_located(("id", "banner")))
+    assert banner.text.startswith("Synthetic data.") and "not real fares" in banner.text
+
+    _click_zone(browser, 132)  # JFK Airport
+    assert browser.find_element("id", "pickup").get_attribute("value") == "JFK Airport (Queens)"
+    legend = wait.until(ec.visibility_of_element_located(("id", "legend")))
+    wait.until(lambda d: len(_zone_fills(d)) == 263)  # every zone coloured from one batch request
+    assert "From JFK Airport at 2024-02-14 08:30" in legend.text
+    assert re.search(r"taxi cheaper by \$\d+\+", legend.text) and re.search(r"Uber cheaper by \$\d+\+", legend.text)
+    assert re.search(r"The taxi is cheaper to \d+ of 263 zones, Uber to \d+\.", legend.text)
+
+    _click_zone(browser, 43)  # Central Park
+    wait.until(ec.visibility_of_element_located(("id", "result")))
+    assert browser.find_element("id", "dropoff").get_attribute("value") == "Central Park (Manhattan)"
+    taxi, uber = (float(browser.find_element("id", f"{s}-fare").text[1:]) for s in ("taxi", "uber"))
+    verdict = browser.find_element("id", "verdict").text
+    assert verdict.startswith("The yellow taxi is cheaper" if taxi <= uber else "Uber is cheaper"), verdict
+    assert re.fullmatch(
+        r"How sure: \d+% that (the taxi|Uber) is cheaper \(.+\)", browser.find_element("id", "confidence").text
+    )
+    for service in ("taxi", "uber"):  # each band is drawn: a bar from low to high and a mark at the fare
+        bar = browser.find_element("css selector", f"#{service}-band i")
+        assert bar.size["width"] > 5 and browser.find_element("css selector", f"#{service}-band b").is_displayed()
+    assert "JFK Airport → Central Park at 2024-02-14 08:30" in browser.find_element("id", "meta").text
+    assert "learned from synthetic TLC-shaped trips" in browser.find_element("id", "source").text
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= size[0]  # no sideways scrolling
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / shot))
+    assert (ARTIFACTS / shot).stat().st_size > 20_000
+
+
+def test_the_map_works_from_the_keyboard(browser, base_url: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+
+    wait = _map_ready(browser, base_url, DESKTOP)
+    body = browser.find_element("tag name", "body")
+    body.send_keys(Keys.TAB)  # the map is the first stop on the page
+    assert browser.switch_to.active_element.get_attribute("id") == "map"
+    start = browser.find_element("id", "zone-info").text
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    pickup = browser.find_element("id", "pickup").get_attribute("value")
+    assert pickup and pickup == start  # Enter picked the zone the focus ring was on
+    for _ in range(4):
+        browser.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    moved = browser.find_element("id", "zone-info").text
+    assert moved.split(" · ")[0] != pickup
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait.until(ec.visibility_of_element_located(("id", "result")))
+    assert browser.find_element("id", "dropoff").get_attribute("value") == moved.split(" · ")[0]
+    assert browser.find_element("id", "verdict").text
+
+
+def test_the_page_makes_no_request_outside_the_server(browser, base_url: str) -> None:
+    _map_ready(browser, base_url, DESKTOP)
+    _click_zone(browser, 132)
+    urls = browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+    assert urls and all(u.startswith((base_url, "data:")) for u in urls), urls

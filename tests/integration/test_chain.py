@@ -43,6 +43,8 @@ def test_a_model_is_published_and_quotes_a_trip(tlc_chain) -> None:
         assert r.status_code == 200, r.text
         quote = r.json()
         assert quote["model_version"] == current
+        assert quote["data_source"]["kind"] == "files" and quote["data_source"]["months"] == ["2020-04"]
+        assert quote["data_source"]["synthetic"] is False
         assert quote["cheaper"] in ("taxi", "uber")
         assert quote["taxi"]["fare"] > 0 and quote["uber"]["fare"] > 0
         fares = {"taxi": quote["taxi"]["fare"], "uber": quote["uber"]["fare"]}

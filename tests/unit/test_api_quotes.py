@@ -172,6 +172,36 @@ def test_zone_search_and_model_endpoints(api) -> None:
     assert model["trained_window"] == {"from": "2024-01-01", "to": "2024-03-30"}
 
 
+def test_every_answer_says_what_the_model_learned_from(api) -> None:
+    client, _ = api
+    one = quote(client, {"zone_id": 132}, {"zone_id": 230}).json()["data_source"]
+    assert one["kind"] == "synthetic" and one["synthetic"] is True
+    assert one["label"] == "synthetic TLC-shaped trips 2024-01..2024-03: not real fares"
+    assert one["months"] == ["2024-01", "2024-02", "2024-03"] and one["sample"] == {}
+    batch = client.post(
+        "/v1/quotes/batch", json={"columns": {"pickup_at": [None], "pickup_zone_id": [132], "dropoff_zone_id": [1]}}
+    )
+    assert batch.json()["data_source"] == one
+    assert client.get("/v1/model").json()["data_source"] == one
+
+
+def test_the_zone_map_draws_every_shaped_zone_once(api) -> None:
+    client, _ = api
+    r = client.get("/v1/zones/map")
+    assert r.status_code == 200
+    m = r.json()
+    width, height = (float(v) for v in m["view_box"].split()[2:])
+    assert width == 1000 and 800 < height < 1200  # New York's five boroughs are about as tall as wide
+    ids = [z["zone_id"] for z in m["zones"]]
+    assert len(ids) == 263 and len(set(ids)) == 263 and 264 not in ids and 265 not in ids  # no shape for "unknown"
+    jfk = next(z for z in m["zones"] if z["zone_id"] == 132)
+    assert jfk["zone_name"] == "JFK Airport" and jfk["path"].startswith("M") and jfk["path"].endswith("Z")
+    assert 0 <= jfk["x"] <= width and 0 <= jfk["y"] <= height
+    staten = next(z for z in m["zones"] if z["borough"] == "Staten Island")
+    assert staten["x"] < jfk["x"]  # west is left
+    assert len(r.content) < 250_000  # simplified: the page loads it at once
+
+
 def test_the_web_page_and_metrics_are_served(api) -> None:
     client, _ = api
     page = client.get("/")

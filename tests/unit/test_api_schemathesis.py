@@ -20,13 +20,14 @@ OPERATIONS = [
     ("POST", "/v1/quotes"),
     ("POST", "/v1/quotes/batch"),
     ("GET", "/v1/zones"),
+    ("GET", "/v1/zones/map"),
     ("GET", "/v1/model"),
     ("GET", "/v1/runs"),
     ("GET", "/health"),
     ("POST", "/v1/admin/reload"),
     ("POST", "/v1/admin/promote/{version}"),
 ]
-NO_INPUT = {"/v1/model", "/health", "/v1/admin/reload"}
+NO_INPUT = {"/v1/model", "/v1/zones/map", "/health", "/v1/admin/reload"}
 
 
 def no_crash(ctx, response, case) -> bool | None:

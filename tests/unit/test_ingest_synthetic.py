@@ -24,6 +24,7 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_mirror_has_tlc_file_names(mirror: Path) -> None:
     assert sorted(p.name for p in mirror.iterdir()) == [
+        "fares-source.json",
         "fhvhv_tripdata_2021-12.parquet",
         "fhvhv_tripdata_2025-01.parquet",
         "taxi_zone_lookup.csv",
