@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo as TimeZone
 import numpy as np
 import orjson
 import pandas as pd
-
 from fares.api.model_store import Bundle
 from fares.api.schemas import PointPlace, QuoteRequest, ZoneIdPlace, ZoneNamePlace
 from fares.api.zones import PlaceError, ZoneIndex
@@ -19,7 +18,17 @@ from fares.api.zones import PlaceError, ZoneIndex
 NEW_YORK = TimeZone("America/New_York")
 EARLIEST, LATEST = datetime(1900, 1, 1), datetime(2200, 1, 1)
 WINDOW_SLACK = timedelta(days=31)
-_PRICE_COLUMNS = ("taxi_fare", "taxi_low", "taxi_high", "uber_fare", "uber_low", "uber_high", "p_uber_cheaper")
+_PRICE_COLUMNS = (
+    "taxi_fare",
+    "taxi_low",
+    "taxi_high",
+    "uber_fare",
+    "uber_low",
+    "uber_high",
+    "p_uber_cheaper",
+    "uber_stale_months",
+)
+SAME_MARGIN = 0.15  # ml.predict.SAME_MARGIN: |p_uber_cheaper - 0.5| below it is "about the same"
 
 
 def to_new_york(pickup_at: datetime | None) -> datetime:
@@ -61,8 +70,8 @@ def trip_warnings(bundle: Bundle, pickup_id: int, dropoff_id: int, pickup_at: da
     day = pickup_at.date()
     if day > last + WINDOW_SLACK:
         notes.append(
-            f"pickup_at is {(day - last).days} days after the newest training data ({last}): "
-            "prices may have changed since"
+            f"pickup_at is {(day - last).days} days after the newest training data ({last}): the taxi fare follows "
+            "the rate card of that date, the Uber fare the newest known price level (see uber_stale_months)"
         )
     elif day < first - WINDOW_SLACK:
         notes.append(
@@ -88,13 +97,16 @@ def predict(
 
 
 def price_matrix(prices: pd.DataFrame) -> np.ndarray:
-    """Columns [taxi fare, low, high, uber fare, low, high, p_uber_cheaper, savings, uber_is_cheaper] as floats
-    (money rounded to cents, ranges widened to hold the fare)."""
-    if tuple(prices.columns) == _PRICE_COLUMNS:  # the model's own column order: one block, one copy
-        raw = prices.to_numpy(dtype=float)
+    """Columns [taxi fare, low, high, uber fare, low, high, p_uber_cheaper, savings, uber_is_cheaper,
+    uber_stale_months, about_the_same] as floats (money rounded to cents, ranges widened to hold the fare)."""
+    if tuple(prices.columns[: len(_PRICE_COLUMNS)]) == _PRICE_COLUMNS:  # the model's own order: one block
+        raw = prices.to_numpy(dtype=float)[:, : len(_PRICE_COLUMNS)]
     else:
-        raw = np.column_stack([prices[c].to_numpy(dtype=float) for c in _PRICE_COLUMNS])
-    out = np.empty((len(raw), 9))
+        stale = prices["uber_stale_months"] if "uber_stale_months" in prices else pd.Series(0.0, index=prices.index)
+        raw = np.column_stack(
+            [prices[c].to_numpy(dtype=float) for c in _PRICE_COLUMNS[:-1]] + [stale.to_numpy(dtype=float)]
+        )
+    out = np.empty((len(raw), 11))
     out[:, :6] = np.round(raw[:, :6], 2)
     for fare in (0, 3):
         out[:, fare + 1] = np.minimum(out[:, fare + 1], out[:, fare])
@@ -102,6 +114,8 @@ def price_matrix(prices: pd.DataFrame) -> np.ndarray:
     out[:, 6] = np.round(np.clip(raw[:, 6], 0.0, 1.0), 3)
     out[:, 7] = np.round(np.abs(out[:, 0] - out[:, 3]), 2)
     out[:, 8] = out[:, 3] < out[:, 0]
+    out[:, 9] = raw[:, 7]
+    out[:, 10] = np.abs(raw[:, 6] - 0.5) < SAME_MARGIN
     return out
 
 
@@ -112,14 +126,26 @@ def price_rows(prices: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
 
 
 def _priced(row: list[float]) -> dict[str, Any]:
-    taxi, taxi_low, taxi_high, uber, uber_low, uber_high, p_uber, savings, uber_cheaper = row
+    taxi, taxi_low, taxi_high, uber, uber_low, uber_high, p_uber, savings, uber_cheaper, stale, same = row
+    cheaper = "uber" if uber_cheaper else "taxi"
     return {
         "taxi": {"fare": taxi, "low": taxi_low, "high": taxi_high},
         "uber": {"fare": uber, "low": uber_low, "high": uber_high},
-        "cheaper": "uber" if uber_cheaper else "taxi",
+        "cheaper": cheaper,
+        "answer": "about the same" if same else cheaper,
         "savings": savings,
         "p_uber_cheaper": p_uber,
+        "uber_stale_months": int(stale),
     }
+
+
+def tariff_used(bundle: Bundle, pickup_at: datetime) -> str | None:
+    """The first day of the taxi rate-card period the quote applied (None for an old model without a tariff)."""
+    tariff_in_force = getattr(bundle.model, "tariff_in_force", None)
+    if tariff_in_force is None:
+        return None
+    start = tariff_in_force(np.array([np.datetime64(pickup_at, "D")]))[0]
+    return None if np.isnat(start) else str(start)
 
 
 def window_of(bundle: Bundle) -> dict[str, str]:
@@ -156,6 +182,7 @@ def build_quote(bundle: Bundle, pickup_at: datetime, pickup: int, dropoff: int, 
         "pickup": bundle.zones.zones[pickup].as_dict(),
         "dropoff": bundle.zones.zones[dropoff].as_dict(),
         **_priced(row),
+        "taxi_tariff_from": tariff_used(bundle, pickup_at),
         "model_version": bundle.version,
         "trained_window": window_of(bundle),
         "data_source": source_of(bundle),
@@ -226,7 +253,7 @@ def _flagged(bundle: Bundle, times: np.ndarray, pickups: np.ndarray, dropoffs: n
 _QUOTE_JSON = (
     '{"index":%d,"pickup_zone_id":%d,"dropoff_zone_id":%d,'
     '"taxi":{"fare":%s,"low":%s,"high":%s},"uber":{"fare":%s,"low":%s,"high":%s},'
-    '"cheaper":"%s","savings":%s,"p_uber_cheaper":%s,"warnings":%s}'
+    '"cheaper":"%s","answer":"%s","savings":%s,"p_uber_cheaper":%s,"uber_stale_months":%d,"warnings":%s}'
 )
 
 
@@ -256,6 +283,8 @@ def _quotes_json(
     columns = np.ascontiguousarray(values[:, :8].T)
     text = [orjson.dumps(col, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",") for col in columns]
     cheaper = ["uber" if c else "taxi" for c in values[:, 8].tolist()]
+    answers = ["about the same" if same else c for c, same in zip(cheaper, values[:, 10].tolist(), strict=True)]
+    stale = values[:, 9].astype(np.int64).tolist()
     notes = ["[]"] * len(rows)
     for k in np.flatnonzero(flagged).tolist():
         notes[k] = orjson.dumps(trip_warnings(bundle, pu[k], do[k], times[rows[k]])).decode()
@@ -274,8 +303,10 @@ def _quotes_json(
                 uber_low,
                 uber_high,
                 cheaper,
+                answers,
                 savings,
                 p_uber,
+                stale,
                 notes,
                 strict=True,
             ),

@@ -195,8 +195,15 @@ class QuoteResponse(BaseModel):
     taxi: Price
     uber: Price
     cheaper: Literal["taxi", "uber"]
+    answer: Literal["taxi", "uber", "about the same"] = Field(
+        description='The call: "about the same" when the two fares are closer than their bands can separate'
+    )
     savings: float = Field(description="Dollars saved by taking the cheaper one (expected fares)")
     p_uber_cheaper: float = Field(ge=0, le=1)
+    uber_stale_months: int = Field(
+        description="Months between pickup_at and the newest month whose Uber price level is known (0 = current)"
+    )
+    taxi_tariff_from: str | None = Field(description="First day of the taxi rate-card period the taxi fare applies")
     model_version: str
     trained_window: TrainedWindow
     data_source: DataSource
@@ -212,8 +219,10 @@ class BatchQuote(BaseModel):
     taxi: Price
     uber: Price
     cheaper: Literal["taxi", "uber"]
+    answer: Literal["taxi", "uber", "about the same"]
     savings: float
     p_uber_cheaper: float
+    uber_stale_months: int
     warnings: list[str]
 
 

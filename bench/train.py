@@ -19,7 +19,7 @@ import numpy as np
 
 
 from fares.ml.evaluate import BaselineModel  # noqa: E402
-from fares.ml.features import build_features, build_zone_table  # noqa: E402
+from fares.ml.features import build_zone_table  # noqa: E402
 from fares.ml.simulate import make_training_frame, make_zones  # noqa: E402
 from fares.ml.train import fit_fare_model  # noqa: E402
 
@@ -65,13 +65,7 @@ def main() -> None:
     batch_ms = _latency_ms(lambda: model.predict_frame(batch), 10)
     base_one_ms = _latency_ms(lambda: baseline.predict(training.iloc[[0]], "taxi"), 100)
     base_batch_ms = _latency_ms(lambda: baseline.predict(training.iloc[:10_000], "taxi"), 10)
-    x1 = build_features(
-        one.pickup_at.to_numpy(),
-        one.pickup_zone_id.to_numpy(),
-        one.dropoff_zone_id.to_numpy(),
-        model.zone_table,
-        model.pairs,
-    )
+    x1, *_ = model.matrix(one)
     sk_one_ms = _latency_ms(lambda: [m.regressor.predict(x1) for m in model.services.values()], 100)
 
     print(f"rows {len(training):,} (taxi+uber), trees {trees}, fit threads {args.threads or 'all'}")

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from fares.geo import haversine_miles
+
 SEED_FILE = Path(__file__).with_name("zone_seed.csv")
 JFK, LGA, EWR = 132, 138, 1
 AIRPORTS = (JFK, LGA, EWR)
@@ -81,10 +83,7 @@ def load_zones() -> Zones:
 
 
 def _distance_miles(z: Zones) -> np.ndarray:
-    lat1, lat2 = np.radians(z.lat)[:, None], np.radians(z.lat)[None, :]
-    dlat, dlon = lat2 - lat1, np.radians(z.lon)[None, :] - np.radians(z.lon)[:, None]
-    a = np.sin(dlat / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin(dlon / 2) ** 2
-    return 3958.8 * 2 * np.arcsin(np.sqrt(a))
+    return haversine_miles(z.lat[:, None], z.lon[:, None], z.lat[None, :], z.lon[None, :])
 
 
 def _zone_weights(z: Zones, kind: str) -> np.ndarray:

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
 from fares.ml import SERVICES
 from fares.ml.features import BOROUGHS, ZoneTable, time_parts
+from fares.ml.predict import SUPPORT_LABELS, answer, support_bucket
+
+RELIABILITY_BINS = np.linspace(0, 1, 6)  # p_uber_cheaper in fifths
 
 
 def _keys(frame: pd.DataFrame, table: ZoneTable) -> pd.DataFrame:
@@ -18,7 +20,10 @@ def _keys(frame: pd.DataFrame, table: ZoneTable) -> pd.DataFrame:
     hour, _, _ = time_parts(frame["pickup_at"].to_numpy())
     pair = pu * table.size + do
     bpair = table.borough_code[pu].astype(np.int64) * len(BOROUGHS) + table.borough_code[do].astype(np.int64)
-    return pd.DataFrame({"cell": pair * 24 + hour, "pair": pair, "bpair": bpair, "hour": hour}, index=frame.index)
+    return pd.DataFrame(
+        {"cell": pair * 24 + hour, "pair": pair, "bpair": bpair, "hour": hour, "decision_cell": bpair * 24 + hour},
+        index=frame.index,
+    )
 
 
 @dataclass
@@ -61,7 +66,7 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, f
         "mae": float(np.mean(np.abs(err))) if len(err) else float("nan"),
         "rmse": float(np.sqrt(np.mean(err**2))) if len(err) else float("nan"),
         "mape": float(np.mean(np.abs(err[positive]) / actual[positive]) * 100) if positive.any() else float("nan"),
-        "n": int(len(err)),
+        "n": len(err),
     }
 
 
@@ -84,20 +89,100 @@ def _grouped_mae(detail: pd.DataFrame, by: str) -> list[dict]:
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in table.to_dict("records")]
 
 
-def _cheaper_agreement(detail: pd.DataFrame) -> dict[str, float | int]:
-    """Share of zone-pair x hour cells where the predicted cheaper service matches the holdout's actual medians."""
-    actual = detail.pivot_table(index="cell", columns="service", values="actual", aggfunc="median")
+def _cell_outcomes(detail: pd.DataFrame) -> pd.DataFrame:
+    """Borough pair x hour cells of the holdout with trips of both services (zone pair x hour cells rarely hold
+    both): actual medians, the model's mean p_uber_cheaper and the baseline's call."""
+    actual = detail.pivot_table(index="decision_cell", columns="service", values="actual", aggfunc="median")
     if not set(SERVICES) <= set(actual.columns):
-        return {"cells": 0, "model": float("nan"), "baseline": float("nan")}
+        return pd.DataFrame(columns=["uber_cheaper", "p", "model_says", "baseline_says"])
     actual = actual.dropna()
-    cells = actual.index
-    truth = actual["uber"] < actual["taxi"]
-    result: dict[str, float | int] = {"cells": int(len(cells))}
-    for who in ("model", "baseline"):
-        med = detail.groupby("cell")[[f"{who}_taxi", f"{who}_uber"]].median().reindex(cells)
-        said = med[f"{who}_uber"] < med[f"{who}_taxi"]
-        result[who] = float((said == truth).mean()) if len(cells) else float("nan")
-    return result
+    grouped = detail.groupby("decision_cell")
+    cells = pd.DataFrame({"uber_cheaper": (actual["uber"] < actual["taxi"]).astype(float)}, index=actual.index)
+    cells["p"] = grouped["p_uber_cheaper"].mean().reindex(cells.index)
+    cells["model_says"] = answer(cells["p"].to_numpy())
+    med = grouped[["baseline_taxi", "baseline_uber"]].median().reindex(cells.index)
+    cells["baseline_says"] = np.where(med["baseline_uber"] < med["baseline_taxi"], "uber", "taxi")
+    return cells
+
+
+def decision_metrics(detail: pd.DataFrame) -> dict:
+    """How the cheaper-service call fares on the holdout's cells: agreement, Brier score and a reliability table."""
+    cells = _cell_outcomes(detail)
+    if cells.empty:
+        return {
+            "cells": 0,
+            "model": float("nan"),
+            "baseline": float("nan"),
+            "about_the_same": 0.0,
+            "brier": float("nan"),
+            "brier_base_rate": float("nan"),
+            "reliability": [],
+        }
+    truth = np.where(cells["uber_cheaper"] > 0.5, "uber", "taxi")
+    committed = cells["model_says"] != "about the same"
+    p, y = cells["p"].to_numpy(), cells["uber_cheaper"].to_numpy()
+    rate = float(y.mean())
+    bins = np.clip(np.digitize(p, RELIABILITY_BINS[1:-1]), 0, len(RELIABILITY_BINS) - 2)
+    table = [
+        {
+            "p_from": float(RELIABILITY_BINS[b]),
+            "p_to": float(RELIABILITY_BINS[b + 1]),
+            "cells": int((bins == b).sum()),
+            "mean_p": float(p[bins == b].mean()),
+            "uber_cheaper_share": float(y[bins == b].mean()),
+        }
+        for b in range(len(RELIABILITY_BINS) - 1)
+        if (bins == b).any()
+    ]
+    return {
+        "cells": len(cells),
+        "model": float((cells["model_says"][committed] == truth[committed]).mean())
+        if committed.any()
+        else float("nan"),
+        "model_all_cells": float((cells["model_says"] == truth).mean()),
+        "baseline": float((cells["baseline_says"] == truth).mean()),
+        "about_the_same": float(1 - committed.mean()),
+        "brier": float(np.mean((p - y) ** 2)),
+        "brier_base_rate": float(np.mean((rate - y) ** 2)),
+        "reliability": table,
+    }
+
+
+def _coverage_by_support(detail: pd.DataFrame) -> list[dict]:
+    """Band coverage per service and route-support bucket (unseen and rarely seen zone pair x hours included)."""
+    rows = []
+    for (service, bucket), part in detail.groupby(["service", "support"]):
+        rows.append(
+            {
+                "service": service,
+                "support": SUPPORT_LABELS[int(bucket)],
+                "n": len(part),
+                "coverage": float(part.covered.mean()),
+                "model_mae": float((part.model - part.actual).abs().mean()),
+            }
+        )
+    return rows
+
+
+def data_coverage(train: pd.DataFrame, holdout: pd.DataFrame) -> list[dict]:
+    """Where each service's data is thin: rows, days and clock hours in the training window and the holdout."""
+    rows = []
+    for name, frame in (("training", train), ("holdout", holdout)):
+        for service in SERVICES:
+            part = frame[frame["service"] == service]
+            at = pd.to_datetime(part["pickup_at"])
+            rows.append(
+                {
+                    "split": name,
+                    "service": service,
+                    "trips": len(part),
+                    "days": int(at.dt.date.nunique()),
+                    "clock_hours": int(at.dt.floor("h").nunique()),
+                    "first": str(at.min()) if len(part) else "",
+                    "last": str(at.max()) if len(part) else "",
+                }
+            )
+    return rows
 
 
 def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
@@ -112,11 +197,15 @@ def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFra
         detail[f"baseline_{s}"] = baseline.predict(holdout, s)
     detail["model"] = np.where(service == "taxi", detail.model_taxi, detail.model_uber)
     detail["baseline"] = np.where(service == "taxi", detail.baseline_taxi, detail.baseline_uber)
+    detail["p_uber_cheaper"] = predicted["p_uber_cheaper"].to_numpy()
+    detail["support"] = support_bucket(predicted["route_log_trips"].to_numpy())
+    detail["uber_stale_months"] = predicted["uber_stale_months"].to_numpy()
     low = np.where(service == "taxi", predicted.taxi_low, predicted.uber_low)
     high = np.where(service == "taxi", predicted.taxi_high, predicted.uber_high)
     detail["covered"] = (detail.actual >= low) & (detail.actual <= high)
     keys = _keys(holdout, baseline.table)
     detail["cell"], detail["hour"] = keys["cell"].to_numpy(), keys["hour"].to_numpy()
+    detail["decision_cell"] = keys["decision_cell"].to_numpy()
     detail["borough_pair"] = _borough_pair(holdout, baseline.table)
     per_service = {}
     for s in SERVICES:
@@ -137,7 +226,8 @@ def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFra
         "baseline_mae": baseline_mae,
         "beats_baseline": bool(model_mae < baseline_mae),
         "mae_improvement_pct": _improvement(model_mae, baseline_mae),
-        "cheaper_agreement": _cheaper_agreement(detail),
+        "cheaper_agreement": decision_metrics(detail),
+        "coverage_by_support": _coverage_by_support(detail),
         "mae_by_hour": _grouped_mae(detail, "hour"),
         "mae_by_borough_pair": _grouped_mae(detail, "borough_pair"),
     }
@@ -149,12 +239,23 @@ def _improvement(model_mae: float, baseline_mae: float) -> float:
     return float((baseline_mae - model_mae) / baseline_mae * 100) if baseline_mae > 0 else 0.0
 
 
-def score(model: object, holdout: pd.DataFrame) -> float:
-    """The promotion score: the mean over services of the holdout MAE (dollars)."""
+def score(model: object, holdout: pd.DataFrame, baseline: BaselineModel) -> tuple[float, float]:
+    """The promotion scores: the mean over services of the holdout MAE (dollars), and the decision agreement on the
+    holdout's cells with both services (NaN when there are none or the model says "about the same" everywhere)."""
     predicted = model.predict_frame(holdout)  # type: ignore[attr-defined]
     actual = holdout["rider_fare"].to_numpy(dtype=float)
     maes = []
     for s in SERVICES:
         mask = (holdout["service"] == s).to_numpy()
         maes.append(float(np.mean(np.abs(predicted[f"{s}_fare"].to_numpy()[mask] - actual[mask]))))
-    return float(np.mean(maes))
+    detail = pd.DataFrame(
+        {
+            "service": holdout["service"].to_numpy(),
+            "actual": actual,
+            "decision_cell": _keys(holdout, baseline.table)["decision_cell"].to_numpy(),
+            "p_uber_cheaper": predicted["p_uber_cheaper"].to_numpy(),
+            "baseline_taxi": baseline.predict(holdout, "taxi"),
+            "baseline_uber": baseline.predict(holdout, "uber"),
+        }
+    )
+    return float(np.mean(maes)), float(decision_metrics(detail)["model"])

@@ -1,9 +1,9 @@
-"""Request-time features: time of day/week, zones and boroughs, airports, distances and zone-pair typical trips.
+"""The model matrix from dbt-built features: ml_fare_training's columns at training time, the same lookups for a request.
 
-The JFK<->Manhattan flag is there because the TLC sets a flat taxi fare on exactly that route (known at request time).
-
-Everything is computed from `pickup_at` and the two zone ids with numpy lookups, identically at training and at
-prediction time (no train/serve skew); the zone-pair typical miles/minutes come from the training split only.
+dbt defines every feature once: per-trip columns in `marts.ml_fare_training`, route facts in `marts.dim_zone_pairs`,
+the zone pair's typical trip at each hour (training window only) in `marts.zone_pair_hourly_typicals`. The model bundle
+carries those lookups, and `request_columns` reads them for a live trip so that it yields the mart's values for the
+same trip (tests/integration/test_ml_train.py checks it on real rows). Only clock arithmetic happens here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from fares.ml.tariff import ROUTE_FLAGS
 
 BOROUGHS: tuple[str, ...] = ("Manhattan", "Brooklyn", "Queens", "Bronx", "Staten Island", "EWR", "Unknown")
 ZONE_COLUMNS: tuple[str, ...] = (
@@ -24,41 +25,43 @@ ZONE_COLUMNS: tuple[str, ...] = (
     "geometry_wkt",
     "is_airport",
 )
-FEATURE_NAMES: tuple[str, ...] = (
-    "hour",
-    "dow",
+# The ml_fare_training columns the models read (besides the two zone ids); quality/suites.py checks exactly these.
+MART_FEATURES: tuple[str, ...] = (
+    "pickup_hour",
+    "pickup_dow",
     "is_weekend",
-    "month",
+    "is_airport_pickup",
+    "is_airport_dropoff",
+    "is_same_zone",
+    "centroid_distance_miles",
+    "is_jfk_manhattan",
+    "is_newark_dropoff",
+    "is_laguardia_trip",
+)
+FEATURE_NAMES: tuple[str, ...] = (
+    *MART_FEATURES,
     "hour_of_week",
     "pickup_zone_id",
     "dropoff_zone_id",
     "pickup_borough",
     "dropoff_borough",
-    "is_airport_pickup",
-    "is_airport_dropoff",
-    "is_same_zone",
-    "centroid_distance_miles",
     "pair_miles",
     "pair_minutes",
     "pair_log_count",
-    "is_jfk_manhattan",
 )
-EARTH_RADIUS_MILES = 3958.8
-DEFAULT_DETOUR = 1.3  # road miles per straight-line mile when the training data cannot tell
+DEFAULT_DETOUR = 1.3  # road miles per straight-line mile when the lookup cannot tell
 DEFAULT_MINUTES_PER_MILE = 4.0
-PAIR_SHRINK = 3.0  # pseudo-trips pulling a thin pair's median towards the distance-based fallback
+CELL_SHRINK = 3.0  # pseudo-trips pulling a thin pair x hour cell towards the pair's all-day typical
+PAIR_SHRINK = 3.0  # and a thin pair towards the distance-based fallback
 
 
 @dataclass
 class ZoneTable:
-    """Per-zone lookups indexed by zone id (arrays of length max_id + 1)."""
+    """Per-zone lookups indexed by zone id (arrays of length max_id + 1), from dim_zones."""
 
     known: np.ndarray
     borough_code: np.ndarray
     is_airport: np.ndarray
-    lat: np.ndarray
-    lon: np.ndarray
-    is_jfk: np.ndarray
 
     @property
     def size(self) -> int:
@@ -67,14 +70,20 @@ class ZoneTable:
 
 
 @dataclass
+class RouteTable:
+    """dim_zone_pairs as dense (size, size) arrays: centroid distance (NaN unknown) and the rate card's route flags."""
+
+    distance: np.ndarray
+    flags: dict[str, np.ndarray]
+
+
+@dataclass
 class PairStats:
-    """Typical trip miles/minutes for every zone pair (dense matrices), from the training split with fallbacks."""
+    """zone_pair_hourly_typicals as dense (size, size, 24) arrays, thin or missing cells filled by fallbacks."""
 
     miles: np.ndarray
     minutes: np.ndarray
     log_count: np.ndarray
-    detour: float
-    minutes_per_mile: float
 
 
 def build_zone_table(zones: pd.DataFrame) -> ZoneTable:
@@ -86,23 +95,88 @@ def build_zone_table(zones: pd.DataFrame) -> ZoneTable:
     code = {name: i for i, name in enumerate(BOROUGHS)}
     borough = np.full(size, code["Unknown"], dtype=np.float64)
     borough[ids] = [code.get(str(b), code["Unknown"]) for b in zones["borough"]]
-    airport = np.zeros(size, dtype=np.float64)
+    airport = np.zeros(size, dtype=bool)
     airport[ids] = zones["is_airport"].fillna(False).astype(bool).to_numpy()
-    lat = np.full(size, np.nan)
-    lon = np.full(size, np.nan)
-    lat[ids] = pd.to_numeric(zones["centroid_lat"], errors="coerce").to_numpy(dtype=np.float64)
-    lon[ids] = pd.to_numeric(zones["centroid_lon"], errors="coerce").to_numpy(dtype=np.float64)
-    jfk = np.zeros(size, dtype=bool)
-    jfk[ids] = zones["zone_name"].astype(str).str.contains("JFK", regex=False).to_numpy()
-    return ZoneTable(known, borough, airport, lat, lon, jfk)
+    return ZoneTable(known, borough, airport)
 
 
-def haversine_miles(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    """Great-circle distance in miles (NaN where a centroid is unknown)."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lon2 - lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_MILES * np.arcsin(np.sqrt(a))
+def build_route_table(zone_pairs: pd.DataFrame, size: int) -> RouteTable:
+    """Dense arrays from a `marts.dim_zone_pairs`-shaped frame."""
+    pu = zone_pairs["pickup_zone_id"].to_numpy(dtype=np.int64)
+    do = zone_pairs["dropoff_zone_id"].to_numpy(dtype=np.int64)
+    distance = np.full((size, size), np.nan)
+    distance[pu, do] = pd.to_numeric(zone_pairs["centroid_distance_miles"], errors="coerce").to_numpy(dtype=float)
+    flags = {}
+    for name in ROUTE_FLAGS:
+        flag = np.zeros((size, size), dtype=bool)
+        flag[pu, do] = zone_pairs[name].fillna(False).astype(bool).to_numpy()
+        flags[name] = flag
+    return RouteTable(distance, flags)
+
+
+def _rates(typicals: pd.DataFrame, routes: RouteTable) -> tuple[float, float, float]:
+    """Road miles per centroid mile, minutes per mile, and the same-zone trip's miles, weighted by trips."""
+    if typicals.empty:
+        return DEFAULT_DETOUR, DEFAULT_MINUTES_PER_MILE, 1.0
+    pu, do = typicals["pickup_zone_id"].to_numpy(dtype=np.int64), typicals["dropoff_zone_id"].to_numpy(dtype=np.int64)
+    miles, minutes = (
+        typicals["typical_trip_miles"].to_numpy(dtype=float),
+        typicals["typical_duration_minutes"].to_numpy(dtype=float),
+    )
+    weight = typicals["trips"].to_numpy(dtype=float)
+    dist = routes.distance[pu, do]
+    far = (dist > 0.5) & (miles > 0)
+    detour = (
+        float(np.clip(np.average(miles[far] / dist[far], weights=weight[far]), 1.0, 3.0))
+        if far.sum() >= 10
+        else DEFAULT_DETOUR
+    )
+    moving = miles > 0.1
+    per_mile = (
+        float(np.clip(np.average(minutes[moving] / miles[moving], weights=weight[moving]), 1.0, 20.0))
+        if moving.sum() >= 10
+        else DEFAULT_MINUTES_PER_MILE
+    )
+    same = pu == do
+    same_zone = float(np.average(miles[same], weights=weight[same])) if same.sum() >= 5 else 1.0
+    return detour, per_mile, same_zone
+
+
+def build_pair_stats(typicals: pd.DataFrame, routes: RouteTable, size: int) -> PairStats:
+    """Typical miles/minutes per pair x hour: the cell, shrunk towards the pair's all-day value, shrunk towards distance."""
+    detour, per_mile, same_zone = _rates(typicals, routes)
+    fallback = np.where(np.isfinite(routes.distance), routes.distance * detour, np.nan)
+    np.fill_diagonal(fallback, same_zone)
+    fallback = np.where(np.isfinite(fallback), fallback, 3.0)
+    pu, do = typicals["pickup_zone_id"].to_numpy(dtype=np.int64), typicals["dropoff_zone_id"].to_numpy(dtype=np.int64)
+    hour = typicals["pickup_hour"].to_numpy(dtype=np.int64)
+    n = typicals["trips"].to_numpy(dtype=float)
+    cell_n = np.zeros((size, size, 24))
+    cell_miles, cell_minutes = np.zeros((size, size, 24)), np.zeros((size, size, 24))
+    cell_n[pu, do, hour] = n
+    cell_miles[pu, do, hour] = typicals["typical_trip_miles"].to_numpy(dtype=float)
+    cell_minutes[pu, do, hour] = typicals["typical_duration_minutes"].to_numpy(dtype=float)
+    pair_n = cell_n.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pair_miles = np.where(pair_n > 0, (cell_miles * cell_n).sum(axis=2) / pair_n, 0.0)
+        pair_minutes = np.where(pair_n > 0, (cell_minutes * cell_n).sum(axis=2) / pair_n, 0.0)
+    w = pair_n / (pair_n + PAIR_SHRINK)
+    pair_miles = w * pair_miles + (1 - w) * fallback
+    pair_minutes = w * pair_minutes + (1 - w) * fallback * per_mile
+    wc = cell_n / (cell_n + CELL_SHRINK)
+    miles = wc * cell_miles + (1 - wc) * pair_miles[:, :, None]
+    minutes = wc * cell_minutes + (1 - wc) * pair_minutes[:, :, None]
+    # float32: three (size, size, 24) arrays travel in every model bundle
+    return PairStats(miles.astype(np.float32), minutes.astype(np.float32), np.log1p(cell_n).astype(np.float32))
+
+
+def time_parts(pickup_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hour (0-23), day of week (0 = Monday) and month (1-12) of naive datetime64 values: fct_trips' definitions."""
+    minutes = pickup_at.astype("datetime64[m]").astype(np.int64)
+    hour = (minutes // 60) % 24
+    dow = (minutes // 1440 + 3) % 7  # 1970-01-01 was a Thursday
+    month = pickup_at.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    return hour, dow, month
 
 
 def check_zone_ids(table: ZoneTable, pickup: np.ndarray, dropoff: np.ndarray) -> None:
@@ -114,88 +188,60 @@ def check_zone_ids(table: ZoneTable, pickup: np.ndarray, dropoff: np.ndarray) ->
         raise ValueError(f"unknown zone id(s): {sorted(set(ids[bad].tolist()))[:10]}")
 
 
-def _centroid_distance(table: ZoneTable, pu: np.ndarray, do: np.ndarray) -> np.ndarray:
-    return haversine_miles(table.lat[pu], table.lon[pu], table.lat[do], table.lon[do])
+def request_columns(
+    pickup_at: np.ndarray, pickup: np.ndarray, dropoff: np.ndarray, table: ZoneTable, routes: RouteTable
+) -> dict[str, np.ndarray]:
+    """The MART_FEATURES of trips not in the mart (a live request), read from the bundle's dbt-built lookups."""
+    hour, dow, _ = time_parts(pickup_at)
+    dist = routes.distance[pickup, dropoff]
+    return {
+        "pickup_hour": hour,
+        "pickup_dow": dow,
+        "is_weekend": dow >= 5,
+        "is_airport_pickup": table.is_airport[pickup],
+        "is_airport_dropoff": table.is_airport[dropoff],
+        "is_same_zone": pickup == dropoff,
+        "centroid_distance_miles": dist,
+        **{
+            name: routes.flags[name][pickup, dropoff]
+            for name in ("is_jfk_manhattan", "is_newark_dropoff", "is_laguardia_trip")
+        },
+    }
 
 
-def build_pair_stats(training: pd.DataFrame, table: ZoneTable) -> PairStats:
-    """Median miles/minutes per zone pair from `training` (the training split), shrunk towards a distance fallback."""
-    size = table.size
-    grid_pu, grid_do = np.divmod(np.arange(size * size), size)
-    dist = _centroid_distance(table, grid_pu, grid_do)
-    pu = training["pickup_zone_id"].to_numpy(dtype=np.int64)
-    do = training["dropoff_zone_id"].to_numpy(dtype=np.int64)
-    has_trips = {"trip_miles", "duration_minutes"} <= set(training.columns)
-    miles = pd.to_numeric(training["trip_miles"], errors="coerce").to_numpy(dtype=float) if has_trips else None
-    minutes = pd.to_numeric(training["duration_minutes"], errors="coerce").to_numpy(dtype=float) if has_trips else None
-    detour, per_mile, same_zone = DEFAULT_DETOUR, DEFAULT_MINUTES_PER_MILE, 1.0
-    if has_trips and np.isfinite(miles).any():
-        row_dist = _centroid_distance(table, pu, do)
-        far = (row_dist > 0.5) & (miles > 0)
-        if far.sum() >= 10:
-            detour = float(np.clip(np.nanmedian(miles[far] / row_dist[far]), 1.0, 3.0))
-        moving = (miles > 0.1) & (minutes > 0)
-        if moving.sum() >= 10:
-            per_mile = float(np.clip(np.nanmedian(minutes[moving] / miles[moving]), 1.0, 20.0))
-        same = (pu == do) & np.isfinite(miles)
-        same_zone = float(np.nanmedian(miles[same])) if same.sum() >= 5 else same_zone
-    fallback = np.where(np.isfinite(dist), dist * detour, np.nan)
-    fallback[grid_pu == grid_do] = same_zone
-    fallback = np.where(
-        np.isfinite(fallback), fallback, np.nanmedian(miles) if has_trips and np.isfinite(miles).any() else 3.0
-    )
-    pair_miles, pair_minutes, count = fallback.copy(), fallback * per_mile, np.zeros(size * size)
-    if has_trips:
-        frame = pd.DataFrame({"key": pu * size + do, "miles": miles, "minutes": minutes})
-        stats = frame.groupby("key").agg(n=("miles", "size"), miles=("miles", "median"), minutes=("minutes", "median"))
-        stats = stats.dropna()
-        key = stats.index.to_numpy(dtype=np.int64)
-        n = stats["n"].to_numpy(dtype=float)
-        weight = n / (n + PAIR_SHRINK)
-        pair_miles[key] = weight * stats["miles"].to_numpy() + (1 - weight) * fallback[key]
-        pair_minutes[key] = weight * stats["minutes"].to_numpy() + (1 - weight) * fallback[key] * per_mile
-        count[key] = n
-    return PairStats(
-        pair_miles.reshape(size, size),
-        pair_minutes.reshape(size, size),
-        np.log1p(count).reshape(size, size),
-        detour,
-        per_mile,
-    )
+def _as_float(values: pd.Series) -> np.ndarray:
+    """Numbers or booleans as float; PostgreSQL's CSV booleans ('t'/'f') included."""
+    if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+        values = (
+            values.astype(object)
+            .map({"t": 1.0, "f": 0.0, "true": 1.0, "false": 0.0, True: 1.0, False: 0.0})
+            .where(values.notna(), np.nan)
+        )
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
-def time_parts(pickup_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hour (0-23), day of week (0 = Monday) and month (1-12) of naive datetime64 values."""
-    minutes = pickup_at.astype("datetime64[m]").astype(np.int64)
-    hour = (minutes // 60) % 24
-    dow = (minutes // 1440 + 3) % 7  # 1970-01-01 was a Thursday
-    month = pickup_at.astype("datetime64[M]").astype(np.int64) % 12 + 1
-    return hour, dow, month
+def mart_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The MART_FEATURES of ml_fare_training rows, as read from the mart."""
+    return {name: _as_float(frame[name]) for name in MART_FEATURES}
 
 
-def build_features(
-    pickup_at: np.ndarray, pickup: np.ndarray, dropoff: np.ndarray, table: ZoneTable, pairs: PairStats
+def build_matrix(
+    cols: dict[str, np.ndarray], pickup: np.ndarray, dropoff: np.ndarray, table: ZoneTable, pairs: PairStats
 ) -> np.ndarray:
-    """The model matrix (n, len(FEATURE_NAMES)), float64 and free of NaN (unknown distances are -1)."""
-    hour, dow, month = time_parts(pickup_at)
-    dist = _centroid_distance(table, pickup, dropoff)
+    """The model matrix (n, len(FEATURE_NAMES)), float64 and free of NaN (an unknown distance is -1)."""
+    hour = np.asarray(cols["pickup_hour"], dtype=np.int64)
     x = np.empty((len(pickup), len(FEATURE_NAMES)), dtype=np.float64)
-    x[:, 0] = hour
-    x[:, 1] = dow
-    x[:, 2] = dow >= 5
-    x[:, 3] = month
-    x[:, 4] = dow * 24 + hour
-    x[:, 5] = pickup
-    x[:, 6] = dropoff
-    x[:, 7] = table.borough_code[pickup]
-    x[:, 8] = table.borough_code[dropoff]
-    x[:, 9] = table.is_airport[pickup]
-    x[:, 10] = table.is_airport[dropoff]
-    x[:, 11] = pickup == dropoff
-    x[:, 12] = np.where(np.isfinite(dist), dist, -1.0)
-    x[:, 13] = pairs.miles[pickup, dropoff]
-    x[:, 14] = pairs.minutes[pickup, dropoff]
-    x[:, 15] = pairs.log_count[pickup, dropoff]
-    manhattan = BOROUGHS.index("Manhattan")
-    x[:, 16] = (table.is_jfk[pickup] & (x[:, 8] == manhattan)) | (table.is_jfk[dropoff] & (x[:, 7] == manhattan))
+    for i, name in enumerate(MART_FEATURES):
+        x[:, i] = np.asarray(cols[name], dtype=np.float64)
+    k = len(MART_FEATURES)
+    d = MART_FEATURES.index("centroid_distance_miles")
+    x[:, d] = np.where(np.isfinite(x[:, d]), x[:, d], -1.0)
+    x[:, k] = np.asarray(cols["pickup_dow"], dtype=np.float64) * 24 + hour
+    x[:, k + 1] = pickup
+    x[:, k + 2] = dropoff
+    x[:, k + 3] = table.borough_code[pickup]
+    x[:, k + 4] = table.borough_code[dropoff]
+    x[:, k + 5] = pairs.miles[pickup, dropoff, hour]
+    x[:, k + 6] = pairs.minutes[pickup, dropoff, hour]
+    x[:, k + 7] = pairs.log_count[pickup, dropoff, hour]
     return x

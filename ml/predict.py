@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from fares.ml import SERVICES, RegistryError
-from fares.ml.features import PairStats, ZoneTable, build_features, check_zone_ids
+from fares.ml.features import PairStats, RouteTable, ZoneTable, build_matrix, check_zone_ids, request_columns
+from fares.ml.tariff import Tariff, meter_fare
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "uber_low",
     "uber_high",
     "p_uber_cheaper",
+    "uber_stale_months",
+    "route_log_trips",
 )
 SMALL_BATCH = 32  # up to this many rows the numpy forest beats scikit-learn's per-tree Python loop
 NEW_YORK = "America/New_York"
@@ -99,28 +101,75 @@ class CompiledForest:
         return np.add.reduceat(self.value[node], self.starts, axis=1) + self.baselines
 
 
+SUPPORT_EDGES = np.log1p(np.array([1.0, 5.0, 20.0]))  # pair x hour trips: unseen | 1-4 | 5-19 | 20+
+SUPPORT_LABELS: tuple[str, ...] = ("unseen", "1-4 trips", "5-19 trips", "20+ trips")
+DEFAULT_MONTHLY_DRIFT = 0.03  # log change of the Uber level per month when fewer than three months say otherwise
+SAME_MARGIN = 0.15  # |p_uber_cheaper - 0.5| below this: the bands cannot separate the fares, "about the same"
+
+
+def support_bucket(log_count: np.ndarray) -> np.ndarray:
+    """Index into SUPPORT_LABELS of each pair x hour's log1p(trip count)."""
+    return np.searchsorted(SUPPORT_EDGES, log_count, side="right")
+
+
 @dataclass
 class ServiceModel:
-    """One service's log-fare regressor and its residual quantiles by predicted-fare bin."""
+    """One service's log-ratio regressor (log fare minus log base) and its residual quantiles by route support."""
 
     regressor: Any
-    bin_edges: np.ndarray
     q_low: np.ndarray
     q_high: np.ndarray
 
-    def spread(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Low/high log offsets for raw (log) predictions."""
-        b = np.searchsorted(self.bin_edges, raw)
+    def spread(self, log_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Low/high log offsets: wider where the zone pair x hour has fewer training trips."""
+        b = support_bucket(log_count)
         return self.q_low[b], self.q_high[b]
 
 
 @dataclass
+class PriceLevels:
+    """uber_monthly_price_levels: the Uber price per meter unit of each month, and how fast it drifts."""
+
+    months: np.ndarray
+    levels: np.ndarray
+    monthly_drift: float
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> PriceLevels:
+        """From the mart's rows (source_month 'YYYY-MM', price_level)."""
+        frame = frame.dropna(subset=["price_level"]).sort_values("source_month")
+        months = pd.to_datetime(frame["source_month"], format="%Y-%m").to_numpy().astype("datetime64[M]")
+        levels = frame["price_level"].to_numpy(dtype=float)
+        steps = np.diff(np.log(levels)) / np.maximum(np.diff(months.astype(np.int64)), 1) if len(levels) >= 3 else []
+        drift = float(np.std(steps)) if len(steps) >= 2 else DEFAULT_MONTHLY_DRIFT
+        return cls(months, levels, max(drift, 0.005))
+
+    def at(self, pickup_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The level for each pickup's month (the nearest earlier known month, else the oldest) and how many months
+        away from a known month that is (0 = the month's own level)."""
+        month = pickup_at.astype("datetime64[M]")
+        if not len(self.months):
+            return np.ones(len(month)), np.zeros(len(month), dtype=np.int64)
+        idx = np.maximum(np.searchsorted(self.months, month, side="right") - 1, 0)
+        away = np.abs((month - self.months[idx]).astype(np.int64))
+        return self.levels[idx], away
+
+
+def typical_units(miles: np.ndarray, minutes: np.ndarray) -> np.ndarray:
+    """Taxi-meter units (1/5 mile, or a minute slower than 12 mph) of a typical trip: Uber's yardstick."""
+    return np.maximum(5 * miles + np.maximum(minutes - 5 * miles, 0), 1.0)
+
+
+@dataclass
 class FareModel:
-    """Taxi and Uber fare estimates with a low/high band and the chance that Uber is cheaper."""
+    """Taxi and Uber fares from the tariff and the price level, times what the models learned; bands; the decision."""
 
     services: dict[str, ServiceModel]
     zone_table: ZoneTable
+    routes: RouteTable
     pairs: PairStats
+    tariff: Tariff
+    levels: PriceLevels
     zones: pd.DataFrame
     trained_from: str
     trained_to: str
@@ -142,30 +191,83 @@ class FareModel:
             ]
         )
 
-    def predict_frame(self, trips: pd.DataFrame) -> pd.DataFrame:
-        """Fares for `trips` (pickup_at, pickup_zone_id, dropoff_zone_id); the result has the input's index."""
+    def bases(self, at: np.ndarray, pickup: np.ndarray, dropoff: np.ndarray, hour: np.ndarray) -> dict[str, np.ndarray]:
+        """What each model multiplies: the taxi meter under the tariff in force at `at` and the Uber level of its
+        month, both applied to the zone pair's typical trip at that hour; plus how stale the Uber level is."""
+        miles = self.pairs.miles[pickup, dropoff, hour].astype(float)
+        minutes = self.pairs.minutes[pickup, dropoff, hour].astype(float)
+        flags = {name: flag[pickup, dropoff] for name, flag in self.routes.flags.items()}
+        level, away = self.levels.at(at)
+        return {
+            "taxi": meter_fare(self.tariff, at, miles, minutes, flags),
+            "taxi_ref": meter_fare(
+                self.tariff, at, miles, minutes, flags, charges_on=np.datetime64(self.trained_to, "D")
+            ),
+            "uber": level * typical_units(miles, minutes),
+            "stale_months": away,
+        }
+
+    def matrix(self, trips: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Features of live trips (pickup_at, pickup_zone_id, dropoff_zone_id) from the bundle's lookups."""
         pickup = trips["pickup_zone_id"].to_numpy(dtype=np.int64)
         dropoff = trips["dropoff_zone_id"].to_numpy(dtype=np.int64)
         check_zone_ids(self.zone_table, pickup, dropoff)
         at = _naive_new_york(trips["pickup_at"])
-        raw = self._raw(build_features(at, pickup, dropoff, self.zone_table, self.pairs))
+        cols = request_columns(at, pickup, dropoff, self.zone_table, self.routes)
+        return (
+            build_matrix(cols, pickup, dropoff, self.zone_table, self.pairs),
+            at,
+            pickup,
+            dropoff,
+            cols["pickup_hour"],
+        )
+
+    def predict_frame(self, trips: pd.DataFrame) -> pd.DataFrame:
+        """Fares for `trips` (pickup_at, pickup_zone_id, dropoff_zone_id); the result has the input's index."""
+        x, at, pickup, dropoff, hour = self.matrix(trips)
+        raw = self._raw(x)
+        base = self.bases(at, pickup, dropoff, hour)
+        log_count = self.pairs.log_count[pickup, dropoff, hour]
+        stale = base["stale_months"]
+        widen = Z_80 * self.levels.monthly_drift * np.sqrt(stale)
         out = np.empty((len(trips), len(OUTPUT_COLUMNS)))
         sd = []
+        # Taxi: the learned ratio applies to the meter under the newest tariff of the training window, and a tariff
+        # change since (or before) moves the fare by the rate card's difference in dollars: tolls and what the meter
+        # misses do not scale with the unit charge.
+        shift = {"taxi": base["taxi"] - base["taxi_ref"], "uber": np.zeros(len(trips))}
+        scale = {"taxi": base["taxi_ref"], "uber": base["uber"]}
         for i, service in enumerate(SERVICES):
-            lo, hi = self.services[service].spread(raw[:, i])
-            out[:, 3 * i] = np.exp(raw[:, i])
-            out[:, 3 * i + 1] = np.exp(raw[:, i] + lo)
-            out[:, 3 * i + 2] = np.exp(raw[:, i] + hi)
+            lo, hi = self.services[service].spread(log_count)
+            if service == "uber":
+                lo, hi = lo - widen, hi + widen
+            centre = raw[:, i] + np.log(np.maximum(scale[service], 0.5))
+            out[:, 3 * i] = np.maximum(np.exp(centre) + shift[service], 1.0)
+            out[:, 3 * i + 1] = np.maximum(np.exp(centre + lo) + shift[service], 1.0)
+            out[:, 3 * i + 2] = np.maximum(np.exp(centre + hi) + shift[service], out[:, 3 * i])
             sd.append((out[:, 3 * i + 2] - out[:, 3 * i + 1]) / (2 * Z_80))
         from scipy.special import ndtr
 
         out[:, 6] = ndtr((out[:, 0] - out[:, 3]) / np.sqrt(sd[0] ** 2 + sd[1] ** 2 + 1e-6))
+        out[:, 7] = stale
+        out[:, 8] = log_count
         return pd.DataFrame(out, index=trips.index, columns=list(OUTPUT_COLUMNS))
+
+    def tariff_in_force(self, pickup_at: np.ndarray) -> np.ndarray:
+        """The first day of the taxi tariff period each pickup falls in (the rate card row the quote used)."""
+        return self.tariff.period_start(pickup_at.astype("datetime64[D]"))
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_forest"] = None  # rebuilt lazily; keeps the file small
         return state
+
+
+def answer(p_uber_cheaper: np.ndarray) -> np.ndarray:
+    """'uber', 'taxi' or 'about the same' (the bands cannot separate them: p within SAME_MARGIN of a coin flip)."""
+    return np.where(
+        np.abs(p_uber_cheaper - 0.5) < SAME_MARGIN, "about the same", np.where(p_uber_cheaper > 0.5, "uber", "taxi")
+    )
 
 
 def load_version(models_dir: Path, version: str) -> FareModel:

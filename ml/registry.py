@@ -27,6 +27,13 @@ REPORT_FILE = "report.html"
 HISTORY_FILE = "history.json"
 
 
+def _share(value: Any) -> str | None:
+    """A fraction as a whole percentage for listings (None when missing or NaN)."""
+    if value is None or value != value:
+        return None
+    return f"{float(value) * 100:.0f}%"
+
+
 def code_version() -> str:
     """The git commit of the code that trained (short sha), or "unknown" outside a git checkout."""
     from fares.settings import PACKAGE_DIR
@@ -123,6 +130,9 @@ class Registry:
             doc = self.metrics(folder.name) if (folder / METRICS_FILE).is_file() else {}
             m = doc.get("metrics", {})
             per_service = {f"{s}_mae": _dollars(v["model"]["mae"]) for s, v in m.get("services", {}).items()}
+            per_service |= {f"{s}_cover": _share(v.get("interval_coverage")) for s, v in m.get("services", {}).items()}
+            rare = [r for r in m.get("coverage_by_support", []) if r.get("support") in ("unseen", "1-4 trips")]
+            decision = m.get("cheaper_agreement", {})
             rows.append(
                 {
                     "version": folder.name,
@@ -132,6 +142,11 @@ class Registry:
                     **per_service,
                     "model_mae": _dollars(m.get("model_mae")),
                     "baseline_mae": _dollars(m.get("baseline_mae")),
+                    "rare_cover": _share(
+                        sum(r["coverage"] * r["n"] for r in rare) / sum(r["n"] for r in rare) if rare else None
+                    ),
+                    "brier": None if decision.get("brier") is None else round(float(decision["brier"]), 3),
+                    "agreement": _share(decision.get("model")),
                     "current": folder.name == current,
                     "promoted": folder.name in promoted,
                     "report_path": str(self.report_path(folder.name))

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from fares.ml import SERVICES
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
@@ -88,6 +87,37 @@ def _service_table(metrics: dict) -> str:
     )
 
 
+def _rows_table(rows: list[dict], columns: list[str]) -> str:
+    """A list of flat dicts as an HTML table (floats to 2-3 places)."""
+
+    def cell(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c, ''))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _decision_section(metrics: dict) -> str:
+    """Coverage by route support, the cheaper-service call, its Brier score and reliability table, thin data."""
+    d = metrics["cheaper_agreement"]
+    parts = [
+        "<h2>Bands by route support (holdout)</h2>",
+        _rows_table(metrics.get("coverage_by_support", []), ["service", "support", "n", "coverage", "model_mae"]),
+        f"<h2>The cheaper-service call</h2><p>{d['cells']} borough pair × hour cells of the holdout hold both "
+        f"services. Agreement with their actual medians: model {d['model'] * 100:.1f}% of the cells where it commits "
+        f'({d.get("about_the_same", 0) * 100:.0f}% answered "about the same"), baseline {d["baseline"] * 100:.1f}%. '
+        f"Brier score of p_uber_cheaper {d['brier']:.3f} (always answering the base rate: "
+        f"{d['brier_base_rate']:.3f}).</p>",
+        _rows_table(d.get("reliability", []), ["p_from", "p_to", "cells", "mean_p", "uber_cheaper_share"]),
+        "<h2>Where the data is thin</h2>",
+        _rows_table(
+            metrics.get("data_coverage", []), ["split", "service", "trips", "days", "clock_hours", "first", "last"]
+        ),
+    ]
+    return "".join(parts)
+
+
 def render_report(version: str, metrics: dict, detail: pd.DataFrame, info: dict[str, Any]) -> str:
     """The whole report page; `info` holds the training window, fingerprint, promotion decision and timings."""
     gain = metrics["mae_improvement_pct"]
@@ -98,14 +128,13 @@ def render_report(version: str, metrics: dict, detail: pd.DataFrame, info: dict[
         else f'<p class="bad">The model does NOT beat the baseline: mean MAE ${metrics["model_mae"]:.2f} vs '
         f"${metrics['baseline_mae']:.2f} ({-gain:.1f}% higher).</p>"
     )
-    agree = metrics["cheaper_agreement"]
     facts = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
     plots = "".join(f"<div>{img}</div>" for img in _plots(detail, metrics))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>fares model {html.escape(version)}</title><style>{_STYLE}</style></head><body>
 <h1>Fare model {html.escape(version)}</h1>{verdict}
-<h2>Holdout metrics (latest fifth of each service's rows)</h2>{_service_table(metrics)}
-<p>"Which is cheaper" agreement with the holdout's actual zone-pair × hour medians ({agree["cells"]} cells with both
-services): model {agree["model"] * 100:.1f}%, baseline {agree["baseline"] * 100:.1f}%.</p>
+<h2>Holdout metrics (both services from {html.escape(str(metrics.get("holdout_from", "")))}: the latest fifth of
+the hours in which both have trips)</h2>{_service_table(metrics)}
 <p>Baseline: median fare by zone pair × hour from the training split, falling back to zone pair, then borough pair.</p>
+{_decision_section(metrics)}
 <h2>Run</h2><table>{facts}</table><h2>Plots</h2>{plots}</body></html>"""

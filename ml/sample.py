@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from fares.ml import SERVICES, TrainingDataError
+from fares.ml.features import MART_FEATURES
 
 if TYPE_CHECKING:
     import psycopg
@@ -27,14 +28,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRAINING_VIEW = "marts.ml_fare_training"
-COLUMNS = (
+# The columns of ml_fare_training the models read: ids, time, MART_FEATURES and the target (quality/suites.py checks
+# exactly these, plus source_month).
+COLUMNS: tuple[str, ...] = (
     "trip_id",
     "service",
     "pickup_at",
     "pickup_zone_id",
     "dropoff_zone_id",
-    "trip_miles",
-    "duration_minutes",
+    *MART_FEATURES,
     "rider_fare",
 )
 _ZONES_SQL = (

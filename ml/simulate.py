@@ -1,11 +1,14 @@
-"""Generated zones and training frames with a known fare rule: for unit tests, benchmarks and the API's tests (no DB)."""
+"""Generated zones and training frames with a known fare rule, and dbt's lookups rebuilt from them: for unit tests,
+benchmarks and the API's tests (no DB). `build_lookups` is a test double of the dbt marts (dim_zone_pairs,
+zone_pair_hourly_typicals, uber_monthly_price_levels, the rate card seed); production fits read the marts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from fares.ml.features import haversine_miles
+from fares.geo import haversine_miles
+from fares.ml.lookups import Lookups
+from fares.ml.tariff import read_rate_card
 
 JFK, LAGUARDIA, NEWARK = 132, 138, 1
 TAXI_JFK_FLAT = 70.0
@@ -111,3 +114,79 @@ def make_training_frame(
         }
     )
     return frame.sort_values("pickup_at", ignore_index=True)
+
+
+CONGESTION_MAX_LAT, RELIEF_MAX_LAT = 40.785, 40.7655  # dbt vars congestion_zone_max_lat, relief_zone_max_lat
+
+
+def _zone_pairs(zones: pd.DataFrame) -> pd.DataFrame:
+    """dim_zone_pairs rebuilt from a dim_zones-shaped frame (the same rules as models/marts/dim_zone_pairs.sql)."""
+    z = zones.reset_index(drop=True)
+    name = z["zone_name"].astype(str).to_numpy()
+    manhattan = (z["borough"] == "Manhattan").to_numpy()
+    lat = pd.to_numeric(z["centroid_lat"], errors="coerce").to_numpy(dtype=float)
+    lon = pd.to_numeric(z["centroid_lon"], errors="coerce").to_numpy(dtype=float)
+    jfk, lga, ewr = name == "JFK Airport", name == "LaGuardia Airport", name == "Newark Airport"
+    congestion = manhattan & (lat < CONGESTION_MAX_LAT)
+    relief = manhattan & (lat < RELIEF_MAX_LAT)
+    i, j = np.divmod(np.arange(len(z) ** 2), len(z))
+    ids = z["zone_id"].to_numpy(dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "pickup_zone_id": ids[i],
+            "dropoff_zone_id": ids[j],
+            "centroid_distance_miles": np.round(haversine_miles(lat[i], lon[i], lat[j], lon[j]), 3),
+            "is_same_zone": i == j,
+            "is_jfk_manhattan": (jfk[i] & manhattan[j]) | (jfk[j] & manhattan[i]),
+            "is_newark_dropoff": ewr[j],
+            "is_laguardia_trip": lga[i] | lga[j],
+            "is_airport_fee_pickup": jfk[i] | lga[i],
+            "is_congestion_trip": congestion[i] | congestion[j],
+            "is_relief_zone_trip": relief[i] | relief[j],
+        }
+    )
+
+
+def build_lookups(training: pd.DataFrame, zones: pd.DataFrame) -> Lookups:
+    """What dbt would build for `training` (the training window) and `zones`; typicals need trip_miles/duration."""
+    hour = pd.to_datetime(training["pickup_at"]).dt.hour
+    if {"trip_miles", "duration_minutes"} <= set(training.columns):
+        typicals = (
+            training.assign(pickup_hour=hour)
+            .groupby(["pickup_zone_id", "dropoff_zone_id", "pickup_hour"])
+            .agg(
+                trips=("trip_miles", "size"),
+                typical_trip_miles=("trip_miles", "median"),
+                typical_duration_minutes=("duration_minutes", "median"),
+            )
+            .reset_index()
+        )
+        uber = training[training["service"] == "uber"]
+        units = 5 * uber["trip_miles"] + np.maximum(uber["duration_minutes"] - 5 * uber["trip_miles"], 0)
+        levels = (
+            (uber["rider_fare"] / units)
+            .groupby(pd.to_datetime(uber["pickup_at"]).dt.strftime("%Y-%m"))
+            .agg(["size", "median"])
+            .reset_index()
+        )
+        levels.columns = ["source_month", "trips", "price_level"]
+    else:
+        typicals = pd.DataFrame(
+            columns=[
+                "pickup_zone_id",
+                "dropoff_zone_id",
+                "pickup_hour",
+                "trips",
+                "typical_trip_miles",
+                "typical_duration_minutes",
+            ]
+        )
+        levels = pd.DataFrame(columns=["source_month", "trips", "price_level"])
+    return Lookups(
+        zones=zones.reset_index(drop=True),
+        zone_pairs=_zone_pairs(zones),
+        typicals=typicals,
+        price_levels=levels,
+        rate_card=read_rate_card(),
+        holdout_from=None,
+    )

@@ -11,12 +11,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-
 from fares.ml import SERVICES, RegistryError, TrainingDataError
-from fares.ml.features import FEATURE_NAMES, ZoneTable, build_features, build_pair_stats, build_zone_table
-from fares.ml.predict import FareModel, ServiceModel
+from fares.ml.features import (
+    MART_FEATURES,
+    build_matrix,
+    build_pair_stats,
+    build_route_table,
+    build_zone_table,
+    mart_columns,
+    request_columns,
+)
+from fares.ml.lookups import Lookups, load_lookups
+from fares.ml.predict import SUPPORT_LABELS, FareModel, PriceLevels, ServiceModel, support_bucket
 from fares.ml.registry import Registry, code_version
 from fares.ml.sample import fit_threads, load_training_sample
+from fares.ml.tariff import Tariff
 
 if TYPE_CHECKING:
     from fares.settings import Settings
@@ -26,7 +35,6 @@ log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("service", "pickup_at", "pickup_zone_id", "dropoff_zone_id", "rider_fare")
 HOLDOUT_FRACTION = 0.2
-PAIR_FOLDS = 5
 MIN_ROWS_PER_SERVICE = 20
 MIN_FARE = 1.0  # dollars; the log target needs a floor, and no real fare is lower
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -85,55 +93,67 @@ def check_training(training: pd.DataFrame) -> None:
             )
 
 
-def split_holdout(training: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Time-based split: the latest `fraction` of each service's rows (by pickup time) is the holdout."""
-    ordered = training.sort_values(["service", "pickup_at"], kind="stable")
-    rank = ordered.groupby("service").cumcount().to_numpy()
-    size = ordered.groupby("service")["service"].transform("size").to_numpy()
-    is_holdout = rank >= np.ceil(size * (1 - fraction))
+def split_holdout(
+    training: pd.DataFrame, holdout_from: pd.Timestamp | None = None, fraction: float = HOLDOUT_FRACTION
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One time for every service: trips at or after `holdout_from` (marts.ml_holdout_window) are the holdout.
+
+    Without it (DB-free fits) the same rule as the mart: the start of the latest `fraction` of the clock hours in
+    which every service has trips.
+    """
+    if holdout_from is None:
+        holdout_from = holdout_start(training, fraction)
+    ordered = training.sort_values(["pickup_at", "service"], kind="stable")
+    is_holdout = (ordered["pickup_at"] >= holdout_from).to_numpy()
     return ordered[~is_holdout], ordered[is_holdout]
 
 
-def _residual_quantiles(raw: np.ndarray, actual_log: np.ndarray, n_bins: int = 10) -> tuple[np.ndarray, ...]:
-    """0.1/0.9 quantiles of log residuals per bin of the prediction (bins hold at least 50 rows)."""
-    n_bins = int(max(1, min(n_bins, len(raw) // 50)))
-    edges = np.quantile(raw, np.linspace(0, 1, n_bins + 1)[1:-1]) if n_bins > 1 else np.array([])
-    bins = np.searchsorted(edges, raw)
-    resid = actual_log - raw
-    q_low = np.array([np.quantile(resid[bins == b], 0.1) if (bins == b).any() else 0.0 for b in range(n_bins)])
-    q_high = np.array([np.quantile(resid[bins == b], 0.9) if (bins == b).any() else 0.0 for b in range(n_bins)])
-    return edges, np.minimum(q_low, 0.0), np.maximum(q_high, 0.0)
+def holdout_start(training: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> pd.Timestamp:
+    """The start of the latest `fraction` of the clock hours in which every service has trips (ml_holdout_window)."""
+    hours = training.assign(hour=training["pickup_at"].dt.floor("h")).groupby("hour")["service"].nunique()
+    shared = hours[hours == len(SERVICES)].index.sort_values()
+    if not len(shared):
+        raise TrainingDataError("no clock hour holds trips of both taxi and Uber: nothing to judge on")
+    return pd.Timestamp(shared[-max(1, int(np.ceil(len(shared) * fraction)))])
 
 
-def _out_of_fold_features(training: pd.DataFrame, at: np.ndarray, table: ZoneTable) -> np.ndarray:
-    """Features whose zone-pair statistics come from the other folds, so no row sees its own trip in them.
-
-    In-sample pair medians let the model over-trust thin pairs, which then miss on new data.
-    """
-    pu = training["pickup_zone_id"].to_numpy(dtype=np.int64)
-    do = training["dropoff_zone_id"].to_numpy(dtype=np.int64)
-    x = np.empty((len(training), len(FEATURE_NAMES)))
-    fold = np.random.default_rng(0).integers(0, PAIR_FOLDS, len(training))
-    for k in range(PAIR_FOLDS):
-        rows = fold == k
-        pairs = build_pair_stats(training[~rows], table)
-        x[rows] = build_features(at[rows], pu[rows], do[rows], table, pairs)
-    return x
+def _residual_quantiles(resid: np.ndarray, log_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0.1/0.9 quantiles of log residuals per route-support bucket (a thin bucket borrows the next better-known one's,
+    widened by a quarter, so less support never means a narrower band)."""
+    bucket = support_bucket(log_count)
+    n = len(SUPPORT_LABELS)
+    q_low, q_high = np.zeros(n), np.zeros(n)
+    overall = (np.quantile(resid, 0.1), np.quantile(resid, 0.9)) if len(resid) else (0.0, 0.0)
+    for b in reversed(range(n)):
+        rows = resid[bucket == b]
+        if len(rows) >= 30:
+            q_low[b], q_high[b] = np.quantile(rows, 0.1), np.quantile(rows, 0.9)
+        else:
+            q_low[b], q_high[b] = overall if b == n - 1 else (q_low[b + 1] * 1.25, q_high[b + 1] * 1.25)
+    for b in reversed(range(n - 1)):  # monotone: never narrower than the better-known bucket
+        q_low[b], q_high[b] = min(q_low[b], q_low[b + 1]), max(q_high[b], q_high[b + 1])
+    return np.minimum(q_low, 0.0), np.maximum(q_high, 0.0)
 
 
 def _fit_service(
-    x: np.ndarray, y: np.ndarray, at: np.ndarray, params: dict[str, Any], n_threads: int | None
+    x: np.ndarray, y: np.ndarray, at: np.ndarray, log_count: np.ndarray, params: dict[str, Any], n_threads: int | None
 ) -> ServiceModel:
     """One service: the latest tenth (by time) stops the boosting early and calibrates the low/high band."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=n_threads, user_api="openmp"):
-        return _fit_boosted(HistGradientBoostingRegressor, x, y, at, params)
+        return _fit_boosted(HistGradientBoostingRegressor, x, y, at, log_count, params)
 
 
-def _fit_boosted(estimator: Any, x: np.ndarray, y: np.ndarray, at: np.ndarray, params: dict[str, Any]) -> ServiceModel:
-    """Fit one regressor (early-stopped on the latest tenth when there are enough rows) and its band."""
+def _fit_boosted(
+    estimator: Any, x: np.ndarray, y: np.ndarray, at: np.ndarray, log_count: np.ndarray, params: dict[str, Any]
+) -> ServiceModel:
+    """Fit one regressor (early-stopped on the latest tenth when there are enough rows) and its bands by support.
+
+    The validation rows' own trips are inside the typicals (the training window), so their support is counted
+    without them: a trip seen once in training counts as an unseen route, as it would be for a new request.
+    """
     order = np.argsort(at, kind="stable")
     n_val = len(order) // 10 if len(order) >= 500 else 0
     fit_idx, val_idx = order[: len(order) - n_val], order[len(order) - n_val :]
@@ -145,21 +165,32 @@ def _fit_boosted(estimator: Any, x: np.ndarray, y: np.ndarray, at: np.ndarray, p
         params = {**params, "early_stopping": False, "max_iter": min(params["max_iter"], 100)}
         regressor = estimator(loss="squared_error", **params).fit(x, y)
         val_idx = order
-    edges, q_low, q_high = _residual_quantiles(regressor.predict(x[val_idx]), y[val_idx])
-    return ServiceModel(regressor, edges, q_low, q_high)
+    loo = np.log1p(np.maximum(np.expm1(log_count[val_idx]) - 1, 0))
+    q_low, q_high = _residual_quantiles(y[val_idx] - regressor.predict(x[val_idx]), loo)
+    return ServiceModel(regressor, q_low, q_high)
 
 
 def fit_fare_model(
-    training: pd.DataFrame, zones: pd.DataFrame, params: dict[str, Any] | None = None, n_threads: int | None = 1
+    training: pd.DataFrame,
+    zones: pd.DataFrame,
+    params: dict[str, Any] | None = None,
+    n_threads: int | None = 1,
+    lookups: Lookups | None = None,
 ) -> FareModel:
-    """Fit the taxi and Uber models on `training` (ml_fare_training-shaped; no DB) with zones from dim_zones.
+    """Fit the taxi and Uber models on `training` (ml_fare_training rows of the training window) with dbt's lookups.
 
-    Needs service, pickup_at, pickup_zone_id, dropoff_zone_id, rider_fare; trip_miles and duration_minutes, when
-    present, only feed the zone-pair typical miles/minutes. Rows whose zones are not in `zones` are dropped.
-    `params` override the HistGradientBoostingRegressor settings. `n_threads` (OpenMP, None = all cores) is 1 by
-    default: 1M rows fit in ~30 s on one core, while OpenMP threads spin badly on busy cores (366 s measured).
+    Each model learns log(fare / base): taxi's base is the meter under the tariff in force at the pickup applied to
+    the zone pair's typical trip at that hour, Uber's the month's price level times the typical trip's meter units.
+    Features are the mart's MART_FEATURES columns when present (else read from the lookups, as for a live request).
+    Without `lookups` (DB-free tests, benchmarks) they are built from `training` and `zones` by ml.simulate.
+    `n_threads` (OpenMP, None = all cores) is 1 by default: OpenMP threads spin badly on busy cores.
     """
     check_training(training)
+    if lookups is None:
+        from fares.ml.simulate import build_lookups
+
+        lookups = build_lookups(training, zones)
+    zones = lookups.zones
     table = build_zone_table(zones)
     pu = training["pickup_zone_id"].to_numpy(dtype=np.int64)
     do = training["dropoff_zone_id"].to_numpy(dtype=np.int64)
@@ -167,26 +198,40 @@ def fit_fare_model(
     inside[inside] = table.known[pu[inside]] & table.known[do[inside]]
     if not inside.all():
         log.warning("dropping %d training rows whose zones are not in dim_zones", int((~inside).sum()))
-        training = training[inside]
+        training, pu, do = training[inside], pu[inside], do[inside]
         check_training(training)
-    pairs = build_pair_stats(training, table)
+    routes = build_route_table(lookups.zone_pairs, table.size)
+    pairs = build_pair_stats(lookups.typicals, routes, table.size)
     at = pd.to_datetime(training["pickup_at"]).to_numpy()
-    x = _out_of_fold_features(training, at, table)
-    y = np.log(np.maximum(training["rider_fare"].to_numpy(dtype=float), MIN_FARE))
-    services: dict[str, ServiceModel] = {}
-    for service in SERVICES:
-        mask = (training["service"] == service).to_numpy()
-        services[service] = _fit_service(x[mask], y[mask], at[mask], {**DEFAULT_PARAMS, **(params or {})}, n_threads)
-        log.info("fitted %s on %d rows (%d trees)", service, int(mask.sum()), services[service].regressor.n_iter_)
-    return FareModel(
-        services=services,
+    cols = (
+        mart_columns(training)
+        if set(MART_FEATURES) <= set(training.columns)
+        else request_columns(at, pu, do, table, routes)
+    )
+    x = build_matrix(cols, pu, do, table, pairs)
+    model = FareModel(
+        services={},
         zone_table=table,
+        routes=routes,
         pairs=pairs,
+        tariff=Tariff(lookups.rate_card),
+        levels=PriceLevels.from_frame(lookups.price_levels),
         zones=zones.reset_index(drop=True).copy(),
         trained_from=str(pd.Timestamp(at.min()).date()),
         trained_to=str(pd.Timestamp(at.max()).date()),
-        metrics={"n_train": {s: int((training["service"] == s).sum()) for s in SERVICES}},
     )
+    hour = np.asarray(cols["pickup_hour"], dtype=np.int64)
+    base = model.bases(at, pu, do, hour)
+    log_count = pairs.log_count[pu, do, hour].astype(float)
+    fare = np.log(np.maximum(training["rider_fare"].to_numpy(dtype=float), MIN_FARE))
+    for service in SERVICES:
+        mask = (training["service"] == service).to_numpy()
+        y = fare[mask] - np.log(np.maximum(base[service][mask], 0.5))
+        merged = {**DEFAULT_PARAMS, **(params or {})}
+        model.services[service] = _fit_service(x[mask], y, at[mask], log_count[mask], merged, n_threads)
+        log.info("fitted %s on %d rows (%d trees)", service, int(mask.sum()), model.services[service].regressor.n_iter_)
+    model.metrics = {"n_train": {s: int((training["service"] == s).sum()) for s in SERVICES}}
+    return model
 
 
 def fingerprint(training: pd.DataFrame) -> str:
@@ -200,36 +245,54 @@ def fingerprint(training: pd.DataFrame) -> str:
     return hashlib.sha256(hashes.tobytes()).hexdigest()
 
 
-def _score_current(registry: Registry, holdout: pd.DataFrame) -> tuple[str | None, float | None]:
-    """The current model's MAE score on this run's holdout (its stored score if it cannot predict these rows)."""
+def _score_current(
+    registry: Registry, holdout: pd.DataFrame, baseline: Any
+) -> tuple[str | None, float | None, float | None]:
+    """The current model's MAE and decision agreement on this run's holdout (its stored figures if it cannot
+    predict these rows)."""
     from fares.ml.evaluate import score
     from fares.ml.predict import load_version
 
     current = registry.current_version()
     if current is None or not registry.exists(current):
-        return None, None
+        return None, None, None
     try:
-        return current, score(load_version(registry.models_dir, current), holdout)
-    except (ValueError, KeyError, RegistryError) as exc:
-        log.warning("current model %s cannot score the new holdout (%s); using its stored MAE", current, exc)
-        stored = registry.metrics(current).get("metrics", {}).get("model_mae")
-        return current, float(stored) if stored is not None else None
+        mae, agreement = score(load_version(registry.models_dir, current), holdout, baseline)
+        return current, mae, agreement
+    except (ValueError, KeyError, AttributeError, RegistryError) as exc:
+        log.warning("current model %s cannot score the new holdout (%s); using its stored figures", current, exc)
+        stored = registry.metrics(current).get("metrics", {})
+        mae = stored.get("model_mae")
+        return current, float(mae) if mae is not None else None, None
+
+
+MAX_AGREEMENT_LOSS = 0.05  # a new model may call the cheaper service this much less often right and still replace
 
 
 def _decide_promotion(
-    registry: Registry, holdout: pd.DataFrame, model_mae: float, margin: float
+    registry: Registry, holdout: pd.DataFrame, baseline: Any, model_mae: float, agreement: float, margin: float
 ) -> tuple[bool, str | None, float | None, str]:
-    """Promote when there is no current model or the new MAE is at most the current one's (same holdout) + margin."""
-    previous, previous_mae = _score_current(registry, holdout)
-    promote = previous_mae is None or model_mae <= previous_mae + margin
+    """Promote when there is no current model, or on the same holdout the new MAE is at most the current one's plus
+    `margin` and the new decision agreement is not more than MAX_AGREEMENT_LOSS below the current one's."""
+    previous, previous_mae, previous_agreement = _score_current(registry, holdout, baseline)
+    mae_ok = previous_mae is None or model_mae <= previous_mae + margin
+    agreement_ok = (
+        previous_agreement is None
+        or not np.isfinite(previous_agreement)
+        or not np.isfinite(agreement)
+        or agreement >= previous_agreement - MAX_AGREEMENT_LOSS
+    )
+    promote = mae_ok and agreement_ok
     if previous is None:
         return promote, previous, previous_mae, "no current model"
     shown = "unknown" if previous_mae is None else f"${previous_mae:.2f}"
+    said = "unknown" if previous_agreement is None else f"{previous_agreement:.0%}"
     return (
         promote,
         previous,
         previous_mae,
-        (f"holdout MAE ${model_mae:.2f} vs current {previous} {shown} (margin ${margin:.2f})"),
+        f"holdout MAE ${model_mae:.2f} vs current {previous} {shown} (margin ${margin:.2f}); "
+        f"cheaper-call agreement {agreement:.0%} vs {said}",
     )
 
 
@@ -280,7 +343,7 @@ def train_models(
 
     Raises TrainingDataError when the mart is missing, empty or lacks a service.
     """
-    from fares.ml.evaluate import BaselineModel, evaluate_holdout
+    from fares.ml.evaluate import BaselineModel, data_coverage, evaluate_holdout
     from fares.ml.report import render_report
 
     started = time.perf_counter()
@@ -291,12 +354,20 @@ def train_models(
     fp = fingerprint(training)
     if params is None and (same := _current_if_unchanged(registry, fp)):
         return same
-    train, holdout = split_holdout(training)
-    model = fit_fare_model(train, zones, params, n_threads=fit_threads(settings))
+    lookups = load_lookups(wh)
+    train, holdout = split_holdout(training, lookups.holdout_from)
+    check_training(train)
+    model = fit_fare_model(train, lookups.zones, params, n_threads=fit_threads(settings), lookups=lookups)
     fitted = time.perf_counter()
-    metrics, detail = evaluate_holdout(model, BaselineModel.fit(train, model.zone_table), holdout)
+    baseline = BaselineModel.fit(train, model.zone_table)
+    metrics, detail = evaluate_holdout(model, baseline, holdout)
     promote, previous, previous_mae, reason = _decide_promotion(
-        registry, holdout, metrics["model_mae"], settings.promotion_margin
+        registry,
+        holdout,
+        baseline,
+        metrics["model_mae"],
+        metrics["cheaper_agreement"]["model"],
+        settings.promotion_margin,
     )
     windows = {s: [str(part.pickup_at.min()), str(part.pickup_at.max())] for s, part in holdout.groupby("service")}
     metrics.update(
@@ -308,6 +379,8 @@ def train_models(
                 "rows_per_service_and_month": settings.train_rows_per_month,
                 "strata": [vars(p) for p in parts],
             },
+            "holdout_from": str(lookups.holdout_from),
+            "data_coverage": data_coverage(train, holdout),
             "promotion": {
                 "previous_version": previous,
                 "previous_mae": previous_mae,

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fares.geo import haversine_miles
+
 AIRPORTS = {1, 132, 138}
 
 
@@ -58,12 +60,6 @@ def load_real_zones(tlc_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _miles(a_lat: np.ndarray, a_lon: np.ndarray, b_lat: np.ndarray, b_lon: np.ndarray) -> np.ndarray:
-    lat1, lon1, lat2, lon2 = (np.radians(x) for x in (a_lat, a_lon, b_lat, b_lon))
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 3958.8 * 2 * np.arcsin(np.sqrt(h))
-
-
 def make_training_frame(
     zones: pd.DataFrame, rows_per_service: int = 1500, seed: int = 7, start: str = "2024-01-01", months: int = 3
 ) -> pd.DataFrame:
@@ -77,7 +73,7 @@ def make_training_frame(
         do = rng.choice(located.index.to_numpy(), n)
         offset = rng.integers(0, months * 30 * 24 * 60, n)
         pickup_at = pd.Timestamp(start) + pd.to_timedelta(offset, unit="min")
-        dist = _miles(
+        dist = haversine_miles(
             located.loc[pu, "centroid_lat"].to_numpy(),
             located.loc[pu, "centroid_lon"].to_numpy(),
             located.loc[do, "centroid_lat"].to_numpy(),

@@ -24,7 +24,7 @@ MONTHS = ["2024-01", "2024-02", "2024-03"]
 SNAPSHOT = {
     "fct_trips": "select source_month, service, count(*), round(sum(rider_fare)::numeric, 2) from marts.fct_trips"
     " group by 1, 2",
-    "ml_fare_training": "select source_month, service, count(*), round(sum(typical_trip_miles)::numeric, 3)"
+    "ml_fare_training": "select source_month, service, count(*), round(sum(meter_fare)::numeric, 2)"
     " from marts.ml_fare_training group by 1, 2",
     "cleaning_rule_counts": "select source_month, service, rule_name, trips_removed, trips_flagged, raw_trips,"
     " kept_trips from marts.cleaning_rule_counts",
@@ -32,7 +32,8 @@ SNAPSHOT = {
     " from intermediate.int_fare_per_mile_fences",
     "coverage": "select source_month, service, trips, days_covered, hours_covered from marts.service_month_coverage",
     "hourly": "select source_month, service, count(*), sum(trips) from marts.zone_pair_hourly_fares group by 1, 2",
-    "zone_pairs": "select count(*), sum(zone_pair_trips) from intermediate.int_zone_pairs_summarised",
+    "zone_pairs": "select count(*), sum(trips), round(sum(typical_trip_miles)::numeric, 3)"
+    " from marts.zone_pair_hourly_typicals",
 }
 
 

@@ -66,7 +66,8 @@ MART_COLUMNS = (
     "trip_id text primary key, service text, pickup_at timestamp, source_month text, pickup_zone_id int,"
     " dropoff_zone_id int, pickup_borough text, dropoff_borough text, pickup_hour int, pickup_dow int,"
     " is_weekend boolean, pickup_month int, is_airport_pickup boolean, is_airport_dropoff boolean,"
-    " is_same_zone boolean, centroid_distance_miles double precision, trip_miles double precision,"
+    " is_same_zone boolean, centroid_distance_miles double precision, is_jfk_manhattan boolean,"
+    " is_newark_dropoff boolean, is_laguardia_trip boolean, trip_miles double precision,"
     " duration_minutes double precision, rider_fare double precision"
 )
 
@@ -96,6 +97,9 @@ def _mart_rows(month: str, service: str, n: int, fare_scale: float, rng: random.
                 False,
                 pu == do,
                 miles * 0.8,
+                False,
+                False,
+                False,
                 miles,
                 4 + miles * 3,
                 fare,

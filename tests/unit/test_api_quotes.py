@@ -45,6 +45,26 @@ def test_a_quote_by_zone_ids_follows_the_contract(api) -> None:
     assert q["pickup"]["zone_name"] == "JFK Airport" and q["dropoff"]["zone_name"] == "Times Sq/Theatre District"
     assert q["pickup_at"] == "2024-02-14T08:30:00"
     assert q["warnings"] == []
+    assert q["answer"] in (q["cheaper"], "about the same")
+    assert (q["answer"] == "about the same") == (abs(q["p_uber_cheaper"] - 0.5) < 0.15)
+    assert q["uber_stale_months"] == 0 and q["taxi_tariff_from"] == "2022-12-19"
+
+
+def test_quotes_follow_the_rate_card_and_say_how_stale_uber_is(api) -> None:
+    """JFK -> Times Sq: in 2021 the old card's $52 flat fare; after the training window the Uber level is stale."""
+    client, _ = api
+    now = quote(client, {"zone_id": 132}, {"zone_id": 230}, "2024-02-14T17:30:00").json()
+    old = quote(client, {"zone_id": 132}, {"zone_id": 230}, "2021-02-17T17:30:00").json()
+    later = quote(client, {"zone_id": 132}, {"zone_id": 230}, "2025-02-12T17:30:00").json()
+    assert (old["taxi_tariff_from"], now["taxi_tariff_from"], later["taxi_tariff_from"]) == (
+        "2019-02-02",
+        "2022-12-19",
+        "2025-01-05",
+    )
+    assert old["taxi"]["fare"] < 0.85 * now["taxi"]["fare"]
+    assert (now["uber_stale_months"], later["uber_stale_months"]) == (0, 11)  # newest level: 2024-03
+    width = {k: q["uber"]["high"] / q["uber"]["low"] for k, q in (("now", now), ("later", later))}
+    assert width["later"] > width["now"]
 
 
 def test_names_and_points_resolve_to_the_same_quote_as_ids(api) -> None:
@@ -254,7 +274,7 @@ def test_every_batch_quote_is_the_single_quote_of_its_trip(api) -> None:
         one = quote(client, {"zone_id": pickup}, {"zone_id": dropoff}, when).json()
         got = body["quotes"][index]
         assert (got["index"], got["pickup_zone_id"], got["dropoff_zone_id"]) == (index, pickup, dropoff)
-        for key in ("taxi", "uber", "cheaper", "savings", "p_uber_cheaper", "warnings"):
+        for key in ("taxi", "uber", "cheaper", "answer", "savings", "p_uber_cheaper", "uber_stale_months", "warnings"):
             assert got[key] == one[key], (index, key)
     assert sum(1 for q in body["quotes"] if q["warnings"]) >= 3  # same zone, far future, unknown-location zone
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from fares.ml import TrainingDataError
 from fares.ml.evaluate import BaselineModel, evaluate_holdout
 from fares.ml.predict import OUTPUT_COLUMNS
@@ -110,13 +109,81 @@ def test_model_beats_baseline_on_time_holdout(model, split) -> None:
     assert metrics["cheaper_agreement"]["cells"] > 0
 
 
-def test_holdout_is_the_latest_fifth_of_each_service(split, trips) -> None:
+def test_holdout_is_one_time_for_both_services(split, trips) -> None:
+    """Both services are judged on the same hours: one cutoff, the latest fifth of the hours both have trips."""
     train, holdout = split
     assert len(train) + len(holdout) == len(trips)
-    for s in ("taxi", "uber"):
-        t, h = train[train.service == s], holdout[holdout.service == s]
-        assert abs(len(h) - 0.2 * (len(t) + len(h))) <= 1
-        assert h.pickup_at.min() >= t.pickup_at.max()
+    cutoff = holdout.pickup_at.min().floor("h")
+    assert train.pickup_at.max() < cutoff <= holdout.pickup_at.min()
+    assert set(holdout.service) == {"taxi", "uber"}
+    hours = trips.pickup_at.dt.floor("h")
+    shared = trips.groupby(hours).service.nunique()
+    assert abs((shared[shared.index >= cutoff] == 2).sum() - 0.2 * (shared == 2).sum()) <= 1
+
+
+def _jfk_to_manhattan(zones: pd.DataFrame, at: str) -> pd.DataFrame:
+    manhattan = zones[(zones.borough == "Manhattan") & ~zones.is_airport].zone_id.head(3).tolist()
+    return _requests([(JFK, z) for z in manhattan], at=at)
+
+
+def test_taxi_quote_follows_the_tariff_of_the_requested_date(model, zones) -> None:
+    """Trained on 2024 only, a weekday 17:30 JFK -> Manhattan quote in 2021 drops by the rate card's difference: $52 +
+    $4.50 + fees (61.05) instead of $70 + $5 + fees (80.75); what the model learned on top (tolls) stays."""
+    now = model.predict_frame(_jfk_to_manhattan(zones, "2024-03-06 17:30"))  # a Wednesday
+    before = model.predict_frame(_jfk_to_manhattan(zones, "2021-06-09 17:30"))  # a Wednesday too
+    np.testing.assert_allclose(now.taxi_fare - before.taxi_fare, 80.75 - 61.05, atol=0.01)
+    # metered trips move with the 2022-12-19 unit charge; Uber does not follow the taxi tariff
+    short, _ = _manhattan_pair_extremes(zones)
+    metered = [
+        model.predict_frame(_requests([short], at=at)).iloc[0] for at in ("2021-06-09 11:00", "2024-03-06 11:00")
+    ]
+    assert metered[0].taxi_fare < 0.9 * metered[1].taxi_fare
+
+
+def test_uber_quote_past_the_newest_month_is_stale_with_a_wider_band(model, zones) -> None:
+    """The newest Uber level is reused after the training window; the quote says how many months stale it is and its
+    band widens with that number."""
+    short, _ = _manhattan_pair_extremes(zones)
+    quotes = pd.concat(
+        [
+            model.predict_frame(_requests([short], at=at))
+            for at in ("2024-02-07 11:00", "2024-08-07 11:00", "2025-08-06 11:00")
+        ]
+    )
+    assert quotes.uber_stale_months.tolist() == [0, 6, 18]
+    width = np.log(quotes.uber_high / quotes.uber_low).to_numpy()
+    assert width[0] < width[1] < width[2]
+    assert quotes.uber_fare.nunique() <= 3 and abs(quotes.uber_fare.iloc[1] / quotes.uber_fare.iloc[2] - 1) < 0.05
+
+
+def test_about_the_same_when_the_bands_cannot_separate_the_fares() -> None:
+    from fares.ml.predict import answer
+
+    assert answer(np.array([0.5, 0.6, 0.64, 0.66, 0.9, 0.34, 0.1])).tolist() == [
+        "about the same",
+        "about the same",
+        "about the same",
+        "uber",
+        "uber",
+        "taxi",
+        "taxi",
+    ]
+
+
+def test_calibration_table_and_brier_on_the_synthetic_mirror(model, split) -> None:
+    """On generated trips whose true prices are known, p_uber_cheaper beats the base rate and the reliability table
+    accounts for every cell."""
+    train, holdout = split
+    metrics, _ = evaluate_holdout(model, BaselineModel.fit(train, model.zone_table), holdout)
+    decision = metrics["cheaper_agreement"]
+    assert decision["cells"] > 50
+    assert sum(row["cells"] for row in decision["reliability"]) == decision["cells"]
+    assert decision["brier"] < decision["brier_base_rate"]
+    assert decision["model"] > 0.75
+    for row in decision["reliability"]:
+        assert row["p_from"] <= row["mean_p"] <= row["p_to"]
+    supports = {row["support"] for row in metrics["coverage_by_support"]}
+    assert "unseen" in supports or "1-4 trips" in supports
 
 
 def test_missing_service_or_empty_data_is_a_clear_error(trips, zones) -> None:

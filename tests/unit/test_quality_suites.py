@@ -140,3 +140,13 @@ def test_importing_the_stage_does_not_import_great_expectations() -> None:
     code = "import sys, fares.quality, fares.quality.validate; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_training_checks_cover_exactly_the_columns_the_models_read() -> None:
+    """The gate checks what ml/ reads (plus source_month, the batch key): no more, no less."""
+    from fares.ml.sample import COLUMNS as READ
+    from fares.quality.suites import TRAINING_COLUMNS as CHECKED
+
+    assert set(CHECKED) == {*READ, "source_month"}
+    checked = {c.kwargs.get("column") for b in training_batches() if b.label == "all" for c in b.checks}
+    assert checked - {None} <= set(CHECKED)

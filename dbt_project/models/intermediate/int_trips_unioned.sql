@@ -26,7 +26,11 @@ yellow_shaped as (
         trip_miles,
         -- total_amount already holds every fee the rider is charged (airport and CBD fees included), plus the tip
         round((total_amount - coalesce(tip_amount, 0))::numeric, 2)::double precision as rider_fare,
-        tip_amount
+        tip_amount,
+        rate_code_id,
+        payment_type,
+        false as is_shared,
+        false as is_for_access_a_ride
 
     from yellow_trips
 
@@ -52,7 +56,11 @@ fhvhv_shaped as (
             + coalesce(airport_fee_amount, 0)
             + coalesce(cbd_congestion_fee_amount, 0)
         )::numeric, 2)::double precision as rider_fare,
-        tip_amount
+        tip_amount,
+        cast(null as integer) as rate_code_id,
+        cast(null as integer) as payment_type,
+        coalesce(is_shared_request or is_shared_match, false) as is_shared,
+        coalesce(is_access_a_ride, false) as is_for_access_a_ride
 
     from fhvhv_trips
 
@@ -79,7 +87,11 @@ final as (
         trip_miles,
         extract(epoch from dropoff_at - pickup_at)::double precision / 60.0 as duration_minutes,
         rider_fare,
-        tip_amount
+        tip_amount,
+        rate_code_id,
+        payment_type,
+        is_shared,
+        is_for_access_a_ride
 
     from unioned
 

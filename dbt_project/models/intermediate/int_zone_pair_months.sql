@@ -1,5 +1,5 @@
--- Typical distance and duration of each pickup -> dropoff zone pair in each aligned file month (cleaned trips of
--- every service): the monthly building block of int_zone_pairs_summarised, incremental by month.
+-- Typical distance and duration of each pickup -> dropoff zone pair at each pickup hour in each aligned file month
+-- (cleaned trips of every service): the monthly building block of zone_pair_hourly_typicals, incremental by month.
 with
 
 aligned_trips as (
@@ -15,12 +15,13 @@ final as (
         source_month::text as source_month,
         pickup_zone_id::integer as pickup_zone_id,
         dropoff_zone_id::integer as dropoff_zone_id,
+        extract(hour from pickup_at)::integer as pickup_hour,
         count(*)::bigint as zone_pair_trips,
         percentile_cont(0.5) within group (order by trip_miles)::double precision as median_trip_miles,
         percentile_cont(0.5) within group (order by duration_minutes)::double precision as median_duration_minutes
 
     from aligned_trips
-    group by source_month, pickup_zone_id, dropoff_zone_id
+    group by source_month, pickup_zone_id, dropoff_zone_id, extract(hour from pickup_at)
 
 )
 

@@ -23,7 +23,14 @@ final as (
         zone_shapes.centroid_lat::double precision as centroid_lat,
         zone_shapes.centroid_lon::double precision as centroid_lon,
         zone_shapes.geometry_wkt::text as geometry_wkt,
-        coalesce(zones.service_zone in ('Airports', 'EWR'), false) as is_airport
+        coalesce(zones.service_zone in ('Airports', 'EWR'), false) as is_airport,
+        coalesce(zones.zone_name = 'JFK Airport', false) as is_jfk,
+        coalesce(zones.zone_name = 'LaGuardia Airport', false) as is_laguardia,
+        coalesce(zones.zone_name = 'Newark Airport', false) as is_newark,
+        coalesce(zones.borough = 'Manhattan' and zone_shapes.centroid_lat < {{ var('congestion_zone_max_lat') }}, false)
+            as is_congestion_zone,
+        coalesce(zones.borough = 'Manhattan' and zone_shapes.centroid_lat < {{ var('relief_zone_max_lat') }}, false)
+            as is_relief_zone
 
     from zones
     left join zone_shapes

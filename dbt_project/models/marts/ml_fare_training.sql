@@ -1,5 +1,8 @@
--- The only table ml/ reads: taxi and Uber trips of the aligned months with features known when a trip is requested.
--- trip_miles and duration_minutes are what happened (targets and diagnostics), never model inputs.
+-- The only trip table ml/ reads: taxi and Uber trips of the aligned months with exactly the request-time features
+-- the models read (time of the pickup, the two zones and what dim_zone_pairs knows about the route). Every column is
+-- computed from the row itself and month-independent lookups, so a month's rows never change when other months load.
+-- trip_miles, duration_minutes and meter_fare are what happened (target side and diagnostics), never model inputs;
+-- zone-pair typicals are not here: they come from the training window only (zone_pair_hourly_typicals).
 {%- set services = var('training_services') %}
 with
 
@@ -9,15 +12,15 @@ trips as (
 
 ),
 
-zones as (
+zone_pairs as (
 
-    select * from {{ ref('dim_zones') }}
+    select * from {{ ref('dim_zone_pairs') }}
 
 ),
 
-zone_pairs as (
+tariffs as (
 
-    select * from {{ ref('int_zone_pairs_summarised') }}
+    select * from {{ ref('taxi_tariff_periods') }}
 
 ),
 
@@ -47,25 +50,25 @@ final as (
         training_trips.pickup_month::integer as pickup_month,
         training_trips.is_airport_pickup::boolean as is_airport_pickup,
         training_trips.is_airport_dropoff::boolean as is_airport_dropoff,
-        training_trips.is_same_zone::boolean as is_same_zone,
-        round({{ haversine_miles('pickup_zones.centroid_lat', 'pickup_zones.centroid_lon',
-                                 'dropoff_zones.centroid_lat', 'dropoff_zones.centroid_lon') }}::numeric, 3)::double precision
-            as centroid_distance_miles,
-        zone_pairs.typical_trip_miles::double precision as typical_trip_miles,
-        zone_pairs.typical_duration_minutes::double precision as typical_duration_minutes,
-        zone_pairs.zone_pair_trips::bigint as zone_pair_trips,
+        zone_pairs.is_same_zone::boolean as is_same_zone,
+        zone_pairs.centroid_distance_miles::double precision as centroid_distance_miles,
+        zone_pairs.is_jfk_manhattan::boolean as is_jfk_manhattan,
+        zone_pairs.is_newark_dropoff::boolean as is_newark_dropoff,
+        zone_pairs.is_laguardia_trip::boolean as is_laguardia_trip,
         training_trips.trip_miles::double precision as trip_miles,
         training_trips.duration_minutes::double precision as duration_minutes,
+        round(cast({{ taxi_meter_fare('tariffs', 'zone_pairs', 'training_trips.trip_miles',
+                                      'training_trips.duration_minutes', 'training_trips.pickup_hour',
+                                      'training_trips.pickup_dow') }} as numeric), 2)::double precision as meter_fare,
         training_trips.rider_fare::double precision as rider_fare
 
     from training_trips
-    inner join zones as pickup_zones
-        on training_trips.pickup_zone_id = pickup_zones.zone_id
-    inner join zones as dropoff_zones
-        on training_trips.dropoff_zone_id = dropoff_zones.zone_id
-    left join zone_pairs
+    inner join zone_pairs
         on training_trips.pickup_zone_id = zone_pairs.pickup_zone_id
         and training_trips.dropoff_zone_id = zone_pairs.dropoff_zone_id
+    left join tariffs
+        on training_trips.pickup_at >= tariffs.valid_from
+        and (tariffs.valid_to is null or training_trips.pickup_at < tariffs.valid_to)
 
 )
 

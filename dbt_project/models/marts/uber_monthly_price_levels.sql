@@ -1,0 +1,63 @@
+-- The Uber price level of each month: the median price of one taxi-meter unit (1/5 mile, or a minute slower than
+-- 12 mph) over the month's cleaned Uber trips before the holdout, for the newest `zone_pair_months` aligned months
+-- up to the holdout's. Uber fares are learned relative to it; a quote past the newest month uses the newest level and
+-- says how stale it is.
+with
+
+trips as (
+
+    select * from {{ ref('fct_trips') }}
+
+),
+
+holdout_window as (
+
+    select * from {{ ref('ml_holdout_window') }}
+
+),
+
+months_aligned as (
+
+    select * from {{ ref('int_months_aligned') }}
+
+),
+
+window_months as (
+
+    select months_aligned.source_month
+
+    from months_aligned
+    cross join holdout_window
+    where months_aligned.is_aligned and months_aligned.source_month <= holdout_window.holdout_month
+    order by months_aligned.source_month desc
+    limit {{ var('zone_pair_months') }}
+
+),
+
+uber_trips as (
+
+    select
+        trips.source_month,
+        trips.rider_fare / (5 * trips.trip_miles + greatest(trips.duration_minutes - 5 * trips.trip_miles, 0)) as fare_per_unit
+
+    from trips
+    inner join window_months
+        on trips.source_month = window_months.source_month
+    cross join holdout_window
+    where trips.service = 'uber' and trips.pickup_at < holdout_window.holdout_from
+
+),
+
+final as (
+
+    select
+        cast(source_month as text) as source_month,
+        cast(count(*) as bigint) as trips,
+        cast(percentile_cont(0.5) within group (order by fare_per_unit) as double precision) as price_level
+
+    from uber_trips
+    group by source_month
+
+)
+
+select * from final

@@ -1,0 +1,132 @@
+"""The taxi rate card (the dbt seed `taxi_rate_card`) evaluated for any date: the Python twin of macros/taxi_meter_fare.sql.
+
+The model bundle carries the rate card as loaded into `marts.taxi_rate_card`, so a live quote applies the tariff in force
+at the requested pickup time. Both this module and the dbt macro are checked against the same hand-computed fares (the
+unit test `taxi_meter_fare_follows_each_tariff_period` in dbt_project/models/marts/_marts__unit_tests.yml).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RATE_CARD_FILE = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds" / "taxi_rate_card.csv"
+RATE_CARD_SQL = "select charge, amount_usd, effective_from, effective_to from marts.taxi_rate_card"
+ROUTE_FLAGS: tuple[str, ...] = (
+    "is_jfk_manhattan",
+    "is_newark_dropoff",
+    "is_laguardia_trip",
+    "is_airport_fee_pickup",
+    "is_congestion_trip",
+    "is_relief_zone_trip",
+)
+UNITS_PER_MILE = 5  # one unit per 1/5 mile
+MINUTES_PER_MILE_AT_12_MPH = 5  # below 12 mph the meter counts minutes instead of fifths of a mile
+
+
+def read_rate_card(path: Path = RATE_CARD_FILE) -> pd.DataFrame:
+    """The seed CSV as a frame (charge, amount_usd, effective_from, effective_to): for tests and DB-free fits."""
+    card = pd.read_csv(path, usecols=["charge", "amount_usd", "effective_from", "effective_to"])
+    return card
+
+
+@dataclass
+class Tariff:
+    """The rate card's rows, looked up per charge and day."""
+
+    card: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        self.card = self.card[["charge", "amount_usd", "effective_from", "effective_to"]].reset_index(drop=True)
+        names = self.card["charge"].astype(str).to_numpy()
+        amount = pd.to_numeric(self.card["amount_usd"]).to_numpy(dtype=float)
+        start = pd.to_datetime(self.card["effective_from"]).to_numpy().astype("datetime64[D]")
+        end = pd.to_datetime(self.card["effective_to"]).to_numpy().astype("datetime64[D]")
+        # the periods in which no charge changes, one amount per charge: a single searchsorted per lookup
+        self.bounds = np.unique(np.concatenate([start, end[~np.isnat(end)]]))
+        self.names = tuple(dict.fromkeys(names.tolist()))
+        self.amounts = np.zeros((len(self.bounds) + 1, len(self.names)))  # row 0: before the card's first day
+        for i, name in enumerate(names):
+            inside = (self.bounds >= start[i]) & (np.isnat(end[i]) | (self.bounds < end[i]))
+            self.amounts[1:, self.names.index(name)][inside] = amount[i]
+
+    def _period(self, days: np.ndarray) -> np.ndarray:
+        """Row of `amounts` for each day (0 before the first period)."""
+        return np.searchsorted(self.bounds, days.astype("datetime64[D]"), side="right")
+
+    def charges(self, days: np.ndarray) -> dict[str, np.ndarray]:
+        """Every charge in force on each day (0 where it did not exist)."""
+        rows = self.amounts[self._period(days)]
+        return {name: rows[:, i] for i, name in enumerate(self.names)}
+
+    def charge(self, name: str, days: np.ndarray) -> np.ndarray:
+        """The amount of charge `name` in force on each day (0 where it did not exist)."""
+        if name not in self.names:
+            return np.zeros(len(days))
+        return self.amounts[self._period(days), self.names.index(name)]
+
+    def period_start(self, days: np.ndarray) -> np.ndarray:
+        """The first day of the tariff period each day falls in (NaT before the card's first day)."""
+        idx = self._period(days) - 1
+        return np.where(idx >= 0, self.bounds[np.maximum(idx, 0)], np.datetime64("NaT"))
+
+    @property
+    def newest_change(self) -> np.datetime64:
+        """The last day any charge changed (the newest tariff period's start)."""
+        return self.bounds[-1]
+
+
+def meter_fare(
+    tariff: Tariff,
+    pickup_at: np.ndarray,
+    miles: np.ndarray,
+    minutes: np.ndarray,
+    flags: dict[str, np.ndarray],
+    charges_on: np.ndarray | None = None,
+) -> np.ndarray:
+    """What the meter charges (dollars, before tolls and tip): the rules of macros/taxi_meter_fare.sql, vectorised.
+
+    Args:
+        pickup_at: naive New York datetime64 values.
+        miles, minutes: the trip's (or the typical trip's) distance and duration.
+        flags: the ROUTE_FLAGS booleans of dim_zone_pairs for each trip.
+        charges_on: the days whose rate card applies (default: the pickup's own day); the clock rules (night, rush
+            hour) always follow `pickup_at`.
+    """
+    at = pickup_at.astype("datetime64[m]")
+    days = at.astype("datetime64[D]")
+    hour = (at.astype(np.int64) // 60) % 24
+    dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+    rush = (dow < 5) & (hour >= 16) & (hour < 20)
+    night = (hour >= 20) | (hour < 6)
+    card_days = (
+        days if charges_on is None else np.broadcast_to(np.asarray(charges_on, dtype="datetime64[D]"), days.shape)
+    )
+    c = tariff.charges(card_days)
+    zero = np.zeros(len(days))
+
+    def get(name: str) -> np.ndarray:
+        return c.get(name, zero)
+
+    units = UNITS_PER_MILE * miles + np.maximum(minutes - MINUTES_PER_MILE_AT_12_MPH * miles, 0)
+    metered = (
+        get("initial_charge")
+        + get("unit_charge") * units
+        + np.where(night, get("night_surcharge"), 0)
+        + np.where(rush, get("rush_hour_surcharge"), 0)
+        + np.where(flags["is_newark_dropoff"], get("newark_surcharge"), 0)
+        + np.where(flags["is_laguardia_trip"], get("laguardia_surcharge"), 0)
+    )
+    flat = get("jfk_flat_fare") + np.where(rush, get("jfk_rush_hour_surcharge"), 0)
+    fare = np.where(flags["is_jfk_manhattan"], flat, metered)
+    return (
+        fare
+        + np.where(flags["is_newark_dropoff"], 0, get("mta_tax"))
+        + get("improvement_surcharge")
+        + np.where(flags["is_congestion_trip"], get("congestion_surcharge"), 0)
+        + np.where(flags["is_relief_zone_trip"], get("congestion_relief_zone_fee"), 0)
+        + np.where(flags["is_airport_fee_pickup"], get("airport_access_fee"), 0)
+    )
