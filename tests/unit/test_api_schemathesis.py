@@ -22,9 +22,11 @@ OPERATIONS = [
     ("GET", "/v1/zones"),
     ("GET", "/v1/model"),
     ("GET", "/v1/runs"),
+    ("GET", "/v1/runs/{run_id}"),
     ("GET", "/health"),
     ("POST", "/v1/admin/reload"),
     ("POST", "/v1/admin/promote/{version}"),
+    ("POST", "/v1/admin/runs"),
 ]
 NO_INPUT = {"/v1/model", "/health", "/v1/admin/reload"}
 
