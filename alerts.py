@@ -59,12 +59,10 @@ def raise_alert(
 
 
 def _already(wh: Warehouse, event: str, run_id: int | None) -> bool:
+    """True when this event was alerted: for a run, ever; without one (stale), while still open."""
+    where = "run_id = %s" if run_id is not None else "run_id is null and resolved_at is null and %s::bigint is null"
     with wh.connect() as conn:
-        row = conn.execute(
-            "select 1 from ops.alerts where event = %s and run_id is not distinct from %s"
-            " and (resolved_at is null or %s is not null)",
-            (event, run_id, run_id),
-        ).fetchone()
+        row = conn.execute(f"select 1 from ops.alerts where event = %s and {where}", (event, run_id)).fetchone()
     return row is not None
 
 
