@@ -211,3 +211,24 @@ def test_a_second_signal_stops_at_once_and_records_the_stage_interrupted(daemons
     assert (row["status"], row["error"]) == ("interrupted", "interrupted: signal 15 during a stage")
     stages = ops.get_run(fresh_db, row["run_id"])["stages"]
     assert [(s["stage"], s["status"]) for s in stages] == [("ingest", "succeeded"), ("transform", "interrupted")]
+
+
+def test_a_hung_stage_times_out_releases_the_lock_and_alerts_once_per_run(daemons: Daemons, fresh_db: Warehouse) -> None:
+    from alert_receiver import alert_receiver
+
+    with alert_receiver() as receiver:
+        proc = daemons.start(
+            EVERY_SECOND,
+            PROBE_SLEEP="transform:120",
+            FARES_STAGE_TIMEOUTS='{"transform": 1}',
+            FARES_ALERT_URLS=json.dumps([receiver.url]),
+        )
+        daemons.wait_until("two timed-out runs", lambda: len(_runs(fresh_db, "timed_out")) >= 2)
+        assert daemons.stop(proc) == 0
+        timed_out = sorted(r["run_id"] for r in _runs(fresh_db, "timed_out"))
+        titles = receiver.wait_for(len(timed_out))
+    assert _runs(fresh_db, "skipped") == [], "a later run found the lock still held"
+    for run_id in timed_out:
+        stages = ops.get_run(fresh_db, run_id)["stages"]
+        assert [(s["stage"], s["status"]) for s in stages] == [("ingest", "succeeded"), ("transform", "timed_out")]
+    assert sorted(titles) == sorted(f"fares: run {i} timed out at transform" for i in timed_out)
