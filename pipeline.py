@@ -50,7 +50,7 @@ def record_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
     """Record a run as interrupted, if the database lets us (else the next start marks it crashed)."""
     try:
         runs.mark_interrupted(wh, run_id, reason)
-    except Exception:  # noqa: BLE001 - the database may be what failed; the next start marks the run crashed
+    except Exception:
         log.exception("could not record run %s as interrupted", run_id)
 
 

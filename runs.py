@@ -89,8 +89,8 @@ def record_skipped(
     log.warning(reason)
     return _exec(
         wh,
-        "insert into ops.pipeline_runs (status, finished_at, months, source, error, pid, host, trigger, stages_requested)"
-        " values ('skipped', now(), %s, %s, %s, %s, %s, %s, %s) returning run_id",
+        "insert into ops.pipeline_runs (status, finished_at, months, source, error, pid, host, trigger,"
+        " stages_requested) values ('skipped', now(), %s, %s, %s, %s, %s, %s, %s) returning run_id",
         (months, source, reason, os.getpid(), socket.gethostname(), trigger, stages),
     )[0][0]
 
@@ -286,7 +286,7 @@ def call_with_timeout(
     for cancel in ctx.cancel:
         try:
             cancel()
-        except Exception:  # noqa: BLE001 - best effort: the run is recorded timed out either way
+        except Exception:
             log.exception("%s: could not cancel the timed-out stage's work", name)
     worker.join(5)  # give a cancelled dbt or statement a moment to unwind
     if worker.is_alive():

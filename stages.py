@@ -1,4 +1,4 @@
-"""The five stages as the chain calls them: ingest -> transform -> validate -> train -> publish, each a small adapter."""
+"""The five stages as the chain calls them: ingest -> transform -> validate -> train -> publish, each an adapter."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def run_validate(settings: Settings, wh: Warehouse) -> list[ValidationReport]:
 
 
 def run_train(settings: Settings, wh: Warehouse) -> TrainOutcome:
-    """Train both fare models from the marts and register them; whether each is promoted is for run_publish to act on."""
+    """Train both fare models from the marts and register them; run_publish acts on whether each is promoted."""
     from fares.ml.train import train_models
 
     return train_models(settings, wh, publish=False)  # the publish stage alone moves CURRENT
@@ -171,9 +171,15 @@ def run_publish(settings: Settings, outcome: TrainOutcome | None) -> dict[str, A
 
 def _count(wh: Warehouse, tables: tuple[str, ...]) -> int | None:
     """Rows in the tables that exist; None when none does."""
+
+    def one(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        row = conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
     with wh.connect() as conn:
-        present = [t for t in tables if conn.execute("select to_regclass(%s)", (t,)).fetchone()[0]]
-        return sum(conn.execute(f"select count(*) from {t}").fetchone()[0] for t in present) if present else None
+        present = [t for t in tables if one(conn, "select to_regclass(%s)", (t,))]
+        counts = [one(conn, f"select count(*) from {t}") for t in present]  # noqa: S608 - table names are constants
+        return sum(counts) if present else None
 
 
 def _ingest(ctx: RunContext) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The operators' pages: the runs list with two charts, and one run in detail; plain HTML with inline SVG, no scripts."""
+"""The operators' pages: the runs list with two charts, and one run in detail; plain HTML, inline SVG, no scripts."""
 
 from __future__ import annotations
 

@@ -57,8 +57,8 @@ def forget_months(wh: Warehouse, months: list[str]) -> int:
 def read_ledger(wh: Warehouse) -> dict[str, dict[str, Any]]:
     """Every ledger row by file name (empty when the table does not exist yet)."""
     with wh.connect() as conn:
-        exists = conn.execute("select to_regclass('ops.ingested_files')").fetchone()[0]
-        if not exists:
+        found = conn.execute("select to_regclass('ops.ingested_files')").fetchone()
+        if not found or not found[0]:
             return {}
         cur = conn.execute(f"select {', '.join(_COLUMNS)} from ops.ingested_files order by kind, month, file")
         return {row[0]: dict(zip(_COLUMNS, row)) for row in cur.fetchall()}

@@ -7,20 +7,21 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fares.api import dashboard
-from fares.api.database import read_ops
-from fares.api.schemas import Problem
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from fares.api import dashboard
+from fares.api.database import read_ops
+from fares.api.schemas import Problem
 
 router = APIRouter(tags=["runs"])
 
 LOG_TAIL_LINES = 300
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _DBT_DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
-NOT_FOUND = {
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such run"},
     503: {"model": Problem, "description": "The database is unreachable"},
 }

@@ -14,7 +14,9 @@ from fares.runs import RunContext
 from fares.warehouse import Warehouse
 
 pytestmark = pytest.mark.e2e
-DBT_ERROR = "dbt build failed (exit 1)\nFailure in test not_null_fct_trips_trip_id: Got 3 results, configured to fail if != 0"
+DBT_ERROR = (
+    "dbt build failed (exit 1)\nFailure in test not_null_fct_trips_trip_id: Got 3 results, configured to fail if != 0"
+)
 
 
 def _ingest(ctx: RunContext) -> dict[str, Any]:
@@ -26,10 +28,9 @@ def _transform(ctx: RunContext) -> dict[str, Any]:
 
 
 def test_the_dashboard_shows_a_failed_runs_error(browser, fresh_db: Warehouse, tmp_path: Path) -> None:  # noqa: F811
+    from conftest import settings_for
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
-
-    from conftest import settings_for
 
     settings = settings_for(fresh_db, tmp_path / "data", stage_retries=0)
     row = pipeline.run_once(settings, months=["2024-01"], stages={"ingest": _ingest, "transform": _transform})
@@ -40,7 +41,7 @@ def test_the_dashboard_shows_a_failed_runs_error(browser, fresh_db: Warehouse, t
         browser.find_element("link text", "Pipeline runs").click()
         wait = WebDriverWait(browser, 20)
         wait.until(ec.visibility_of_element_located(("id", "runs")))
-        listed = browser.find_element("css selector", f"tr.run.failed td.error").text
+        listed = browser.find_element("css selector", "tr.run.failed td.error").text
         assert listed == "transform failed: RuntimeError: dbt build failed (exit 1)"
         browser.find_element("link text", str(row["run_id"])).click()
         error = wait.until(ec.visibility_of_element_located(("id", "run-error")))

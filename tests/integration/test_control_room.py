@@ -55,7 +55,6 @@ def test_a_dbt_past_its_timeout_is_killed(fresh_db: Warehouse) -> None:
 
 def test_statement_timeout_cancels_a_long_query(fresh_db: Warehouse, tmp_path: Path) -> None:
     import psycopg
-
     from conftest import settings_for
 
     wh = get_warehouse(settings_for(fresh_db, tmp_path, statement_timeout_seconds=0.2))

@@ -38,7 +38,7 @@ def _applied(wh: Warehouse) -> list[tuple[int, str]]:
 
 def test_migrations_apply_once_in_order(fresh_db: Warehouse) -> None:
     assert ops.migrate(fresh_db) == list(range(1, len(ops.MIGRATIONS) + 1))
-    ops._migrated.clear()  # as a new process would
+    ops._migrated.clear()  # noqa: SLF001 - forget what this process applied, as a new process would
     assert ops.migrate(fresh_db) == []
     assert _applied(fresh_db) == [(i, name) for i, (name, _) in enumerate(ops.MIGRATIONS, start=1)]
 
@@ -69,7 +69,9 @@ def test_the_cli_and_the_api_read_the_same_history(fresh_db: Warehouse, tmp_path
     redo = runs.start_run(fresh_db, ["2024-01"], "x", redo_of=crashed, trigger="redo")
     runs.finish_run(fresh_db, redo, "succeeded")
     with fresh_db.connect() as conn:  # an older run that started later (clock change): run id still orders
-        conn.execute("update ops.pipeline_runs set started_at = now() + interval '1 hour' where run_id = %s", (crashed,))
+        conn.execute(
+            "update ops.pipeline_runs set started_at = now() + interval '1 hour' where run_id = %s", (crashed,)
+        )
 
     settings = settings_for(fresh_db, tmp_path / "data")
     with TestClient(create_app(settings, poll_seconds=0)) as client:

@@ -213,7 +213,9 @@ def test_a_second_signal_stops_at_once_and_records_the_stage_interrupted(daemons
     assert [(s["stage"], s["status"]) for s in stages] == [("ingest", "succeeded"), ("transform", "interrupted")]
 
 
-def test_a_hung_stage_times_out_releases_the_lock_and_alerts_once_per_run(daemons: Daemons, fresh_db: Warehouse) -> None:
+def test_a_hung_stage_times_out_releases_the_lock_and_alerts_once_per_run(
+    daemons: Daemons, fresh_db: Warehouse
+) -> None:
     from alert_receiver import alert_receiver
 
     with alert_receiver() as receiver:

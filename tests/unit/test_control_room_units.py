@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,7 @@ def test_stages_from_a_point_or_only_some_keep_the_chain_order() -> None:
 
 
 def test_the_runs_table_fits_a_terminal_whatever_the_error() -> None:
-    start = datetime(2025, 1, 2, 3, 0, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 2, 3, 0, tzinfo=UTC)
     rows = [
         {
             "run_id": 7,
