@@ -120,3 +120,31 @@ def test_an_unreachable_source_fails_the_ingest_once_naming_the_source(settings:
     why = "the connection was refused" if kind == "refused" else "the host name does not resolve"
     assert f"TLC source {source} is unreachable: {why}" in row["error"]
     assert row["error"].count("unreachable") == 1
+
+
+def test_a_crash_a_lock_held_too_long_and_a_model_kept_each_alert_once(settings: Settings, fresh_db: Warehouse) -> None:
+    from fares import runs
+
+    def kept(ctx: runs.RunContext) -> dict:
+        return {"published": False, "retrained": True, "reason": "holdout MAE $4.10 worse than current $3.90"}
+
+    with alert_receiver() as receiver:
+        s = settings.model_copy(update={"alert_urls": [receiver.url], "run_timeout_seconds": 3600})
+        ops.migrate(fresh_db)
+        dead = runs.start_run(fresh_db, ["2024-01"], "x")  # as a process killed mid-run leaves it
+        with fresh_db.connect() as conn:
+            conn.execute(
+                "update ops.pipeline_runs set started_at = now() - interval '2 hours' where run_id = %s", (dead,)
+            )
+        with ops.try_lock(fresh_db, ops.RUN_LOCK):  # the dead run's process, as far as anyone can tell
+            assert pipeline.run_once(s, stages=probe_stages())["status"] == "skipped"
+            assert pipeline.run_once(s, stages=probe_stages())["status"] == "skipped"
+        row = pipeline.run_once(s, stages={**probe_stages(), "publish": kept})
+        titles = receiver.wait_for(4)
+    assert titles == [
+        f"fares: run {dead} holds the run lock for 2.0 h",
+        f"fares: run {dead} crashed",
+        f"fares: run {row['run_id']} kept the current model",
+        f"fares: recovered (run {row['run_id']})",
+    ]
+    assert receiver.messages[2]["message"] == "holdout MAE $4.10 worse than current $3.90"
