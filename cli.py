@@ -58,45 +58,51 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stage(name: str) -> Callable[[argparse.Namespace, Settings], int]:
-    """A sub-command that runs one stage of the chain."""
+    """A sub-command that runs one stage as a recorded run under the pipeline lock (`train` also publishes)."""
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
-        from fares import scheduler
-
-        if name == "train":  # on its own, `fares train` publishes a model that is not worse at once
-            from fares.ml.train import train_models
-
-            outcome = train_models(settings, _warehouse(settings), publish=True)
-        else:
-            outcome = scheduler.run_transform(settings, _warehouse(settings))
-        if name == "transform":
-            print(outcome.stdout.strip().splitlines()[-1] if outcome.stdout else "dbt build done")
-        else:
-            _print_train(outcome)
-        return 0
+        only = ["train", "publish"] if name == "train" else [name]
+        return _recorded(settings, only=only)
 
     return run
 
 
+def _recorded(
+    settings: Settings,
+    source: str | None = None,
+    months: list[str] | None = None,
+    start: str | None = None,
+    only: list[str] | None = None,
+    trigger: str = "cli",
+    params: dict | None = None,
+) -> int:
+    """Run the chain, or part of it, as one recorded run; print it; exit status 0 only when it succeeded."""
+    from fares import pipeline
+
+    try:
+        stages = pipeline.stages_for(start, only)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    result = pipeline.run_once(settings, source, months, stages=stages, trigger=trigger, params=params)
+    print(format_run(result))
+    return 0 if result.get("status") == "succeeded" else 1
+
+
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the quality gate, or build and serve the GX Data Docs."""
+    """Run the quality gate (a recorded run), or build and serve the GX Data Docs."""
     if args.docs:
         from fares.quality.validate import build_data_docs
 
         site = build_data_docs(settings)
         print(f"Data Docs: {site}")
         return _serve_folder(site.parent if site.is_file() else site, args.port)
-    from fares import scheduler
+    code = _recorded(settings, only=["validate"])
+    from fares import ops
 
-    reports = scheduler.run_validate(settings, _warehouse(settings))
-    for report in reports:
-        print(report.summary() if hasattr(report, "summary") else report)
-    return 0
-
-
-def _print_train(outcome: object) -> None:
-    summary = getattr(outcome, "summary", None)
-    print(summary() if callable(summary) else outcome)
+    [run] = ops.list_runs(_warehouse(settings), limit=1)
+    for found in ops.validation_results(_warehouse(settings), run.get("validation_run_ids") or []):
+        print(found["summary"])
+    return code
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
@@ -147,12 +153,43 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """The chain once: ingest -> transform -> validate -> train -> publish."""
-    from fares import scheduler
+    """The chain once: ingest -> transform -> validate -> train -> publish (or from a stage, or only some)."""
+    start, only = getattr(args, "start", None), getattr(args, "only", None)
+    if start and only:
+        raise UserError("use --from or --only, not both")
+    return _recorded(settings, args.source, _months(args), start=start, only=only)
 
-    result = scheduler.run_once(settings, source=args.source, months=_months(args))
-    print(format_run(result))
-    return 0 if result.get("status") == "succeeded" else 1
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """Load and build a range of months one month at a time, each a recorded run; then validate, train, publish."""
+    from fares.ingestion.months import parse_months
+
+    try:
+        months = parse_months([args.range])
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    failed: list[str] = []
+    for i, month in enumerate(months, start=1):
+        print(f"[{i}/{len(months)}] {month}", flush=True)
+        code = _recorded(
+            settings,
+            args.source,
+            [month],
+            only=["ingest", "transform"],
+            trigger="backfill",
+            params={"force": args.force},
+        )
+        if code:
+            failed.append(month)
+    print(
+        f"backfill: {len(months) - len(failed)} of {len(months)} months loaded"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    if not args.no_train and len(failed) < len(months):
+        print("then: validate -> train -> publish")
+        if _recorded(settings, args.source, months, start="validate", trigger="backfill"):
+            return 1
+    return 1 if failed else 0
 
 
 def format_run(run: dict) -> str:
@@ -167,7 +204,8 @@ def format_run(run: dict) -> str:
     for st in run.get("stages", []):
         rows = ", ".join(f"{k.replace('_', ' ')} {st[k]:,}" for k in ("rows_in", "rows_out") if st.get(k) is not None)
         retried = f", {st['attempts']} attempts" if (st.get("attempts") or 1) > 1 else ""
-        lines.append(f"  {st['stage']:<10} {st['status']:<11} {rows}{retried}")
+        took = f"{(st['finished_at'] - st['started_at']).total_seconds():>6.1f} s" if st.get("finished_at") else " " * 8
+        lines.append(f"  {st['stage']:<10} {st['status']:<11} {took}  {rows}{retried}".rstrip())
     if run.get("model_version"):
         lines.append(f"  model published: {run['model_version']}")
     if run.get("error"):
@@ -180,25 +218,38 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     from fares import scheduler
 
     if args.once:
-        return cmd_run(argparse.Namespace(source=None, months=None), settings)
+        return _recorded(settings)
     scheduler.start_daemon(settings)
     return 0
 
 
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
-    """Pipeline run history."""
-    from fares import scheduler
+    """Pipeline run history, or one run in detail (`fares runs show ID`)."""
+    from fares import ops
+    from fares.runs_view import format_run_detail, format_runs_table
 
-    _print_table(scheduler.list_runs(settings, _warehouse(settings), limit=args.limit))
+    wh = _warehouse(settings)
+    if args.action == "show":
+        if args.run_id is None:
+            raise UserError("usage: fares runs show RUN_ID")
+        try:
+            run = ops.get_run(wh, args.run_id)
+        except KeyError as exc:
+            raise UserError(f"no pipeline run {args.run_id}") from exc
+        print(format_run(run))
+        print(format_run_detail(settings, wh, run))
+        return 0
+    print(format_runs_table(ops.list_runs(wh, limit=args.limit)))
     return 0
 
 
 def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the dbt docs site and serve it."""
-    from fares import scheduler
+    from fares.stages import run_dbt
+    from fares.warehouse import DBT_PROJECT_DIR
 
-    scheduler.run_dbt(_warehouse(settings), ["docs", "generate"])
-    target = Path(scheduler.DBT_PROJECT_DIR) / "target"
+    run_dbt(_warehouse(settings), ["docs", "generate"])
+    target = DBT_PROJECT_DIR / "target"
     if args.no_serve:
         print(f"dbt docs site written to {target / 'index.html'}")
         return 0
@@ -207,10 +258,10 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     """Any dbt command against the database in use (e.g. `fares dbt build --select marts`)."""
-    from fares import scheduler
+    from fares.stages import run_dbt
 
     dbt_args = [a for a in args.dbt_args if a != "--"] or ["build"]
-    scheduler.run_dbt(_warehouse(settings), dbt_args, capture=False)
+    run_dbt(_warehouse(settings), dbt_args, capture=False)
     return 0
 
 
@@ -226,13 +277,13 @@ def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """A sample of the TLC's newest month (or, offline, the synthetic mirror) -> the whole chain -> the API."""
-    from fares import scheduler
+    from fares import pipeline
 
     if args.once:
         settings = settings.model_copy(update={"demo_once": True})
     source, months = _demo_source(args, settings)
     print("2/3 running the chain: ingest -> dbt build -> validate -> train -> publish")
-    result = scheduler.run_once(settings, source=source, months=months)
+    result = pipeline.run_once(settings, source=source, months=months)
     if result.get("status") != "succeeded":
         print(format_run(result))
         raise UserError("the demo chain failed; see above")
@@ -332,14 +383,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("db", help="the database in use: url | start | stop (embedded)")
     sp.add_argument("action", choices=["url", "start", "stop"])
     sp.set_defaults(func=cmd_db)
-    sp = sub.add_parser("run", help="the whole chain once")
+    stage_names = ["ingest", "transform", "validate", "train", "publish"]
+    sp = sub.add_parser("run", help="the whole chain once (or from a stage, or only some stages)")
     sp.add_argument("--source")
     months_arg(sp)
+    sp.add_argument("--from", dest="start", choices=stage_names, help="resume: run this stage and the ones after it")
+    sp.add_argument("--only", nargs="+", choices=stage_names, metavar="STAGE", help="run only these stages")
     sp.set_defaults(func=cmd_run)
+    sp = sub.add_parser("backfill", help="load and build months A..B one by one, then validate, train, publish")
+    sp.add_argument("range", metavar="A..B", help="months, e.g. 2024-01..2024-06")
+    sp.add_argument("--source")
+    sp.add_argument("--force", action="store_true", help="reload files even when unchanged")
+    sp.add_argument("--no-train", action="store_true", help="only load and build; no validate/train/publish")
+    sp.set_defaults(func=cmd_backfill)
     sp = sub.add_parser("schedule", help="the nightly daemon (APScheduler)")
     sp.add_argument("--once", action="store_true", help="run the chain now under the same lock and record it")
     sp.set_defaults(func=cmd_schedule)
-    sp = sub.add_parser("runs", help="pipeline run history")
+    sp = sub.add_parser("runs", help="pipeline run history; `runs show ID` for one run")
+    sp.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    sp.add_argument("run_id", nargs="?", type=int)
     sp.add_argument("--limit", type=int, default=20)
     sp.set_defaults(func=cmd_runs)
     sp = sub.add_parser("docs", help="generate the dbt docs site and serve it on 127.0.0.1:8080")
@@ -366,16 +428,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-OWN_LOGGERS = ("fares", "cli", "scheduler", "runs", "warehouse", "ingestion", "quality", "ml", "api", "uvicorn.error")
+OWN_LOGGERS = ("fares", "uvicorn.error")
 
 
 def _configure_logging(verbose: bool, command: str) -> None:
     """Libraries log at WARNING; our own modules at INFO for the long-running commands (or -v), so `make demo`
-    and the daemon say what they do without the libraries' chatter."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if verbose or command in ("serve", "demo", "schedule"):
+    and the daemon say what they do without the libraries' chatter. A run's lines carry its id ([run 12])."""
+    from fares import runlog
+
+    runlog.install()
+    chatty = verbose or command in ("serve", "demo", "schedule")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=runlog.LINE_FORMAT)
+    for handler in logging.getLogger().handlers:  # a run's log file takes our INFO lines; the console only these
+        handler.setLevel(logging.INFO if chatty else logging.WARNING)
+    if chatty:
         for name in OWN_LOGGERS:
             logging.getLogger(name).setLevel(logging.INFO)
 

@@ -1,4 +1,7 @@
-"""Recorded pipeline runs: ops.pipeline_runs / ops.stage_runs, the advisory lock, retries, stages run in order."""
+"""Recording pipeline runs in ops.pipeline_runs / ops.stage_runs, and running stages in order with retries and timeouts.
+
+The tables, the lock and the history reads belong to `fares.ops`; this module writes the rows of a run.
+"""
 
 from __future__ import annotations
 
@@ -6,133 +9,19 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fares.warehouse import Warehouse, WarehouseError, caused_by
-
-if TYPE_CHECKING:
-    import psycopg
-
+from fares.ops import RunLock
 from fares.settings import Settings
+from fares.warehouse import Warehouse, WarehouseError, caused_by
 
 log = logging.getLogger(__name__)
 
-# Advisory-lock keys, below 2**32 so pg_locks shows them in `objid`: "FARE" and "FDDL".
-LOCK_KEY = 0x46415245
-_DDL_KEY = 0x4644444C
 CRASHED = "crashed:"
-RUN_COLUMNS = (
-    "run_id",
-    "started_at",
-    "finished_at",
-    "status",
-    "months",
-    "source",
-    "error",
-    "model_version",
-    "rows_in",
-    "rows_out",
-    "pid",
-    "host",
-)
-STAGE_COLUMNS = ("run_id", "stage", "started_at", "finished_at", "status", "attempts", "rows_in", "rows_out", "error")
 _MAX_ERROR = 4000
-
-_DDL = """
-create schema if not exists ops;
-create table if not exists ops.pipeline_runs (
-    run_id bigint generated always as identity primary key,
-    started_at timestamptz not null default now(),
-    finished_at timestamptz,
-    status text not null check (status in ('running', 'succeeded', 'failed', 'interrupted', 'skipped')),
-    months text[],
-    source text,
-    error text,
-    model_version text,
-    rows_in bigint,
-    rows_out bigint,
-    pid integer,
-    host text,
-    redo_of bigint references ops.pipeline_runs (run_id)
-);
-create table if not exists ops.stage_runs (
-    run_id bigint not null references ops.pipeline_runs (run_id) on delete cascade,
-    stage text not null,
-    started_at timestamptz not null default now(),
-    finished_at timestamptz,
-    status text not null check (status in ('running', 'succeeded', 'failed', 'interrupted')),
-    attempts integer not null default 1,
-    rows_in bigint,
-    rows_out bigint,
-    error text,
-    primary key (run_id, stage)
-);
-"""
-
-
-class LockLostError(WarehouseError):
-    """The connection holding the pipeline lock died and another process took the lock meanwhile."""
-
-
-@contextmanager
-def ddl_lock(wh: Warehouse) -> Iterator[None]:
-    """Serialise schema creation between processes starting at the same moment."""
-    with wh.connect(autocommit=True) as conn:
-        conn.execute("select pg_advisory_lock(%s)", (_DDL_KEY,))
-        try:
-            yield
-        finally:
-            conn.execute("select pg_advisory_unlock(%s)", (_DDL_KEY,))
-
-
-def ensure_tables(wh: Warehouse) -> None:
-    """Create schema ops and the run tables if they are missing."""
-    with ddl_lock(wh), wh.connect(autocommit=True) as conn:
-        conn.execute(_DDL)
-
-
-class RunLock:
-    """A session-level pg advisory lock on a dedicated connection, held for a whole run."""
-
-    def __init__(self, wh: Warehouse) -> None:
-        self.wh = wh
-        self._conn: psycopg.Connection | None = None
-
-    def acquire(self) -> bool:
-        """Try once, without waiting; True when this process now holds the lock."""
-        conn = self.wh.connect(autocommit=True)
-        if conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
-            self._conn = conn
-            return True
-        conn.close()
-        return False
-
-    def verify(self) -> None:
-        """Check the lock connection is alive; after a database restart take the lock again or raise LockLostError."""
-        import psycopg
-
-        try:
-            self._conn.execute("select 1")
-            return
-        except psycopg.Error:
-            log.warning("the connection holding the pipeline lock died; taking the lock again")
-        self._conn = None
-        if not self.acquire():
-            raise LockLostError("lost the pipeline lock (database restart?) and another run holds it now")
-
-    def release(self) -> None:
-        """Give the lock back (closing the connection would too)."""
-        if self._conn is None:
-            return
-        try:
-            self._conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
-            self._conn.close()
-        except Exception:  # noqa: BLE001 - a dead connection has released the lock already
-            log.debug("lock connection already gone", exc_info=True)
-        self._conn = None
 
 
 def _exec(wh: Warehouse, sql: str, params: tuple | None = None) -> list[tuple]:
@@ -145,14 +34,33 @@ def _clip(error: str | None) -> str | None:
     return None if error is None else error[:_MAX_ERROR]
 
 
-def start_run(wh: Warehouse, months: list[str] | None, source: str | None, redo_of: int | None = None) -> int:
+def start_run(
+    wh: Warehouse,
+    months: list[str] | None,
+    source: str | None,
+    redo_of: int | None = None,
+    trigger: str = "cli",
+    stages: list[str] | None = None,
+) -> int:
     """Insert a 'running' row for this process; returns its run_id."""
     return _exec(
         wh,
-        "insert into ops.pipeline_runs (status, months, source, pid, host, redo_of) "
-        "values ('running', %s, %s, %s, %s, %s) returning run_id",
-        (months, source, os.getpid(), socket.gethostname(), redo_of),
+        "insert into ops.pipeline_runs (status, months, source, pid, host, redo_of, trigger, stages_requested) "
+        "values ('running', %s, %s, %s, %s, %s, %s, %s) returning run_id",
+        (months, source, os.getpid(), socket.gethostname(), redo_of, trigger, stages),
     )[0][0]
+
+
+def set_run_facts(
+    wh: Warehouse, run_id: int, log_path: str | None = None, validation_run_ids: list[str] | None = None
+) -> None:
+    """Remember where the run's log is and which validation runs it made."""
+    _exec(
+        wh,
+        "update ops.pipeline_runs set log_path = coalesce(%s, log_path),"
+        " validation_run_ids = coalesce(%s, validation_run_ids) where run_id = %s",
+        (log_path, validation_run_ids, run_id),
+    )
 
 
 def lock_holder(wh: Warehouse) -> str:
@@ -163,15 +71,27 @@ def lock_holder(wh: Warehouse) -> str:
     return f"run {rows[0][0]}, pid {rows[0][1]} on {rows[0][2]}" if rows else "another process"
 
 
-def record_skipped(wh: Warehouse, months: list[str] | None, source: str | None) -> int:
+def running_since(wh: Warehouse) -> tuple[int, float] | None:
+    """(run_id, seconds running) of the newest 'running' run, or None."""
+    rows = _exec(
+        wh,
+        "select run_id, extract(epoch from now() - started_at)::float8 from ops.pipeline_runs"
+        " where status = 'running' order by run_id desc limit 1",
+    )
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def record_skipped(
+    wh: Warehouse, months: list[str] | None, source: str | None, trigger: str = "cli", stages: list[str] | None = None
+) -> int:
     """Record a run that did not start because another one holds the lock; returns its run_id."""
     reason = f"skipped: another run holds the lock ({lock_holder(wh)})"
     log.warning(reason)
     return _exec(
         wh,
-        "insert into ops.pipeline_runs (status, finished_at, months, source, error, pid, host) "
-        "values ('skipped', now(), %s, %s, %s, %s, %s) returning run_id",
-        (months, source, reason, os.getpid(), socket.gethostname()),
+        "insert into ops.pipeline_runs (status, finished_at, months, source, error, pid, host, trigger,"
+        " stages_requested) values ('skipped', now(), %s, %s, %s, %s, %s, %s, %s) returning run_id",
+        (months, source, reason, os.getpid(), socket.gethostname(), trigger, stages),
     )[0][0]
 
 
@@ -264,40 +184,10 @@ def runs_to_redo(wh: Warehouse) -> list[tuple[int, list[str] | None, str | None]
     ]
 
 
-def _rows_as_dicts(rows: list[tuple], columns: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [dict(zip(columns, r, strict=True)) for r in rows]
+class StageTimeout(RuntimeError):
+    """A stage ran past its limit (FARES_STAGE_TIMEOUT_SECONDS / FARES_STAGE_TIMEOUTS / FARES_RUN_TIMEOUT_SECONDS)."""
 
-
-def _tables_exist(wh: Warehouse) -> bool:
-    return _exec(wh, "select to_regclass('ops.pipeline_runs') is not null")[0][0]
-
-
-def list_runs(settings: Settings, wh: Warehouse, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest `limit` pipeline runs, newest first, as dicts keyed by RUN_COLUMNS (empty before the first run)."""
-    if not _tables_exist(wh):
-        return []
-    rows = _exec(wh, f"select {', '.join(RUN_COLUMNS)} from ops.pipeline_runs order by run_id desc limit %s", (limit,))
-    return _rows_as_dicts(rows, RUN_COLUMNS)
-
-
-def list_stage_runs(wh: Warehouse, run_id: int) -> list[dict[str, Any]]:
-    """The stage rows of one run, in the order they ran."""
-    if not _tables_exist(wh):
-        return []
-    rows = _exec(
-        wh,
-        f"select {', '.join(STAGE_COLUMNS)} from ops.stage_runs where run_id = %s order by started_at, stage",
-        (run_id,),
-    )
-    return _rows_as_dicts(rows, STAGE_COLUMNS)
-
-
-def get_run(wh: Warehouse, run_id: int) -> dict[str, Any]:
-    """One run as a dict (RUN_COLUMNS) plus `stages`: its stage rows."""
-    rows = _exec(wh, f"select {', '.join(RUN_COLUMNS)} from ops.pipeline_runs where run_id = %s", (run_id,))
-    if not rows:
-        raise KeyError(f"no pipeline run {run_id}")
-    return {**_rows_as_dicts(rows, RUN_COLUMNS)[0], "stages": list_stage_runs(wh, run_id)}
+    transient = False
 
 
 @dataclass
@@ -310,6 +200,13 @@ class RunContext:
     months: list[str] | None
     run_id: int
     results: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # e.g. force=True: reload unchanged files
+    deadline: float | None = None  # time.monotonic() by which the running stage must end
+    cancel: list[Callable[[], None]] = field(default_factory=list)  # what stops the running stage's work (dbt, ...)
+
+    def remaining(self) -> float | None:
+        """Seconds left for the running stage (None: no limit)."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
 
 StageFn = Callable[[RunContext], Any]
@@ -321,12 +218,20 @@ def result_field(result: Any, name: str) -> Any:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying (the database or the network went away), never for bad data."""
+    """True for errors worth retrying (the database or the network went away), never for bad data.
+
+    An error that says `transient = False` (an unreachable source, a timeout) is final whatever caused it.
+    """
     import httpx
     import psycopg
     import psycopg2
     from sqlalchemy.exc import OperationalError as SAOperationalError
 
+    cur: BaseException | None = exc
+    while cur is not None:
+        if getattr(cur, "transient", None) is False:
+            return False
+        cur = cur.__cause__ or cur.__context__
     kinds = (
         psycopg.OperationalError,
         psycopg2.OperationalError,
@@ -359,24 +264,70 @@ def call_with_retries(
             delay *= 2
 
 
+def stage_limit(settings: Settings, name: str) -> float:
+    """The time limit of stage `name` in seconds."""
+    return settings.stage_timeouts.get(name, settings.stage_timeout_seconds)
+
+
+def call_with_timeout(
+    stage: StageFn, ctx: RunContext, name: str, stop: threading.Event, limit: float
+) -> tuple[Any, Exception | None, int]:
+    """call_with_retries in a worker thread, given `limit` seconds; past it the stage's work is cancelled (dbt killed)
+    and a StageTimeout is returned without waiting further for the thread."""
+    outcome: list[tuple[Any, Exception | None, int]] = []
+    ctx.deadline, ctx.cancel = time.monotonic() + limit, []
+    worker = threading.Thread(
+        target=lambda: outcome.append(call_with_retries(stage, ctx, name, stop)), name=f"stage-{name}", daemon=True
+    )
+    worker.start()
+    worker.join(limit)
+    if not worker.is_alive():
+        return outcome[0]
+    for cancel in ctx.cancel:
+        try:
+            cancel()
+        except Exception:
+            log.exception("%s: could not cancel the timed-out stage's work", name)
+    worker.join(5)  # give a cancelled dbt or statement a moment to unwind
+    if worker.is_alive():
+        log.error("%s: still running after its timeout; abandoned (the run lock is released)", name)
+    return None, StageTimeout(f"{name} timed out after {limit:.0f} s"), 1
+
+
 def execute_stages(
     ctx: RunContext, stages: Mapping[str, StageFn], lock: RunLock, stop: threading.Event
 ) -> tuple[str, str | None]:
-    """Run the stages in order, recording each; the first failure stops the rest. Returns the run's (status, error)."""
+    """Run the stages in order, recording each; the first failure stops the rest. Returns the run's (status, error).
+
+    Each stage gets its own limit, cut to what is left of the run's (settings.run_timeout_seconds).
+    """
     names = list(stages)
+    run_deadline = time.monotonic() + ctx.settings.run_timeout_seconds
     for i, name in enumerate(names):
         if stop.is_set():
             return "interrupted", f"interrupted: shutdown requested; not run: {', '.join(names[i:])}"
+        left = run_deadline - time.monotonic()
+        if left <= 0:
+            return (
+                "timed_out",
+                f"run timed out after {ctx.settings.run_timeout_seconds:.0f} s; not run: {', '.join(names[i:])}",
+            )
         lock.verify()
         start_stage(ctx.wh, ctx.run_id, name)
         log.info("run %s: %s", ctx.run_id, name)
-        result, error, attempts = call_with_retries(stages[name], ctx, name, stop)
+        limit = min(stage_limit(ctx.settings, name), left)
+        result, error, attempts = call_with_timeout(stages[name], ctx, name, stop, limit)
         if error is not None:
             # StageError already names the stage; anything else gets its type, which says a lot (KeyError, ...)
-            message = str(error) if getattr(error, "stage", None) else f"{type(error).__name__}: {error}"
-            finish_stage(ctx.wh, ctx.run_id, name, "failed", attempts, error=message)
-            log.error("run %s: %s failed: %s", ctx.run_id, name, message)
-            return "failed", f"{name} failed: {message}"
+            message = (
+                str(error)
+                if getattr(error, "stage", None) or isinstance(error, StageTimeout)
+                else f"{type(error).__name__}: {error}"
+            )
+            status = "timed_out" if isinstance(error, StageTimeout) or caused_by(error, StageTimeout) else "failed"
+            finish_stage(ctx.wh, ctx.run_id, name, status, attempts, error=message)
+            log.error("run %s: %s %s: %s", ctx.run_id, name, status.replace("_", " "), message)
+            return status, f"{name} {status.replace('_', ' ')}: {message}"
         finish_stage(
             ctx.wh,
             ctx.run_id,

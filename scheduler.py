@@ -1,22 +1,18 @@
-"""The stage chain ingest -> transform -> validate -> train -> publish, and the APScheduler daemon that runs it."""
+"""The APScheduler daemon: runs the chain (fares.pipeline) on a crontab, redoes what a crash left, checks staleness."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fares import runs
-from fares.runs import RunContext, StageFn, is_transient, list_runs  # noqa: F401 - list_runs: `fares runs`, GET /v1/runs
+from fares import alerts, ops, pipeline, runlog, runs
+from fares.runs import StageFn
 from fares.settings import Settings, get_settings
-from fares.warehouse import DBT_PROJECT_DIR, Warehouse, dbt_environment, get_warehouse
+from fares.warehouse import get_warehouse
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -24,236 +20,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "transform", "validate", "train", "publish")
 JOB_ID = "fares-chain"
 JOB_FUNC = "fares.scheduler:scheduled_run"
 JOB_TABLE = "apscheduler_jobs"
-_TRAINING_MART = "marts.ml_fare_training"
-_RAW_TRIPS = ("raw.yellow_trips", "raw.fhvhv_trips")
+STALE_JOB_ID = "fares-stale-check"
 
-_stop = threading.Event()  # set by SIGTERM/SIGINT: finish the running stage, start no other
+_stop = pipeline.stop_requested  # set by SIGTERM/SIGINT: finish the running stage, start no other
 _busy = threading.Lock()  # held while the daemon runs the chain, so shutdown can wait for it
-_current: dict[str, Any] = {}  # the run in progress: wh, run_id (for recording a forced stop)
 _daemon: dict[str, Any] = {}  # the settings and stages start_daemon was given, for the job the store names
-
-
-class StageError(RuntimeError):
-    """A stage failed; the stages after it do not run."""
-
-    def __init__(self, stage: str, message: str) -> None:
-        super().__init__(f"{stage}: {message}")
-        self.stage = stage
-
-
-@dataclass
-class ChainResult:
-    """What one run of the chain did, stage by stage."""
-
-    stages: dict[str, Any] = field(default_factory=dict)
-    model_version: str | None = None
-    promoted: bool = False
-
-
-def _dbt_executable() -> str:
-    candidate = Path(sys.executable).with_name("dbt")
-    return str(candidate) if candidate.exists() else "dbt"
-
-
-def run_dbt(wh: Warehouse, args: list[str], capture: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run `dbt <args>` in dbt_project/ against `wh`; raises StageError with dbt's own output on failure."""
-    cmd = [_dbt_executable(), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    log.info("running %s", " ".join(cmd))
-    result = subprocess.run(  # noqa: S603 - fixed executable, arguments from our own code
-        cmd, cwd=DBT_PROJECT_DIR, env=dbt_environment(wh), text=True, capture_output=capture, check=False
-    )
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout or "").splitlines()[-40:]) if capture else ""
-        raise StageError("transform", f"dbt {' '.join(args)} failed (exit {result.returncode})\n{tail}")
-    return result
-
-
-def run_ingest(settings: Settings, wh: Warehouse, source: str | None = None, months: list[str] | None = None) -> Any:
-    """Load TLC files into raw; a failed file fails the stage after the other months have loaded."""
-    from fares.ingestion.pipeline import ingest
-
-    report = ingest(
-        settings,
-        wh,
-        source=source or settings.tlc_source,
-        months=months or settings.months or None,
-        sample=settings.sample,
-    )
-    if report.failed:
-        raise StageError("ingest", "; ".join(f"{r.file}: {r.error}" for r in report.failed))
-    trips = [r for r in report.results if r.month]
-    if (months or settings.months) and trips and all(r.status == "unpublished" for r in trips):
-        # Months asked for by name that are nowhere to be found: say so rather than go on with old data.
-        raise StageError(
-            "ingest",
-            "none of the requested months is published at "
-            f"{source or settings.tlc_source}: " + "; ".join(r.error or r.file for r in trips),
-        )
-    return report
-
-
-def run_transform(settings: Settings, wh: Warehouse) -> subprocess.CompletedProcess[str]:
-    """`dbt build`: models, tests and unit tests."""
-    return run_dbt(wh, ["build"])
-
-
-def run_validate(settings: Settings, wh: Warehouse) -> Any:
-    """The Great Expectations gate on raw data and the training mart; raises on a critical failure."""
-    from fares.quality import QualityGateError
-    from fares.quality.validate import run_validation
-
-    try:
-        return [run_validation(settings, wh, scope) for scope in ("raw", "training")]
-    except QualityGateError as exc:
-        raise StageError("validate", str(exc)) from exc
-
-
-def run_train(settings: Settings, wh: Warehouse) -> Any:
-    """Train both fare models from the marts and register them; whether each is promoted is for run_publish to act on."""
-    from fares.ml.train import train_models
-
-    return train_models(settings, wh, publish=False)  # the publish stage alone moves CURRENT
-
-
-def run_publish(settings: Settings, outcome: Any) -> dict[str, Any]:
-    """Point the registry's CURRENT at the trained version when training judged it not worse; the API follows it.
-
-    Training registers and judges but leaves CURRENT alone (train_models(publish=False)), so this stage is the one
-    place the chain changes the model in service: a run stopped before it leaves the previous model current.
-    """
-    from fares.ml.registry import Registry
-
-    version = getattr(outcome, "version", None)
-    if not version or not getattr(outcome, "promoted", False):
-        log.info("model %s not promoted: the current model stays", version)
-        return {"model_version": None, "published": False}
-    registry = Registry(settings.models_dir)
-    registry.promote(version)
-    return {"model_version": registry.current_version(), "published": True}
-
-
-def _count(wh: Warehouse, tables: tuple[str, ...]) -> int | None:
-    """Rows in the tables that exist; None when none does."""
-    with wh.connect() as conn:
-        present = [t for t in tables if conn.execute("select to_regclass(%s)", (t,)).fetchone()[0]]
-        return sum(conn.execute(f"select count(*) from {t}").fetchone()[0] for t in present) if present else None
-
-
-def _ingest(ctx: RunContext) -> dict[str, Any]:
-    report = run_ingest(ctx.settings, ctx.wh, ctx.source, ctx.months)
-    loaded = [r for r in report.results if r.status == "loaded"]
-    return {"value": report, "rows_out": sum(r.rows or 0 for r in loaded)}
-
-
-def _transform(ctx: RunContext) -> dict[str, Any]:
-    done = run_transform(ctx.settings, ctx.wh)
-    return {"value": done, "rows_in": _count(ctx.wh, _RAW_TRIPS), "rows_out": _count(ctx.wh, (_TRAINING_MART,))}
-
-
-def _validate(ctx: RunContext) -> dict[str, Any]:
-    return {"value": run_validate(ctx.settings, ctx.wh), "rows_in": _count(ctx.wh, (_TRAINING_MART,))}
-
-
-def _train(ctx: RunContext) -> dict[str, Any]:
-    return {"value": run_train(ctx.settings, ctx.wh), "rows_in": _count(ctx.wh, (_TRAINING_MART,))}
-
-
-def _publish(ctx: RunContext) -> dict[str, Any]:
-    return run_publish(ctx.settings, _value(ctx.results.get("train")))
-
-
-DEFAULT_STAGES: dict[str, StageFn] = {
-    "ingest": _ingest,
-    "transform": _transform,
-    "validate": _validate,
-    "train": _train,
-    "publish": _publish,
-}
-
-
-def _value(result: Any) -> Any:
-    return result.get("value", result) if isinstance(result, dict) else result
-
-
-def _record_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
-    try:
-        runs.mark_interrupted(wh, run_id, reason)
-    except Exception:  # noqa: BLE001 - the database may be what failed; the next start marks the run crashed
-        log.exception("could not record run %s as interrupted", run_id)
-
-
-def _run_locked(
-    settings: Settings, source: str | None, months: list[str] | None, stages: Mapping[str, StageFn], redo_of: int | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The chain under the advisory lock, recorded; returns (run row with stages, stage results)."""
-    wh = get_warehouse(settings)
-    runs.ensure_tables(wh)
-    shown_source, shown_months = source or settings.tlc_source, months or settings.months or None
-    lock = runs.RunLock(wh)
-    if not lock.acquire():
-        return runs.get_run(wh, runs.record_skipped(wh, shown_months, shown_source)), {}
-    try:
-        runs.mark_crashed(wh)
-        run_id = runs.start_run(wh, shown_months, shown_source, redo_of)
-        _current.update(wh=wh, run_id=run_id)
-        ctx = RunContext(settings, wh, source, months, run_id)
-        try:
-            status, error = runs.execute_stages(ctx, stages, lock, _stop)
-        except BaseException as exc:  # Ctrl+C in `fares run`, or the bookkeeping itself failed
-            _record_interrupted(wh, run_id, f"interrupted: {type(exc).__name__}: {exc}")
-            raise
-        got = ctx.results
-        runs.finish_run(
-            wh,
-            run_id,
-            status,
-            error,
-            runs.result_field(got.get("publish"), "model_version"),
-            runs.result_field(got.get("ingest"), "rows_out"),
-            runs.result_field(got.get("transform"), "rows_out"),
-        )
-    finally:
-        _current.clear()
-        lock.release()
-    return runs.get_run(wh, run_id), ctx.results
-
-
-def run_once(
-    settings: Settings,
-    source: str | None = None,
-    months: list[str] | None = None,
-    *,
-    stages: Mapping[str, StageFn] | None = None,
-    redo_of: int | None = None,
-) -> dict[str, Any]:
-    """Run the chain now under the pipeline lock and record it; returns the ops.pipeline_runs row plus `stages`.
-
-    `status` is 'succeeded', 'failed' (a stage failed; later stages did not run, the current model is untouched),
-    'interrupted' (shutdown) or 'skipped' (another run held the lock). Pipeline rows_in = rows ingested,
-    rows_out = rows in the training mart.
-    """
-    return _run_locked(settings, source, months, stages or DEFAULT_STAGES, redo_of)[0]
-
-
-def run_chain(
-    settings: Settings | None = None, source: str | None = None, months: list[str] | None = None
-) -> ChainResult:
-    """Run every stage once, in order, recorded like run_once; raises StageError naming the first failing stage."""
-    settings = settings or get_settings()
-    row, results = _run_locked(settings, source, months, DEFAULT_STAGES, None)
-    if row["status"] != "succeeded":
-        failed = next((s["stage"] for s in row["stages"] if s["status"] != "succeeded"), "chain")
-        raise StageError(failed, row["error"] or row["status"])
-    outcome = _value(results.get("train"))
-    return ChainResult(
-        stages={k: _value(v) for k, v in results.items()},
-        model_version=getattr(outcome, "version", None),
-        promoted=bool(getattr(outcome, "promoted", False)),
-    )
 
 
 def build_trigger(settings: Settings) -> CronTrigger:
@@ -289,21 +63,22 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
     A stored job with the same trigger and grace time is kept as is, so a run missed while the daemon was down
     still fires once on start (coalesced, within misfire_grace_seconds); a changed timetable replaces it.
     """
+    from apscheduler.jobstores.memory import MemoryJobStore
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     wh = get_warehouse(settings)
-    runs.ensure_tables(wh)
+    ops.migrate(wh)
     store = SQLAlchemyJobStore(
         url=wh.url("psycopg"), tablename=JOB_TABLE, tableschema="ops", engine_options={"pool_pre_ping": True}
     )
     sched = BlockingScheduler(
-        jobstores={"default": store},
+        jobstores={"default": store, "memory": MemoryJobStore()},
         timezone=settings.schedule_timezone,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.misfire_grace_seconds},
     )
     trigger = build_trigger(settings)
-    with runs.ddl_lock(wh):
+    with ops.ddl_lock(wh):
         store.start(sched, "default")  # creates the table now, so the stored job can be read before start()
     stored = store.lookup_job(JOB_ID)
     wanted = (JOB_FUNC, repr(trigger), settings.misfire_grace_seconds)
@@ -312,26 +87,42 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
     else:
         sched.add_job(JOB_FUNC, trigger, id=JOB_ID, name="fares chain", replace_existing=True)
         log.info("schedule set to %s (%s)", trigger, settings.schedule_timezone)
+    # Not stored: each daemon checks staleness itself; ops.alerts keeps two daemons from alerting twice.
+    every = min(3600.0, max(1.0, settings.alert_stale_hours * 3600 / 4))
+    sched.add_job(stale_check, "interval", seconds=every, id=STALE_JOB_ID, jobstore="memory", max_instances=1)
     return sched
 
 
 def scheduled_run() -> None:
     """The daemon's job: one recorded run of the chain (no arguments, so nothing secret lands in the job store)."""
     with _busy:
-        row = run_once(_daemon.get("settings") or get_settings(), stages=_daemon.get("stages"))
+        row = pipeline.run_once(
+            _daemon.get("settings") or get_settings(), stages=_daemon.get("stages"), trigger="daemon"
+        )
     log.info("run %s %s%s", row["run_id"], row["status"], f": {row['error']}" if row["error"] else "")
+
+
+def stale_check() -> None:
+    """The daemon's second job: alert once when no run succeeded for FARES_ALERT_STALE_HOURS."""
+    settings = _daemon.get("settings") or get_settings()
+    try:
+        alerts.check_stale(settings, get_warehouse(settings))
+    except Exception:  # noqa: BLE001 - a database away now is the next check's problem
+        log.exception("stale-run check failed")
 
 
 def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None) -> list[dict[str, Any]]:
     """Mark runs left 'running' by a dead process as failed, then run the months of crashed/interrupted runs again."""
     wh = get_warehouse(settings)
-    runs.ensure_tables(wh)
-    lock = runs.RunLock(wh)
+    ops.migrate(wh)
+    lock = ops.RunLock(wh)
     if not lock.acquire():
         log.info("another process is running the chain; nothing to recover now")
         return []
     try:
-        runs.mark_crashed(wh)
+        crashed = runs.mark_crashed(wh)
+        if crashed:
+            alerts.crashed(settings, wh, crashed)
         todo = runs.runs_to_redo(wh)
     finally:
         lock.release()
@@ -341,7 +132,7 @@ def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None
             break
         log.warning("run %s did not finish: running months %s again", run_id, months or "(newest)")
         with _busy:
-            done.append(run_once(settings, source, months, stages=stages, redo_of=run_id))
+            done.append(pipeline.run_once(settings, source, months, stages=stages, redo_of=run_id, trigger="redo"))
     return done
 
 
@@ -357,8 +148,10 @@ def _stop_scheduler(sched: BlockingScheduler) -> None:
 def _on_signal(sched: BlockingScheduler) -> Callable[[int, Any], None]:
     def handle(signum: int, frame: Any) -> None:
         if _stop.is_set():  # a second signal: stop now, and say so in the run's row
-            if "run_id" in _current:
-                _record_interrupted(_current["wh"], _current["run_id"], f"interrupted: signal {signum} during a stage")
+            if "run_id" in pipeline.current:
+                pipeline.record_interrupted(
+                    pipeline.current["wh"], pipeline.current["run_id"], f"interrupted: signal {signum} during a stage"
+                )
             os._exit(128 + signum)
         log.warning("signal %d: finishing the running stage, then stopping (send again to stop at once)", signum)
         _stop.set()
@@ -395,7 +188,8 @@ def start_daemon(settings: Settings, stages: Mapping[str, StageFn] | None = None
 
 def main() -> None:
     """`python scheduler.py`: the daemon with settings from the environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runlog.install()
+    logging.basicConfig(level=logging.INFO, format=runlog.LINE_FORMAT)
     start_daemon(get_settings())
 
 

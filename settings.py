@@ -74,6 +74,21 @@ class Settings(BaseSettings):
     stage_retries: int = Field(default=2, ge=0)
     stage_backoff_seconds: float = Field(default=10.0, ge=0, description="First retry delay; doubles each retry.")
 
+    # Timeouts: a stage past its limit is stopped, recorded `timed_out` and alerted; the run lock is released.
+    stage_timeout_seconds: float = Field(default=4 * 3600, gt=0, description="Longest any one stage may run.")
+    stage_timeouts: dict[str, float] = Field(
+        default_factory=dict, description='Per-stage limits overriding stage_timeout_seconds, e.g. {"transform": 1800}.'
+    )
+    run_timeout_seconds: float = Field(default=8 * 3600, gt=0, description="Longest a whole run may take.")
+    statement_timeout_seconds: float = Field(
+        default=3600, ge=0, description="PostgreSQL statement_timeout for our connections and dbt's; 0 = none."
+    )
+    download_timeout_seconds: float = Field(default=1800, gt=0, description="Longest one file download may take.")
+
+    # Alerts (apprise URLs: slack://..., mailto://..., json://host/path, ...).
+    alert_urls: list[str] = Field(default_factory=list, description="Where alerts go; empty means only ops.alerts.")
+    alert_stale_hours: float = Field(default=48, gt=0, description="Alert when no run succeeded for this long.")
+
     @property
     def models_dir(self) -> Path:
         """Folder of the model registry."""

@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -36,6 +36,7 @@ class Warehouse:
     password: str
     dbname: str
     embedded: bool = False
+    statement_timeout_ms: int = 0  # PostgreSQL statement_timeout for every session we (and dbt) open; 0 = none
 
     @property
     def is_socket(self) -> bool:
@@ -58,20 +59,21 @@ class Warehouse:
         )
 
     def conninfo(self) -> dict[str, Any]:
-        """Keyword arguments for psycopg.connect / psycopg2.connect."""
-        return {
+        """Keyword arguments for psycopg.connect / psycopg2.connect (with statement_timeout when one is set)."""
+        info: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
             "user": self.user,
             "password": self.password,
             "dbname": self.dbname,
         }
+        if self.statement_timeout_ms:
+            info["options"] = f"-c statement_timeout={self.statement_timeout_ms}"
+        return info
 
     def display_url(self) -> str:
         """The URL for people and tools such as psql (password masked)."""
-        shown = (
-            self if not self.password else Warehouse(self.host, self.port, self.user, "***", self.dbname, self.embedded)
-        )
+        shown = self if not self.password else replace(self, password="***")
         return shown.url()
 
     def dbt_env(self) -> dict[str, str]:
@@ -84,6 +86,8 @@ class Warehouse:
             "FARES_DB_NAME": self.dbname,
             "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            # libpq reads PGOPTIONS, so dbt's sessions get the same statement_timeout as ours
+            **({"PGOPTIONS": f"-c statement_timeout={self.statement_timeout_ms}"} if self.statement_timeout_ms else {}),
         }
 
     def connect(self, autocommit: bool = False) -> psycopg.Connection:
@@ -97,7 +101,7 @@ class Warehouse:
 
     def with_dbname(self, dbname: str) -> Warehouse:
         """The same server, another database."""
-        return Warehouse(self.host, self.port, self.user, self.password, dbname, self.embedded)
+        return replace(self, dbname=dbname)
 
 
 def parse_database_url(url: str) -> Warehouse:
@@ -187,9 +191,12 @@ def caused_by(exc: BaseException, kinds: type[BaseException] | tuple[type[BaseEx
 
 def get_warehouse(settings: Settings) -> Warehouse:
     """The database everything uses: DATABASE_URL when set, otherwise the embedded server's `db_name`."""
-    if settings.database_url:
-        return parse_database_url(settings.database_url)
-    return ensure_database(start_embedded(settings), settings.db_name)
+    wh = (
+        parse_database_url(settings.database_url)
+        if settings.database_url
+        else ensure_database(start_embedded(settings), settings.db_name)
+    )
+    return replace(wh, statement_timeout_ms=int(settings.statement_timeout_seconds * 1000))
 
 
 def dbt_environment(wh: Warehouse) -> dict[str, str]:

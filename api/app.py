@@ -21,7 +21,7 @@ from fares.api.database import Database, DatabaseUnavailable
 from fares.api.metrics import Metrics, MetricsMiddleware
 from fares.api.model_store import ModelStore, NoModelError
 from fares.api.responses import json_safe
-from fares.api.routes import admin, info, quotes
+from fares.api.routes import admin, info, quotes, runs
 from fares.api.zones import PlaceError
 from fares.settings import Settings
 
@@ -109,6 +109,7 @@ def create_app(settings: Settings, poll_seconds: float = 1.0, freeze_gc: bool = 
     app.include_router(quotes.router)
     app.include_router(info.router)
     app.include_router(admin.router)
+    app.include_router(runs.router)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fares.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 2
 
@@ -66,37 +68,27 @@ class Database:
             self._checked_at = time.monotonic()
             return self._status
 
+    def warehouse(self) -> Any:
+        """The Warehouse of the configured database (DatabaseUnavailable when it cannot be had)."""
+        self.connect().close()
+        return self._wh
 
-def _exists(conn: Any, table: str) -> bool:
-    return conn.execute("select to_regclass(%s) is not null", (table,)).fetchone()[0]
 
+def read_ops(db: Database, read: Callable[..., T], *args: Any) -> T:
+    """Call a fares.ops reader with the API's warehouse; a database problem becomes DatabaseUnavailable (503)."""
+    import psycopg
 
-def _rows(cursor: Any) -> list[dict[str, Any]]:
-    names = [d.name for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    from fares.warehouse import WarehouseError
+
+    wh = db.warehouse()
+    try:
+        return read(wh, *args)
+    except (psycopg.Error, WarehouseError) as exc:
+        raise DatabaseUnavailable(f"the ops schema could not be read: {str(exc).strip()}") from exc
 
 
 def list_runs(db: Database, limit: int) -> list[dict[str, Any]]:
-    """Newest pipeline runs first, each with its per-stage rows; [] before the scheduler has recorded any."""
-    import psycopg
+    """Newest pipeline runs first, each with its per-stage rows (fares.ops.list_runs, the one the CLI reads too)."""
+    from fares import ops
 
-    with db.connect() as conn:
-        try:
-            if not _exists(conn, "ops.pipeline_runs"):
-                return []
-            runs = _rows(
-                conn.execute(
-                    "select * from ops.pipeline_runs order by started_at desc nulls last, run_id desc limit %s",
-                    (limit,),
-                )
-            )
-            stages: dict[Any, list[dict[str, Any]]] = {}
-            if runs and _exists(conn, "ops.stage_runs"):
-                ids = [r["run_id"] for r in runs]
-                for row in _rows(conn.execute("select * from ops.stage_runs where run_id = any(%s)", (ids,))):
-                    stages.setdefault(row["run_id"], []).append(row)
-        except psycopg.Error as exc:
-            raise DatabaseUnavailable(f"ops.pipeline_runs could not be read: {str(exc).strip()}") from exc
-    for run in runs:
-        run["stages"] = sorted(stages.get(run["run_id"], []), key=lambda s: str(s.get("started_at") or ""))
-    return runs
+    return read_ops(db, ops.list_runs, limit)

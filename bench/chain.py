@@ -55,20 +55,20 @@ def _settings(data_dir: Path):  # noqa: ANN202 - Settings, imported lazily
 
 def run_stage(stage: str, data_dir: Path, source: Path, month: str) -> None:
     """One stage of the chain for `month`, in this process (called in a child by `_measure`)."""
-    from fares import scheduler
+    from fares import stages
     from fares.warehouse import get_warehouse
 
     settings = _settings(data_dir)
     wh = get_warehouse(settings)
     if stage == "ingest":
-        scheduler.run_ingest(settings, wh, source=str(source), months=[month])
+        stages.run_ingest(settings, wh, source=str(source), months=[month])
     elif stage == "transform":
-        scheduler.run_transform(settings, wh)
+        stages.run_transform(settings, wh)
     elif stage == "validate":
-        scheduler.run_validate(settings, wh)
+        stages.run_validate(settings, wh)
     elif stage == "train":
-        outcome = scheduler.run_train(settings, wh)
-        scheduler.run_publish(settings, outcome)
+        outcome = stages.run_train(settings, wh)
+        stages.run_publish(settings, outcome)
         print(json.dumps({"n_train": outcome.metrics.get("n_train"), "mae": outcome.metrics.get("model_mae")}))
 
 

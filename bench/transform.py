@@ -48,7 +48,7 @@ def _trip_rows(wh: Warehouse) -> tuple[int, int]:
 
 def _timed_build(wh: Warehouse, target: Path) -> tuple[float, list[tuple[str, float]]]:
     """Seconds of one `dbt build`, and its five slowest nodes."""
-    from fares.scheduler import run_dbt
+    from fares.stages import run_dbt
 
     start = time.perf_counter()
     run_dbt(wh, ["build", "--target-path", str(target)])
@@ -61,7 +61,7 @@ def _timed_build(wh: Warehouse, target: Path) -> tuple[float, list[tuple[str, fl
 def run(rows_per_month: int, keep: bool) -> dict[str, object]:
     """Ingest one month (1x), build; ingest the second month (2x), build; return both timings."""
     from fares.ingestion.pipeline import ingest
-    from fares.scheduler import run_dbt
+    from fares.stages import run_dbt
 
     source = _mirror(rows_per_month)
     admin = _admin()

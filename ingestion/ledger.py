@@ -7,30 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from fares import ops
 from fares.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-
-_LOCK_KEY = 7_301_947_112  # one ingest at a time per database
-
-DDL = """
-create schema if not exists ops;
-create table if not exists ops.ingested_files (
-    file text primary key,
-    kind text not null,
-    month text,
-    source text not null,
-    size_bytes bigint,
-    etag text,
-    sample double precision,
-    rows bigint,
-    load_id text,
-    status text not null,
-    loaded_at timestamptz,
-    last_attempt_at timestamptz not null default now(),
-    last_error text
-);
-"""
 
 _COLUMNS = (
     "file",
@@ -54,29 +34,31 @@ class IngestLockedError(RuntimeError):
 
 
 def ensure_ledger(wh: Warehouse) -> None:
-    """Create ops.ingested_files if it is missing."""
-    with wh.connect(autocommit=True) as conn:
-        conn.execute(DDL)
+    """Make sure ops.ingested_files exists (fares.ops owns its DDL, as every ops table's)."""
+    ops.migrate(wh)
 
 
 @contextmanager
 def ingest_lock(wh: Warehouse) -> Iterator[None]:
     """Hold a session advisory lock so two ingests never write the same database at once."""
-    conn = wh.connect(autocommit=True)
-    try:
-        got = conn.execute("select pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()[0]
+    with ops.try_lock(wh, ops.INGEST_LOCK) as got:
         if not got:
             raise IngestLockedError(f"another ingest is running on database {wh.dbname}")
         yield
-    finally:
-        conn.close()  # closing the session releases the lock
+
+
+def forget_months(wh: Warehouse, months: list[str]) -> int:
+    """Drop the ledger's rows of these months, so their files load again even if unchanged; returns rows dropped."""
+    ops.migrate(wh)
+    with wh.connect() as conn:
+        return conn.execute("delete from ops.ingested_files where month = any(%s)", (months,)).rowcount
 
 
 def read_ledger(wh: Warehouse) -> dict[str, dict[str, Any]]:
     """Every ledger row by file name (empty when the table does not exist yet)."""
     with wh.connect() as conn:
-        exists = conn.execute("select to_regclass('ops.ingested_files')").fetchone()[0]
-        if not exists:
+        found = conn.execute("select to_regclass('ops.ingested_files')").fetchone()
+        if not found or not found[0]:
             return {}
         cur = conn.execute(f"select {', '.join(_COLUMNS)} from ops.ingested_files order by kind, month, file")
         return {row[0]: dict(zip(_COLUMNS, row)) for row in cur.fetchall()}

@@ -227,7 +227,12 @@ def ingest(
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise ValueError(f"unknown kind(s) {unknown}; expected some of {list(KINDS)}")
-    src = Source(source or settings.tlc_source, settings.http_timeout_seconds, settings.http_retries)
+    src = Source(
+        source or settings.tlc_source,
+        settings.http_timeout_seconds,
+        settings.http_retries,
+        settings.download_timeout_seconds,
+    )
     sample = sample if sample is not None else settings.sample
     ledger.ensure_ledger(wh)
     try:

@@ -35,6 +35,28 @@ class DownloadError(RuntimeError):
     """A download failed after every retry."""
 
 
+class SourceUnreachable(RuntimeError):
+    """The source's host does not resolve or refuses connections: the whole ingest stops at once, not month by month."""
+
+    transient = False  # retrying the stage would only repeat the same wait
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """Why the host cannot be reached at all (name unknown, connection refused), or None for other errors."""
+    import socket
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, socket.gaierror):
+            return f"the host name does not resolve ({cur.strerror or cur})"
+        if isinstance(cur, ConnectionRefusedError):
+            return "the connection was refused"
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 @dataclass(frozen=True)
 class FileInfo:
     """What the source says about a file before fetching it: where, how big, which version."""
@@ -52,13 +74,16 @@ def _subdir(name: str) -> str:
 class Source:
     """A TLC-shaped source: `<base>/<file>` or `<base>/trip-data|misc/<file>`, as a folder or an http(s) URL."""
 
-    def __init__(self, location: str, timeout: float = 60.0, retries: int = 4) -> None:
+    def __init__(
+        self, location: str, timeout: float = 60.0, retries: int = 4, download_timeout: float | None = None
+    ) -> None:
         self.location = location.rstrip("/")
         self.is_url = self.location.startswith(("http://", "https://"))
         if not self.is_url and not Path(self.location).is_dir():
             raise SourceError(f"source {location!r} is neither an http(s) URL nor an existing folder")
         self.timeout = timeout
         self.retries = retries
+        self.download_timeout = download_timeout
         self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:
@@ -112,9 +137,15 @@ class Source:
                     return resp
                 problem = f"HTTP {resp.status_code}"
             except httpx.HTTPError as exc:
+                self._fail_fast(exc)
                 problem = f"{type(exc).__name__}: {exc}"
             self._backoff(attempt, name, problem)
         raise DownloadError(f"{name}: {method} {url} failed after {self.retries + 1} attempts: {problem}")
+
+    def _fail_fast(self, exc: BaseException) -> None:
+        why = _unreachable(exc)
+        if why is not None:
+            raise SourceUnreachable(f"TLC source {self.location} is unreachable: {why}") from exc
 
     def _backoff(self, attempt: int, name: str, problem: str) -> None:
         if attempt < self.retries:
@@ -143,6 +174,7 @@ class Source:
                 raise
             except Exception as exc:  # noqa: BLE001 - any transfer problem is retried, then reported
                 part.unlink(missing_ok=True)
+                self._fail_fast(exc)
                 problem = str(exc) or type(exc).__name__
                 self._backoff(attempt, info.name, problem)
         raise DownloadError(
@@ -162,10 +194,13 @@ class Source:
                 else None
             )
             got = 0
+            deadline = time.monotonic() + self.download_timeout if self.download_timeout else None
             with open(part, "wb") as fh:
                 for chunk in resp.iter_bytes(1 << 20):
                     fh.write(chunk)
                     got += len(chunk)
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise DownloadError(f"timed out after {self.download_timeout:.0f} s ({got:,} bytes so far)")
                     if progress and task is not None:
                         progress.advance(task, len(chunk))
             if progress and task is not None:

@@ -15,41 +15,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DDL = """
-create schema if not exists ops;
-create table if not exists ops.validation_runs (
-    run_id text primary key,
-    scope text not null,
-    months text[],
-    started_at timestamptz not null,
-    finished_at timestamptz not null,
-    success boolean not null,
-    checks integer not null,
-    critical_failures integer not null,
-    warnings integer not null,
-    summary text not null
-);
-create table if not exists ops.validation_results (
-    run_id text not null references ops.validation_runs (run_id) on delete cascade,
-    table_name text not null,
-    batch text not null,
-    check_name text not null,
-    expectation_type text not null,
-    severity text not null,
-    success boolean not null,
-    element_count bigint,
-    unexpected_count bigint,
-    unexpected_percent double precision,
-    observed_value text,
-    examples jsonb not null default '[]',
-    description text not null,
-    error text,
-    kwargs jsonb not null default '{}',
-    fingerprint text,
-    primary key (run_id, table_name, batch, check_name)
-);
-alter table ops.validation_results add column if not exists fingerprint text;
-"""
 _MAX_EXAMPLES = 5
 
 
@@ -125,9 +90,10 @@ def format_summary(scope: str, run_id: str, results: list[CheckResult], unchange
 
 
 def ensure_tables(wh: Warehouse) -> None:
-    """Create ops.validation_runs and ops.validation_results if they are missing."""
-    with wh.connect() as conn:
-        conn.execute(DDL)
+    """Make sure ops.validation_runs and ops.validation_results exist (fares.ops owns their DDL)."""
+    from fares import ops
+
+    ops.migrate(wh)
 
 
 def save_run(
@@ -195,7 +161,7 @@ def passed_fingerprints(wh: Warehouse, scope: str) -> set[tuple[str, str, str]]:
     return {(t, b, f) for t, b, f in rows}
 
 
-def list_runs(wh: Warehouse, limit: int = 20) -> list[dict[str, Any]]:
+def list_validation_runs(wh: Warehouse, limit: int = 20) -> list[dict[str, Any]]:
     """The newest validation runs, newest first (empty when none was stored yet)."""
     with wh.connect() as conn:
         exists = conn.execute("select to_regclass('ops.validation_runs') is not null").fetchone()

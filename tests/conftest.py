@@ -94,7 +94,7 @@ class ChainRun:
 
 
 def _run_chain(server: Warehouse, label: str, data_dir: Path, source: Path, months: list[str]) -> ChainRun:
-    from fares.scheduler import run_chain
+    from fares.pipeline import run_chain
 
     wh = make_database(server, label)
     settings = settings_for(wh, data_dir)
@@ -150,7 +150,7 @@ class Built:
 
 def _ingest_and_build(server: Warehouse, label: str, source: Path, months: list[str], tmp: Path) -> Built:
     from fares.ingestion.pipeline import ingest
-    from fares.scheduler import run_dbt
+    from fares.stages import run_dbt
 
     wh = make_database(server, label)
     report = ingest(settings_for(wh, tmp / "data"), wh, source=str(source), months=months, progress=False)

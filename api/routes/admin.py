@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 
 from fares.api.schemas import Problem, ReloadOut
 
@@ -74,3 +75,43 @@ async def post_promote(request: Request, version: str = Path(max_length=128)) ->
     if store.last_error and not changed:
         raise HTTPException(503, f"version {version} was promoted but did not load: {store.last_error}")
     return _answer(request, changed)
+
+
+class RunIn(BaseModel):
+    """What to run: months (or a range) and stages; everything optional."""
+
+    months: list[str] | None = Field(default=None, max_length=120, description='e.g. ["2024-01..2024-03"]')
+    stages: list[str] | None = Field(default=None, description="only these stages (chain order); default all")
+    start: str | None = Field(default=None, alias="from", description="resume: this stage and the ones after it")
+    source: str | None = Field(default=None, description="TLC base URL or folder; default FARES_TLC_SOURCE")
+    force: bool = Field(default=False, description="reload files even when unchanged")
+
+
+@router.post(
+    "/runs",
+    status_code=202,
+    responses={
+        400: {"model": Problem, "description": "The body is not JSON"},
+        409: {"model": Problem, "description": "Another run holds the pipeline lock"},
+        422: {"model": Problem, "description": "Unknown stage or bad months"},
+        503: {"model": Problem, "description": "The database is unreachable"},
+    },
+    summary="Start a pipeline run now",
+)
+def post_run(request: Request, body: RunIn) -> Any:
+    """Start a recorded run under the pipeline lock in the background; returns its run id (watch it at /runs/{id})."""
+    from fares import pipeline
+    from fares.ingestion.months import parse_months
+
+    if body.start and body.stages:
+        raise HTTPException(422, "give `from` or `stages`, not both")
+    try:
+        stages = pipeline.stages_for(body.start, body.stages)
+        months = parse_months(body.months) if body.months else None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    job = pipeline.Run(body.source, months, stages, trigger="api", params={"force": body.force})
+    row = pipeline.start_in_background(request.app.state.settings, job)
+    if row["status"] == "skipped":
+        raise HTTPException(409, f"run {row['run_id']} {row['error']}")
+    return {"run_id": row["run_id"], "status": row["status"], "stages": list(stages), "url": f"/runs/{row['run_id']}"}

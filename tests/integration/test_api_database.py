@@ -35,12 +35,12 @@ def test_health_is_ok_with_a_model_and_a_database(db_settings: Settings) -> None
 
 
 def test_runs_are_empty_before_the_scheduler_records_any_then_newest_first(db_settings: Settings) -> None:
-    from fares import runs
+    from fares import ops, runs
 
     wh = get_warehouse(db_settings)
     with TestClient(create_app(db_settings, poll_seconds=0)) as client:
         assert client.get("/v1/runs").json() == []
-        runs.ensure_tables(wh)
+        ops.migrate(wh)
         assert client.get("/v1/runs").json() == []
         first = runs.start_run(wh, ["2024-01"], "synthetic")
         runs.start_stage(wh, first, "ingest")

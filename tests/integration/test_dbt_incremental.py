@@ -12,7 +12,7 @@ import pytest
 
 from fares.ingestion.pipeline import ingest
 from fares.ingestion.synthetic import write_mirror
-from fares.scheduler import run_dbt
+from fares.stages import run_dbt
 from fares.settings import Settings
 from fares.warehouse import Warehouse
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fares.scheduler import run_dbt
+from fares.stages import run_dbt
 from tests.conftest import Built
 
 pytestmark = pytest.mark.integration

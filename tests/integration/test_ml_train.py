@@ -179,7 +179,7 @@ def test_unchanged_data_keeps_the_current_model(tlc_trained: Trained, tmp_path: 
 
 def test_in_the_chain_only_publish_moves_current(tlc_trained: Trained, tmp_path: Path) -> None:
     """The scheduler's train stage registers and judges; CURRENT moves only in its publish stage."""
-    from fares.scheduler import run_publish, run_train
+    from fares.stages import run_publish, run_train
 
     settings = settings_for(tlc_trained.wh, tmp_path / "data")
     outcome = run_train(settings, tlc_trained.wh)

@@ -206,10 +206,9 @@ def test_faulty_month_fails_and_names_every_fault(quality_db: QualityDb) -> None
 
 
 def test_a_failed_gate_stops_the_chain_before_training(quality_db: QualityDb) -> None:
-    from fares import scheduler
+    from fares import pipeline
 
-    stages = {name: scheduler.DEFAULT_STAGES[name] for name in ("validate", "train", "publish")}
-    row = scheduler.run_once(quality_db.settings, stages=stages)
+    row = pipeline.run_once(quality_db.settings, stages=pipeline.stages_for("validate"))
 
     assert row["status"] == "failed"
     ran = {s["stage"]: s["status"] for s in row["stages"]}

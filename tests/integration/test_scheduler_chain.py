@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from fares import runs
-from fares import scheduler
+from fares import ops, pipeline, runs, scheduler
 from fares.settings import Settings
 from fares.warehouse import Warehouse, WarehouseError
 
@@ -30,7 +29,7 @@ def probe_stages(
     fail: str | None = None,
     transient: dict[str, int] | None = None,
     gate: threading.Event | None = None,
-) -> dict[str, scheduler.StageFn]:
+) -> dict[str, runs.StageFn]:
     """Five stages that log themselves in public.scheduler_probe; train writes a bundle, publish moves CURRENT.
 
     sleep: seconds per stage; fail: the stage that raises a data error; transient: the stage and how many times it
@@ -38,7 +37,7 @@ def probe_stages(
     """
     sleep, transient = sleep or {}, dict(transient or {})
 
-    def make(name: str) -> scheduler.StageFn:
+    def make(name: str) -> runs.StageFn:
         def stage(ctx: runs.RunContext) -> dict[str, Any]:
             with ctx.wh.connect(autocommit=True) as conn:
                 conn.execute(_PROBE_DDL)
@@ -64,7 +63,7 @@ def probe_stages(
 
         return stage
 
-    return {name: make(name) for name in scheduler.STAGES}
+    return {name: make(name) for name in pipeline.STAGES}
 
 
 def _stage_output(ctx: runs.RunContext, name: str) -> dict[str, Any]:
@@ -97,27 +96,27 @@ def settings(fresh_db: Warehouse, tmp_path: Path) -> Settings:
 
 
 def test_a_run_records_the_run_and_every_stage(settings: Settings, fresh_db: Warehouse) -> None:
-    row = scheduler.run_once(settings, stages=probe_stages())
+    row = pipeline.run_once(settings, stages=probe_stages())
     assert row["status"] == "succeeded", row
     assert [(s["stage"], s["status"], s["attempts"]) for s in row["stages"]] == [
-        (name, "succeeded", 1) for name in scheduler.STAGES
+        (name, "succeeded", 1) for name in pipeline.STAGES
     ]
     assert (row["months"], row["rows_in"], row["rows_out"]) == (MONTHS, 100, 80)
     assert row["model_version"] == f"v{row['run_id']}" and row["finished_at"] >= row["started_at"]
     assert (settings.models_dir / "CURRENT").read_text().strip() == row["model_version"]
-    listed = scheduler.list_runs(settings, fresh_db)
+    listed = ops.list_runs(fresh_db)
     assert [r["run_id"] for r in listed] == [row["run_id"]]
-    assert set(listed[0]) == set(runs.RUN_COLUMNS) and listed[0]["pid"] == os.getpid()
+    assert set(listed[0]) == {*ops.RUN_COLUMNS, "stages"} and listed[0]["pid"] == os.getpid()
 
 
 def test_list_runs_is_empty_before_the_first_run(settings: Settings, fresh_db: Warehouse) -> None:
-    assert scheduler.list_runs(settings, fresh_db) == []
+    assert ops.list_runs(fresh_db) == []
 
 
 def test_a_failing_stage_stops_the_chain_and_keeps_the_current_model(settings: Settings, fresh_db: Warehouse) -> None:
     settings.models_dir.mkdir(parents=True)
     (settings.models_dir / "CURRENT").write_text("v-previous\n")
-    row = scheduler.run_once(settings, stages=probe_stages(fail="validate"))
+    row = pipeline.run_once(settings, stages=probe_stages(fail="validate"))
     assert row["status"] == "failed"
     assert "validate failed: ValueError: validate: 3 rows have a negative fare" in row["error"]
     assert [(s["stage"], s["status"], s["attempts"]) for s in row["stages"]] == [
@@ -131,10 +130,10 @@ def test_a_failing_stage_stops_the_chain_and_keeps_the_current_model(settings: S
 
 
 def test_a_transient_error_is_retried_and_a_lasting_one_fails(settings: Settings) -> None:
-    row = scheduler.run_once(settings, stages=probe_stages(transient={"transform": 2}))
+    row = pipeline.run_once(settings, stages=probe_stages(transient={"transform": 2}))
     assert row["status"] == "succeeded", row["error"]
     assert {s["stage"]: s["attempts"] for s in row["stages"]}["transform"] == 3
-    row = scheduler.run_once(settings, stages=probe_stages(transient={"ingest": 5}))
+    row = pipeline.run_once(settings, stages=probe_stages(transient={"ingest": 5}))
     assert row["status"] == "failed" and "server closed the connection" in row["error"]
     assert [(s["stage"], s["attempts"]) for s in row["stages"]] == [("ingest", 3)]
 
@@ -142,13 +141,13 @@ def test_a_transient_error_is_retried_and_a_lasting_one_fails(settings: Settings
 def test_a_run_while_another_holds_the_lock_is_recorded_skipped(settings: Settings, fresh_db: Warehouse) -> None:
     gate = threading.Event()
     first: dict[str, Any] = {}
-    worker = threading.Thread(target=lambda: first.update(scheduler.run_once(settings, stages=probe_stages(gate=gate))))
+    worker = threading.Thread(target=lambda: first.update(pipeline.run_once(settings, stages=probe_stages(gate=gate))))
     worker.start()
     try:
         deadline = time.monotonic() + 20
         while not probe_rows(fresh_db) and time.monotonic() < deadline:
             time.sleep(0.05)
-        second = scheduler.run_once(settings, stages=probe_stages())
+        second = pipeline.run_once(settings, stages=probe_stages())
     finally:
         gate.set()
         worker.join(30)
@@ -165,11 +164,11 @@ def test_a_run_while_another_holds_the_lock_is_recorded_skipped(settings: Settin
 def test_a_run_left_running_by_a_dead_process_is_marked_failed_and_redone_once(
     settings: Settings, fresh_db: Warehouse
 ) -> None:
-    runs.ensure_tables(fresh_db)
+    ops.migrate(fresh_db)
     dead = runs.start_run(fresh_db, ["2023-12"], "/mirror", None)  # as a process killed mid-run leaves it
     redone = scheduler.recover_runs(settings, probe_stages())
     assert [(r["status"], r["months"], r["source"]) for r in redone] == [("succeeded", ["2023-12"], "/mirror")]
-    old = runs.get_run(fresh_db, dead)
+    old = ops.get_run(fresh_db, dead)
     assert old["status"] == "failed" and old["error"].startswith("crashed: the process (pid")
     assert scheduler.recover_runs(settings, probe_stages()) == []
 

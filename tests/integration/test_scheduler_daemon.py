@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fares import runs
-from fares import scheduler
+from fares import ops, pipeline, scheduler
 from fares.warehouse import Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +89,7 @@ def daemons(fresh_db: Warehouse, tmp_path: Path) -> Iterator[Daemons]:
 
 
 def _runs(wh: Warehouse, status: str | None = None) -> list[dict]:
-    return [r for r in runs.list_runs(None, wh) if status is None or r["status"] == status]
+    return [r for r in ops.list_runs(wh, 100) if status is None or r["status"] == status]
 
 
 def _stage_started(wh: Warehouse, stage: str) -> bool:
@@ -103,9 +102,9 @@ def test_the_daemon_runs_the_chain_on_its_schedule_and_records_it(daemons: Daemo
     proc = daemons.start("*/2 * * * * *")
     done = daemons.wait_until("a scheduled run", lambda: _runs(fresh_db, "succeeded"))
     assert daemons.stop(proc) == 0
-    row = runs.get_run(fresh_db, done[-1]["run_id"])
+    row = ops.get_run(fresh_db, done[-1]["run_id"])
     assert (row["pid"], row["months"]) == (proc.pid, MONTHS)
-    assert [(s["stage"], s["status"]) for s in row["stages"]] == [(s, "succeeded") for s in scheduler.STAGES]
+    assert [(s["stage"], s["status"]) for s in row["stages"]] == [(s, "succeeded") for s in pipeline.STAGES]
     assert (daemons.tmp_path / "data" / "models" / "CURRENT").read_text().strip().startswith("v")
     with fresh_db.connect() as conn:
         assert conn.execute("select id from ops.apscheduler_jobs").fetchall() == [(scheduler.JOB_ID,)]
@@ -140,7 +139,7 @@ def test_kill_9_mid_run_then_restart_marks_it_failed_and_runs_its_months_again(
     second = daemons.start(FAR_AWAY)
     daemons.wait_until("the redo run", lambda: _runs(fresh_db, "succeeded"))
     assert daemons.stop(second) == 0
-    old = runs.get_run(fresh_db, crashed["run_id"])
+    old = ops.get_run(fresh_db, crashed["run_id"])
     assert old["status"] == "failed"
     assert old["error"].startswith(f"crashed: the process (pid {first.pid} on ")
     assert [(s["stage"], s["status"]) for s in old["stages"]] == [("ingest", "succeeded"), ("transform", "failed")]
@@ -164,7 +163,7 @@ def test_sigterm_lets_the_running_stage_finish_and_records_the_run_interrupted(
     [row] = _runs(fresh_db)
     assert row["status"] == "interrupted"
     assert row["error"] == "interrupted: shutdown requested; not run: validate, train, publish"
-    stages = runs.get_run(fresh_db, row["run_id"])["stages"]
+    stages = ops.get_run(fresh_db, row["run_id"])["stages"]
     assert [(s["stage"], s["status"]) for s in stages] == [("ingest", "succeeded"), ("transform", "succeeded")]
     assert all(finished is not None for *_, finished in probe_rows(fresh_db))
     assert not (daemons.tmp_path / "data" / "models" / "CURRENT").exists()
@@ -178,7 +177,7 @@ def test_a_run_missed_while_the_daemon_was_down_runs_once_on_start(daemons: Daem
     now = datetime.now(timezone.utc)
     cron = f"{(now.minute + 30) % 60} * * * *"  # hourly, half an hour from the next fire time
     settings = settings_for(fresh_db, daemons.tmp_path / "data", schedule_cron=cron, schedule_timezone="UTC")
-    runs.ensure_tables(fresh_db)
+    ops.migrate(fresh_db)
     store = SQLAlchemyJobStore(url=fresh_db.url("psycopg"), tablename=scheduler.JOB_TABLE, tableschema="ops")
     down = BackgroundScheduler(jobstores={"default": store}, timezone="UTC")  # never started: it only builds the job
     store.start(down, "default")
@@ -210,5 +209,28 @@ def test_a_second_signal_stops_at_once_and_records_the_stage_interrupted(daemons
     assert daemons.stop(proc) == 128 + signal.SIGTERM
     [row] = _runs(fresh_db)
     assert (row["status"], row["error"]) == ("interrupted", "interrupted: signal 15 during a stage")
-    stages = runs.get_run(fresh_db, row["run_id"])["stages"]
+    stages = ops.get_run(fresh_db, row["run_id"])["stages"]
     assert [(s["stage"], s["status"]) for s in stages] == [("ingest", "succeeded"), ("transform", "interrupted")]
+
+
+def test_a_hung_stage_times_out_releases_the_lock_and_alerts_once_per_run(
+    daemons: Daemons, fresh_db: Warehouse
+) -> None:
+    from alert_receiver import alert_receiver
+
+    with alert_receiver() as receiver:
+        proc = daemons.start(
+            EVERY_SECOND,
+            PROBE_SLEEP="transform:120",
+            FARES_STAGE_TIMEOUTS='{"transform": 1}',
+            FARES_ALERT_URLS=json.dumps([receiver.url]),
+        )
+        daemons.wait_until("two timed-out runs", lambda: len(_runs(fresh_db, "timed_out")) >= 2)
+        assert daemons.stop(proc) == 0
+        timed_out = sorted(r["run_id"] for r in _runs(fresh_db, "timed_out"))
+        titles = receiver.wait_for(len(timed_out))
+    assert _runs(fresh_db, "skipped") == [], "a later run found the lock still held"
+    for run_id in timed_out:
+        stages = ops.get_run(fresh_db, run_id)["stages"]
+        assert [(s["stage"], s["status"]) for s in stages] == [("ingest", "succeeded"), ("transform", "timed_out")]
+    assert sorted(titles) == sorted(f"fares: run {i} timed out at transform" for i in timed_out)

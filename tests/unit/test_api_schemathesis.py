@@ -23,9 +23,11 @@ OPERATIONS = [
     ("GET", "/v1/zones/map"),
     ("GET", "/v1/model"),
     ("GET", "/v1/runs"),
+    ("GET", "/v1/runs/{run_id}"),
     ("GET", "/health"),
     ("POST", "/v1/admin/reload"),
     ("POST", "/v1/admin/promote/{version}"),
+    ("POST", "/v1/admin/runs"),
 ]
 NO_INPUT = {"/v1/model", "/v1/zones/map", "/health", "/v1/admin/reload"}
 

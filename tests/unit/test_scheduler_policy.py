@@ -9,7 +9,8 @@ import httpx
 import psycopg
 import pytest
 
-from fares import scheduler
+from fares import runs, scheduler
+from fares.stages import StageError
 from fares.settings import Settings
 from fares.warehouse import WarehouseError
 
@@ -49,16 +50,16 @@ def test_a_malformed_schedule_says_what_is_expected() -> None:
 
 
 def test_only_connection_and_network_errors_are_transient() -> None:
-    assert scheduler.is_transient(WarehouseError("cannot connect"))
-    assert scheduler.is_transient(psycopg.OperationalError("server closed the connection"))
-    assert scheduler.is_transient(httpx.ConnectError("refused"))
+    assert runs.is_transient(WarehouseError("cannot connect"))
+    assert runs.is_transient(psycopg.OperationalError("server closed the connection"))
+    assert runs.is_transient(httpx.ConnectError("refused"))
     try:
         try:
             raise psycopg.OperationalError("terminating connection due to administrator command")
         except psycopg.OperationalError as exc:
             raise RuntimeError("dlt load failed") from exc
     except RuntimeError as wrapped:
-        assert scheduler.is_transient(wrapped)
-    assert not scheduler.is_transient(ValueError("3 rows have a negative fare"))
-    assert not scheduler.is_transient(scheduler.StageError("transform", "dbt build failed"))
-    assert not scheduler.is_transient(psycopg.errors.UniqueViolation("duplicate key"))
+        assert runs.is_transient(wrapped)
+    assert not runs.is_transient(ValueError("3 rows have a negative fare"))
+    assert not runs.is_transient(StageError("transform", "dbt build failed"))
+    assert not runs.is_transient(psycopg.errors.UniqueViolation("duplicate key"))

@@ -1,0 +1,161 @@
+"""Alerts through apprise: one message per event (failed, crashed or timed-out run, quality gate, model not promoted,
+lock held too long, no success for too long), then one "recovered" message when a later run succeeds.
+
+Every alert is also kept in ops.alerts; an alert of a problem stays open until a run succeeds, which closes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fares import ops
+from fares.settings import Settings
+from fares.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+PROBLEMS = ("run_failed", "run_crashed", "run_timed_out", "quality_gate_failed", "lock_held", "stale")
+
+
+def send(settings: Settings, title: str, body: str, failure: bool = True) -> bool:
+    """Deliver one message to every FARES_ALERT_URLS target; True when all of them took it."""
+    if not settings.alert_urls:
+        log.info("alert (no FARES_ALERT_URLS set): %s", title)
+        return False
+    import apprise
+
+    notifier = apprise.Apprise()
+    for url in settings.alert_urls:
+        if not notifier.add(url):
+            log.error("alert URL not understood by apprise: %s", url.split("://", 1)[0] + "://...")
+    kind = apprise.NotifyType.FAILURE if failure else apprise.NotifyType.SUCCESS
+    delivered = bool(notifier.notify(title=title, body=body, notify_type=kind))
+    if not delivered:
+        log.error("alert not delivered to every target: %s", title)
+    return delivered
+
+
+def _open_problems(wh: Warehouse) -> list[dict[str, Any]]:
+    with wh.connect() as conn:
+        cur = conn.execute(
+            "select alert_id, event, run_id from ops.alerts where resolved_at is null and event = any(%s)",
+            (list(PROBLEMS),),
+        )
+        return [{"alert_id": a, "event": e, "run_id": r} for a, e, r in cur.fetchall()]
+
+
+def raise_alert(
+    settings: Settings, wh: Warehouse, event: str, title: str, body: str, run_id: int | None = None
+) -> None:
+    """Send and record one alert; a problem stays open until a run succeeds, other events close at once."""
+    delivered = send(settings, title, body, failure=event in PROBLEMS or event == "model_not_promoted")
+    with wh.connect() as conn:
+        conn.execute(
+            "insert into ops.alerts (event, run_id, title, body, delivered, resolved_at)"
+            " values (%s, %s, %s, %s, %s, case when %s then null else now() end)",
+            (event, run_id, title, body[:8000], delivered, event in PROBLEMS),
+        )
+
+
+def _already(wh: Warehouse, event: str, run_id: int | None) -> bool:
+    """True when this event was alerted: for a run, ever; without one (stale), while still open."""
+    where = "run_id = %s" if run_id is not None else "run_id is null and resolved_at is null and %s::bigint is null"
+    with wh.connect() as conn:
+        sql = f"select 1 from ops.alerts where event = %s and {where}"  # noqa: S608 - `where` is one of two constants
+        row = conn.execute(sql, (event, run_id)).fetchone()
+    return row is not None
+
+
+def after_run(settings: Settings, wh: Warehouse, run: dict[str, Any], results: dict[str, Any]) -> None:
+    """The alerts one finished run calls for (never raises: alerting must not fail the run)."""
+    try:
+        _after_run(settings, wh, run, results)
+    except Exception:
+        log.exception("alerting after run %s failed", run.get("run_id"))
+
+
+def _after_run(settings: Settings, wh: Warehouse, run: dict[str, Any], results: dict[str, Any]) -> None:
+    ops.migrate(wh)
+    run_id, status, error = run["run_id"], run["status"], run.get("error") or ""
+    failed_stage = next((s["stage"] for s in run.get("stages", []) if s["status"] in ("failed", "timed_out")), None)
+    if status == "failed" and failed_stage == "validate":
+        raise_alert(settings, wh, "quality_gate_failed", f"fares: quality gate failed (run {run_id})", error, run_id)
+    elif status == "failed":
+        raise_alert(settings, wh, "run_failed", f"fares: run {run_id} failed at {failed_stage}", error, run_id)
+    elif status == "timed_out":
+        raise_alert(settings, wh, "run_timed_out", f"fares: run {run_id} timed out at {failed_stage}", error, run_id)
+    elif status == "skipped":
+        _lock_held(settings, wh, run)
+    elif status == "succeeded":
+        published = results.get("publish")
+        if isinstance(published, dict) and not published.get("published") and published.get("retrained"):
+            reason = published.get("reason") or "judged worse than the current model"
+            raise_alert(
+                settings, wh, "model_not_promoted", f"fares: run {run_id} kept the current model", reason, run_id
+            )
+        resolve(settings, wh, run_id)
+
+
+def _lock_held(settings: Settings, wh: Warehouse, run: dict[str, Any]) -> None:
+    from fares import runs
+
+    holder = runs.running_since(wh)
+    if holder is None or holder[1] < settings.run_timeout_seconds or _already(wh, "lock_held", holder[0]):
+        return
+    hours = holder[1] / 3600
+    body = f"{run.get('error')}; it has held the lock for {hours:.1f} h, past FARES_RUN_TIMEOUT_SECONDS"
+    raise_alert(
+        settings, wh, "lock_held", f"fares: run {holder[0]} holds the run lock for {hours:.1f} h", body, holder[0]
+    )
+
+
+def crashed(settings: Settings, wh: Warehouse, run_ids: list[int]) -> None:
+    """One alert per run found left 'running' by a dead process."""
+    for run_id in run_ids:
+        try:
+            error = ops.get_run(wh, run_id).get("error") or "the process stopped mid-run"
+            raise_alert(settings, wh, "run_crashed", f"fares: run {run_id} crashed", error, run_id)
+        except Exception:
+            log.exception("alerting the crash of run %s failed", run_id)
+
+
+def resolve(settings: Settings, wh: Warehouse, run_id: int) -> None:
+    """A run succeeded: close the open problems with one "recovered" message (none when nothing was open)."""
+    problems = _open_problems(wh)
+    if not problems:
+        return
+    what = ", ".join(sorted({p["event"].replace("_", " ") for p in problems}))
+    body = f"run {run_id} succeeded; {len(problems)} open alert(s) closed ({what})"
+    delivered = send(settings, f"fares: recovered (run {run_id})", body, failure=False)
+    with wh.connect() as conn:
+        conn.execute(
+            "update ops.alerts set resolved_at = now() where alert_id = any(%s)", ([p["alert_id"] for p in problems],)
+        )
+        conn.execute(
+            "insert into ops.alerts (event, run_id, title, body, delivered, resolved_at)"
+            " values ('recovered', %s, %s, %s, %s, now())",
+            (run_id, f"fares: recovered (run {run_id})", body, delivered),
+        )
+
+
+def check_stale(settings: Settings, wh: Warehouse) -> bool:
+    """Alert once when no run succeeded for FARES_ALERT_STALE_HOURS (counted from the first run before any success)."""
+    ops.migrate(wh)
+    with wh.connect() as conn:
+        row = conn.execute(
+            "select coalesce(max(finished_at) filter (where status = 'succeeded'), min(started_at)),"
+            " extract(epoch from now() - coalesce(max(finished_at) filter (where status = 'succeeded'),"
+            " min(started_at)))::float8 from ops.pipeline_runs where status <> 'skipped'"
+        ).fetchone()
+    if row is None or row[0] is None or row[1] < settings.alert_stale_hours * 3600 or _already(wh, "stale", None):
+        return False
+    raise_alert(
+        settings,
+        wh,
+        "stale",
+        f"fares: no successful run for {row[1] / 3600:.1f} h",
+        f"the last successful run finished at {row[0]:%Y-%m-%d %H:%M %Z} (limit FARES_ALERT_STALE_HOURS="
+        f"{settings.alert_stale_hours:g})",
+    )
+    return True

@@ -1,0 +1,146 @@
+"""The runs dashboard (/runs, /runs/{id}) and what it links to: the run's log and dbt results, the training report,
+the GX Data Docs and the dbt docs, all served by the API itself; plus GET /v1/runs/{id}."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from fares.api import dashboard
+from fares.api.database import read_ops
+from fares.api.schemas import Problem
+
+router = APIRouter(tags=["runs"])
+
+LOG_TAIL_LINES = 300
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_DBT_DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such run"},
+    503: {"model": Problem, "description": "The database is unreachable"},
+}
+
+
+def _run(request: Request, run_id: int) -> dict[str, Any]:
+    from fares import ops
+
+    try:
+        return read_ops(request.app.state.db, ops.get_run, run_id)
+    except KeyError as exc:
+        raise HTTPException(404, f"no pipeline run {run_id}") from exc
+
+
+def _run_dir(request: Request, run_id: int) -> Path:
+    return request.app.state.settings.data_dir / "runs" / str(run_id)
+
+
+def _log_path(request: Request, run: dict[str, Any]) -> Path:
+    return Path(run["log_path"]) if run.get("log_path") else _run_dir(request, run["run_id"]) / "run.log"
+
+
+@router.get("/runs", response_class=HTMLResponse, include_in_schema=False)
+def get_runs_page(request: Request, limit: int = 50) -> HTMLResponse:
+    """Recent runs with their stages, and the two charts."""
+    from fares import ops
+    from fares.ml.registry import Registry
+
+    db = request.app.state.db
+    runs = read_ops(db, ops.list_runs, max(1, min(limit, 500)))
+    loaded = read_ops(db, ops.rows_loaded_per_month)
+    versions = Registry(request.app.state.settings.models_dir).versions()
+    return HTMLResponse(dashboard.runs_page(runs, dashboard.charts(loaded, versions)))
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse, include_in_schema=False)
+def get_run_page(request: Request, run_id: int) -> HTMLResponse:
+    """One run: stages, error, dbt results, validation results, the end of its log, links."""
+    from fares import ops
+
+    run = _run(request, run_id)
+    validation = read_ops(request.app.state.db, ops.validation_results, run.get("validation_run_ids") or [])
+    log = _log_path(request, run)
+    tail = (
+        "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:])
+        if log.is_file()
+        else ""
+    )
+    page = dashboard.run_page(run, tail, _run_dir(request, run_id) / "run_results.json", validation)
+    return HTMLResponse(page)
+
+
+@router.get("/runs/{run_id}/log", response_class=PlainTextResponse, include_in_schema=False)
+def get_run_log(request: Request, run_id: int) -> Response:
+    """The run's whole log file."""
+    log = _log_path(request, _run(request, run_id))
+    if not log.is_file():
+        raise HTTPException(404, f"run {run_id} has no log file")
+    return FileResponse(log, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/runs/{run_id}/dbt", include_in_schema=False)
+def get_run_dbt(request: Request, run_id: int) -> Response:
+    """dbt's run_results.json of the run's transform stage."""
+    _run(request, run_id)
+    path = _run_dir(request, run_id) / "run_results.json"
+    if not path.is_file():
+        raise HTTPException(404, f"run {run_id} kept no dbt results")
+    return FileResponse(path, media_type="application/json")
+
+
+@router.get("/v1/runs/{run_id}", responses=NOT_FOUND, summary="One pipeline run")
+def get_run(request: Request, run_id: int) -> Any:
+    """A run with its stages, as in GET /v1/runs, plus its validation results."""
+    from fares import ops
+
+    run = _run(request, run_id)
+    run["validation"] = read_ops(request.app.state.db, ops.validation_results, run.get("validation_run_ids") or [])
+    return jsonable_encoder(run)
+
+
+@router.get("/reports/{version}", response_class=HTMLResponse, include_in_schema=False)
+async def get_report(request: Request, version: str) -> Response:
+    """The training report of a registered model version."""
+    from fares.ml.registry import Registry
+
+    registry = Registry(request.app.state.settings.models_dir)
+    path = registry.report_path(version) if _VERSION.match(version) else None
+    if path is None or not await run_in_threadpool(path.is_file):
+        raise HTTPException(404, f"no training report for model version {version!r}")
+    return FileResponse(path, media_type="text/html")
+
+
+def _inside(base: Path, rel: str) -> Path:
+    """`rel` under `base`, or 404 (no way out of the folder)."""
+    path = (base / (rel or "index.html")).resolve()
+    if not path.is_relative_to(base.resolve()) or not path.is_file():
+        raise HTTPException(404, f"{rel or 'index.html'} not found (build it first)")
+    return path
+
+
+@router.get("/data-docs/{rel:path}", include_in_schema=False)
+def get_data_docs(request: Request, rel: str) -> Response:
+    """The GX Data Docs site that `fares validate --docs` builds under data_dir/gx."""
+    base = request.app.state.settings.data_dir / "gx" / "data_docs"
+    return FileResponse(_inside(base, rel))
+
+
+@router.get("/dbt-docs", include_in_schema=False)
+def get_dbt_docs_root() -> Response:
+    """The dbt docs site lives under /dbt-docs/."""
+    return RedirectResponse("/dbt-docs/")
+
+
+@router.get("/dbt-docs/{rel:path}", include_in_schema=False)
+def get_dbt_docs(rel: str) -> Response:
+    """The dbt docs site (`fares docs --no-serve` generates it): only its three files, never compiled SQL."""
+    from fares.warehouse import DBT_PROJECT_DIR
+
+    if (rel or "index.html") not in _DBT_DOCS_FILES:
+        raise HTTPException(404, f"{rel} is not part of the dbt docs site")
+    return FileResponse(_inside(DBT_PROJECT_DIR / "target", rel))

@@ -1,0 +1,172 @@
+"""The chain: stages run in order under the pipeline lock, recorded, logged per run, timed out, alerted.
+
+`fares run`, `fares transform|validate|train`, `fares backfill`, the daemon and `POST /v1/admin/runs` all come here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fares import alerts, ops, runlog, runs
+from fares.runs import RunContext, StageFn
+from fares.settings import Settings, get_settings
+from fares.stages import DEFAULT_STAGES, STAGES, StageError, select_stages
+from fares.warehouse import Warehouse, get_warehouse
+
+log = logging.getLogger(__name__)
+
+__all__ = ["STAGES", "ChainResult", "Run", "run_chain", "run_once", "start_in_background", "stop_requested"]
+
+stop_requested = threading.Event()  # set by the daemon's SIGTERM/SIGINT: finish the running stage, start no other
+current: dict[str, Any] = {}  # the run in progress: wh, run_id (for recording a forced stop)
+
+
+@dataclass
+class ChainResult:
+    """What one run of the chain did, stage by stage."""
+
+    stages: dict[str, Any] = field(default_factory=dict)
+    model_version: str | None = None
+    promoted: bool = False
+
+
+@dataclass
+class Run:
+    """One run to make: what it covers, which stages, who asked."""
+
+    source: str | None = None
+    months: list[str] | None = None
+    stages: Mapping[str, StageFn] | None = None
+    redo_of: int | None = None
+    trigger: str = "cli"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def record_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
+    """Record a run as interrupted, if the database lets us (else the next start marks it crashed)."""
+    try:
+        runs.mark_interrupted(wh, run_id, reason)
+    except Exception:
+        log.exception("could not record run %s as interrupted", run_id)
+
+
+class _Started:
+    """A run that holds the lock and has its row: what is needed to execute it (now or in a thread)."""
+
+    def __init__(self, settings: Settings, wh: Warehouse, lock: ops.RunLock, run_id: int, job: Run) -> None:
+        self.settings, self.wh, self.lock, self.run_id, self.job = settings, wh, lock, run_id, job
+
+
+def _begin(settings: Settings, job: Run) -> tuple[_Started | None, dict[str, Any]]:
+    """Take the lock and insert the run's row; (None, the skipped row) when another run holds the lock."""
+    wh = get_warehouse(settings)
+    ops.migrate(wh)
+    stages = job.stages or DEFAULT_STAGES
+    names = list(stages)
+    shown_source, shown_months = job.source or settings.tlc_source, job.months or settings.months or None
+    lock = ops.RunLock(wh)
+    if not lock.acquire():
+        row = ops.get_run(wh, runs.record_skipped(wh, shown_months, shown_source, job.trigger, names))
+        alerts.after_run(settings, wh, row, {})
+        return None, row
+    try:
+        crashed = runs.mark_crashed(wh)
+        if crashed:
+            alerts.crashed(settings, wh, crashed)
+        run_id = runs.start_run(wh, shown_months, shown_source, job.redo_of, job.trigger, names)
+    except BaseException:
+        lock.release()
+        raise
+    return _Started(settings, wh, lock, run_id, job), {}
+
+
+def _execute(started: _Started) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the stages of a begun run, record the outcome, alert, release the lock; (run row, stage results)."""
+    settings, wh, run_id, job = started.settings, started.wh, started.run_id, started.job
+    ctx = RunContext(settings, wh, job.source, job.months, run_id, params=dict(job.params))
+    try:
+        with runlog.run_logging(settings, run_id) as log_path:
+            runs.set_run_facts(wh, run_id, log_path=str(log_path))
+            current.update(wh=wh, run_id=run_id)
+            try:
+                status, error = runs.execute_stages(ctx, job.stages or DEFAULT_STAGES, started.lock, stop_requested)
+            except BaseException as exc:  # Ctrl+C in `fares run`, or the bookkeeping itself failed
+                record_interrupted(wh, run_id, f"interrupted: {type(exc).__name__}: {exc}")
+                raise
+            got = ctx.results
+            runs.finish_run(
+                wh,
+                run_id,
+                status,
+                error,
+                runs.result_field(got.get("publish"), "model_version"),
+                runs.result_field(got.get("ingest"), "rows_out"),
+                runs.result_field(got.get("transform"), "rows_out"),
+            )
+            log.info("run %s %s%s", run_id, status, f": {error}" if error else "")
+    finally:
+        current.clear()
+        started.lock.release()
+    row = ops.get_run(wh, run_id)
+    alerts.after_run(settings, wh, row, ctx.results)
+    return row, ctx.results
+
+
+def run_job(settings: Settings, job: Run) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run `job` now under the pipeline lock and record it; returns (run row with stages, stage results)."""
+    started, skipped = _begin(settings, job)
+    return (skipped, {}) if started is None else _execute(started)
+
+
+def run_once(
+    settings: Settings,
+    source: str | None = None,
+    months: list[str] | None = None,
+    *,
+    stages: Mapping[str, StageFn] | None = None,
+    redo_of: int | None = None,
+    trigger: str = "cli",
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run the chain (or `stages`) now under the pipeline lock and record it; returns the run row plus `stages`.
+
+    `status` is 'succeeded', 'failed' (a stage failed; later stages did not run, the current model is untouched),
+    'timed_out' (a stage or the run passed its limit), 'interrupted' (shutdown) or 'skipped' (another run held the
+    lock). Pipeline rows_in = rows ingested, rows_out = rows in the training mart.
+    """
+    return run_job(settings, Run(source, months, stages, redo_of, trigger, dict(params or {})))[0]
+
+
+def start_in_background(settings: Settings, job: Run) -> dict[str, Any]:
+    """Take the lock and record the run now, run its stages in a thread; returns the 'running' (or skipped) row."""
+    started, skipped = _begin(settings, job)
+    if started is None:
+        return skipped
+    threading.Thread(target=_execute, args=(started,), name=f"run-{started.run_id}", daemon=True).start()
+    return ops.get_run(started.wh, started.run_id)
+
+
+def run_chain(
+    settings: Settings | None = None, source: str | None = None, months: list[str] | None = None
+) -> ChainResult:
+    """Run every stage once, in order, recorded like run_once; raises StageError naming the first failing stage."""
+    settings = settings or get_settings()
+    row, results = run_job(settings, Run(source, months))
+    if row["status"] != "succeeded":
+        failed = next((s["stage"] for s in row["stages"] if s["status"] != "succeeded"), "chain")
+        raise StageError(failed, row["error"] or row["status"])
+    trained = results.get("train", {}).get("value")
+    return ChainResult(
+        stages={k: v.get("value", v) if isinstance(v, dict) else v for k, v in results.items()},
+        model_version=trained.version if trained is not None else None,
+        promoted=bool(trained is not None and trained.promoted),
+    )
+
+
+def stages_for(start: str | None = None, only: list[str] | None = None) -> dict[str, StageFn]:
+    """The default stages from `start` on, or only `only`."""
+    return select_stages(DEFAULT_STAGES, start, only)

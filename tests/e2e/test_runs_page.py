@@ -1,0 +1,52 @@
+"""The runs dashboard in headless Chromium: an operator finds the failed run and reads why it failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_kit import free_port, running_server
+from test_web_page import ARTIFACTS, browser  # noqa: F401 - the headless Chromium fixture
+
+from fares import pipeline
+from fares.runs import RunContext
+from fares.warehouse import Warehouse
+
+pytestmark = pytest.mark.e2e
+DBT_ERROR = (
+    "dbt build failed (exit 1)\nFailure in test not_null_fct_trips_trip_id: Got 3 results, configured to fail if != 0"
+)
+
+
+def _ingest(ctx: RunContext) -> dict[str, Any]:
+    return {"rows_out": 4_200}
+
+
+def _transform(ctx: RunContext) -> dict[str, Any]:
+    raise RuntimeError(DBT_ERROR)
+
+
+def test_the_dashboard_shows_a_failed_runs_error(browser, fresh_db: Warehouse, tmp_path: Path) -> None:  # noqa: F811
+    from conftest import settings_for
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    settings = settings_for(fresh_db, tmp_path / "data", stage_retries=0)
+    row = pipeline.run_once(settings, months=["2024-01"], stages={"ingest": _ingest, "transform": _transform})
+    assert row["status"] == "failed"
+    port = free_port()
+    with running_server(settings, port):
+        browser.get(f"http://127.0.0.1:{port}/")
+        browser.find_element("link text", "Pipeline runs").click()
+        wait = WebDriverWait(browser, 20)
+        wait.until(ec.visibility_of_element_located(("id", "runs")))
+        listed = browser.find_element("css selector", "tr.run.failed td.error").text
+        assert listed == "transform failed: RuntimeError: dbt build failed (exit 1)"
+        browser.find_element("link text", str(row["run_id"])).click()
+        error = wait.until(ec.visibility_of_element_located(("id", "run-error")))
+        assert "Failure in test not_null_fct_trips_trip_id: Got 3 results" in error.text
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "runs_page_failed_run.png"
+        browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
