@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fares.warehouse import Warehouse, WarehouseError, caused_by
+from fares.warehouse import Warehouse, WarehouseError, caused_by, scalar
 
 if TYPE_CHECKING:
     import psycopg
@@ -104,7 +104,7 @@ class RunLock:
     def acquire(self) -> bool:
         """Try once, without waiting; True when this process now holds the lock."""
         conn = self.wh.connect(autocommit=True)
-        if conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        if scalar(conn, "select pg_try_advisory_lock(%s)", (LOCK_KEY,)):
             self._conn = conn
             return True
         conn.close()
@@ -114,6 +114,8 @@ class RunLock:
         """Check the lock connection is alive; after a database restart take the lock again or raise LockLostError."""
         import psycopg
 
+        if self._conn is None:
+            raise LockLostError("the pipeline lock is not held")
         try:
             self._conn.execute("select 1")
             return
@@ -130,7 +132,7 @@ class RunLock:
         try:
             self._conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
             self._conn.close()
-        except Exception:  # noqa: BLE001 - a dead connection has released the lock already
+        except Exception:
             log.debug("lock connection already gone", exc_info=True)
         self._conn = None
 
@@ -232,7 +234,7 @@ def mark_crashed(wh: Warehouse) -> list[int]:
     """Mark runs left 'running' by a dead process as failed. Call only while holding the lock: then no one else runs."""
     rows = _exec(
         wh,
-        "update ops.pipeline_runs set status = 'failed', finished_at = now(), error = "
+        "update ops.pipeline_runs set status = 'failed', finished_at = now(), error = "  # noqa: S608 - a constant
         f"format('{CRASHED} the process (pid %s on %s) stopped mid-run; its months run again', pid, host) "
         "where status = 'running' returning run_id",
     )
@@ -259,7 +261,7 @@ def runs_to_redo(wh: Warehouse) -> list[tuple[int, list[str] | None, str | None]
         where (p.status = 'interrupted' or (p.status = 'failed' and p.error like '{CRASHED}%'))
           and p.redo_of is null
           and not exists (select 1 from ops.pipeline_runs r where r.redo_of = p.run_id)
-        order by p.run_id""",
+        order by p.run_id""",  # noqa: S608 - a constant
         )
     ]
 
@@ -276,7 +278,7 @@ def list_runs(settings: Settings, wh: Warehouse, limit: int = 50) -> list[dict[s
     """The newest `limit` pipeline runs, newest first, as dicts keyed by RUN_COLUMNS (empty before the first run)."""
     if not _tables_exist(wh):
         return []
-    rows = _exec(wh, f"select {', '.join(RUN_COLUMNS)} from ops.pipeline_runs order by run_id desc limit %s", (limit,))
+    rows = _exec(wh, f"select {', '.join(RUN_COLUMNS)} from ops.pipeline_runs order by run_id desc limit %s", (limit,))  # noqa: S608 - fixed names
     return _rows_as_dicts(rows, RUN_COLUMNS)
 
 
@@ -286,7 +288,7 @@ def list_stage_runs(wh: Warehouse, run_id: int) -> list[dict[str, Any]]:
         return []
     rows = _exec(
         wh,
-        f"select {', '.join(STAGE_COLUMNS)} from ops.stage_runs where run_id = %s order by started_at, stage",
+        f"select {', '.join(STAGE_COLUMNS)} from ops.stage_runs where run_id = %s order by started_at, stage",  # noqa: S608 - fixed names
         (run_id,),
     )
     return _rows_as_dicts(rows, STAGE_COLUMNS)
@@ -294,7 +296,7 @@ def list_stage_runs(wh: Warehouse, run_id: int) -> list[dict[str, Any]]:
 
 def get_run(wh: Warehouse, run_id: int) -> dict[str, Any]:
     """One run as a dict (RUN_COLUMNS) plus `stages`: its stage rows."""
-    rows = _exec(wh, f"select {', '.join(RUN_COLUMNS)} from ops.pipeline_runs where run_id = %s", (run_id,))
+    rows = _exec(wh, f"select {', '.join(RUN_COLUMNS)} from ops.pipeline_runs where run_id = %s", (run_id,))  # noqa: S608 - fixed names
     if not rows:
         raise KeyError(f"no pipeline run {run_id}")
     return {**_rows_as_dicts(rows, RUN_COLUMNS)[0], "stages": list_stage_runs(wh, run_id)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fares import runs
 from fares.runs import RunContext, StageFn, is_transient, list_runs  # noqa: F401 - list_runs: `fares runs`, GET /v1/runs
 from fares.settings import Settings, get_settings
-from fares.warehouse import DBT_PROJECT_DIR, Warehouse, dbt_environment, get_warehouse
+from fares.warehouse import DBT_PROJECT_DIR, Warehouse, dbt_environment, get_warehouse, scalar
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -113,7 +114,7 @@ def run_validate(settings: Settings, wh: Warehouse) -> Any:
 
 
 def run_train(settings: Settings, wh: Warehouse) -> Any:
-    """Train both fare models from the marts and register them; whether each is promoted is for run_publish to act on."""
+    """Train both fare models from the marts and register them; run_publish acts on whether each is promoted."""
     from fares.ml.train import train_models
 
     return train_models(settings, wh, publish=False)  # the publish stage alone moves CURRENT
@@ -139,8 +140,8 @@ def run_publish(settings: Settings, outcome: Any) -> dict[str, Any]:
 def _count(wh: Warehouse, tables: tuple[str, ...]) -> int | None:
     """Rows in the tables that exist; None when none does."""
     with wh.connect() as conn:
-        present = [t for t in tables if conn.execute("select to_regclass(%s)", (t,)).fetchone()[0]]
-        return sum(conn.execute(f"select count(*) from {t}").fetchone()[0] for t in present) if present else None
+        present = [t for t in tables if scalar(conn, "select to_regclass(%s)", (t,))]
+        return sum(scalar(conn, f"select count(*) from {t}") for t in present) if present else None  # noqa: S608 - our table names
 
 
 def _ingest(ctx: RunContext) -> dict[str, Any]:
@@ -182,7 +183,7 @@ def _value(result: Any) -> Any:
 def _record_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
     try:
         runs.mark_interrupted(wh, run_id, reason)
-    except Exception:  # noqa: BLE001 - the database may be what failed; the next start marks the run crashed
+    except Exception:
         log.exception("could not record run %s as interrupted", run_id)
 
 
@@ -257,7 +258,7 @@ def run_chain(
 
 
 def build_trigger(settings: Settings) -> CronTrigger:
-    """settings.schedule_cron in settings.schedule_timezone; crontab weekdays (0 or 7 = Sunday); 6 fields = seconds first."""
+    """schedule_cron in schedule_timezone; crontab weekdays (0 or 7 = Sunday); 6 fields: seconds first."""
     import re
 
     from apscheduler.triggers.cron import CronTrigger
@@ -348,10 +349,8 @@ def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None
 def _stop_scheduler(sched: BlockingScheduler) -> None:
     from apscheduler.schedulers import SchedulerNotRunningError
 
-    try:
+    with contextlib.suppress(SchedulerNotRunningError):  # the signal handler and the start listener both got here
         sched.shutdown(wait=False)
-    except SchedulerNotRunningError:  # the signal handler and the start listener both got here
-        pass
 
 
 def _on_signal(sched: BlockingScheduler) -> Callable[[int, Any], None]:

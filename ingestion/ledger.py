@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from fares.warehouse import Warehouse
+from fares.warehouse import Warehouse, scalar
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def ingest_lock(wh: Warehouse) -> Iterator[None]:
     """Hold a session advisory lock so two ingests never write the same database at once."""
     conn = wh.connect(autocommit=True)
     try:
-        got = conn.execute("select pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()[0]
+        got = scalar(conn, "select pg_try_advisory_lock(%s)", (_LOCK_KEY,))
         if not got:
             raise IngestLockedError(f"another ingest is running on database {wh.dbname}")
         yield
@@ -75,11 +75,11 @@ def ingest_lock(wh: Warehouse) -> Iterator[None]:
 def read_ledger(wh: Warehouse) -> dict[str, dict[str, Any]]:
     """Every ledger row by file name (empty when the table does not exist yet)."""
     with wh.connect() as conn:
-        exists = conn.execute("select to_regclass('ops.ingested_files')").fetchone()[0]
+        exists = scalar(conn, "select to_regclass('ops.ingested_files')")
         if not exists:
             return {}
-        cur = conn.execute(f"select {', '.join(_COLUMNS)} from ops.ingested_files order by kind, month, file")
-        return {row[0]: dict(zip(_COLUMNS, row)) for row in cur.fetchall()}
+        cur = conn.execute(f"select {', '.join(_COLUMNS)} from ops.ingested_files order by kind, month, file")  # noqa: S608 - fixed names
+        return {row[0]: dict(zip(_COLUMNS, row, strict=True)) for row in cur.fetchall()}
 
 
 def record_loaded(

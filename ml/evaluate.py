@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from fares.ml import SERVICES
 from fares.ml.features import BOROUGHS, ZoneTable, time_parts
+
+
+class FarePredictor(Protocol):
+    """What is judged: a FareModel, or anything else that prices a trips frame."""
+
+    def predict_frame(self, trips: pd.DataFrame) -> pd.DataFrame:
+        """Fares for `trips`, with the input's index."""
+        ...
 
 
 def _keys(frame: pd.DataFrame, table: ZoneTable) -> pd.DataFrame:
@@ -61,7 +70,7 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, f
         "mae": float(np.mean(np.abs(err))) if len(err) else float("nan"),
         "rmse": float(np.sqrt(np.mean(err**2))) if len(err) else float("nan"),
         "mape": float(np.mean(np.abs(err[positive]) / actual[positive]) * 100) if positive.any() else float("nan"),
-        "n": int(len(err)),
+        "n": len(err),
     }
 
 
@@ -92,7 +101,7 @@ def _cheaper_agreement(detail: pd.DataFrame) -> dict[str, float | int]:
     actual = actual.dropna()
     cells = actual.index
     truth = actual["uber"] < actual["taxi"]
-    result: dict[str, float | int] = {"cells": int(len(cells))}
+    result: dict[str, float | int] = {"cells": len(cells)}
     for who in ("model", "baseline"):
         med = detail.groupby("cell")[[f"{who}_taxi", f"{who}_uber"]].median().reindex(cells)
         said = med[f"{who}_uber"] < med[f"{who}_taxi"]
@@ -100,9 +109,9 @@ def _cheaper_agreement(detail: pd.DataFrame) -> dict[str, float | int]:
     return result
 
 
-def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+def evaluate_holdout(model: FarePredictor, baseline: BaselineModel, holdout: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
     """Metrics of `model` (a FareModel) and `baseline` on `holdout`, plus the per-row detail behind them."""
-    predicted = model.predict_frame(holdout)  # type: ignore[attr-defined]
+    predicted = model.predict_frame(holdout)
     service = holdout["service"].to_numpy()
     detail = pd.DataFrame(
         {"service": service, "actual": holdout["rider_fare"].to_numpy(dtype=float)}, index=holdout.index
@@ -118,7 +127,7 @@ def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFra
     keys = _keys(holdout, baseline.table)
     detail["cell"], detail["hour"] = keys["cell"].to_numpy(), keys["hour"].to_numpy()
     detail["borough_pair"] = _borough_pair(holdout, baseline.table)
-    per_service = {}
+    per_service: dict[str, dict[str, Any]] = {}
     for s in SERVICES:
         part = detail[detail.service == s]
         m = regression_metrics(part.actual.to_numpy(), part.model.to_numpy())
@@ -149,9 +158,9 @@ def _improvement(model_mae: float, baseline_mae: float) -> float:
     return float((baseline_mae - model_mae) / baseline_mae * 100) if baseline_mae > 0 else 0.0
 
 
-def score(model: object, holdout: pd.DataFrame) -> float:
+def score(model: FarePredictor, holdout: pd.DataFrame) -> float:
     """The promotion score: the mean over services of the holdout MAE (dollars)."""
-    predicted = model.predict_frame(holdout)  # type: ignore[attr-defined]
+    predicted = model.predict_frame(holdout)
     actual = holdout["rider_fare"].to_numpy(dtype=float)
     maes = []
     for s in SERVICES:

@@ -126,8 +126,11 @@ def build_pair_stats(training: pd.DataFrame, table: ZoneTable) -> PairStats:
     pu = training["pickup_zone_id"].to_numpy(dtype=np.int64)
     do = training["dropoff_zone_id"].to_numpy(dtype=np.int64)
     has_trips = {"trip_miles", "duration_minutes"} <= set(training.columns)
-    miles = pd.to_numeric(training["trip_miles"], errors="coerce").to_numpy(dtype=float) if has_trips else None
-    minutes = pd.to_numeric(training["duration_minutes"], errors="coerce").to_numpy(dtype=float) if has_trips else None
+    missing = np.full(len(training), np.nan)
+    miles = pd.to_numeric(training["trip_miles"], errors="coerce").to_numpy(dtype=float) if has_trips else missing
+    minutes = (
+        pd.to_numeric(training["duration_minutes"], errors="coerce").to_numpy(dtype=float) if has_trips else missing
+    )
     detour, per_mile, same_zone = DEFAULT_DETOUR, DEFAULT_MINUTES_PER_MILE, 1.0
     if has_trips and np.isfinite(miles).any():
         row_dist = _centroid_distance(table, pu, do)

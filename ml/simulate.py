@@ -1,4 +1,4 @@
-"""Generated zones and training frames with a known fare rule: for unit tests, benchmarks and the API's tests (no DB)."""
+"""Generated zones and training frames with a known fare rule: for unit tests, benchmarks and API tests (no DB)."""
 
 from __future__ import annotations
 

@@ -365,7 +365,7 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
             for p in sorted(bounds)
         )
         sql = (
-            f"select count(*) as trips, {cols} from {TRAINING_TABLE}{where or ' where true'}"  # noqa: S608
+            f"select count(*) as trips, {cols} from {TRAINING_TABLE}{where or ' where true'}"  # noqa: S608 - fixed names, checked months
             f" and service = '{service}'"
         )
         checks = [_between("service_present", "trips", 1, None, CRITICAL, description=f"{service} trips exist")]
@@ -382,9 +382,9 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
         ]
         batches.append(Batch(TRAINING_TABLE, service, checks, query=sql))
     window = (
-        f"select source_month || ' ' || string_agg(distinct service, ',' order by service) as month_services"
+        f"select source_month || ' ' || string_agg(distinct service, ',' order by service) as month_services"  # noqa: S608 - fixed names, checked months
         f" from {TRAINING_TABLE}{where} group by source_month"
-    )  # noqa: S608 - fixed names, checked months
+    )
     batches.append(
         Batch(
             TRAINING_TABLE,
