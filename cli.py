@@ -200,7 +200,7 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     from fares import scheduler
 
     scheduler.run_dbt(_warehouse(settings), ["docs", "generate"])
-    target = Path(scheduler.DBT_PROJECT_DIR) / "target"
+    target = settings.dbt_dir / "target"
     if args.no_serve:
         print(f"dbt docs site written to {target / 'index.html'}")
         return 0

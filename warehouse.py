@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from fares.settings import PACKAGE_DIR, Settings
+from fares.settings import PACKAGE_DIR, Settings, get_settings
 
 if TYPE_CHECKING:
     import psycopg
@@ -200,6 +200,8 @@ def get_warehouse(settings: Settings) -> Warehouse:
     return ensure_database(start_embedded(settings), settings.db_name)
 
 
-def dbt_environment(wh: Warehouse) -> dict[str, str]:
-    """The current process environment plus what dbt needs to reach `wh`."""
-    return {**os.environ, **wh.dbt_env()}
+def dbt_environment(wh: Warehouse, settings: Settings | None = None) -> dict[str, str]:
+    """The process environment plus what dbt needs to reach `wh`; its target/ and logs/ go to settings.dbt_dir."""
+    dbt_dir = (settings or get_settings()).dbt_dir
+    paths = {"DBT_TARGET_PATH": str(dbt_dir / "target"), "DBT_LOG_PATH": str(dbt_dir / "logs")}
+    return {**os.environ, **wh.dbt_env(), **paths}

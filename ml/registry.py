@@ -9,7 +9,6 @@ import logging
 import os
 import pickle
 import shutil
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,30 +18,13 @@ from typing import Any
 
 from fares.ml import RegistryError
 from fares.ml.predict import CURRENT_FILE, MODEL_FILE, read_current
+from fares.ml.provenance import code_version, git_commit, hyperparameters, library_versions
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 HISTORY_FILE = "history.json"
-
-
-def code_version() -> str:
-    """The git commit of the code that trained (short sha), or "unknown" outside a git checkout."""
-    from fares.settings import PACKAGE_DIR
-
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],  # noqa: S607 - git from PATH; none means no sha
-            cwd=PACKAGE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 def _dollars(value: float | None) -> float | None:
@@ -169,6 +151,9 @@ class Registry:
             "trained_to": model.trained_to,
             "data_fingerprint": fingerprint,
             "code_version": code_version(),
+            "git_commit": git_commit(),
+            "libraries": library_versions(),
+            "hyperparameters": hyperparameters(model),
             "metrics": model.metrics,
             **(extra or {}),
         }

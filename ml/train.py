@@ -15,7 +15,8 @@ import pandas as pd
 from fares.ml import SERVICES, RegistryError, TrainingDataError
 from fares.ml.features import FEATURE_NAMES, ZoneTable, build_features, build_pair_stats, build_zone_table
 from fares.ml.predict import FareModel, ServiceModel
-from fares.ml.registry import Registry, code_version
+from fares.ml.provenance import code_version, library_versions
+from fares.ml.registry import Registry
 from fares.ml.sample import fit_threads, load_training_sample
 
 if TYPE_CHECKING:
@@ -236,8 +237,8 @@ def _decide_promotion(
 
 
 def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
-    """The current model's outcome when it was trained on exactly this data by this code: a nightly run with no new
-    data then keeps it instead of registering a copy of it."""
+    """The current model's outcome when it was trained on exactly this data by this code and these libraries: a nightly
+    run with no new data then keeps it instead of registering a copy of it."""
     current = registry.current_version()
     if not current:
         return None
@@ -246,6 +247,7 @@ def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
         doc.get("data_fingerprint") != fp
         or doc.get("code_version") in (None, "unknown")
         or doc.get("code_version") != code_version()
+        or doc.get("libraries") != library_versions()
     ):
         return None
     log.info("training data and code unchanged since %s: not retrained", current)
