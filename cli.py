@@ -197,7 +197,7 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the dbt docs site and serve it."""
     from fares import scheduler
 
-    scheduler.run_dbt(_warehouse(settings), ["docs", "generate"])
+    scheduler.run_dbt_for(settings, ["docs", "generate"])
     target = Path(scheduler.DBT_PROJECT_DIR) / "target"
     if args.no_serve:
         print(f"dbt docs site written to {target / 'index.html'}")
@@ -210,7 +210,7 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     from fares import scheduler
 
     dbt_args = [a for a in args.dbt_args if a != "--"] or ["build"]
-    scheduler.run_dbt(_warehouse(settings), dbt_args, capture=False)
+    scheduler.run_dbt_for(settings, dbt_args, capture=False)
     return 0
 
 

@@ -72,6 +72,18 @@ def run_dbt(wh: Warehouse, args: list[str], capture: bool = True) -> subprocess.
     return result
 
 
+def run_dbt_for(settings: Settings, args: list[str], capture: bool = True) -> Any:
+    """`dbt <args>` on the engine in use: a dbt subprocess on PostgreSQL, dbt-spark in this process on Spark."""
+    if settings.engine == "spark":
+        from fares.lakehouse import DbtSparkError, run_dbt_spark
+
+        try:
+            return run_dbt_spark(settings, args)
+        except DbtSparkError as exc:
+            raise StageError("transform", str(exc)) from exc
+    return run_dbt(get_warehouse(settings), args, capture=capture)
+
+
 def run_ingest(settings: Settings, wh: Warehouse, source: str | None = None, months: list[str] | None = None) -> Any:
     """Load TLC files into raw; a failed file fails the stage after the other months have loaded."""
     from fares.ingestion.pipeline import ingest
@@ -96,8 +108,10 @@ def run_ingest(settings: Settings, wh: Warehouse, source: str | None = None, mon
     return report
 
 
-def run_transform(settings: Settings, wh: Warehouse) -> subprocess.CompletedProcess[str]:
-    """`dbt build`: models, tests and unit tests."""
+def run_transform(settings: Settings, wh: Warehouse) -> Any:
+    """`dbt build`: models, tests and unit tests (on Spark: dbt-spark inside this process's SparkSession)."""
+    if settings.engine == "spark":
+        return run_dbt_for(settings, ["build"])
     return run_dbt(wh, ["build"])
 
 
@@ -136,8 +150,12 @@ def run_publish(settings: Settings, outcome: Any) -> dict[str, Any]:
     return {"model_version": registry.current_version(), "published": True}
 
 
-def _count(wh: Warehouse, tables: tuple[str, ...]) -> int | None:
-    """Rows in the tables that exist; None when none does."""
+def _count(wh: Warehouse, tables: tuple[str, ...], settings: Settings | None = None) -> int | None:
+    """Rows in the tables that exist (in Spark's catalog with the Spark engine); None when none does."""
+    if settings is not None and settings.engine == "spark":
+        from fares.lakehouse import count_rows
+
+        return count_rows(settings, tables)
     with wh.connect() as conn:
         present = [t for t in tables if conn.execute("select to_regclass(%s)", (t,)).fetchone()[0]]
         return sum(conn.execute(f"select count(*) from {t}").fetchone()[0] for t in present) if present else None
@@ -151,15 +169,19 @@ def _ingest(ctx: RunContext) -> dict[str, Any]:
 
 def _transform(ctx: RunContext) -> dict[str, Any]:
     done = run_transform(ctx.settings, ctx.wh)
-    return {"value": done, "rows_in": _count(ctx.wh, _RAW_TRIPS), "rows_out": _count(ctx.wh, (_TRAINING_MART,))}
+    return {
+        "value": done,
+        "rows_in": _count(ctx.wh, _RAW_TRIPS, ctx.settings),
+        "rows_out": _count(ctx.wh, (_TRAINING_MART,), ctx.settings),
+    }
 
 
 def _validate(ctx: RunContext) -> dict[str, Any]:
-    return {"value": run_validate(ctx.settings, ctx.wh), "rows_in": _count(ctx.wh, (_TRAINING_MART,))}
+    return {"value": run_validate(ctx.settings, ctx.wh), "rows_in": _count(ctx.wh, (_TRAINING_MART,), ctx.settings)}
 
 
 def _train(ctx: RunContext) -> dict[str, Any]:
-    return {"value": run_train(ctx.settings, ctx.wh), "rows_in": _count(ctx.wh, (_TRAINING_MART,))}
+    return {"value": run_train(ctx.settings, ctx.wh), "rows_in": _count(ctx.wh, (_TRAINING_MART,), ctx.settings)}
 
 
 def _publish(ctx: RunContext) -> dict[str, Any]:

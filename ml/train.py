@@ -276,7 +276,12 @@ def train_models(
     from fares.ml.report import render_report
 
     started = time.perf_counter()
-    training, zones, parts = load_training_sample(settings, wh)
+    if settings.engine == "spark":
+        from fares.ml.spark_reader import load_training_sample_spark
+
+        training, zones, parts = load_training_sample_spark(settings)
+    else:
+        training, zones, parts = load_training_sample(settings, wh)
     check_training(training)
     loaded = time.perf_counter()
     registry = Registry(settings.models_dir)

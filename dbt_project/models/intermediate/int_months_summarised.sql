@@ -14,18 +14,18 @@ flagged as (
 final as (
 
     select
-        source_month::text as source_month,
-        service::text as service,
-        count(*)::bigint as raw_trips,
-        (count(*) filter (where removal_rule is null))::bigint as kept_trips,
+        {{ cast_as('source_month', 'text') }} as source_month,
+        {{ cast_as('service', 'text') }} as service,
+        {{ cast_as('count(*)', 'bigint') }} as raw_trips,
+        {{ cast_as('(count(*) filter (where removal_rule is null))', 'bigint') }} as kept_trips,
         {%- for rule in rules %}
-        (count(*) filter (where is_{{ rule.name }}))::bigint as flagged_{{ rule.name }},
-        (count(*) filter (where removal_rule = '{{ rule.name }}'))::bigint as removed_{{ rule.name }},
+        {{ cast_as('(count(*) filter (where is_' ~ rule.name ~ '))', 'bigint') }} as flagged_{{ rule.name }},
+        {{ cast_as("(count(*) filter (where removal_rule = '" ~ rule.name ~ "'))", 'bigint') }} as removed_{{ rule.name }},
         {%- endfor %}
         min(pickup_at) filter (where removal_rule is null) as first_pickup_at,
         max(pickup_at) filter (where removal_rule is null) as last_pickup_at,
-        (count(distinct pickup_at::date) filter (where removal_rule is null))::integer as days_covered,
-        (count(distinct date_trunc('hour', pickup_at)) filter (where removal_rule is null))::integer as hours_covered
+        {{ cast_as('(count(distinct ' ~ cast_as('pickup_at', 'date') ~ ') filter (where removal_rule is null))', 'integer') }} as days_covered,
+        {{ cast_as("(count(distinct date_trunc('hour', pickup_at)) filter (where removal_rule is null))", 'integer') }} as hours_covered
 
     from flagged
     group by source_month, service

@@ -23,11 +23,11 @@ final as (
     select
         pair_months.pickup_zone_id,
         pair_months.dropoff_zone_id,
-        sum(pair_months.zone_pair_trips)::bigint as zone_pair_trips,
-        (sum(pair_months.median_trip_miles * pair_months.zone_pair_trips)
-            / sum(pair_months.zone_pair_trips))::double precision as typical_trip_miles,
-        (sum(pair_months.median_duration_minutes * pair_months.zone_pair_trips)
-            / sum(pair_months.zone_pair_trips))::double precision as typical_duration_minutes
+        {{ cast_as('sum(pair_months.zone_pair_trips)', 'bigint') }} as zone_pair_trips,
+        {{ cast_as('(sum(pair_months.median_trip_miles * pair_months.zone_pair_trips)
+            / sum(pair_months.zone_pair_trips))', 'double precision') }} as typical_trip_miles,
+        {{ cast_as('(sum(pair_months.median_duration_minutes * pair_months.zone_pair_trips)
+            / sum(pair_months.zone_pair_trips))', 'double precision') }} as typical_duration_minutes
 
     from pair_months
     inner join window_months
