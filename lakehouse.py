@@ -38,8 +38,8 @@ def spark_missing() -> str | None:
         import pyspark  # noqa: F401 - only probing that the extra is installed
     except ImportError:
         return "pyspark is not installed (pip install '.[spark]')"
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        return "no Java runtime (java on PATH or JAVA_HOME); Spark needs Java 17"
+    if not shutil.which("java"):
+        return "no Java runtime on PATH (java); Spark needs Java 17"
     return None
 
 

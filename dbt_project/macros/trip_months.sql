@@ -11,7 +11,9 @@
 -#}
 
 {% macro trip_month_builds() -%}
-    {{ return(api.Relation.create(database=target.database, schema='intermediate', identifier='trip_month_builds')) }}
+    {#- Spark has no database level (schema = database there). -#}
+    {{ return(api.Relation.create(database=target.database if target.database is defined else none,
+                                  schema='intermediate', identifier='trip_month_builds')) }}
 {%- endmacro %}
 
 
