@@ -133,7 +133,9 @@ def load_trip_file(
     return counter["rows"], load_id
 
 
-def load_rows(sink: LakeSink, table: str, rows: list[dict[str, Any]], columns: dict[str, dict[str, Any]], file: str) -> str | None:
+def load_rows(
+    sink: LakeSink, table: str, rows: list[dict[str, Any]], columns: dict[str, dict[str, Any]], file: str
+) -> str | None:
     """Replace the lake's `table` (zones, shapes) with `rows`; returns the load id."""
     import dlt
 
