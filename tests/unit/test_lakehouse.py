@@ -54,3 +54,30 @@ def test_training_window_query_is_written_for_each_engine() -> None:
     spark = next(b for b in training_batches(dialect="spark") if b.label == "aligned window").query
     assert "string_agg(distinct service, ',' order by service)" in postgres
     assert "string_agg" not in spark and "sort_array(collect_set(service))" in spark
+
+
+def test_spark_training_strata_filter_samples_by_a_hash_of_the_trip_id() -> None:
+    from fares.ml.spark_reader import stratum_filter
+
+    assert stratum_filter("2024-01", "taxi", 1.0) == "(source_month = '2024-01' and service = 'taxi')"
+    assert stratum_filter("2024-01", "uber", 0.25).endswith("and pmod(xxhash64(trip_id), 1000000) < 250000)")
+
+
+def test_the_gate_planner_sql_runs_on_spark_with_its_parameters_inlined() -> None:
+    from fares.quality.spark_catalog import SparkConnection
+
+    seen: list[str] = []
+
+    class FakeSpark:
+        def sql(self, text: str) -> FakeSpark:
+            seen.append(text)
+            return self
+
+        def collect(self) -> list[tuple[str]]:
+            return [("2024-01",)]
+
+    conn = SparkConnection.__new__(SparkConnection)
+    conn.spark = FakeSpark()
+    sql = "select distinct source_month from t where source_month = any(%s) order by 1"
+    assert conn.execute(sql, (["2024-01", "o'k"],)).fetchall() == [("2024-01",)]
+    assert seen == ["select distinct source_month from t where source_month in ('2024-01', 'o\\'k') order by 1"]
