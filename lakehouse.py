@@ -93,13 +93,14 @@ def get_spark(settings: Settings) -> SparkSession:
         raise SparkUnavailableError(f"the Spark engine cannot start: {why}")
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
-    if active is not None and _session.get("dir") == settings.spark_dir.resolve():
-        return active
-    if active is not None:
-        raise SparkUnavailableError(
-            f"a Spark session for {_session.get('dir')} is already running in this process; one data folder per process"
-        )
+    # Kept here rather than asked of Spark: getActiveSession() is per thread, and the daemon runs stages in its own.
+    running = _session.get("spark")
+    if running is not None:
+        if _session["dir"] != settings.spark_dir.resolve():
+            raise SparkUnavailableError(
+                f"a Spark session for {_session['dir']} already runs in this process; one data folder per process"
+            )
+        return running
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM launcher, before any conf
     for sub in ("warehouse", "tmp", "derby"):
         (settings.spark_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -109,17 +110,15 @@ def get_spark(settings: Settings) -> SparkSession:
     log.info("starting Spark (%s), warehouse %s", settings.spark_master, settings.spark_dir / "warehouse")
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    _session["dir"] = settings.spark_dir.resolve()
+    _session.update(spark=spark, dir=settings.spark_dir.resolve())
     return spark
 
 
 def stop_spark() -> None:
     """Stop the process's SparkSession if one runs."""
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        active.stop()
+    running = _session.pop("spark", None)
+    if running is not None:
+        running.stop()
     _session.clear()
 
 
