@@ -42,9 +42,11 @@
     round({{ expr }}::numeric, {{ digits }})::double precision
 {%- endmacro %}
 
-{#- Spark's round() on a double goes through its decimal form and rounds half up, like PostgreSQL's numeric. -#}
+{#- PostgreSQL turns a double into numeric through its 15 significant digits (11.094999999999999 -> 11.095) and
+    then rounds half away from zero; Spark's round(double) would round the full binary value (-> 11.09). So: the same
+    15 digits as text, then a decimal round. -#}
 {% macro spark__round_double(expr, digits) -%}
-    cast(round(cast({{ expr }} as double), {{ digits }}) as double)
+    cast(round(try_cast(format_string('%.15g', cast({{ expr }} as double)) as decimal(38, 18)), {{ digits }}) as double)
 {%- endmacro %}
 
 {#- Continuous percentiles (linear interpolation) of expr for each fraction, as one array per group. -#}
