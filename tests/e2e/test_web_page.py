@@ -218,3 +218,9 @@ def test_the_page_makes_no_request_outside_the_server(browser, base_url: str) ->
     _click_zone(browser, 132)
     urls = browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
     assert urls and all(u.startswith((base_url, "data:")) for u in urls), urls
+
+
+def test_the_page_links_to_the_runs_dashboard_after_the_map(browser, base_url: str) -> None:
+    _map_ready(browser, base_url, DESKTOP)
+    link = browser.find_element("css selector", "footer a[href='/runs']")
+    assert link.text == "Pipeline runs" and link.is_displayed()
