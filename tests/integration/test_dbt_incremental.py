@@ -47,8 +47,8 @@ def _snapshot(wh: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _row_versions(wh: Warehouse) -> dict[str, set[str]]:
-    """The transaction ids that wrote each month's fct_trips rows: a month not rebuilt keeps its own."""
-    rows = _rows(wh, "select source_month, array_agg(distinct xmin::text) from marts.fct_trips group by 1")
+    """The transaction ids that wrote each month's stored trips (int_trips_kept): a month not rebuilt keeps its own."""
+    rows = _rows(wh, "select source_month, array_agg(distinct xmin::text) from intermediate.int_trips_kept group by 1")
     return {month: set(xids) for month, xids in rows}
 
 

@@ -1,10 +1,11 @@
 -- Typical distance and duration of each pickup -> dropoff zone pair at each pickup hour in each aligned file month
 -- (cleaned trips of every service): the monthly building block of zone_pair_hourly_typicals, incremental by month.
+-- Read from the stored trips (int_trips_kept), not recomputed from raw through the cleaning views.
 with
 
 aligned_trips as (
 
-    select * from {{ ref('int_trips_aligned') }}
+    select * from {{ ref('int_trips_kept') }}
     where {{ trip_months_filter() }}
 
 ),

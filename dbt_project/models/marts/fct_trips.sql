@@ -1,11 +1,12 @@
--- The cleaned trips of the aligned months, every service, with the features analysts slice by.
--- Incremental by file month: a new or reloaded month replaces only its own rows.
+-- The cleaned trips of the aligned months, every service, with the features analysts slice by. A view over the one
+-- stored copy (int_trips_kept): the boroughs, calendar parts, speed and fare per mile are computed here, from the
+-- row and dim_zones, so they are never stored a second time. A filter on source_month reaches the stored table's
+-- BRIN index, so a month's rows are read without scanning the others.
 with
 
-aligned_trips as (
+kept_trips as (
 
-    select * from {{ ref('int_trips_aligned') }}
-    where {{ trip_months_filter() }}
+    select * from {{ ref('int_trips_kept') }}
 
 ),
 
@@ -18,36 +19,39 @@ zones as (
 final as (
 
     select
-        aligned_trips.trip_id::text as trip_id,
-        aligned_trips.service::text as service,
-        aligned_trips.source_month::text as source_month,
-        aligned_trips.pickup_at::timestamp as pickup_at,
-        aligned_trips.dropoff_at::timestamp as dropoff_at,
-        aligned_trips.pickup_zone_id::integer as pickup_zone_id,
-        aligned_trips.dropoff_zone_id::integer as dropoff_zone_id,
+        kept_trips.trip_id,
+        kept_trips.service,
+        kept_trips.source_month,
+        kept_trips.pickup_at,
+        kept_trips.dropoff_at,
+        kept_trips.pickup_zone_id,
+        kept_trips.dropoff_zone_id,
         pickup_zones.borough::text as pickup_borough,
         dropoff_zones.borough::text as dropoff_borough,
         (pickup_zones.borough || ' -> ' || dropoff_zones.borough)::text as borough_pair,
-        extract(hour from aligned_trips.pickup_at)::integer as pickup_hour,
-        (extract(isodow from aligned_trips.pickup_at) - 1)::integer as pickup_dow,
-        extract(isodow from aligned_trips.pickup_at) >= 6 as is_weekend,
-        extract(month from aligned_trips.pickup_at)::integer as pickup_month,
-        aligned_trips.pickup_at::date as pickup_date,
+        extract(hour from kept_trips.pickup_at)::integer as pickup_hour,
+        (extract(isodow from kept_trips.pickup_at) - 1)::integer as pickup_dow,
+        extract(isodow from kept_trips.pickup_at) >= 6 as is_weekend,
+        extract(month from kept_trips.pickup_at)::integer as pickup_month,
+        kept_trips.pickup_at::date as pickup_date,
         pickup_zones.is_airport as is_airport_pickup,
         dropoff_zones.is_airport as is_airport_dropoff,
-        aligned_trips.pickup_zone_id = aligned_trips.dropoff_zone_id as is_same_zone,
-        aligned_trips.trip_miles::double precision as trip_miles,
-        aligned_trips.duration_minutes::double precision as duration_minutes,
-        aligned_trips.speed_mph::double precision as speed_mph,
-        aligned_trips.rider_fare::double precision as rider_fare,
-        aligned_trips.fare_per_mile::double precision as fare_per_mile,
-        aligned_trips.tip_amount::double precision as tip_amount
+        kept_trips.pickup_zone_id = kept_trips.dropoff_zone_id as is_same_zone,
+        kept_trips.trip_miles,
+        kept_trips.duration_minutes,
+        -- the same definitions as int_trips_measured, where the cleaning rules read them
+        (case when kept_trips.duration_minutes > 0
+            then kept_trips.trip_miles / (kept_trips.duration_minutes / 60.0) end)::double precision as speed_mph,
+        kept_trips.rider_fare,
+        (case when kept_trips.rider_fare > 0 and kept_trips.trip_miles > 0
+            then kept_trips.rider_fare / kept_trips.trip_miles end)::double precision as fare_per_mile,
+        kept_trips.tip_amount
 
-    from aligned_trips
+    from kept_trips
     inner join zones as pickup_zones
-        on aligned_trips.pickup_zone_id = pickup_zones.zone_id
+        on kept_trips.pickup_zone_id = pickup_zones.zone_id
     inner join zones as dropoff_zones
-        on aligned_trips.dropoff_zone_id = dropoff_zones.zone_id
+        on kept_trips.dropoff_zone_id = dropoff_zones.zone_id
 
 )
 

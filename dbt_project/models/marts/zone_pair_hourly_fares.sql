@@ -4,7 +4,12 @@ with
 
 trips as (
 
-    select * from {{ ref('fct_trips') }}
+    -- the stored trips themselves: the fct_trips view's zone names and calendar parts would only cost time here
+    select
+        *,
+        extract(hour from pickup_at)::integer as pickup_hour
+
+    from {{ ref('int_trips_kept') }}
     where {{ trip_months_filter() }}
 
 ),
