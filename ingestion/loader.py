@@ -13,7 +13,7 @@ import psycopg
 import pyarrow.compute as pc
 
 from fares.ingestion import partitions
-from fares.ingestion.schema import TABLES, SchemaError, check_columns, conform, dlt_columns
+from fares.ingestion.schema import LINEAGE_COLUMNS, TABLES, SchemaError, check_columns, conform, dlt_columns
 from fares.settings import Settings
 from fares.warehouse import Warehouse
 
@@ -39,7 +39,9 @@ def make_pipeline(settings: Settings, wh: Warehouse) -> dlt.Pipeline:
     """The dlt pipeline writing to schema raw of `wh`, working files under data_dir/dlt/<db>."""
     import dlt
 
-    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    # No per-row load id: a month's partition is one load, and its load id, file and month are set as column
+    # defaults when it is swapped in (ingestion/partitions.py), costing no bytes per row.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = False
     dlt.config["runtime.dlthub_telemetry"] = False
     # adbc materialises a whole load file before COPY: cap the file size so a 20M-row month streams in slices,
     # and cap parallel load jobs so at most two slices are in memory at once.
@@ -81,7 +83,8 @@ def _batches(
     try:
         for batch in pf.iter_batches(batch_size=BATCH_ROWS):
             n = batch.num_rows
-            table = conform(batch, kind, name, month)
+            # source_file and source_month are constants of the month's partition (set at the swap), not row data
+            table = conform(batch, kind, name, month).drop_columns(list(LINEAGE_COLUMNS))
             ids = _row_ids(f"{kind[0]}{month}-", start, n)
             table = table.append_column(pa.field("_dlt_id", pa.string(), nullable=False), ids)
             if sample is not None and sample < 1:
@@ -133,7 +136,7 @@ def load_trip_file(
     table = TABLES[kind]
     partitions.clear_incoming(wh, table)
     counter = {"rows": 0}
-    columns = dlt_columns(kind)
+    columns = {name: hint for name, hint in dlt_columns(kind).items() if name not in LINEAGE_COLUMNS}
     columns["_dlt_id"] = {"name": "_dlt_id", "data_type": "text", "nullable": False}
     resource = dlt.resource(
         _batches(path, kind, month, sample, counter, progress),
@@ -151,7 +154,9 @@ def load_trip_file(
         if counter["rows"] == 0:
             partitions.drop_month(wh, table, month)
         else:
-            partitions.swap_in_month(wh, table, month)
+            load_id = info.loads_ids[-1] if info.loads_ids else ""
+            constants = {"source_file": path.name, "source_month": month, "_dlt_load_id": load_id}
+            partitions.swap_in_month(wh, table, month, constants)
     except psycopg.Error as exc:
         raise FileLoadError(f"{path.name}: loaded, but swapping in the {month} partition failed: {exc}") from exc
     return counter["rows"], (info.loads_ids[-1] if info.loads_ids else None)

@@ -127,10 +127,31 @@ def _complete_incoming(conn: psycopg.Connection, table: str, incoming: str) -> N
             )
 
 
-def swap_in_month(wh: Warehouse, table: str, month: str) -> None:
-    """Make the incoming table `month`'s partition of raw.<table>, replacing the old one, in one transaction."""
+def _set_constants(conn: psycopg.Connection, incoming: str, constants: dict[str, str]) -> None:
+    """Columns whose value is the same on every row of the month (its file, month and load id) become column defaults.
+
+    PostgreSQL stores a non-volatile default added to a filled table once, in the catalog, and returns it for every
+    row: ~60 bytes a row that a real month (20M trips) would otherwise write and scan again and again. A column dlt
+    left there (all null, from an older schema) is dropped first; a dropped column costs nothing either.
+    """
+    for name, value in constants.items():
+        conn.execute(sql.SQL("alter table {} drop column if exists {}").format(_ident(incoming), sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("alter table {} add column {} character varying not null default {}").format(
+                _ident(incoming), sql.Identifier(name), sql.Literal(value)
+            )
+        )
+
+
+def swap_in_month(wh: Warehouse, table: str, month: str, constants: dict[str, str] | None = None) -> None:
+    """Make the incoming table `month`'s partition of raw.<table>, replacing the old one, in one transaction.
+
+    `constants` are the month's per-partition values (file, month, load id), stored as column defaults.
+    """
     incoming, part = incoming_table(table), partition_table(table, month)
     with wh.connect() as conn, conn.transaction():
+        if constants:
+            _set_constants(conn, incoming, constants)
         kind = _relkind(conn, table)
         if kind == "r":
             _convert_legacy(conn, table)
@@ -143,8 +164,11 @@ def swap_in_month(wh: Warehouse, table: str, month: str) -> None:
             conn.execute(sql.SQL("drop table {}").format(_ident(part)))
         conn.execute(sql.SQL("alter table {} rename to {}").format(_ident(incoming), sql.Identifier(part)))
         _attach(conn, table, part, month)
-        # dlt believes its incoming table exists: leave an empty one with the same columns for the next month.
-        conn.execute(sql.SQL("create table {} (like {} including defaults)").format(_ident(incoming), _ident(part)))
+        # dlt believes its incoming table exists: leave an empty one with the same columns for the next month (without
+        # this month's constants: the next swap sets its own).
+        conn.execute(sql.SQL("create table {} (like {})").format(_ident(incoming), _ident(part)))
+        for name in constants or {}:
+            conn.execute(sql.SQL("alter table {} drop column {}").format(_ident(incoming), sql.Identifier(name)))
     with wh.connect(autocommit=True) as conn:
         conn.execute(sql.SQL("analyze {}").format(_ident(part)))
 
