@@ -105,6 +105,57 @@ def _cell_outcomes(detail: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
+CALIBRATION_SCALES = np.geomspace(0.1, 10, 81)  # candidate factors on z in p_uber_cheaper = Phi(scale * z)
+MIN_CALIBRATION_CELLS = 30  # fewer cells with both services: keep the uncalibrated scale (1.0)
+MIN_BRIER_GAIN = 0.05  # recalibrate only when that improves the Brier score by 5% on the calibration cells
+
+
+def fit_decision_scale(model: object, frame: pd.DataFrame, table: ZoneTable) -> dict[str, float]:
+    """The factor on z in p_uber_cheaper = Phi(scale * z) that minimises the Brier score of the cell-level call on
+    `frame` (trips of both services the fit did not learn from), with the figures behind the choice.
+
+    Cells are the decision cells of decision_metrics (borough pair x hour with trips of both services), so the scale is
+    fitted on exactly what the reliability table reports. Kept at 1.0 when there are too few cells or it would improve
+    the Brier score by less than MIN_BRIER_GAIN (a fit on noise).
+    """
+    from scipy.special import ndtr, ndtri
+
+    previous = getattr(model, "p_scale", 1.0)
+    model.p_scale = 1.0  # type: ignore[attr-defined]
+    try:
+        predicted = model.predict_frame(frame)  # type: ignore[attr-defined]
+    finally:
+        model.p_scale = previous  # type: ignore[attr-defined]
+    z = ndtri(np.clip(predicted["p_uber_cheaper"].to_numpy(), 1e-12, 1 - 1e-12))
+    detail = pd.DataFrame(
+        {
+            "service": frame["service"].to_numpy(),
+            "actual": frame["rider_fare"].to_numpy(dtype=float),
+            "decision_cell": _keys(frame, table)["decision_cell"].to_numpy(),
+        }
+    )
+    actual = detail.pivot_table(index="decision_cell", columns="service", values="actual", aggfunc="median")
+    if not set(SERVICES) <= set(actual.columns):
+        return {"scale": 1.0, "cells": 0, "brier_uncalibrated": float("nan"), "brier_calibrated": float("nan")}
+    actual = actual.dropna()
+    y = (actual["uber"] < actual["taxi"]).astype(float).to_numpy()
+    codes = pd.Categorical(detail["decision_cell"], categories=actual.index).codes
+    inside = codes >= 0
+    counts = np.bincount(codes[inside], minlength=len(actual))
+
+    def brier(scale: float) -> float:
+        p = np.bincount(codes[inside], weights=ndtr(scale * z[inside]), minlength=len(actual)) / counts
+        return float(np.mean((p - y) ** 2))
+
+    before = brier(1.0) if len(actual) else float("nan")
+    scores = [brier(k) for k in CALIBRATION_SCALES] if len(actual) else []
+    best = float(CALIBRATION_SCALES[int(np.argmin(scores))]) if scores else 1.0
+    after = min(scores) if scores else float("nan")
+    if len(actual) < MIN_CALIBRATION_CELLS or not after < before * (1 - MIN_BRIER_GAIN):
+        best, after = 1.0, before
+    return {"scale": best, "cells": len(actual), "brier_uncalibrated": before, "brier_calibrated": after}
+
+
 def decision_metrics(detail: pd.DataFrame) -> dict:
     """How the cheaper-service call fares on the holdout's cells: agreement, Brier score and a reliability table."""
     cells = _cell_outcomes(detail)
@@ -237,6 +288,27 @@ def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFra
 def _improvement(model_mae: float, baseline_mae: float) -> float:
     """How much lower the model's MAE is than the baseline's, in percent of the baseline."""
     return float((baseline_mae - model_mae) / baseline_mae * 100) if baseline_mae > 0 else 0.0
+
+
+def brier_at_scale(model: object, holdout: pd.DataFrame, baseline: BaselineModel, scale: float) -> float:
+    """The holdout's Brier score of the cheaper call had p_uber_cheaper used `scale` (1.0: uncalibrated)."""
+    previous = getattr(model, "p_scale", 1.0)
+    model.p_scale = scale  # type: ignore[attr-defined]
+    try:
+        predicted = model.predict_frame(holdout)  # type: ignore[attr-defined]
+    finally:
+        model.p_scale = previous  # type: ignore[attr-defined]
+    detail = pd.DataFrame(
+        {
+            "service": holdout["service"].to_numpy(),
+            "actual": holdout["rider_fare"].to_numpy(dtype=float),
+            "decision_cell": _keys(holdout, baseline.table)["decision_cell"].to_numpy(),
+            "p_uber_cheaper": predicted["p_uber_cheaper"].to_numpy(),
+            "baseline_taxi": baseline.predict(holdout, "taxi"),
+            "baseline_uber": baseline.predict(holdout, "uber"),
+        }
+    )
+    return float(decision_metrics(detail)["brier"])
 
 
 def score(model: object, holdout: pd.DataFrame, baseline: BaselineModel) -> tuple[float, float]:

@@ -176,6 +176,9 @@ class FareModel:
     version: str = ""
     metrics: dict = field(default_factory=dict)
     data_source: dict = field(default_factory=dict)  # what it learned from: see fares.ingestion.provenance
+    # p_uber_cheaper = Phi(p_scale * z), z the fare difference over its band-implied spread; fitted on the training
+    # window's latest slice (ml.evaluate.fit_decision_scale) so the probability matches how often Uber was cheaper.
+    p_scale: float = 1.0
     _forest: CompiledForest | None = field(default=None, repr=False)
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
@@ -248,7 +251,8 @@ class FareModel:
             sd.append((out[:, 3 * i + 2] - out[:, 3 * i + 1]) / (2 * Z_80))
         from scipy.special import ndtr
 
-        out[:, 6] = ndtr((out[:, 0] - out[:, 3]) / np.sqrt(sd[0] ** 2 + sd[1] ** 2 + 1e-6))
+        z = (out[:, 0] - out[:, 3]) / np.sqrt(sd[0] ** 2 + sd[1] ** 2 + 1e-6)
+        out[:, 6] = ndtr(getattr(self, "p_scale", 1.0) * z)  # bundles from before the calibration: 1.0
         out[:, 7] = stale
         out[:, 8] = log_count
         return pd.DataFrame(out, index=trips.index, columns=list(OUTPUT_COLUMNS))

@@ -98,6 +98,22 @@ def _rows_table(rows: list[dict], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _calibration_note(cal: dict | None) -> str:
+    """How p_uber_cheaper was recalibrated: the factor on z, fitted on the training window's latest slice."""
+    if not cal:
+        return ""
+    if cal["scale"] == 1.0:
+        return (
+            f" p_uber_cheaper was not rescaled: on {cal['cells']} cells of the training window's latest slice a "
+            "rescaling would not have improved its Brier score by 5%."
+        )
+    return (
+        f" p_uber_cheaper was recalibrated (z × {cal['scale']:.2f}) on {cal['cells']} cells of the training window's "
+        f"latest slice (Brier {cal['brier_uncalibrated']:.3f} → {cal['brier_calibrated']:.3f} there); on the holdout "
+        f"the uncalibrated score would have been {cal['holdout_brier_uncalibrated']:.3f}."
+    )
+
+
 def _decision_section(metrics: dict) -> str:
     """Coverage by route support, the cheaper-service call, its Brier score and reliability table, thin data."""
     d = metrics["cheaper_agreement"]
@@ -108,7 +124,7 @@ def _decision_section(metrics: dict) -> str:
         f"services. Agreement with their actual medians: model {d['model'] * 100:.1f}% of the cells where it commits "
         f'({d.get("about_the_same", 0) * 100:.0f}% answered "about the same"), baseline {d["baseline"] * 100:.1f}%. '
         f"Brier score of p_uber_cheaper {d['brier']:.3f} (always answering the base rate: "
-        f"{d['brier_base_rate']:.3f}).</p>",
+        f"{d['brier_base_rate']:.3f}).{_calibration_note(d.get('calibration'))}</p>",
         _rows_table(d.get("reliability", []), ["p_from", "p_to", "cells", "mean_p", "uber_cheaper_share"]),
         "<h2>Where the data is thin</h2>",
         _rows_table(

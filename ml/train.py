@@ -343,7 +343,7 @@ def train_models(
 
     Raises TrainingDataError when the mart is missing, empty or lacks a service.
     """
-    from fares.ml.evaluate import BaselineModel, data_coverage, evaluate_holdout
+    from fares.ml.evaluate import BaselineModel, brier_at_scale, data_coverage, evaluate_holdout, fit_decision_scale
     from fares.ml.report import render_report
 
     started = time.perf_counter()
@@ -359,8 +359,14 @@ def train_models(
     check_training(train)
     model = fit_fare_model(train, lookups.zones, params, n_threads=fit_threads(settings), lookups=lookups)
     fitted = time.perf_counter()
+    # The cheaper call's probability, recalibrated on the training window's latest tenth of shared hours (never on
+    # the holdout it is judged on); the holdout's uncalibrated Brier score is kept to show what it changed.
+    calibration = fit_decision_scale(model, train[train["pickup_at"] >= holdout_start(train, 0.1)], model.zone_table)
+    model.p_scale = calibration["scale"]
     baseline = BaselineModel.fit(train, model.zone_table)
     metrics, detail = evaluate_holdout(model, baseline, holdout)
+    calibration["holdout_brier_uncalibrated"] = brier_at_scale(model, holdout, baseline, 1.0)
+    metrics["cheaper_agreement"]["calibration"] = calibration
     promote, previous, previous_mae, reason = _decide_promotion(
         registry,
         holdout,

@@ -186,6 +186,37 @@ def test_calibration_table_and_brier_on_the_synthetic_mirror(model, split) -> No
     assert "unseen" in supports or "1-4 trips" in supports
 
 
+class _Overconfident:
+    """A fitted model whose p_uber_cheaper is pushed towards 0 and 1 (z times 8): what recalibration must undo."""
+
+    def __init__(self, model) -> None:
+        self.model, self.p_scale = model, 1.0
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        from scipy.special import ndtr, ndtri
+
+        out = self.model.predict_frame(frame)
+        z = ndtri(np.clip(out["p_uber_cheaper"].to_numpy(), 1e-12, 1 - 1e-12))
+        out["p_uber_cheaper"] = ndtr(8 * self.p_scale * z)
+        return out
+
+
+def test_recalibration_undoes_an_overconfident_probability(model, split) -> None:
+    """fit_decision_scale finds the factor that brings an overconfident p_uber_cheaper back: a lower Brier score on
+    the slice it is fitted on, and on the holdout it never saw."""
+    from fares.ml.evaluate import brier_at_scale, fit_decision_scale
+
+    train, holdout = split
+    late = train[train["pickup_at"] >= train["pickup_at"].quantile(0.8)]
+    wrapped = _Overconfident(model)
+    fitted = fit_decision_scale(wrapped, late, model.zone_table)
+    assert fitted["cells"] >= 30
+    assert fitted["scale"] < 0.5  # undoes most of the factor 8
+    assert fitted["brier_calibrated"] < fitted["brier_uncalibrated"]
+    baseline = BaselineModel.fit(train, model.zone_table)
+    assert brier_at_scale(wrapped, holdout, baseline, fitted["scale"]) < brier_at_scale(wrapped, holdout, baseline, 1.0)
+
+
 def test_missing_service_or_empty_data_is_a_clear_error(trips, zones) -> None:
     with pytest.raises(TrainingDataError, match="'uber'"):
         fit_fare_model(trips[trips.service == "taxi"], zones)
