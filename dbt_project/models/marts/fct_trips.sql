@@ -10,12 +10,6 @@ kept_trips as (
 
 ),
 
-zones as (
-
-    select * from {{ ref('dim_zones') }}
-
-),
-
 final as (
 
     select
@@ -47,10 +41,12 @@ final as (
             then kept_trips.rider_fare / kept_trips.trip_miles end)::double precision as fare_per_mile,
         kept_trips.tip_amount
 
+    -- dim_zones joined directly, not through a CTE: a CTE read twice is materialised, without statistics, and the
+    -- planner then sorts a month of trips for a merge join instead of hashing 265 zones
     from kept_trips
-    inner join zones as pickup_zones
+    inner join {{ ref('dim_zones') }} as pickup_zones
         on kept_trips.pickup_zone_id = pickup_zones.zone_id
-    inner join zones as dropoff_zones
+    inner join {{ ref('dim_zones') }} as dropoff_zones
         on kept_trips.dropoff_zone_id = dropoff_zones.zone_id
 
 )
