@@ -7,7 +7,13 @@ with
 
 trips as (
 
-    select * from {{ ref('ml_fare_training') }}
+    -- the rows of ml_fare_training, read from the stored trips: only their service and time matter here, and the view's
+    -- meter fares and zone-pair features would cost minutes on a real month (ml_fare_training keeps every kept trip
+    -- of these services: dim_zone_pairs holds every pair of known zones)
+    select service, source_month, pickup_at
+
+    from {{ ref('int_trips_kept') }}
+    where service in ({% for service in services %}'{{ service }}'{{ ", " if not loop.last }}{% endfor %})
 
 ),
 
@@ -27,15 +33,26 @@ window_months as (
 
 ),
 
-shared_hours as (
+service_hours as (
 
-    select date_trunc('hour', trips.pickup_at) as hour_start_at
+    -- hashed down to (hour, service) first: a count(distinct) over every trip would sort a month of them
+    select distinct
+        date_trunc('hour', trips.pickup_at) as hour_start_at,
+        trips.service
 
     from trips
     inner join window_months
         on trips.source_month = window_months.source_month
-    group by date_trunc('hour', trips.pickup_at)
-    having count(distinct trips.service) = {{ services | length }}
+
+),
+
+shared_hours as (
+
+    select hour_start_at
+
+    from service_hours
+    group by hour_start_at
+    having count(*) = {{ services | length }}
 
 ),
 
