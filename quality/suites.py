@@ -365,9 +365,11 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
             for p, (low, high) in sorted(bounds.items())
         ]
         batches.append(Batch(TRAINING_TABLE, service, checks, query=sql))
+    # (month, service) pairs hashed first: string_agg(distinct ...) would sort every trip of the month
     window = (
-        f"select source_month || ' ' || string_agg(distinct service, ',' order by service) as month_services"
-        f" from {TRAINING_TABLE}{where} group by source_month"
+        f"select source_month || ' ' || string_agg(service, ',' order by service) as month_services"
+        f" from (select distinct source_month, service from {TRAINING_TABLE}{where}) as month_service"
+        " group by source_month"
     )  # noqa: S608 - fixed names, checked months
     batches.append(
         Batch(

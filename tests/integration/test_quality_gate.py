@@ -253,3 +253,23 @@ def test_data_docs_site_shows_the_validated_suites(quality_db: QualityDb) -> Non
     html = index.read_text()
     assert "marts.ml_fare_training.uber" in html
     assert (index.parent / "validations").is_dir()
+
+
+def test_aggregate_batches_are_run_once_and_checked_as_literals(quality_db: QualityDb) -> None:
+    """An aggregate batch (the per-service fare quantiles) is run once by fares and handed to GX as its literal rows:
+    the same values as the query gives; a query the database rejects fails its checks with the database's message."""
+    from fares.quality.gx_run import run_batches, settle_query
+    from fares.quality.suites import Batch, training_batches
+
+    taxi = next(b for b in training_batches(["2020-04"]) if b.label == "taxi")
+    settled = settle_query(quality_db.wh, taxi)
+    assert settled.query != taxi.query and "values" in settled.query
+    with quality_db.wh.connect() as conn:
+        original = conn.execute(taxi.query).fetchall()
+        literal = conn.execute(settled.query).fetchall()
+    assert literal == original and original[0][0] > 0
+
+    broken = Batch(taxi.table, "broken", taxi.checks, query="select no_such_column from marts.ml_fare_training")
+    results = run_batches(quality_db.settings, quality_db.wh, [broken])
+    assert len(results) == len(taxi.checks) and not any(r.success for r in results)
+    assert all("no_such_column" in (r.error or "") for r in results)

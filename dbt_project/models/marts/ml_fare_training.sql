@@ -57,18 +57,22 @@ final as (
         zone_pairs.is_laguardia_trip::boolean as is_laguardia_trip,
         training_trips.trip_miles::double precision as trip_miles,
         training_trips.duration_minutes::double precision as duration_minutes,
-        round(cast({{ taxi_meter_fare('tariffs', 'zone_pairs', 'training_trips.trip_miles',
-                                      'training_trips.duration_minutes', 'training_trips.pickup_hour',
-                                      'training_trips.pickup_dow') }} as numeric), 2)::double precision as meter_fare,
+        -- a scalar subquery, not a join: a reader that does not ask for meter_fare (the training sample, most checks)
+        -- then costs nothing for it, where a range join to the periods ran for every trip of the month
+        (
+            select round(cast({{ taxi_meter_fare('tariffs', 'zone_pairs', 'training_trips.trip_miles',
+                                                 'training_trips.duration_minutes', 'training_trips.pickup_hour',
+                                                 'training_trips.pickup_dow') }} as numeric), 2)::double precision
+            from tariffs
+            where training_trips.pickup_at >= tariffs.valid_from
+                and (tariffs.valid_to is null or training_trips.pickup_at < tariffs.valid_to)
+        ) as meter_fare,
         training_trips.rider_fare::double precision as rider_fare
 
     from training_trips
     inner join zone_pairs
         on training_trips.pickup_zone_id = zone_pairs.pickup_zone_id
         and training_trips.dropoff_zone_id = zone_pairs.dropoff_zone_id
-    left join tariffs
-        on training_trips.pickup_at >= tariffs.valid_from
-        and (tariffs.valid_to is null or training_trips.pickup_at < tariffs.valid_to)
 
 )
 
