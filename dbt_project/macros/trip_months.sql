@@ -59,6 +59,9 @@
         ~ " planned_at text not null, built boolean not null default false);"
         ~ " delete from " ~ builds ~ " where not built;"
     ) %}
+    {#- dbt listed the schema's relations before this hook: without this, a first build's `planned_months` would not
+        see the table just created and its trip-grain tests would check no month at all. -#}
+    {% do adapter.cache_added(builds.incorporate(type='table')) %}
     {% set done = {} %}
     {% if not flags.FULL_REFRESH %}
         {% for row in run_query("select source_month, max(raw_load_id) from " ~ builds ~ " where built group by 1").rows %}

@@ -60,6 +60,14 @@ def _build(wh: Warehouse, target: Path, *extra: str) -> list[str]:
     return [m for m in said.group(1).split(", ") if m]
 
 
+def _tested_months(target: Path) -> str:
+    """The month restriction the last `dbt build` gave a trip-grain test (the stored trips' unique key)."""
+    sql = next(target.glob("run/**/unique_int_trips_kept_trip_id.sql")).read_text()
+    found = re.search(r"where (source_month in \([^)]*\)|false)\) dbt_subquery", sql)
+    assert found, sql
+    return found.group(1)
+
+
 @pytest.fixture
 def mirror(tmp_path: Path) -> Path:
     write_mirror(tmp_path / "mirror", MONTHS, rows_per_month=2_500, seed=5)
@@ -77,10 +85,12 @@ def test_new_and_reloaded_months_build_only_themselves_and_equal_a_full_refresh(
 
     load(MONTHS[:2])
     assert _build(fresh_db, target) == MONTHS[:2]
+    assert _tested_months(target) == "source_month in ('2024-01', '2024-02')"  # the first build tests what it built
     before = _row_versions(fresh_db)
 
     load(MONTHS[2:])  # the nightly case: one new month
     assert _build(fresh_db, target) == ["2024-03"]
+    assert _tested_months(target) == "source_month in ('2024-03')"
     after = _row_versions(fresh_db)
     assert after["2024-01"] == before["2024-01"] and after["2024-02"] == before["2024-02"]
     incremental = _snapshot(fresh_db)
