@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fares.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from fares.ml.registry import Registry
 
 DEMO_MONTHS = ["2025-01", "2025-02"]
 log = logging.getLogger("fares")
@@ -117,7 +122,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(str(exc)) from exc
 
 
-def _models_action(registry: object, args: argparse.Namespace) -> int:
+def _models_action(registry: Registry, args: argparse.Namespace) -> int:
     if args.action == "promote":
         if not args.version:
             raise UserError("usage: fares models promote VERSION")
@@ -325,17 +330,15 @@ def _serve_folder(folder: Path, port: int) -> int:
     import http.server
 
     class _Quiet(http.server.ThreadingHTTPServer):
-        def handle_error(self, request: object, client_address: object) -> None:
+        def handle_error(self, request: Any, client_address: Any) -> None:
             if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # a browser gave up
                 super().handle_error(request, client_address)
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     with _Quiet(("127.0.0.1", port), handler) as httpd:
         print(f"serving {folder} on http://127.0.0.1:{port}/ (Ctrl+C to stop)")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             httpd.serve_forever()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
@@ -452,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose, args.command)
     try:
         settings = get_settings()
-    except Exception as exc:  # pydantic's ValidationError names the bad variable
+    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError names the bad variable
         print(f"fares: bad configuration: {exc}", file=sys.stderr)
         return 2
     try:

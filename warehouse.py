@@ -210,6 +210,14 @@ def drop_database(admin: Warehouse, dbname: str) -> None:
         conn.execute(f'drop database if exists "{dbname}" with (force)')
 
 
+def scalar(conn: psycopg.Connection, query: str, params: tuple[Any, ...] = ()) -> Any:
+    """The first value of the first row `query` returns; LookupError when it returns no row."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise LookupError(f"no row from: {query}")
+    return row[0]
+
+
 def caused_by(exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
     """True when `exc` or anything in its cause/context chain is one of `kinds` (e.g. a lost connection)."""
     seen: set[int] = set()

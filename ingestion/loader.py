@@ -19,6 +19,7 @@ from fares.warehouse import Warehouse
 
 if TYPE_CHECKING:
     import dlt
+    from dlt.common.schema.typing import TTableSchemaColumns
 
     from fares.ingestion.progress import Progress
 
@@ -163,7 +164,7 @@ def load_trip_file(
 
 
 def load_rows(
-    pipeline: dlt.Pipeline, table: str, rows: list[dict[str, Any]], columns: dict[str, dict[str, Any]], file: str
+    pipeline: dlt.Pipeline, table: str, rows: list[dict[str, Any]], columns: TTableSchemaColumns, file: str
 ) -> str | None:
     """Replace raw.<table> with `rows` (small tables: zones, shapes); returns the load id."""
     import dlt

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,14 @@ from fares.ml.features import BOROUGHS, ZoneTable, time_parts
 from fares.ml.predict import SUPPORT_LABELS, answer, support_bucket
 
 RELIABILITY_BINS = np.linspace(0, 1, 6)  # p_uber_cheaper in fifths
+
+
+class FarePredictor(Protocol):
+    """What is judged: a FareModel, or anything else that prices a trips frame."""
+
+    def predict_frame(self, trips: pd.DataFrame) -> pd.DataFrame:
+        """Fares for `trips`, with the input's index."""
+        ...
 
 
 def _keys(frame: pd.DataFrame, table: ZoneTable) -> pd.DataFrame:
@@ -236,9 +245,9 @@ def data_coverage(train: pd.DataFrame, holdout: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+def evaluate_holdout(model: FarePredictor, baseline: BaselineModel, holdout: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
     """Metrics of `model` (a FareModel) and `baseline` on `holdout`, plus the per-row detail behind them."""
-    predicted = model.predict_frame(holdout)  # type: ignore[attr-defined]
+    predicted = model.predict_frame(holdout)
     service = holdout["service"].to_numpy()
     detail = pd.DataFrame(
         {"service": service, "actual": holdout["rider_fare"].to_numpy(dtype=float)}, index=holdout.index
@@ -258,7 +267,7 @@ def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFra
     detail["cell"], detail["hour"] = keys["cell"].to_numpy(), keys["hour"].to_numpy()
     detail["decision_cell"] = keys["decision_cell"].to_numpy()
     detail["borough_pair"] = _borough_pair(holdout, baseline.table)
-    per_service = {}
+    per_service: dict[str, dict[str, Any]] = {}
     for s in SERVICES:
         part = detail[detail.service == s]
         m = regression_metrics(part.actual.to_numpy(), part.model.to_numpy())

@@ -1,4 +1,4 @@
-"""The model registry under models_dir: one folder per version, a CURRENT pointer written atomically, promote/rollback."""
+"""The model registry under models_dir: a folder per version, a CURRENT pointer written atomically, promote/rollback."""
 
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ def code_version() -> str:
 
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
+            ["git", "rev-parse", "--short=12", "HEAD"],  # noqa: S607 - git from PATH; none means no sha
             cwd=PACKAGE_DIR,
-            capture_output=True,  # noqa: S607
+            capture_output=True,
             text=True,
             timeout=10,
             check=False,
@@ -119,9 +119,9 @@ class Registry:
         return self.models_dir / version / REPORT_FILE
 
     def versions(self) -> list[dict[str, Any]]:
-        """Every saved version, oldest first: window, holdout MAE per service and vs baseline, current/promoted flags."""
+        """Every saved version, oldest first: window, holdout MAE per service and vs baseline, current/promoted."""
         current, promoted = self.current_version(), {h["version"] for h in self._history()}
-        rows = []
+        rows: list[dict[str, Any]] = []
         if not self.models_dir.is_dir():
             return rows
         for folder in sorted(p for p in self.models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):

@@ -51,7 +51,7 @@ def _plots(detail: pd.DataFrame, metrics: dict) -> list[str]:
         if len(part):
             ax.plot(part.hour, part.model_mae, marker="o", color=f"C{i}", label=f"{service} model")
             ax.plot(part.hour, part.baseline_mae, ls="--", color=f"C{i}", label=f"{service} baseline")
-    ax.set(xlabel="pickup hour", ylabel="MAE ($)", title="holdout error by hour", xticks=range(0, 24))
+    ax.set(xlabel="pickup hour", ylabel="MAE ($)", title="holdout error by hour", xticks=range(24))
     ax.legend()
     figs.append(_png(fig))
     pairs = pd.DataFrame(metrics["mae_by_borough_pair"])

@@ -65,8 +65,10 @@ class TrainOutcome:
     def summary(self) -> str:
         """A few lines for people: the decision, MAE per service against the baseline, and the report."""
         lines = [
-            f"model version {self.version}: {'promoted to current' if self.promoted else 'kept, NOT promoted'}"
-            f" ({self.reason})"
+            (
+                f"model version {self.version}: {'promoted to current' if self.promoted else 'kept, NOT promoted'}"
+                f" ({self.reason})"
+            )
         ]
         for service, m in self.metrics.get("services", {}).items():
             lines.append(

@@ -83,7 +83,7 @@ def _row_condition(where: dict[str, str | list[str]]) -> Any:
     """The batch's restriction as a GX row condition (None for the whole table)."""
     from great_expectations.expectations.row_conditions import Column
 
-    condition = None
+    condition: Any = None
     for column, value in where.items():
         part = Column(column).is_in(value) if isinstance(value, list) else Column(column) == value
         condition = part if condition is None else condition & part
@@ -200,7 +200,7 @@ def _validate(
         gx.ValidationDefinition(name=name, data=definition, suite=suite)
     )
     outcome = validation.run(result_format=result_format)
-    return {r.expectation_config.meta.get("check"): r for r in outcome.results}
+    return {r.expectation_config.meta["check"]: r for r in outcome.results if r.expectation_config}
 
 
 def _asset(datasource: Any, name: str, batch: Batch) -> Any:

@@ -1,4 +1,4 @@
-"""Shared fixtures: real PostgreSQL databases (embedded, and the external server when it answers) and the TLC samples."""
+"""Shared fixtures: real PostgreSQL databases (embedded, and the external server if it answers) and the TLC samples."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def fresh_db(pg_server: Warehouse) -> Iterator[Warehouse]:
     drop_database(pg_server, wh.dbname)
 
 
-def settings_for(wh: Warehouse, data_dir: Path, **overrides: object) -> Settings:
+def settings_for(wh: Warehouse, data_dir: Path, **overrides: Any) -> Settings:
     """Settings that point everything at `wh` and keep files under `data_dir`."""
     return Settings(database_url=wh.url(), data_dir=data_dir, **overrides)
 
@@ -103,7 +103,7 @@ def _run_chain(server: Warehouse, label: str, data_dir: Path, source: Path, mont
 
 @pytest.fixture(scope="session")
 def tlc_chain(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
-    """The chain (ingest -> dbt build -> validate -> train) once per server on the real TLC samples, 2020-01..2020-04."""
+    """The chain (ingest -> dbt build -> validate -> train) once per server on the TLC samples, 2020-01..2020-04."""
     run = _run_chain(
         pg_server,
         "tlc",

@@ -1,4 +1,4 @@
-"""The web page in headless Chromium: pick two zones by name and a time, see both fares, the cheaper one and the spread."""
+"""The web page in headless Chromium: pick two zones by name and a time, see both fares, the cheaper one, the spread."""
 
 from __future__ import annotations
 

@@ -6,12 +6,14 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from fares.warehouse import scalar
+
 pytestmark = pytest.mark.integration
 
 
 def _count(chain, sql: str) -> int:
     with chain.wh.connect() as conn:
-        return conn.execute(sql).fetchone()[0]
+        return scalar(conn, sql)
 
 
 def test_raw_holds_every_row_of_the_april_files(tlc_chain, tlc_samples) -> None:
@@ -25,7 +27,8 @@ def test_raw_holds_every_row_of_the_april_files(tlc_chain, tlc_samples) -> None:
 def test_training_mart_has_both_services_in_the_aligned_month_only(tlc_chain) -> None:
     with tlc_chain.wh.connect() as conn:
         rows = conn.execute(
-            "select service, min(source_month), max(source_month), count(*) from marts.ml_fare_training group by 1 order by 1"
+            "select service, min(source_month), max(source_month), count(*)"
+            " from marts.ml_fare_training group by 1 order by 1"
         ).fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [("taxi", "2020-04", "2020-04"), ("uber", "2020-04", "2020-04")]
     assert all(r[3] > 100 for r in rows)
@@ -48,6 +51,6 @@ def test_a_model_is_published_and_quotes_a_trip(tlc_chain) -> None:
         assert quote["cheaper"] in ("taxi", "uber")
         assert quote["taxi"]["fare"] > 0 and quote["uber"]["fare"] > 0
         fares = {"taxi": quote["taxi"]["fare"], "uber": quote["uber"]["fare"]}
-        assert quote["cheaper"] == min(fares, key=fares.get)
+        assert quote["cheaper"] == min(fares, key=fares.__getitem__)
         assert quote["savings"] == pytest.approx(abs(fares["taxi"] - fares["uber"]), abs=0.01)
         assert client.get("/health").status_code == 200

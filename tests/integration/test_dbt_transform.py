@@ -1,4 +1,4 @@
-"""dbt build on real PostgreSQL: the TLC samples and the synthetic mirror, checked the way an analyst reads the marts."""
+"""dbt build on real PostgreSQL: the TLC samples and the synthetic mirror, checked as an analyst reads the marts."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from fares.ml.predict import load_current
 from fares.ml.registry import Registry
 from fares.ml.train import TrainOutcome, train_models
 from fares.settings import Settings
+from fares.warehouse import Warehouse, get_warehouse, scalar
 from tests.conftest import Built, settings_for
-from fares.warehouse import Warehouse, get_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ class Trained:
     def count(self, sql: str) -> int:
         """One number from the database."""
         with self.wh.connect() as conn:
-            return int(conn.execute(sql).fetchone()[0])
+            return int(scalar(conn, sql))
 
 
 def _train(built: Built, tmp: Path) -> Trained:
@@ -86,7 +86,8 @@ def test_tlc_samples_give_a_current_model_that_beats_the_baseline(tlc_trained: T
     [row] = registry.versions()
     assert row["current"] and row["report_path"] == str(outcome.report_path)
     quote = _quote(tlc_trained.settings, [(MIDTOWN_CENTER, MIDTOWN_EAST), (264, 265)], at="2020-04-30 20:00")
-    assert len(load_current(tlc_trained.settings.models_dir).zones) == 265
+    current = load_current(tlc_trained.settings.models_dir)
+    assert current is not None and len(current.zones) == 265
     assert quote.notna().all().all()
 
 
@@ -106,7 +107,8 @@ def test_a_worse_model_is_not_promoted_unless_the_margin_allows(tlc_trained: Tra
     allowed = train_models(lenient, tlc_trained.wh, params={"max_iter": 2, "learning_rate": 0.05})
     assert allowed.promoted and registry.current_version() == allowed.version
     assert registry.rollback() == good.version
-    assert load_current(settings.models_dir).version == good.version
+    current = load_current(settings.models_dir)
+    assert current is not None and current.version == good.version
 
 
 def test_synthetic_mirror_longer_trips_cost_more_and_jfk_is_flat(synthetic_trained: Trained) -> None:
@@ -123,7 +125,9 @@ def test_synthetic_mirror_longer_trips_cost_more_and_jfk_is_flat(synthetic_train
     for service in ("taxi", "uber"):
         fares = quote[f"{service}_fare"].tolist()
         assert fares[0] < fares[1] < fares[2], (service, fares)
-    zones = load_current(synthetic_trained.settings.models_dir).zones
+    current = load_current(synthetic_trained.settings.models_dir)
+    assert current is not None
+    zones = current.zones
     manhattan = zones[zones.borough == "Manhattan"].zone_id.tolist()
     airport = _quote(synthetic_trained.settings, [(JFK, z) for z in manhattan] + [(z, JFK) for z in manhattan])
     # $70 flat + $0.50 MTA + $1 improvement + $2.50 congestion (+ $5 at rush hour, + tolls): about $74-$80

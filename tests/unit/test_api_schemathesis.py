@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every operation in the OpenAPI spec (in-process ASGI): no 500s, responses match the spec."""
+"""Property-based fuzzing of every operation in the OpenAPI spec (in-process ASGI): no 500s, responses fit the spec."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_every_operation_of_the_spec_is_fuzzed(api_schema) -> None:
 
 
 @pytest.mark.parametrize(
-    "method, path, mode",
+    ("method", "path", "mode"),
     [
         (method, path, mode)
         for method, path in OPERATIONS

@@ -23,7 +23,7 @@ def test_every_zone_of_the_lookup_is_known_by_id(zones: ZoneIndex) -> None:
 
 
 @pytest.mark.parametrize(
-    "text, zone_id",
+    ("text", "zone_id"),
     [
         ("JFK Airport", 132),
         ("jfk airport", 132),

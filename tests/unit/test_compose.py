@@ -1,4 +1,4 @@
-"""docker-compose.yml, the Dockerfile and .env.example agree with each other and with settings.Settings (no Docker needed)."""
+"""docker-compose.yml, the Dockerfile and .env.example agree with each other and with Settings (no Docker needed)."""
 
 from __future__ import annotations
 
@@ -102,7 +102,10 @@ def test_env_example_values_are_the_defaults(tmp_path: Path, monkeypatch: pytest
     monkeypatch.chdir(tmp_path)
     from_file, defaults = Settings(), Settings(_env_file=None)
     for line in active:
-        field = _setting_for(_ENV_LINE.match(line).group(1))
+        match = _ENV_LINE.match(line)
+        assert match, line
+        field = _setting_for(match.group(1))
+        assert field, line
         assert getattr(from_file, field) == getattr(defaults, field), f".env.example: {line}"
 
 

@@ -65,7 +65,8 @@ def test_promote_and_rollback_move_the_current_pointer(trained, tmp_path: Path) 
     registry.promote(first)
     registry.promote(second)
     assert (tmp_path / "CURRENT").read_text().strip() == second
-    assert load_current(tmp_path).version == second
+    current = load_current(tmp_path)
+    assert current is not None and current.version == second
     rows = {r["version"]: r for r in registry.versions()}
     assert [r["version"] for r in registry.versions()] == sorted(rows)
     assert rows[second]["current"] and rows[first]["promoted"] and not rows[first]["current"]
@@ -81,7 +82,7 @@ def test_promote_and_rollback_move_the_current_pointer(trained, tmp_path: Path) 
 
 
 def test_report_is_self_contained_with_plots_and_baseline_verdict(trained) -> None:
-    model, metrics, detail, _, _ = trained
+    _model, metrics, detail, _, _ = trained
     page = render_report("20260101T000000Z-abcdef12", metrics, detail, {"training window": "x .. y"})
     assert page.count("data:image/png;base64,") == 3
     assert "beats the baseline" in page
