@@ -1,4 +1,4 @@
-"""dlt loading: TLC parquet files streamed by row group into raw.*_trips month partitions (swapped in atomically), zone rows."""
+"""dlt loading: TLC parquet files streamed by row group into raw.*_trips month partitions (swapped in), zone rows."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 import psycopg
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from fares.ingestion import partitions
