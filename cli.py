@@ -251,10 +251,9 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the dbt docs site and serve it."""
     from fares.stages import run_dbt
-    from fares.warehouse import DBT_PROJECT_DIR
 
-    run_dbt(_warehouse(settings), ["docs", "generate"])
-    target = DBT_PROJECT_DIR / "target"
+    run_dbt(settings, _warehouse(settings), ["docs", "generate"])
+    target = settings.dbt_dir / "target"
     if args.no_serve:
         print(f"dbt docs site written to {target / 'index.html'}")
         return 0
@@ -266,7 +265,7 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     from fares.stages import run_dbt
 
     dbt_args = [a for a in args.dbt_args if a != "--"] or ["build"]
-    run_dbt(_warehouse(settings), dbt_args, capture=False)
+    run_dbt(settings, _warehouse(settings), dbt_args, capture=False)
     return 0
 
 

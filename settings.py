@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         return self.data_dir / "models"
 
     @property
+    def dbt_dir(self) -> Path:
+        """dbt's target/ and logs/: under the data folder, never inside an installed package."""
+        return self.data_dir / "dbt"
+
+    @property
     def downloads_dir(self) -> Path:
         """Folder for files fetched from a URL source."""
         return self.data_dir / "downloads"

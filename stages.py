@@ -42,6 +42,7 @@ def _dbt_executable() -> str:
 
 
 def run_dbt(
+    settings: Settings,
     wh: Warehouse,
     args: list[str],
     capture: bool = True,
@@ -49,6 +50,8 @@ def run_dbt(
     ctx: RunContext | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `dbt <args>` in dbt_project/ against `wh`; raises StageError with dbt's own output on failure.
+
+    dbt writes its target/ and logs/ under `settings.dbt_dir`, never into the (possibly installed) dbt_project/.
 
     `timeout` (seconds) kills dbt and its children past it; inside a run (`ctx`) the stage's timeout does the same.
     """
@@ -58,7 +61,7 @@ def run_dbt(
     proc = subprocess.Popen(  # noqa: S603 - fixed executable, arguments from our own code
         cmd,
         cwd=DBT_PROJECT_DIR,
-        env=dbt_environment(wh),
+        env=dbt_environment(wh, settings),
         text=True,
         stdout=out,
         stderr=subprocess.STDOUT if capture else None,
@@ -123,9 +126,9 @@ def run_ingest(
 def run_transform(settings: Settings, wh: Warehouse, ctx: RunContext | None = None) -> subprocess.CompletedProcess[str]:
     """`dbt build`: models, tests and unit tests; in a run, dbt's run_results.json is kept in the run's folder."""
     try:
-        return run_dbt(wh, ["build"], timeout=ctx.remaining() if ctx else None, ctx=ctx)
+        return run_dbt(settings, wh, ["build"], timeout=ctx.remaining() if ctx else None, ctx=ctx)
     finally:
-        results = DBT_PROJECT_DIR / "target" / "run_results.json"
+        results = settings.dbt_dir / "target" / "run_results.json"
         if ctx is not None and results.is_file():
             from fares.runlog import run_dir
 

@@ -240,6 +240,8 @@ def get_warehouse(settings: Settings) -> Warehouse:
     return replace(wh, statement_timeout_ms=int(settings.statement_timeout_seconds * 1000))
 
 
-def dbt_environment(wh: Warehouse) -> dict[str, str]:
-    """The current process environment plus what dbt needs to reach `wh`."""
-    return {**os.environ, **wh.dbt_env()}
+def dbt_environment(wh: Warehouse, settings: Settings) -> dict[str, str]:
+    """The process environment plus what dbt needs to reach `wh`; its target/ and logs/ go to settings.dbt_dir."""
+    dbt_dir = settings.dbt_dir
+    paths = {"DBT_TARGET_PATH": str(dbt_dir / "target"), "DBT_LOG_PATH": str(dbt_dir / "logs")}
+    return {**os.environ, **wh.dbt_env(), **paths}

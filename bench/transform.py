@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fares.settings import get_settings
+from fares.settings import Settings, get_settings
 from fares.warehouse import Warehouse, drop_database, ensure_database, parse_database_url, scalar, start_embedded
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,12 +46,12 @@ def _trip_rows(wh: Warehouse) -> tuple[int, int]:
     return yellow, fhvhv
 
 
-def _timed_build(wh: Warehouse, target: Path) -> tuple[float, list[tuple[str, float]]]:
+def _timed_build(settings: Settings, wh: Warehouse, target: Path) -> tuple[float, list[tuple[str, float]]]:
     """Seconds of one `dbt build`, and its five slowest nodes."""
     from fares.stages import run_dbt
 
     start = time.perf_counter()
-    run_dbt(wh, ["build", "--target-path", str(target)])
+    run_dbt(settings, wh, ["build", "--target-path", str(target)])
     elapsed = time.perf_counter() - start
     results = json.loads((target / "run_results.json").read_text())["results"]
     slowest = sorted(((r["unique_id"].split(".", 2)[-1], r["execution_time"]) for r in results), key=lambda x: -x[1])
@@ -72,12 +72,12 @@ def run(rows_per_month: int, keep: bool) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="bench_transform_") as tmp:
             target = Path(tmp) / "target"
-            run_dbt(wh, ["parse", "--target-path", str(target)])  # both builds then parse partially, alike
+            run_dbt(settings, wh, ["parse", "--target-path", str(target)])  # both builds then parse partially, alike
             for month in MONTHS:
                 report = ingest(settings, wh, source=str(source), months=[month], progress=False)
                 if report.failed:
                     raise RuntimeError(f"ingest failed: {report.failed}")
-                seconds, slowest = _timed_build(wh, target)
+                seconds, slowest = _timed_build(settings, wh, target)
                 yellow, fhvhv = _trip_rows(wh)
                 phases.append({"yellow_rows": yellow, "fhvhv_rows": fhvhv, "seconds": seconds, "slowest": slowest})
     finally:

@@ -9,7 +9,6 @@ import logging
 import os
 import pickle
 import shutil
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 
 from fares.ml import RegistryError
 from fares.ml.predict import CURRENT_FILE, MODEL_FILE, read_current
+from fares.ml.provenance import code_version, git_commit, hyperparameters, library_versions
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +32,6 @@ def _share(value: Any) -> str | None:
     if value is None or value != value:
         return None
     return f"{float(value) * 100:.0f}%"
-
-
-def code_version() -> str:
-    """The git commit of the code that trained (short sha), or "unknown" outside a git checkout."""
-    from fares.settings import PACKAGE_DIR
-
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],  # noqa: S607 - git from PATH; none means no sha
-            cwd=PACKAGE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 def _dollars(value: float | None) -> float | None:
@@ -184,6 +166,9 @@ class Registry:
             "trained_to": model.trained_to,
             "data_fingerprint": fingerprint,
             "code_version": code_version(),
+            "git_commit": git_commit(),
+            "libraries": library_versions(),
+            "hyperparameters": hyperparameters(model),
             "metrics": model.metrics,
             **(extra or {}),
         }

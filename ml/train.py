@@ -23,7 +23,8 @@ from fares.ml.features import (
 )
 from fares.ml.lookups import Lookups, load_lookups
 from fares.ml.predict import SUPPORT_LABELS, FareModel, PriceLevels, ServiceModel, support_bucket
-from fares.ml.registry import Registry, code_version
+from fares.ml.provenance import code_version, library_versions
+from fares.ml.registry import Registry
 from fares.ml.sample import fit_threads, load_training_sample
 from fares.ml.tariff import Tariff
 
@@ -299,8 +300,8 @@ def _decide_promotion(
 
 
 def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
-    """The current model's outcome when it was trained on exactly this data by this code: a nightly run with no new
-    data then keeps it instead of registering a copy of it."""
+    """The current model's outcome when it was trained on exactly this data by this code and these libraries: a nightly
+    run with no new data then keeps it instead of registering a copy of it."""
     current = registry.current_version()
     if not current:
         return None
@@ -309,6 +310,7 @@ def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
         doc.get("data_fingerprint") != fp
         or doc.get("code_version") in (None, "unknown")
         or doc.get("code_version") != code_version()
+        or doc.get("libraries") != library_versions()
     ):
         return None
     log.info("training data and code unchanged since %s: not retrained", current)

@@ -153,10 +153,11 @@ def _ingest_and_build(server: Warehouse, label: str, source: Path, months: list[
     from fares.stages import run_dbt
 
     wh = make_database(server, label)
-    report = ingest(settings_for(wh, tmp / "data"), wh, source=str(source), months=months, progress=False)
+    settings = settings_for(wh, tmp / "data")
+    report = ingest(settings, wh, source=str(source), months=months, progress=False)
     assert not report.failed, report.failed
-    # A private target path: the developer's own dbt_project/target (docs site) is left alone.
-    run_dbt(wh, ["build", "--target-path", str(tmp / "target")])
+    # A private target path: the developer's own dbt target (docs site) is left alone.
+    run_dbt(settings, wh, ["build", "--target-path", str(tmp / "target")])
     return Built(wh, tmp / "target")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 from fares.ml import RegistryError
 from fares.ml.evaluate import BaselineModel, evaluate_holdout
 from fares.ml.predict import load_current, load_version
+from fares.ml.provenance import code_version, git_commit
 from fares.ml.registry import Registry
 from fares.ml.report import render_report
 from fares.ml.simulate import make_training_frame, make_zones
@@ -53,6 +55,26 @@ def test_saved_version_loads_and_predicts_the_same(trained, tmp_path: Path) -> N
     pd.testing.assert_frame_equal(loaded.predict_frame(holdout.head(50)), model.predict_frame(holdout.head(50)))
     with pytest.raises(RegistryError, match="not found"):
         load_version(tmp_path, "20990101T000000Z-missing")
+
+
+def test_a_bundle_records_the_code_libraries_and_hyperparameters_that_made_it(trained, tmp_path: Path) -> None:
+    import numpy
+    import sklearn
+
+    model, *_ = trained
+    version = Registry(tmp_path).save(model, fingerprint="f" * 64)
+    doc = json.loads((tmp_path / version / "metrics.json").read_text())
+    assert doc["code_version"] == code_version() and len(doc["code_version"]) == 16
+    assert doc["git_commit"] == git_commit()
+    assert doc["libraries"] == {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+    }
+    assert set(doc["hyperparameters"]) == {"taxi", "uber"}
+    for params in doc["hyperparameters"].values():  # the fixture's override and the defaults, as the fit used them
+        assert (params["max_iter"], params["learning_rate"], params["loss"]) == (60, 0.1, "squared_error")
 
 
 def test_promote_and_rollback_move_the_current_pointer(trained, tmp_path: Path) -> None:
