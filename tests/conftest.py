@@ -41,8 +41,10 @@ def _external_server() -> Warehouse | None:
 
 @pytest.fixture(scope="session")
 def tlc_samples() -> Path:
-    """The real TLC sample mirror beside the project (read-only)."""
+    """The real TLC sample mirror beside the project (read-only); CI always has it, so there its absence fails."""
     if not (TLC_SAMPLES / "taxi_zone_lookup.csv").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"TLC samples not found at {TLC_SAMPLES}: CI lays ../shared beside the clone")
         pytest.skip(f"TLC samples not found at {TLC_SAMPLES}")
     return TLC_SAMPLES
 

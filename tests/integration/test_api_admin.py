@@ -15,6 +15,9 @@ from fastapi.testclient import TestClient
 from fares.api.app import create_app
 from fares.settings import Settings
 
+# The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
+pytestmark = pytest.mark.integration
+
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:9/none"
 TRIP = {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}}
 

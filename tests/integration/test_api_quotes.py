@@ -12,6 +12,9 @@ from fastapi.testclient import TestClient
 from fares.api.app import create_app
 from fares.settings import Settings
 
+# The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
+pytestmark = pytest.mark.integration
+
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:9/none"  # never contacted by these tests
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from api_kit import free_port, registry_copy, running_server
 
 from fares.settings import Settings
+
+# The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
+pytestmark = pytest.mark.integration
 
 TRIP = {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}}
 

@@ -9,6 +9,9 @@ from api_kit import real_zones
 
 from fares.api.zones import PlaceError, ZoneIndex
 
+# The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def zones(tlc_samples) -> ZoneIndex:
