@@ -337,7 +337,7 @@ def _data_source(wh: Warehouse, training: pd.DataFrame) -> dict[str, Any]:
 def train_models(
     settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None, publish: bool = True
 ) -> TrainOutcome:
-    """The train stage: bounded mart sample -> holdout split -> fit -> judge vs baseline -> save -> promote if not worse.
+    """The train stage: bounded mart sample -> holdout split -> fit -> judge vs baseline -> save -> promote if no worse.
 
     The sample is the newest `settings.train_months` aligned months, at most `settings.train_rows_per_month` trips
     per service and month (ml/sample.py), so memory and time do not grow with the history loaded.
