@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -296,7 +297,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"3/3 serving the API and the web page on {url}/ (Ctrl+C to stop; the embedded PostgreSQL keeps running"
         " until `.venv/bin/fares db stop`)"
     )
-    body = f'{{"pickup_at": "{months[-1]}-14T18:30:00", "pickup": {{"zone": "JFK Airport"}}, "dropoff": {{"zone_id": 230}}}}'
+    trip = {"pickup_at": f"{months[-1]}-14T18:30:00", "pickup": {"zone": "JFK Airport"}, "dropoff": {"zone_id": 230}}
+    body = json.dumps(trip)
     print(f"    try: curl -s {url}/v1/quotes -H 'content-type: application/json' -d '{body}'")
     return cmd_serve(argparse.Namespace(host=None, port=None), settings)
 

@@ -108,7 +108,7 @@ def stale_check() -> None:
     settings = _daemon.get("settings") or get_settings()
     try:
         alerts.check_stale(settings, get_warehouse(settings))
-    except Exception:  # noqa: BLE001 - a database away now is the next check's problem
+    except Exception:  # a database away now is the next check's problem
         log.exception("stale-run check failed")
 
 

@@ -73,7 +73,7 @@ class Warehouse:
 
     def display_url(self) -> str:
         """The URL for people and tools such as psql (password masked)."""
-        shown = self if not self.password else replace(self, password="***")
+        shown = self if not self.password else replace(self, password="***")  # noqa: S106 - a mask, not a password
         return shown.url()
 
     def dbt_env(self) -> dict[str, str]:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo as TimeZone
 import numpy as np
 import orjson
 import pandas as pd
+
 from fares.api.model_store import Bundle
 from fares.api.schemas import PointPlace, QuoteRequest, ZoneIdPlace, ZoneNamePlace
 from fares.api.zones import PlaceError, ZoneIndex

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from fares.ml import SERVICES, RegistryError
 from fares.ml.features import PairStats, RouteTable, ZoneTable, build_matrix, check_zone_ids, request_columns
 from fares.ml.tariff import Tariff, meter_fare

@@ -111,7 +111,9 @@ class Registry:
                 continue
             doc = self.metrics(folder.name) if (folder / METRICS_FILE).is_file() else {}
             m = doc.get("metrics", {})
-            per_service = {f"{s}_mae": _dollars(v["model"]["mae"]) for s, v in m.get("services", {}).items()}
+            per_service: dict[str, float | str | None] = {
+                f"{s}_mae": _dollars(v["model"]["mae"]) for s, v in m.get("services", {}).items()
+            }
             per_service |= {f"{s}_cover": _share(v.get("interval_coverage")) for s, v in m.get("services", {}).items()}
             rare = [r for r in m.get("coverage_by_support", []) if r.get("support") in ("unseen", "1-4 trips")]
             decision = m.get("cheaper_agreement", {})

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
 from fares.ml import SERVICES, RegistryError, TrainingDataError
 from fares.ml.features import (
     MART_FEATURES,
@@ -294,8 +295,10 @@ def _decide_promotion(
         promote,
         previous,
         previous_mae,
-        f"holdout MAE ${model_mae:.2f} vs current {previous} {shown} (margin ${margin:.2f}); "
-        f"cheaper-call agreement {agreement:.0%} vs {said}",
+        (
+            f"holdout MAE ${model_mae:.2f} vs current {previous} {shown} (margin ${margin:.2f}); "
+            f"cheaper-call agreement {agreement:.0%} vs {said}"
+        ),
     )
 
 
@@ -351,7 +354,7 @@ def train_models(
     from fares.ml.report import render_report
 
     started = time.perf_counter()
-    training, zones, parts = load_training_sample(settings, wh)
+    training, _zones, parts = load_training_sample(settings, wh)  # the bundle's zones come from the lookups
     check_training(training)
     loaded = time.perf_counter()
     registry = Registry(settings.models_dir)

@@ -134,7 +134,8 @@ def test_with_the_server_down_the_demo_falls_back_to_synthetic_at_once(data_dir:
     lines: list[str] = []
     try:
         started = time.monotonic()
-        for line in proc.stdout:  # type: ignore[union-attr]
+        assert proc.stdout is not None  # stdout=PIPE
+        for line in proc.stdout:
             lines.append(line.rstrip())
             if "writing a synthetic TLC mirror" in line:
                 break

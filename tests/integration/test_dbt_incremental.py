@@ -12,8 +12,8 @@ import pytest
 
 from fares.ingestion.pipeline import ingest
 from fares.ingestion.synthetic import write_mirror
-from fares.stages import run_dbt
 from fares.settings import Settings
+from fares.stages import run_dbt
 from fares.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration

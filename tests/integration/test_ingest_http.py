@@ -96,8 +96,8 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sources, "BACKOFF_SECONDS", 0.01)
 
 
-def _server(root: Path, **kwargs: object) -> Iterator[FlakyTLC]:
-    server = FlakyTLC(root, **kwargs)  # type: ignore[arg-type]
+def _server(root: Path, first_get: str = "503", always_fail: tuple[str, ...] = ()) -> Iterator[FlakyTLC]:
+    server = FlakyTLC(root, first_get, always_fail)
     try:
         yield server
     finally:

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from fares import runs, scheduler
-from fares.stages import StageError
 from fares.settings import Settings
+from fares.stages import StageError
 from fares.warehouse import WarehouseError
 
 NY = ZoneInfo("America/New_York")
