@@ -266,6 +266,7 @@ def test_aggregate_batches_are_run_once_and_checked_as_literals(quality_db: Qual
 
     taxi = next(b for b in training_batches(["2020-04"]) if b.label == "taxi")
     settled = settle_query(quality_db.wh, taxi)
+    assert taxi.query is not None and settled.query is not None  # an aggregate batch, and its settled form
     assert settled.query != taxi.query and "values" in settled.query
     with quality_db.wh.connect() as conn:
         original = conn.execute(taxi.query).fetchall()
