@@ -9,23 +9,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DBT_SEND_ANONYMOUS_USAGE_STATS=false \
     FARES_DATA_DIR=/data
 
-WORKDIR /app
-
 # Dependencies first, from pyproject.toml alone, so a code change does not reinstall them.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+COPY pyproject.toml /tmp/fares/
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/fares/pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
-# Editable, so dbt finds dbt_project/ at /app and can write its target/ there (a plain
-# `pip install .` would copy the modules into site-packages, away from dbt_project/).
-COPY . .
-RUN pip install --no-deps -e . \
+# A plain install: the code and dbt_project/ go into site-packages (read-only at run time); dbt writes its target/ and
+# logs/ under the data folder, and the code version is a hash of the installed files (no .git needed).
+COPY . /tmp/fares/
+RUN pip install --no-deps /tmp/fares \
+    && rm -rf /tmp/fares /tmp/requirements.txt \
     && useradd --create-home --uid 10001 fares \
     && mkdir -p /data \
-    && chown -R fares /data /app/dbt_project
+    && chown -R fares /data
 
 USER fares
+WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8000
 

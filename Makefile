@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export RUNTIME__DLTHUB_TELEMETRY ?= false
 export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
-.PHONY: install browser demo test test-unit test-integration docs bench clean
+.PHONY: install browser demo lint test test-unit test-integration docs bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,16 @@ install: $(STAMP) ## create/update the virtualenv
 demo: $(STAMP) ## newest TLC month sampled with range requests (offline: synthetic mirror) -> embedded PostgreSQL -> dbt -> GX -> models -> API on 127.0.0.1:8000
 	$(BIN)/fares demo
 
-test: $(STAMP) browser ## the whole suite: unit, integration (embedded PostgreSQL and DATABASE_URL), e2e
+test: $(STAMP) lint browser ## lint and types, then the whole suite: unit, integration (embedded PostgreSQL and DATABASE_URL), e2e
 	$(BIN)/python -m pytest
+
+# mypy reads the code through a link named `fares` (under the venv), so modules get their installed names
+# (fares.settings, ...) whatever this folder is called; tests/ and bench/ are checked under their own names.
+lint: $(STAMP) ## ruff (lint + format) and mypy over the Python code
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@mkdir -p $(VENV)/mypy && ln -sfn "$(CURDIR)" $(VENV)/mypy/fares
+	MYPYPATH=$(VENV)/mypy $(BIN)/mypy $(VENV)/mypy/fares tests bench
 
 # The web-page test drives Debian's Chromium; install it where we may (root), else that test says why it skips.
 browser:

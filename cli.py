@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fares.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from fares.ml.registry import Registry
 
 DEMO_MONTHS = ["2025-01", "2025-02"]
 log = logging.getLogger("fares")
@@ -117,7 +123,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(str(exc)) from exc
 
 
-def _models_action(registry: object, args: argparse.Namespace) -> int:
+def _models_action(registry: Registry, args: argparse.Namespace) -> int:
     if args.action == "promote":
         if not args.version:
             raise UserError("usage: fares models promote VERSION")
@@ -246,10 +252,9 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the dbt docs site and serve it."""
     from fares.stages import run_dbt
-    from fares.warehouse import DBT_PROJECT_DIR
 
-    run_dbt(_warehouse(settings), ["docs", "generate"])
-    target = DBT_PROJECT_DIR / "target"
+    run_dbt(settings, _warehouse(settings), ["docs", "generate"])
+    target = settings.dbt_dir / "target"
     if args.no_serve:
         print(f"dbt docs site written to {target / 'index.html'}")
         return 0
@@ -261,7 +266,7 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     from fares.stages import run_dbt
 
     dbt_args = [a for a in args.dbt_args if a != "--"] or ["build"]
-    run_dbt(_warehouse(settings), dbt_args, capture=False)
+    run_dbt(settings, _warehouse(settings), dbt_args, capture=False)
     return 0
 
 
@@ -292,7 +297,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"3/3 serving the API and the web page on {url}/ (Ctrl+C to stop; the embedded PostgreSQL keeps running"
         " until `.venv/bin/fares db stop`)"
     )
-    body = f'{{"pickup_at": "{months[-1]}-14T18:30:00", "pickup": {{"zone": "JFK Airport"}}, "dropoff": {{"zone_id": 230}}}}'
+    trip = {"pickup_at": f"{months[-1]}-14T18:30:00", "pickup": {"zone": "JFK Airport"}, "dropoff": {"zone_id": 230}}
+    body = json.dumps(trip)
     print(f"    try: curl -s {url}/v1/quotes -H 'content-type: application/json' -d '{body}'")
     return cmd_serve(argparse.Namespace(host=None, port=None), settings)
 
@@ -325,17 +331,15 @@ def _serve_folder(folder: Path, port: int) -> int:
     import http.server
 
     class _Quiet(http.server.ThreadingHTTPServer):
-        def handle_error(self, request: object, client_address: object) -> None:
+        def handle_error(self, request: Any, client_address: Any) -> None:
             if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # a browser gave up
                 super().handle_error(request, client_address)
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     with _Quiet(("127.0.0.1", port), handler) as httpd:
         print(f"serving {folder} on http://127.0.0.1:{port}/ (Ctrl+C to stop)")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             httpd.serve_forever()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
@@ -452,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose, args.command)
     try:
         settings = get_settings()
-    except Exception as exc:  # pydantic's ValidationError names the bad variable
+    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError names the bad variable
         print(f"fares: bad configuration: {exc}", file=sys.stderr)
         return 2
     try:

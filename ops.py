@@ -275,7 +275,7 @@ def _stages_of(wh: Warehouse, run_ids: list[int]) -> dict[int, list[dict[str, An
     found: dict[int, list[dict[str, Any]]] = {}
     rows = _rows(
         wh,
-        f"select {_STAGE_LIST} from ops.stage_runs where run_id = any(%s) order by started_at, stage",  # noqa: S608
+        f"select {_STAGE_LIST} from ops.stage_runs where run_id = any(%s) order by started_at, stage",  # noqa: S608 - constant column list
         (run_ids,),
     )
     for row in rows:
@@ -286,7 +286,7 @@ def _stages_of(wh: Warehouse, run_ids: list[int]) -> dict[int, list[dict[str, An
 def list_runs(wh: Warehouse, limit: int = 20) -> list[dict[str, Any]]:
     """The newest `limit` pipeline runs, newest first (run_id order), each with RUN_COLUMNS and its `stages`."""
     migrate(wh)
-    runs = _rows(wh, f"select {_RUN_LIST} from ops.pipeline_runs order by run_id desc limit %s", (limit,))  # noqa: S608
+    runs = _rows(wh, f"select {_RUN_LIST} from ops.pipeline_runs order by run_id desc limit %s", (limit,))  # noqa: S608 - constant columns
     stages = _stages_of(wh, [r["run_id"] for r in runs])
     return [{**r, "stages": stages.get(r["run_id"], [])} for r in runs]
 
@@ -294,7 +294,7 @@ def list_runs(wh: Warehouse, limit: int = 20) -> list[dict[str, Any]]:
 def get_run(wh: Warehouse, run_id: int) -> dict[str, Any]:
     """One run (RUN_COLUMNS plus `stages`); KeyError when there is no such run."""
     migrate(wh)
-    rows = _rows(wh, f"select {_RUN_LIST} from ops.pipeline_runs where run_id = %s", (run_id,))  # noqa: S608
+    rows = _rows(wh, f"select {_RUN_LIST} from ops.pipeline_runs where run_id = %s", (run_id,))  # noqa: S608 - constant columns
     if not rows:
         raise KeyError(f"no pipeline run {run_id}")
     return {**rows[0], "stages": _stages_of(wh, [run_id]).get(run_id, [])}

@@ -152,7 +152,7 @@ def mark_crashed(wh: Warehouse) -> list[int]:
     """Mark runs left 'running' by a dead process as failed. Call only while holding the lock: then no one else runs."""
     rows = _exec(
         wh,
-        "update ops.pipeline_runs set status = 'failed', finished_at = now(), error = "
+        "update ops.pipeline_runs set status = 'failed', finished_at = now(), error = "  # noqa: S608 - a constant
         f"format('{CRASHED} the process (pid %s on %s) stopped mid-run; its months run again', pid, host) "
         "where status = 'running' returning run_id",
     )
@@ -179,7 +179,7 @@ def runs_to_redo(wh: Warehouse) -> list[tuple[int, list[str] | None, str | None]
         where (p.status = 'interrupted' or (p.status = 'failed' and p.error like '{CRASHED}%'))
           and p.redo_of is null
           and not exists (select 1 from ops.pipeline_runs r where r.redo_of = p.run_id)
-        order by p.run_id""",
+        order by p.run_id""",  # noqa: S608 - a constant
         )
     ]
 

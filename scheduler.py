@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -31,7 +32,7 @@ _daemon: dict[str, Any] = {}  # the settings and stages start_daemon was given, 
 
 
 def build_trigger(settings: Settings) -> CronTrigger:
-    """settings.schedule_cron in settings.schedule_timezone; crontab weekdays (0 or 7 = Sunday); 6 fields = seconds first."""
+    """schedule_cron in schedule_timezone; crontab weekdays (0 or 7 = Sunday); 6 fields: seconds first."""
     import re
 
     from apscheduler.triggers.cron import CronTrigger
@@ -107,7 +108,7 @@ def stale_check() -> None:
     settings = _daemon.get("settings") or get_settings()
     try:
         alerts.check_stale(settings, get_warehouse(settings))
-    except Exception:  # noqa: BLE001 - a database away now is the next check's problem
+    except Exception:  # a database away now is the next check's problem
         log.exception("stale-run check failed")
 
 
@@ -139,10 +140,8 @@ def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None
 def _stop_scheduler(sched: BlockingScheduler) -> None:
     from apscheduler.schedulers import SchedulerNotRunningError
 
-    try:
+    with contextlib.suppress(SchedulerNotRunningError):  # the signal handler and the start listener both got here
         sched.shutdown(wait=False)
-    except SchedulerNotRunningError:  # the signal handler and the start listener both got here
-        pass
 
 
 def _on_signal(sched: BlockingScheduler) -> Callable[[int, Any], None]:

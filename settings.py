@@ -50,7 +50,14 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(
         default=0.0, ge=0, description="A new model may be this much worse (MAE $) and still win."
     )
-    train_months: int = Field(default=3, ge=1, description="Newest aligned months the training sample is drawn from.")
+    train_months: int = Field(
+        default=3,
+        ge=1,
+        description=(
+            "Newest aligned months the training sample is drawn from; also dbt's var zone_pair_months (the holdout, "
+            "zone-pair typicals and Uber levels), passed by fares.stages.run_dbt."
+        ),
+    )
     train_rows_per_month: int = Field(
         default=300_000, ge=100, description="At most this many training trips per service and month (a hash sample)."
     )
@@ -93,6 +100,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Folder of the model registry."""
         return self.data_dir / "models"
+
+    @property
+    def dbt_dir(self) -> Path:
+        """dbt's target/ and logs/: under the data folder, never inside an installed package."""
+        return self.data_dir / "dbt"
 
     @property
     def downloads_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import shutil
@@ -41,7 +42,44 @@ def _dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+def dbt_vars(settings: Settings) -> dict[str, Any]:
+    """The dbt vars that are settings: `zone_pair_months` is FARES_TRAIN_MONTHS, the one training window that bounds
+    the holdout, the zone-pair typicals and the Uber levels in dbt and the training sample in ml/."""
+    return {"zone_pair_months": settings.train_months}
+
+
+def dbt_command(settings: Settings, args: list[str]) -> list[str]:
+    """The dbt command line for `args`: the project, and `--vars` with dbt_vars(settings) plus any vars the caller
+    passes (`fares dbt build --vars '{max_trip_miles: 80}'`, for an experiment).
+
+    Raises ValueError when the caller's vars give a var that is a setting another value: set the setting instead.
+    """
+    rest: list[str] = []
+    given: dict[str, Any] = {}
+    items = iter(args)
+    for arg in items:
+        if arg == "--vars" or arg.startswith("--vars="):
+            import yaml
+
+            text = arg.partition("=")[2] if arg.startswith("--vars=") else next(items, "")
+            given |= yaml.safe_load(text) or {}  # dbt reads --vars as YAML (JSON is YAML too)
+        else:
+            rest.append(arg)
+    ours = dbt_vars(settings)
+    clash = {k: v for k, v in given.items() if k in ours and v != ours[k]}
+    if clash:
+        raise ValueError(
+            f"dbt var(s) {sorted(clash)} come from the settings (zone_pair_months is FARES_TRAIN_MONTHS, "
+            f"{settings.train_months} now): set the setting instead, so training reads the same window"
+        )
+    cmd = [_dbt_executable(), *rest, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    if rest and not rest[0].startswith("-"):  # a sub-command; `dbt --version` and the like take no vars
+        cmd += ["--vars", json.dumps(given | ours)]
+    return cmd
+
+
 def run_dbt(
+    settings: Settings,
     wh: Warehouse,
     args: list[str],
     capture: bool = True,
@@ -50,15 +88,18 @@ def run_dbt(
 ) -> subprocess.CompletedProcess[str]:
     """Run `dbt <args>` in dbt_project/ against `wh`; raises StageError with dbt's own output on failure.
 
+    dbt writes its target/ and logs/ under `settings.dbt_dir`, never into the (possibly installed) dbt_project/, and
+    gets the vars that are settings (dbt_vars).
+
     `timeout` (seconds) kills dbt and its children past it; inside a run (`ctx`) the stage's timeout does the same.
     """
-    cmd = [_dbt_executable(), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    cmd = dbt_command(settings, args)
     log.info("running %s", " ".join(cmd))
     out = subprocess.PIPE if capture else None
     proc = subprocess.Popen(  # noqa: S603 - fixed executable, arguments from our own code
         cmd,
         cwd=DBT_PROJECT_DIR,
-        env=dbt_environment(wh),
+        env=dbt_environment(wh, settings),
         text=True,
         stdout=out,
         stderr=subprocess.STDOUT if capture else None,
@@ -123,9 +164,9 @@ def run_ingest(
 def run_transform(settings: Settings, wh: Warehouse, ctx: RunContext | None = None) -> subprocess.CompletedProcess[str]:
     """`dbt build`: models, tests and unit tests; in a run, dbt's run_results.json is kept in the run's folder."""
     try:
-        return run_dbt(wh, ["build"], timeout=ctx.remaining() if ctx else None, ctx=ctx)
+        return run_dbt(settings, wh, ["build"], timeout=ctx.remaining() if ctx else None, ctx=ctx)
     finally:
-        results = DBT_PROJECT_DIR / "target" / "run_results.json"
+        results = settings.dbt_dir / "target" / "run_results.json"
         if ctx is not None and results.is_file():
             from fares.runlog import run_dir
 

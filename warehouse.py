@@ -73,7 +73,7 @@ class Warehouse:
 
     def display_url(self) -> str:
         """The URL for people and tools such as psql (password masked)."""
-        shown = self if not self.password else replace(self, password="***")
+        shown = self if not self.password else replace(self, password="***")  # noqa: S106 - a mask, not a password
         return shown.url()
 
     def dbt_env(self) -> dict[str, str]:
@@ -210,6 +210,14 @@ def drop_database(admin: Warehouse, dbname: str) -> None:
         conn.execute(f'drop database if exists "{dbname}" with (force)')
 
 
+def scalar(conn: psycopg.Connection, query: str, params: tuple[Any, ...] = ()) -> Any:
+    """The first value of the first row `query` returns; LookupError when it returns no row."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise LookupError(f"no row from: {query}")
+    return row[0]
+
+
 def caused_by(exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
     """True when `exc` or anything in its cause/context chain is one of `kinds` (e.g. a lost connection)."""
     seen: set[int] = set()
@@ -232,6 +240,8 @@ def get_warehouse(settings: Settings) -> Warehouse:
     return replace(wh, statement_timeout_ms=int(settings.statement_timeout_seconds * 1000))
 
 
-def dbt_environment(wh: Warehouse) -> dict[str, str]:
-    """The current process environment plus what dbt needs to reach `wh`."""
-    return {**os.environ, **wh.dbt_env()}
+def dbt_environment(wh: Warehouse, settings: Settings) -> dict[str, str]:
+    """The process environment plus what dbt needs to reach `wh`; its target/ and logs/ go to settings.dbt_dir."""
+    dbt_dir = settings.dbt_dir
+    paths = {"DBT_TARGET_PATH": str(dbt_dir / "target"), "DBT_LOG_PATH": str(dbt_dir / "logs")}
+    return {**os.environ, **wh.dbt_env(), **paths}

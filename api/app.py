@@ -36,7 +36,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
-        # The errors echo the input, which may hold NaN, Infinity or a 100-digit integer: the stock handler 500s on them.
+        # The errors echo the input, which may hold NaN, Infinity or a 100-digit integer: the stock handler 500s.
         body = orjson.dumps({"detail": json_safe(jsonable_encoder(exc.errors()))}, default=str)
         return Response(body, status_code=422, media_type="application/json")
 

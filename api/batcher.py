@@ -71,7 +71,7 @@ class QuoteBatcher:
             rows, ok = price_rows(
                 predict(items[0][0], [i[1] for i in items], [i[2] for i in items], [i[3] for i in items])
             )
-        except Exception as exc:  # every waiting request gets the error, none hangs
+        except Exception as exc:  # noqa: BLE001 - every waiting request gets the error, none hangs
             for item in items:
                 if not item[4].done():
                     item[4].set_exception(exc)

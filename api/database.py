@@ -63,7 +63,7 @@ class Database:
                 self._status = (True, None)
             except DatabaseUnavailable as exc:
                 self._status = (False, str(exc))
-            except Exception as exc:  # health must answer whatever the driver does
+            except Exception as exc:  # noqa: BLE001 - health must answer whatever the driver does
                 self._status = (False, f"{type(exc).__name__}: {exc}")
             self._checked_at = time.monotonic()
             return self._status

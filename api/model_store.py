@@ -107,7 +107,7 @@ def _warm_up(bundle: Bundle) -> None:
 
 
 class ModelStore:
-    """Holds the current Bundle; `refresh()` reloads when `<models_dir>/CURRENT` changed, a thread calls it on a timer."""
+    """The current Bundle: `refresh()` reloads when `<models_dir>/CURRENT` moved; a thread calls it on a timer."""
 
     def __init__(self, models_dir: Path, poll_seconds: float = 1.0) -> None:
         self.models_dir = Path(models_dir)
@@ -143,7 +143,7 @@ class ModelStore:
         return bundle
 
     def refresh(self, force: bool = False) -> bool:
-        """Load the registry's current model if CURRENT changed (or `force`); True when a new model went into service."""
+        """Load the registry's current model if CURRENT changed (or `force`); True when a new model is in service."""
         with self._lock:
             sig = _signature(self.current_path)
             if not force and sig == self._seen:

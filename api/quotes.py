@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo as TimeZone
 import numpy as np
 import orjson
 import pandas as pd
+
 from fares.api.model_store import Bundle
 from fares.api.schemas import PointPlace, QuoteRequest, ZoneIdPlace, ZoneNamePlace
 from fares.api.zones import PlaceError, ZoneIndex
@@ -82,7 +83,10 @@ def trip_warnings(bundle: Bundle, pickup_id: int, dropoff_id: int, pickup_at: da
 
 
 def predict(
-    bundle: Bundle, pickup_at: Sequence[datetime] | np.ndarray, pickup_ids: Sequence[int], dropoff_ids: Sequence[int]
+    bundle: Bundle,
+    pickup_at: Sequence[datetime] | np.ndarray,
+    pickup_ids: Sequence[int] | np.ndarray,
+    dropoff_ids: Sequence[int] | np.ndarray,
 ) -> pd.DataFrame:
     """The model's price frame for these trips (one vectorised call)."""
     trips = pd.DataFrame(
@@ -356,7 +360,7 @@ def _times(values: Sequence[datetime | None], errors: dict[int, str]) -> list[da
     return times
 
 
-def quote_batch(bundle: Bundle, trips: list[dict[str, Any]]) -> BatchResult:
+def quote_batch(bundle: Bundle, trips: Sequence[Mapping[str, Any]]) -> BatchResult:
     """Price trips given as objects (validated TripIn dicts); trips that cannot be priced come back in `errors`."""
     errors: dict[int, str] = {}
     times = _times([t.get("pickup_at") for t in trips], errors)

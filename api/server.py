@@ -42,7 +42,7 @@ def build_server(
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, access_log: bool = True) -> None:
-    """Serve the API on host:port (defaults from settings) until interrupted, or until the first quote with demo_once."""
+    """Serve the API on host:port (defaults from settings) until interrupted, or the first quote with demo_once."""
     server = build_server(settings, host, port, access_log)
     log.info("serving fares on http://%s:%s", server.config.host, server.config.port)
     server.run()

@@ -1,4 +1,4 @@
-"""Zone lookup from the model bundle's zones snapshot: by id, by name, by search text, and by point (shapely STRtree)."""
+"""Zone lookup from the model bundle's zones snapshot: by id, name, search text or point (shapely STRtree)."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def _start_server(data_dir: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "FARES_DATA_DIR": str(data_dir), "DATABASE_URL": UNREACHABLE_DB, "FARES_DEMO_ONCE": "false"}
     return subprocess.Popen(
         [sys.executable, "-c", code, str(port)],
-        env=env,  # noqa: S603
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -66,7 +66,7 @@ def _wait_ready(base: str, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the API server exited early:\n{proc.stderr.read()[-3000:]}")
+            raise SystemExit(f"the API server exited early:\n{proc.stderr.read()[-3000:] if proc.stderr else ''}")
         try:
             if httpx.get(f"{base}/v1/model", timeout=2).status_code == 200:
                 return
@@ -82,7 +82,8 @@ def _trips(n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     return [
         {
-            "pickup_at": f"2024-0{rng.randint(1, 2)}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00",
+            "pickup_at": f"2024-0{rng.randint(1, 2)}-{rng.randint(1, 28):02d}"
+            f"T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00",
             "pickup": {"zone_id": rng.randint(1, 263)},
             "dropoff": {"zone_id": rng.randint(1, 263)},
         }
@@ -162,6 +163,8 @@ def _predict_reference(data_dir: Path) -> tuple[float, float]:
     from fares.ml.predict import load_current
 
     model = load_current(data_dir / "models")
+    if model is None:
+        raise SystemExit(f"no current model under {data_dir / 'models'}")
     trips = _trips(BATCH_SIZE, seed=99)
     frame = pd.DataFrame(
         {
@@ -237,7 +240,8 @@ def main() -> int:
     for form, b in batch.items():
         verdict = "OK" if b["median_ms"] < BATCH_TARGET_MS else "BELOW TARGET"
         print(
-            f"  batch of {BATCH_SIZE:,} trips ({form} form): median {b['median_ms']:.0f} ms, best {b['best_ms']:.0f} ms "
+            f"  batch of {BATCH_SIZE:,} trips ({form} form): median {b['median_ms']:.0f} ms,"
+            f" best {b['best_ms']:.0f} ms "
             f"(target < {BATCH_TARGET_MS:.0f} ms): {verdict}"
         )
     print(

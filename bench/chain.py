@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 CHUNK = 1_000_000
 STAGES = ("ingest", "transform", "validate", "train")
@@ -75,7 +76,7 @@ def run_stage(stage: str, data_dir: Path, source: Path, month: str) -> None:
 def _measure(stage: str, data_dir: Path, source: Path, month: str) -> dict[str, float]:
     started = time.perf_counter()
     cmd = [sys.executable, __file__, "--stage", stage, "--data-dir", str(data_dir), "--source", str(source)]
-    proc = subprocess.run([*cmd, "--month", month], capture_output=True, text=True, check=False)  # noqa: S603
+    proc = subprocess.run([*cmd, "--month", month], capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"{stage} {month} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -87,10 +88,10 @@ def _measure(stage: str, data_dir: Path, source: Path, month: str) -> dict[str, 
 
 
 def _db_bytes(data_dir: Path) -> int:
-    from fares.warehouse import get_warehouse
+    from fares.warehouse import get_warehouse, scalar
 
     with get_warehouse(_settings(data_dir)).connect() as conn:
-        return int(conn.execute("select pg_database_size(current_database())").fetchone()[0])
+        return int(scalar(conn, "select pg_database_size(current_database())"))
 
 
 def _reset(data_dir: Path) -> None:
@@ -140,7 +141,7 @@ def main() -> int:
         flush=True,
     )
     _reset(data_dir)
-    rounds = []
+    rounds: list[dict[str, Any]] = []
     for month in months:
         print(f"== month {month} (history: {len(rounds)} month(s) before it)", flush=True)
         figures = {}

@@ -12,9 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
-from fares.settings import Settings, get_settings  # noqa: E402
-from fares.warehouse import Warehouse, get_warehouse  # noqa: E402
+from fares.settings import Settings, get_settings
+from fares.warehouse import Warehouse, get_warehouse
 
 MONTH = "2024-01"
 CHUNK = 500_000
@@ -83,7 +82,7 @@ def _phase_copy(path: Path, data_dir: Path) -> int:
 
 def _run_phase(phase: str, path: Path, data_dir: Path) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--phase", phase, "--file", str(path), "--data-dir", str(data_dir)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout  # noqa: S603
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -10,18 +10,15 @@ import argparse
 import gc
 import resource
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-
-from fares.ml.evaluate import BaselineModel  # noqa: E402
-from fares.ml.features import build_zone_table  # noqa: E402
-from fares.ml.simulate import make_training_frame, make_zones  # noqa: E402
-from fares.ml.train import fit_fare_model  # noqa: E402
+from fares.ml.evaluate import BaselineModel
+from fares.ml.features import build_zone_table
+from fares.ml.simulate import make_training_frame, make_zones
+from fares.ml.train import fit_fare_model
 
 
 def _max_rss_mb() -> float:

@@ -82,7 +82,8 @@ def main() -> int:
     print(f"\nagainst the largest sample ({max(sizes):,} per service and month):")
     for size, (mae, seconds) in results.items():
         print(
-            f"  {size:>10,}: MAE taxi {mae['taxi'] - ref_mae['taxi']:+.3f} $, uber {mae['uber'] - ref_mae['uber']:+.3f} $"
+            f"  {size:>10,}: MAE taxi {mae['taxi'] - ref_mae['taxi']:+.3f} $,"
+            f" uber {mae['uber'] - ref_mae['uber']:+.3f} $"
             f"; fit time {seconds / ref_s:.2f}x"
         )
     return 0 if np.isfinite(ref_mae["taxi"]) else 1

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from fares.settings import Settings, get_settings
+from fares.warehouse import Warehouse, drop_database, ensure_database, parse_database_url, scalar, start_embedded
 
 ROOT = Path(__file__).resolve().parent.parent
-
-from fares.settings import get_settings  # noqa: E402
-from fares.warehouse import Warehouse, drop_database, ensure_database, parse_database_url, start_embedded  # noqa: E402
 
 MONTHS = ["2024-01", "2024-02"]
 RATIO_TARGET = 2.2
@@ -41,24 +41,24 @@ def _admin() -> Warehouse:
 
 def _trip_rows(wh: Warehouse) -> tuple[int, int]:
     with wh.connect() as conn:
-        yellow = conn.execute("select count(*) from raw.yellow_trips").fetchone()[0]
-        fhvhv = conn.execute("select count(*) from raw.fhvhv_trips").fetchone()[0]
+        yellow = scalar(conn, "select count(*) from raw.yellow_trips")
+        fhvhv = scalar(conn, "select count(*) from raw.fhvhv_trips")
     return yellow, fhvhv
 
 
-def _timed_build(wh: Warehouse, target: Path) -> tuple[float, list[tuple[str, float]]]:
+def _timed_build(settings: Settings, wh: Warehouse, target: Path) -> tuple[float, list[tuple[str, float]]]:
     """Seconds of one `dbt build`, and its five slowest nodes."""
     from fares.stages import run_dbt
 
     start = time.perf_counter()
-    run_dbt(wh, ["build", "--target-path", str(target)])
+    run_dbt(settings, wh, ["build", "--target-path", str(target)])
     elapsed = time.perf_counter() - start
     results = json.loads((target / "run_results.json").read_text())["results"]
     slowest = sorted(((r["unique_id"].split(".", 2)[-1], r["execution_time"]) for r in results), key=lambda x: -x[1])
     return elapsed, slowest[:5]
 
 
-def run(rows_per_month: int, keep: bool) -> dict[str, object]:
+def run(rows_per_month: int, keep: bool) -> dict[str, Any]:
     """Ingest one month (1x), build; ingest the second month (2x), build; return both timings."""
     from fares.ingestion.pipeline import ingest
     from fares.stages import run_dbt
@@ -68,16 +68,16 @@ def run(rows_per_month: int, keep: bool) -> dict[str, object]:
     drop_database(admin, DB_NAME)
     wh = ensure_database(admin, DB_NAME)
     settings = get_settings().model_copy(update={"database_url": wh.url(), "sample": None})
-    phases = []
+    phases: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench_transform_") as tmp:
             target = Path(tmp) / "target"
-            run_dbt(wh, ["parse", "--target-path", str(target)])  # both builds then parse partially, alike
+            run_dbt(settings, wh, ["parse", "--target-path", str(target)])  # both builds then parse partially, alike
             for month in MONTHS:
                 report = ingest(settings, wh, source=str(source), months=[month], progress=False)
                 if report.failed:
                     raise RuntimeError(f"ingest failed: {report.failed}")
-                seconds, slowest = _timed_build(wh, target)
+                seconds, slowest = _timed_build(settings, wh, target)
                 yellow, fhvhv = _trip_rows(wh)
                 phases.append({"yellow_rows": yellow, "fhvhv_rows": fhvhv, "seconds": seconds, "slowest": slowest})
     finally:

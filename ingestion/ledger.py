@@ -60,8 +60,8 @@ def read_ledger(wh: Warehouse) -> dict[str, dict[str, Any]]:
         found = conn.execute("select to_regclass('ops.ingested_files')").fetchone()
         if not found or not found[0]:
             return {}
-        cur = conn.execute(f"select {', '.join(_COLUMNS)} from ops.ingested_files order by kind, month, file")
-        return {row[0]: dict(zip(_COLUMNS, row)) for row in cur.fetchall()}
+        cur = conn.execute(f"select {', '.join(_COLUMNS)} from ops.ingested_files order by kind, month, file")  # noqa: S608 - fixed names
+        return {row[0]: dict(zip(_COLUMNS, row, strict=True)) for row in cur.fetchall()}
 
 
 def record_loaded(

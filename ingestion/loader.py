@@ -1,4 +1,4 @@
-"""dlt loading: TLC parquet files streamed by row group into raw.*_trips month partitions (swapped in atomically), zone rows."""
+"""dlt loading: TLC parquet files streamed by row group into raw.*_trips month partitions (swapped in), zone rows."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 import psycopg
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from fares.ingestion import partitions
@@ -19,6 +19,7 @@ from fares.warehouse import Warehouse
 
 if TYPE_CHECKING:
     import dlt
+    from dlt.common.schema.typing import TTableSchemaColumns
 
     from fares.ingestion.progress import Progress
 
@@ -163,7 +164,7 @@ def load_trip_file(
 
 
 def load_rows(
-    pipeline: dlt.Pipeline, table: str, rows: list[dict[str, Any]], columns: dict[str, dict[str, Any]], file: str
+    pipeline: dlt.Pipeline, table: str, rows: list[dict[str, Any]], columns: TTableSchemaColumns, file: str
 ) -> str | None:
     """Replace raw.<table> with `rows` (small tables: zones, shapes); returns the load id."""
     import dlt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fares.ingestion import ledger
 from fares.ingestion.loader import FileLoadError, load_rows, load_trip_file, make_pipeline
@@ -16,17 +16,20 @@ from fares.ingestion.zones import ZoneFileError, read_zone_shapes, read_zone_tab
 from fares.settings import Settings
 from fares.warehouse import Warehouse
 
+if TYPE_CHECKING:
+    from dlt.common.schema.typing import TTableSchemaColumns
+
 log = logging.getLogger(__name__)
 
 KINDS = ("yellow", "fhvhv")
 LOOKBACK_MONTHS = 6  # how far back "the newest published month" is searched on a URL source
-_ZONE_COLUMNS = {
+_ZONE_COLUMNS: TTableSchemaColumns = {
     "location_id": {"data_type": "bigint", "nullable": False},
     "borough": {"data_type": "text"},
     "zone": {"data_type": "text"},
     "service_zone": {"data_type": "text"},
 }
-_SHAPE_COLUMNS = {
+_SHAPE_COLUMNS: TTableSchemaColumns = {
     "location_id": {"data_type": "bigint", "nullable": False},
     "zone": {"data_type": "text"},
     "borough": {"data_type": "text"},

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fares.warehouse import Warehouse
+from fares.warehouse import Warehouse, scalar
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,14 @@ def read_manifest(location: str) -> dict[str, Any] | None:
 
 def _loaded_files(wh: Warehouse, months: list[str]) -> list[dict[str, Any]]:
     with wh.connect() as conn:
-        if conn.execute("select to_regclass('ops.ingested_files')").fetchone()[0] is None:
+        if scalar(conn, "select to_regclass('ops.ingested_files')") is None:
             return []
         cur = conn.execute(
             "select kind, month, source, sample from ops.ingested_files "
             "where status = 'loaded' and kind = any(%s) and month = any(%s) order by month, kind",
             (list(TRIP_KINDS), months),
         )
-        return [dict(zip(("kind", "month", "source", "sample"), row)) for row in cur.fetchall()]
+        return [dict(zip(("kind", "month", "source", "sample"), row, strict=True)) for row in cur.fetchall()]
 
 
 def _kind_of(location: str, manifest: dict[str, Any] | None) -> str:
@@ -62,7 +62,9 @@ def describe_data_source(wh: Warehouse, months: list[str]) -> dict[str, Any]:
     files = _loaded_files(wh, sorted(set(months)))
     if not files:
         return {"kind": "unknown", "synthetic": False, "months": sorted(set(months)), "sample": {}, "locations": []}
-    kinds, sample, locations = set(), {}, []
+    kinds: set[str] = set()
+    sample: dict[str, float] = {}
+    locations: list[str] = []
     for f in files:
         manifest = read_manifest(f["source"])
         kinds.add(_kind_of(f["source"], manifest))

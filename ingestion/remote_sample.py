@@ -107,7 +107,10 @@ class RangeFile(io.RawIOBase):
 
 def choose_row_groups(metadata: pq.FileMetaData, target_rows: int, max_bytes: int) -> list[int]:
     """Row groups spread evenly over the file until they hold `target_rows` (at least MIN_ROW_GROUPS, so the sample
-    sees more than one stretch of the month), within `max_bytes` of data; always at least one. Same file, same choice."""
+    sees more than one stretch of the month), within `max_bytes` of data; always at least one.
+
+    The same file always gives the same choice.
+    """
     n = metadata.num_row_groups
     if n == 0:
         return []

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from dlt.common.data_types.typing import TDataType
+    from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
 TS = pa.timestamp("us")
 
@@ -97,7 +101,12 @@ _RENAMES = {
     "dolocationid": "do_location_id",
 }
 
-_DLT_TYPES = {pa.int64(): "bigint", pa.float64(): "double", pa.string(): "text", TS: "timestamp"}
+_DLT_TYPES: dict[pa.DataType, TDataType] = {
+    pa.int64(): "bigint",
+    pa.float64(): "double",
+    pa.string(): "text",
+    TS: "timestamp",
+}
 
 
 class SchemaError(ValueError):
@@ -105,7 +114,7 @@ class SchemaError(ValueError):
 
 
 def normalize_name(name: str) -> str:
-    """The raw column name for a TLC column name (`PULocationID` -> `pu_location_id`, `Airport_fee` -> `airport_fee`)."""
+    """The raw name of a TLC column (`PULocationID` -> `pu_location_id`, `Airport_fee` -> `airport_fee`)."""
     low = name.strip().lower()
     return _RENAMES.get(low, low)
 
@@ -116,11 +125,11 @@ def target_schema(kind: str) -> pa.Schema:
     return pa.schema([pa.field(name, typ, nullable=True) for name, typ in cols.items()])
 
 
-def dlt_columns(kind: str) -> dict[str, dict[str, Any]]:
+def dlt_columns(kind: str) -> TTableSchemaColumns:
     """dlt column hints pinning every column's type (timestamps without time zone)."""
-    hints: dict[str, dict[str, Any]] = {}
+    hints: TTableSchemaColumns = {}
     for name, typ in {**TRIP_COLUMNS[kind], **LINEAGE_COLUMNS}.items():
-        hint: dict[str, Any] = {"name": name, "data_type": _DLT_TYPES[typ], "nullable": True}
+        hint: TColumnSchema = {"name": name, "data_type": _DLT_TYPES[typ], "nullable": True}
         if typ == TS:
             hint["timezone"] = False
         hints[name] = hint

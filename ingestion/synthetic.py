@@ -50,7 +50,7 @@ def _polygon(rng: np.random.Generator, x: float, y: float, radius: float) -> lis
     corners = int(rng.integers(7, 12))
     angles = np.sort(rng.uniform(0, 2 * np.pi, corners))[::-1]  # descending angle = clockwise ring
     radii = radius * rng.uniform(0.75, 1.2, corners)
-    ring = [[float(x + r * np.cos(a)), float(y + r * np.sin(a))] for a, r in zip(angles, radii)]
+    ring = [[float(x + r * np.cos(a)), float(y + r * np.sin(a))] for a, r in zip(angles, radii, strict=True)]
     return [*ring, ring[0]]
 
 

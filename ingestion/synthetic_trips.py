@@ -138,7 +138,7 @@ def _month_index(month: str) -> int:
     return int(month[:4]) * 12 + int(month[5:7])
 
 
-def _common(month: str, rows: int, seed: int, kind: str) -> dict[str, np.ndarray]:
+def _common(month: str, rows: int, seed: int, kind: str) -> tuple[np.random.Generator, dict[str, np.ndarray]]:
     rng = np.random.default_rng([seed, _month_index(month), 0 if kind == "yellow" else 1])
     z = load_zones()
     pu, do = _pick_zones(rng, z, kind, rows)
@@ -147,8 +147,7 @@ def _common(month: str, rows: int, seed: int, kind: str) -> dict[str, np.ndarray
     dow = (pickup.astype("datetime64[D]").astype(int) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
     weekend = dow >= 5
     miles, minutes = _trip_shape(rng, z, pu, do, hours, weekend)
-    return {
-        "rng": rng,
+    return rng, {
         "pu": pu,
         "do": do,
         "pickup": pickup,
@@ -173,8 +172,8 @@ def _outliers(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return {name: picks[i * k : (i + 1) * k] for i, name in enumerate(names)}
 
 
-def _apply_time_outliers(c: dict[str, np.ndarray], idx: np.ndarray) -> None:
-    shift = np.where(c["rng"].random(idx.size) < 0.5, -40, 400).astype("timedelta64[D]")
+def _apply_time_outliers(rng: np.random.Generator, c: dict[str, np.ndarray], idx: np.ndarray) -> None:
+    shift = np.where(rng.random(idx.size) < 0.5, -40, 400).astype("timedelta64[D]")
     c["pickup"][idx] += shift
     c["dropoff"][idx] += shift
 
@@ -185,9 +184,8 @@ def _ts(values: np.ndarray) -> pa.Array:
 
 def make_yellow_month(month: str, rows: int, seed: int = 42) -> pa.Table:
     """A yellow-taxi month shaped like the TLC's current files (airport fee from 2022, CBD fee from 2025)."""
-    c = _common(month, rows, seed, "yellow")
-    rng, z, pu, do, hours, miles, minutes = (
-        c["rng"],
+    rng, c = _common(month, rows, seed, "yellow")
+    z, pu, do, hours, miles, minutes = (
         load_zones(),
         c["pu"],
         c["do"],
@@ -221,7 +219,7 @@ def make_yellow_month(month: str, rows: int, seed: int = 42) -> pa.Table:
     fare[out["negative_fare"]] *= -1
     ids_pu, ids_do = ids_pu.copy(), ids_do.copy()
     ids_pu[out["unknown_zone"]] = rng.choice([264, 265], out["unknown_zone"].size)
-    _apply_time_outliers(c, out["outside_month"])
+    _apply_time_outliers(rng, c, out["outside_month"])
     total = fare + extra + mta + tip + tolls + improvement + congestion
     cols: dict[str, pa.Array] = {
         "VendorID": pa.array(rng.choice([1, 2], rows, p=[0.3, 0.7]).astype(np.int32)),
@@ -262,9 +260,8 @@ def _surge(rng: np.random.Generator, hours: np.ndarray, weekend: np.ndarray) -> 
 
 def make_fhvhv_month(month: str, rows: int, seed: int = 42) -> pa.Table:
     """A High-Volume FHV month (mostly HV0003 Uber, some HV0005 Lyft) with hour-dependent fares."""
-    c = _common(month, rows, seed, "fhvhv")
-    rng, z, pu, do, hours, miles, minutes = (
-        c["rng"],
+    rng, c = _common(month, rows, seed, "fhvhv")
+    z, pu, do, hours, miles, minutes = (
         load_zones(),
         c["pu"],
         c["do"],
@@ -288,7 +285,7 @@ def make_fhvhv_month(month: str, rows: int, seed: int = 42) -> pa.Table:
     miles[out["zero_distance"]] = 0.0
     base[out["negative_fare"]] *= -1
     ids_pu[out["unknown_zone"]] = rng.choice([264, 265], out["unknown_zone"].size)
-    _apply_time_outliers(c, out["outside_month"])
+    _apply_time_outliers(rng, c, out["outside_month"])
     pickup = c["pickup"]
     wait = rng.uniform(120, 480, rows).astype("timedelta64[s]")
     on_scene = pickup - rng.uniform(0, 120, rows).astype("timedelta64[s]")
@@ -296,7 +293,7 @@ def make_fhvhv_month(month: str, rows: int, seed: int = 42) -> pa.Table:
     cols: dict[str, pa.Array] = {
         "hvfhs_license_num": pa.array(np.where(lyft, "HV0005", "HV0003")),
         "dispatching_base_num": pa.array(np.where(lyft, "B03406", "B03404")),
-        "originating_base_num": pa.array(np.where(lyft, None, "B03404"), type=pa.string()),
+        "originating_base_num": pa.array(np.full(rows, "B03404"), mask=lyft, type=pa.string()),
         "request_datetime": _ts(pickup - wait),
         "on_scene_datetime": _ts(on_scene),
         "pickup_datetime": _ts(pickup),

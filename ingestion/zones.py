@@ -84,8 +84,8 @@ def read_zone_shapes(path: Path) -> list[dict[str, Any]]:
             reader = _open_shapefile(zf, name)
             fields = [f[0] for f in reader.fields[1:]]
             rows = []
-            for rec, shp in zip(reader.iterRecords(), reader.iterShapes()):
-                attrs = dict(zip(fields, rec))
+            for rec, shp in zip(reader.iterRecords(), reader.iterShapes(), strict=True):
+                attrs = dict(zip(fields, rec, strict=True))
                 geom = to_geometry(shp.__geo_interface__)
                 if not geom.is_valid:
                     geom = shapely.make_valid(geom)
@@ -103,7 +103,7 @@ def read_zone_shapes(path: Path) -> list[dict[str, Any]]:
                 )
     except ZoneFileError:
         raise
-    except Exception as exc:  # noqa: BLE001 - pyshp/shapely/pyproj errors all mean "this zip is not usable"
+    except Exception as exc:
         raise ZoneFileError(f"{name}: cannot read the zone shapefile: {exc}") from exc
     if not rows:
         raise ZoneFileError(f"{name}: the shapefile has no shapes")

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+
 from fares.ml import SERVICES
 from fares.ml.features import BOROUGHS, ZoneTable, time_parts
 from fares.ml.predict import SUPPORT_LABELS, answer, support_bucket
 
 RELIABILITY_BINS = np.linspace(0, 1, 6)  # p_uber_cheaper in fifths
+
+
+class FarePredictor(Protocol):
+    """What is judged: a FareModel, or anything else that prices a trips frame."""
+
+    def predict_frame(self, trips: pd.DataFrame) -> pd.DataFrame:
+        """Fares for `trips`, with the input's index."""
+        ...
+
+
+class ScaledPredictor(FarePredictor, Protocol):
+    """A FarePredictor whose p_uber_cheaper is Phi(p_scale * z): what recalibration sets (FareModel)."""
+
+    p_scale: float
 
 
 def _keys(frame: pd.DataFrame, table: ZoneTable) -> pd.DataFrame:
@@ -110,7 +126,7 @@ MIN_CALIBRATION_CELLS = 30  # fewer cells with both services: keep the uncalibra
 MIN_BRIER_GAIN = 0.05  # recalibrate only when that improves the Brier score by 5% on the calibration cells
 
 
-def fit_decision_scale(model: object, frame: pd.DataFrame, table: ZoneTable) -> dict[str, float]:
+def fit_decision_scale(model: ScaledPredictor, frame: pd.DataFrame, table: ZoneTable) -> dict[str, float]:
     """The factor on z in p_uber_cheaper = Phi(scale * z) that minimises the Brier score of the cell-level call on
     `frame` (trips of both services the fit did not learn from), with the figures behind the choice.
 
@@ -120,12 +136,12 @@ def fit_decision_scale(model: object, frame: pd.DataFrame, table: ZoneTable) -> 
     """
     from scipy.special import ndtr, ndtri
 
-    previous = getattr(model, "p_scale", 1.0)
-    model.p_scale = 1.0  # type: ignore[attr-defined]
+    previous = model.p_scale
+    model.p_scale = 1.0
     try:
-        predicted = model.predict_frame(frame)  # type: ignore[attr-defined]
+        predicted = model.predict_frame(frame)
     finally:
-        model.p_scale = previous  # type: ignore[attr-defined]
+        model.p_scale = previous
     z = ndtri(np.clip(predicted["p_uber_cheaper"].to_numpy(), 1e-12, 1 - 1e-12))
     detail = pd.DataFrame(
         {
@@ -236,9 +252,9 @@ def data_coverage(train: pd.DataFrame, holdout: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+def evaluate_holdout(model: FarePredictor, baseline: BaselineModel, holdout: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
     """Metrics of `model` (a FareModel) and `baseline` on `holdout`, plus the per-row detail behind them."""
-    predicted = model.predict_frame(holdout)  # type: ignore[attr-defined]
+    predicted = model.predict_frame(holdout)
     service = holdout["service"].to_numpy()
     detail = pd.DataFrame(
         {"service": service, "actual": holdout["rider_fare"].to_numpy(dtype=float)}, index=holdout.index
@@ -258,7 +274,7 @@ def evaluate_holdout(model: object, baseline: BaselineModel, holdout: pd.DataFra
     detail["cell"], detail["hour"] = keys["cell"].to_numpy(), keys["hour"].to_numpy()
     detail["decision_cell"] = keys["decision_cell"].to_numpy()
     detail["borough_pair"] = _borough_pair(holdout, baseline.table)
-    per_service = {}
+    per_service: dict[str, dict[str, Any]] = {}
     for s in SERVICES:
         part = detail[detail.service == s]
         m = regression_metrics(part.actual.to_numpy(), part.model.to_numpy())
@@ -290,14 +306,14 @@ def _improvement(model_mae: float, baseline_mae: float) -> float:
     return float((baseline_mae - model_mae) / baseline_mae * 100) if baseline_mae > 0 else 0.0
 
 
-def brier_at_scale(model: object, holdout: pd.DataFrame, baseline: BaselineModel, scale: float) -> float:
+def brier_at_scale(model: ScaledPredictor, holdout: pd.DataFrame, baseline: BaselineModel, scale: float) -> float:
     """The holdout's Brier score of the cheaper call had p_uber_cheaper used `scale` (1.0: uncalibrated)."""
-    previous = getattr(model, "p_scale", 1.0)
-    model.p_scale = scale  # type: ignore[attr-defined]
+    previous = model.p_scale
+    model.p_scale = scale
     try:
-        predicted = model.predict_frame(holdout)  # type: ignore[attr-defined]
+        predicted = model.predict_frame(holdout)
     finally:
-        model.p_scale = previous  # type: ignore[attr-defined]
+        model.p_scale = previous
     detail = pd.DataFrame(
         {
             "service": holdout["service"].to_numpy(),
@@ -311,10 +327,10 @@ def brier_at_scale(model: object, holdout: pd.DataFrame, baseline: BaselineModel
     return float(decision_metrics(detail)["brier"])
 
 
-def score(model: object, holdout: pd.DataFrame, baseline: BaselineModel) -> tuple[float, float]:
+def score(model: FarePredictor, holdout: pd.DataFrame, baseline: BaselineModel) -> tuple[float, float]:
     """The promotion scores: the mean over services of the holdout MAE (dollars), and the decision agreement on the
     holdout's cells with both services (NaN when there are none or the model says "about the same" everywhere)."""
-    predicted = model.predict_frame(holdout)  # type: ignore[attr-defined]
+    predicted = model.predict_frame(holdout)
     actual = holdout["rider_fare"].to_numpy(dtype=float)
     maes = []
     for s in SERVICES:

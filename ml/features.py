@@ -1,4 +1,4 @@
-"""The model matrix from dbt-built features: ml_fare_training's columns at training time, the same lookups for a request.
+"""The model matrix from dbt-built features: ml_fare_training's columns when training, the same lookups for a request.
 
 dbt defines every feature once: per-trip columns in `marts.ml_fare_training`, route facts in `marts.dim_zone_pairs`,
 the zone pair's typical trip at each hour (training window only) in `marts.zone_pair_hourly_typicals`. The model bundle
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from fares.ml.tariff import ROUTE_FLAGS
 
 BOROUGHS: tuple[str, ...] = ("Manhattan", "Brooklyn", "Queens", "Bronx", "Staten Island", "EWR", "Unknown")
@@ -143,7 +144,7 @@ def _rates(typicals: pd.DataFrame, routes: RouteTable) -> tuple[float, float, fl
 
 
 def build_pair_stats(typicals: pd.DataFrame, routes: RouteTable, size: int) -> PairStats:
-    """Typical miles/minutes per pair x hour: the cell, shrunk towards the pair's all-day value, shrunk towards distance."""
+    """Typical miles/minutes per pair x hour: the cell, shrunk to the pair's all-day value, then to the distance."""
     detour, per_mile, same_zone = _rates(typicals, routes)
     fallback = np.where(np.isfinite(routes.distance), routes.distance * detour, np.nan)
     np.fill_diagonal(fallback, same_zone)

@@ -1,4 +1,7 @@
-"""The dbt-built lookups a fare model is fitted with and carries in its bundle: zones, zone pairs, typicals, levels, tariff."""
+"""The dbt-built lookups a fare model is fitted with and carries in its bundle.
+
+Zones, zone pairs, pair x hour typicals, Uber price levels and the taxi tariff.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
+
 from fares.ml import TrainingDataError
+from fares.warehouse import scalar
 
 if TYPE_CHECKING:
     from fares.warehouse import Warehouse
@@ -65,7 +70,7 @@ def load_lookups(wh: Warehouse) -> Lookups:
     frames: dict[str, pd.DataFrame] = {}
     with wh.connect() as conn:
         for table, columns in {**LOOKUP_TABLES, "ml_holdout_window": ("holdout_from",)}.items():
-            if conn.execute("select to_regclass(%s)", (f"marts.{table}",)).fetchone()[0] is None:
+            if scalar(conn, "select to_regclass(%s)", (f"marts.{table}",)) is None:
                 raise TrainingDataError(f"marts.{table} does not exist: run the transform stage (dbt build) first")
             cur = conn.execute(f"select {', '.join(columns)} from marts.{table}")  # noqa: S608 - names are constants
             frames[table] = pd.DataFrame(cur.fetchall(), columns=list(columns))

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from fares.ml import SERVICES, RegistryError
 from fares.ml.features import PairStats, RouteTable, ZoneTable, build_matrix, check_zone_ids, request_columns
 from fares.ml.tariff import Tariff, meter_fare
@@ -61,7 +62,13 @@ class CompiledForest:
     @classmethod
     def from_models(cls, models: list[Any]) -> CompiledForest:
         """Flatten fitted HistGradientBoostingRegressors (numeric features only, identity link)."""
-        feats, thrs, childs, values, roots, starts, offset = [], [], [], [], [], [], 0
+        feats: list[np.ndarray] = []
+        thrs: list[np.ndarray] = []
+        childs: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        roots: list[int] = []
+        starts: list[int] = []
+        offset = 0
         depth = 0
         for model in models:
             starts.append(len(roots))
@@ -78,7 +85,7 @@ class CompiledForest:
                 roots.append(offset)
                 depth = max(depth, int(nodes["depth"].max()))
                 offset += len(nodes)
-        baselines = np.array([float(np.ravel(m._baseline_prediction)[0]) for m in models])  # noqa: SLF001
+        baselines = np.array([float(np.ravel(m._baseline_prediction)[0]) for m in models])  # noqa: SLF001 - no public accessor
         return cls(
             np.concatenate(feats),
             np.concatenate(thrs),
@@ -189,7 +196,7 @@ class FareModel:
         # one OpenMP thread: as fast on a quiet machine for API-sized batches, far faster on a busy one
         return np.column_stack(
             [
-                self.services[s].regressor._raw_predict(x, n_threads=1)[:, 0]  # noqa: SLF001
+                self.services[s].regressor._raw_predict(x, n_threads=1)[:, 0]  # noqa: SLF001 - predict() has no n_threads knob
                 for s in SERVICES
             ]
         )

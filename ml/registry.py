@@ -1,4 +1,4 @@
-"""The model registry under models_dir: one folder per version, a CURRENT pointer written atomically, promote/rollback."""
+"""The model registry under models_dir: a folder per version, a CURRENT pointer written atomically, promote/rollback."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import logging
 import os
 import pickle
 import shutil
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 
 from fares.ml import RegistryError
 from fares.ml.predict import CURRENT_FILE, MODEL_FILE, read_current
+from fares.ml.provenance import code_version, git_commit, hyperparameters, library_versions
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +32,6 @@ def _share(value: Any) -> str | None:
     if value is None or value != value:
         return None
     return f"{float(value) * 100:.0f}%"
-
-
-def code_version() -> str:
-    """The git commit of the code that trained (short sha), or "unknown" outside a git checkout."""
-    from fares.settings import PACKAGE_DIR
-
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=PACKAGE_DIR,
-            capture_output=True,  # noqa: S607
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 def _dollars(value: float | None) -> float | None:
@@ -119,9 +101,9 @@ class Registry:
         return self.models_dir / version / REPORT_FILE
 
     def versions(self) -> list[dict[str, Any]]:
-        """Every saved version, oldest first: window, holdout MAE per service and vs baseline, current/promoted flags."""
+        """Every saved version, oldest first: window, holdout MAE per service and vs baseline, current/promoted."""
         current, promoted = self.current_version(), {h["version"] for h in self._history()}
-        rows = []
+        rows: list[dict[str, Any]] = []
         if not self.models_dir.is_dir():
             return rows
         for folder in sorted(p for p in self.models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -129,7 +111,9 @@ class Registry:
                 continue
             doc = self.metrics(folder.name) if (folder / METRICS_FILE).is_file() else {}
             m = doc.get("metrics", {})
-            per_service = {f"{s}_mae": _dollars(v["model"]["mae"]) for s, v in m.get("services", {}).items()}
+            per_service: dict[str, float | str | None] = {
+                f"{s}_mae": _dollars(v["model"]["mae"]) for s, v in m.get("services", {}).items()
+            }
             per_service |= {f"{s}_cover": _share(v.get("interval_coverage")) for s, v in m.get("services", {}).items()}
             rare = [r for r in m.get("coverage_by_support", []) if r.get("support") in ("unseen", "1-4 trips")]
             decision = m.get("cheaper_agreement", {})
@@ -184,6 +168,9 @@ class Registry:
             "trained_to": model.trained_to,
             "data_fingerprint": fingerprint,
             "code_version": code_version(),
+            "git_commit": git_commit(),
+            "libraries": library_versions(),
+            "hyperparameters": hyperparameters(model),
             "metrics": model.metrics,
             **(extra or {}),
         }

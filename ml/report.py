@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from fares.ml import SERVICES
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
@@ -51,7 +52,7 @@ def _plots(detail: pd.DataFrame, metrics: dict) -> list[str]:
         if len(part):
             ax.plot(part.hour, part.model_mae, marker="o", color=f"C{i}", label=f"{service} model")
             ax.plot(part.hour, part.baseline_mae, ls="--", color=f"C{i}", label=f"{service} baseline")
-    ax.set(xlabel="pickup hour", ylabel="MAE ($)", title="holdout error by hour", xticks=range(0, 24))
+    ax.set(xlabel="pickup hour", ylabel="MAE ($)", title="holdout error by hour", xticks=range(24))
     ax.legend()
     figs.append(_png(fig))
     pairs = pd.DataFrame(metrics["mae_by_borough_pair"])
@@ -120,11 +121,13 @@ def _decision_section(metrics: dict) -> str:
     parts = [
         "<h2>Bands by route support (holdout)</h2>",
         _rows_table(metrics.get("coverage_by_support", []), ["service", "support", "n", "coverage", "model_mae"]),
-        f"<h2>The cheaper-service call</h2><p>{d['cells']} borough pair × hour cells of the holdout hold both "
-        f"services. Agreement with their actual medians: model {d['model'] * 100:.1f}% of the cells where it commits "
-        f'({d.get("about_the_same", 0) * 100:.0f}% answered "about the same"), baseline {d["baseline"] * 100:.1f}%. '
-        f"Brier score of p_uber_cheaper {d['brier']:.3f} (always answering the base rate: "
-        f"{d['brier_base_rate']:.3f}).{_calibration_note(d.get('calibration'))}</p>",
+        (
+            f"<h2>The cheaper-service call</h2><p>{d['cells']} borough pair × hour cells of the holdout hold both "
+            f"services. Agreement with their actual medians: model {d['model'] * 100:.1f}% of the cells where it "
+            f'commits ({d.get("about_the_same", 0) * 100:.0f}% answered "about the same"), baseline '
+            f"{d['baseline'] * 100:.1f}%. Brier score of p_uber_cheaper {d['brier']:.3f} (always answering the base "
+            f"rate: {d['brier_base_rate']:.3f}).{_calibration_note(d.get('calibration'))}</p>"
+        ),
         _rows_table(d.get("reliability", []), ["p_from", "p_to", "cells", "mean_p", "uber_cheaper_share"]),
         "<h2>Where the data is thin</h2>",
         _rows_table(

@@ -117,7 +117,7 @@ def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFram
             parts.append(part)
             kept.append(SamplePart(month, service, available, len(part)))
         cur = conn.execute(_ZONES_SQL)
-        zones = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+        zones = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or ()])
     training = pd.concat(parts, ignore_index=True)
     zones["zone_id"] = zones["zone_id"].astype("int64")
     zones["is_airport"] = zones["is_airport"].fillna(False).astype(bool)

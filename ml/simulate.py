@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from fares.geo import haversine_miles
 from fares.ml.lookups import Lookups
 from fares.ml.tariff import read_rate_card

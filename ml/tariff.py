@@ -1,8 +1,8 @@
-"""The taxi rate card (the dbt seed `taxi_rate_card`) evaluated for any date: the Python twin of macros/taxi_meter_fare.sql.
+"""The taxi rate card (the dbt seed `taxi_rate_card`) for any date: the Python twin of macros/taxi_meter_fare.sql.
 
-The model bundle carries the rate card as loaded into `marts.taxi_rate_card`, so a live quote applies the tariff in force
-at the requested pickup time. Both this module and the dbt macro are checked against the same hand-computed fares (the
-unit test `taxi_meter_fare_follows_each_tariff_period` in dbt_project/models/marts/_marts__unit_tests.yml).
+The model bundle carries the rate card as loaded into `marts.taxi_rate_card`, so a live quote applies the tariff in
+force at the requested pickup time. Both this module and the dbt macro are checked against the same hand-computed fares
+(the unit test `taxi_meter_fare_follows_each_tariff_period` in dbt_project/models/marts/_marts__unit_tests.yml).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def meter_fare(
     miles: np.ndarray,
     minutes: np.ndarray,
     flags: dict[str, np.ndarray],
-    charges_on: np.ndarray | None = None,
+    charges_on: np.ndarray | np.datetime64 | None = None,
 ) -> np.ndarray:
     """What the meter charges (dollars, before tolls and tip): the rules of macros/taxi_meter_fare.sql, vectorised.
 
@@ -93,8 +93,8 @@ def meter_fare(
         pickup_at: naive New York datetime64 values.
         miles, minutes: the trip's (or the typical trip's) distance and duration.
         flags: the ROUTE_FLAGS booleans of dim_zone_pairs for each trip.
-        charges_on: the days whose rate card applies (default: the pickup's own day); the clock rules (night, rush
-            hour) always follow `pickup_at`.
+        charges_on: the days whose rate card applies, or one day for every trip (default: the pickup's own day);
+            the clock rules (night, rush hour) always follow `pickup_at`.
     """
     at = pickup_at.astype("datetime64[m]")
     days = at.astype("datetime64[D]")

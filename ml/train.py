@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
 from fares.ml import SERVICES, RegistryError, TrainingDataError
 from fares.ml.features import (
     MART_FEATURES,
@@ -23,7 +24,8 @@ from fares.ml.features import (
 )
 from fares.ml.lookups import Lookups, load_lookups
 from fares.ml.predict import SUPPORT_LABELS, FareModel, PriceLevels, ServiceModel, support_bucket
-from fares.ml.registry import Registry, code_version
+from fares.ml.provenance import code_version, library_versions
+from fares.ml.registry import Registry
 from fares.ml.sample import fit_threads, load_training_sample
 from fares.ml.tariff import Tariff
 
@@ -65,8 +67,10 @@ class TrainOutcome:
     def summary(self) -> str:
         """A few lines for people: the decision, MAE per service against the baseline, and the report."""
         lines = [
-            f"model version {self.version}: {'promoted to current' if self.promoted else 'kept, NOT promoted'}"
-            f" ({self.reason})"
+            (
+                f"model version {self.version}: {'promoted to current' if self.promoted else 'kept, NOT promoted'}"
+                f" ({self.reason})"
+            )
         ]
         for service, m in self.metrics.get("services", {}).items():
             lines.append(
@@ -291,14 +295,16 @@ def _decide_promotion(
         promote,
         previous,
         previous_mae,
-        f"holdout MAE ${model_mae:.2f} vs current {previous} {shown} (margin ${margin:.2f}); "
-        f"cheaper-call agreement {agreement:.0%} vs {said}",
+        (
+            f"holdout MAE ${model_mae:.2f} vs current {previous} {shown} (margin ${margin:.2f}); "
+            f"cheaper-call agreement {agreement:.0%} vs {said}"
+        ),
     )
 
 
 def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
-    """The current model's outcome when it was trained on exactly this data by this code: a nightly run with no new
-    data then keeps it instead of registering a copy of it."""
+    """The current model's outcome when it was trained on exactly this data by this code and these libraries: a nightly
+    run with no new data then keeps it instead of registering a copy of it."""
     current = registry.current_version()
     if not current:
         return None
@@ -307,6 +313,7 @@ def _current_if_unchanged(registry: Registry, fp: str) -> TrainOutcome | None:
         doc.get("data_fingerprint") != fp
         or doc.get("code_version") in (None, "unknown")
         or doc.get("code_version") != code_version()
+        or doc.get("libraries") != library_versions()
     ):
         return None
     log.info("training data and code unchanged since %s: not retrained", current)
@@ -333,7 +340,7 @@ def _data_source(wh: Warehouse, training: pd.DataFrame) -> dict[str, Any]:
 def train_models(
     settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None, publish: bool = True
 ) -> TrainOutcome:
-    """The train stage: bounded mart sample -> holdout split -> fit -> judge vs baseline -> save -> promote if not worse.
+    """The train stage: bounded mart sample -> holdout split -> fit -> judge vs baseline -> save -> promote if no worse.
 
     The sample is the newest `settings.train_months` aligned months, at most `settings.train_rows_per_month` trips
     per service and month (ml/sample.py), so memory and time do not grow with the history loaded.
@@ -347,7 +354,7 @@ def train_models(
     from fares.ml.report import render_report
 
     started = time.perf_counter()
-    training, zones, parts = load_training_sample(settings, wh)
+    training, _zones, parts = load_training_sample(settings, wh)  # the bundle's zones come from the lookups
     check_training(training)
     loaded = time.perf_counter()
     registry = Registry(settings.models_dir)

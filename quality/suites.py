@@ -349,7 +349,7 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
             for p in sorted(bounds)
         )
         sql = (
-            f"select count(*) as trips, {cols} from {TRAINING_TABLE}{where or ' where true'}"  # noqa: S608
+            f"select count(*) as trips, {cols} from {TRAINING_TABLE}{where or ' where true'}"  # noqa: S608 - fixed names, checked months
             f" and service = '{service}'"
         )
         checks = [_between("service_present", "trips", 1, None, CRITICAL, description=f"{service} trips exist")]
@@ -367,10 +367,10 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
         batches.append(Batch(TRAINING_TABLE, service, checks, query=sql))
     # (month, service) pairs hashed first: string_agg(distinct ...) would sort every trip of the month
     window = (
-        f"select source_month || ' ' || string_agg(service, ',' order by service) as month_services"
+        f"select source_month || ' ' || string_agg(service, ',' order by service) as month_services"  # noqa: S608 - fixed names, checked months
         f" from (select distinct source_month, service from {TRAINING_TABLE}{where}) as month_service"
         " group by source_month"
-    )  # noqa: S608 - fixed names, checked months
+    )
     batches.append(
         Batch(
             TRAINING_TABLE,

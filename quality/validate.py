@@ -226,7 +226,7 @@ def _training_plan(wh: Warehouse, months: list[str] | None) -> _Plan:
             )
         if months:
             present = conn.execute(
-                f"select distinct source_month from {TRAINING_TABLE} where source_month = any(%s) order by 1",  # noqa: S608
+                f"select distinct source_month from {TRAINING_TABLE} where source_month = any(%s) order by 1",  # noqa: S608 - a constant table name
                 (months,),
             ).fetchall()
             return _Plan(batches=training_batches(months), covered=[r[0] for r in present])

@@ -1,4 +1,4 @@
-"""Test helpers for the API: the real zone shapes as a dim_zones frame, a generated training frame, a published model."""
+"""Test helpers for the API: the real zone shapes as dim_zones, a generated training frame, a published model."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def load_real_zones(tlc_dir: Path) -> pd.DataFrame:
 def make_training_frame(
     zones: pd.DataFrame, rows_per_service: int = 1500, seed: int = 7, start: str = "2024-01-01", months: int = 3
 ) -> pd.DataFrame:
-    """A `marts.ml_fare_training`-shaped frame: fares grow with distance; Uber surges at rush hour, taxis add airport fees."""
+    """An `ml_fare_training`-like frame: fares grow with distance, Uber surges at rush hour, taxis add airport fees"""
     rng = np.random.default_rng(seed)
     located = zones.dropna(subset=["centroid_lat"]).set_index("zone_id")
     frames = []
@@ -161,7 +161,7 @@ def _shared_registry(tlc_dir: Path) -> tuple[Path, str]:
 
 
 def registry_copy(tlc_dir: Path, dest: Path) -> tuple[Path, str]:
-    """A registry under `dest` holding one real promoted model (fitted once per process); returns (models_dir, version)."""
+    """A registry under `dest` with one real promoted model (fitted once per process); returns (models_dir, version)."""
     src, version = _shared_registry(tlc_dir)
     shutil.copytree(src, dest)
     return dest, version

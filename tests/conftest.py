@@ -1,4 +1,4 @@
-"""Shared fixtures: real PostgreSQL databases (embedded, and the external server when it answers) and the TLC samples."""
+"""Shared fixtures: real PostgreSQL databases (embedded, and the external server if it answers) and the TLC samples."""
 
 from __future__ import annotations
 
@@ -41,8 +41,10 @@ def _external_server() -> Warehouse | None:
 
 @pytest.fixture(scope="session")
 def tlc_samples() -> Path:
-    """The real TLC sample mirror beside the project (read-only)."""
+    """The real TLC sample mirror beside the project (read-only); CI always has it, so there its absence fails."""
     if not (TLC_SAMPLES / "taxi_zone_lookup.csv").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"TLC samples not found at {TLC_SAMPLES}: CI lays ../shared beside the clone")
         pytest.skip(f"TLC samples not found at {TLC_SAMPLES}")
     return TLC_SAMPLES
 
@@ -75,7 +77,7 @@ def fresh_db(pg_server: Warehouse) -> Iterator[Warehouse]:
     drop_database(pg_server, wh.dbname)
 
 
-def settings_for(wh: Warehouse, data_dir: Path, **overrides: object) -> Settings:
+def settings_for(wh: Warehouse, data_dir: Path, **overrides: Any) -> Settings:
     """Settings that point everything at `wh` and keep files under `data_dir`."""
     return Settings(database_url=wh.url(), data_dir=data_dir, **overrides)
 
@@ -103,7 +105,7 @@ def _run_chain(server: Warehouse, label: str, data_dir: Path, source: Path, mont
 
 @pytest.fixture(scope="session")
 def tlc_chain(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
-    """The chain (ingest -> dbt build -> validate -> train) once per server on the real TLC samples, 2020-01..2020-04."""
+    """The chain (ingest -> dbt build -> validate -> train) once per server on the TLC samples, 2020-01..2020-04."""
     run = _run_chain(
         pg_server,
         "tlc",
@@ -153,10 +155,11 @@ def _ingest_and_build(server: Warehouse, label: str, source: Path, months: list[
     from fares.stages import run_dbt
 
     wh = make_database(server, label)
-    report = ingest(settings_for(wh, tmp / "data"), wh, source=str(source), months=months, progress=False)
+    settings = settings_for(wh, tmp / "data")
+    report = ingest(settings, wh, source=str(source), months=months, progress=False)
     assert not report.failed, report.failed
-    # A private target path: the developer's own dbt_project/target (docs site) is left alone.
-    run_dbt(wh, ["build", "--target-path", str(tmp / "target")])
+    # A private target path: the developer's own dbt target (docs site) is left alone.
+    run_dbt(settings, wh, ["build", "--target-path", str(tmp / "target")])
     return Built(wh, tmp / "target")
 
 

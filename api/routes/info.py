@@ -16,8 +16,8 @@ from fares.api.schemas import HealthOut, ModelOut, Problem, ZoneMap, ZoneOut
 
 router = APIRouter(tags=["info"])
 
-NO_MODEL = {503: {"model": Problem, "description": "No model is loaded yet"}}
-NO_DATABASE = {503: {"model": Problem, "description": "The database is unreachable"}}
+NO_MODEL: dict[int | str, dict[str, Any]] = {503: {"model": Problem, "description": "No model is loaded yet"}}
+NO_DATABASE: dict[int | str, dict[str, Any]] = {503: {"model": Problem, "description": "The database is unreachable"}}
 
 
 @router.get("/v1/zones", response_model=list[ZoneOut], responses=NO_MODEL, summary="Search taxi zones")

@@ -67,7 +67,7 @@ async def post_quote_batch(body: BatchRequest, request: Request) -> Response:
             quote_columns, bundle, cols.pickup_at, cols.pickup_zone_id, cols.dropoff_zone_id
         )
     else:
-        result = await run_in_threadpool(quote_batch, bundle, body.trips)
+        result = await run_in_threadpool(quote_batch, bundle, body.trips or [])
     state.metrics.quotes.labels("uber").inc(result.uber_cheaper)
     state.metrics.quotes.labels("taxi").inc(result.count - result.uber_cheaper)
     if result.errors:

@@ -137,10 +137,8 @@ def get_dbt_docs_root() -> Response:
 
 
 @router.get("/dbt-docs/{rel:path}", include_in_schema=False)
-def get_dbt_docs(rel: str) -> Response:
-    """The dbt docs site (`fares docs --no-serve` generates it): only its three files, never compiled SQL."""
-    from fares.warehouse import DBT_PROJECT_DIR
-
+def get_dbt_docs(request: Request, rel: str) -> Response:
+    """The dbt docs site (`fares docs --no-serve` writes it under data_dir/dbt): its three files, never compiled SQL."""
     if (rel or "index.html") not in _DBT_DOCS_FILES:
         raise HTTPException(404, f"{rel} is not part of the dbt docs site")
-    return FileResponse(_inside(DBT_PROJECT_DIR / "target", rel))
+    return FileResponse(_inside(request.app.state.settings.dbt_dir / "target", rel))

@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 NESTED = "FARES_E2E_NESTED"

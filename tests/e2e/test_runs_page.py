@@ -27,7 +27,7 @@ def _transform(ctx: RunContext) -> dict[str, Any]:
     raise RuntimeError(DBT_ERROR)
 
 
-def test_the_dashboard_shows_a_failed_runs_error(browser, fresh_db: Warehouse, tmp_path: Path) -> None:  # noqa: F811
+def test_the_dashboard_shows_a_failed_runs_error(browser, fresh_db: Warehouse, tmp_path: Path) -> None:  # noqa: F811 - the imported fixture
     from conftest import settings_for
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait

@@ -1,4 +1,4 @@
-"""The web page in headless Chromium: pick two zones by name and a time, see both fares, the cheaper one and the spread."""
+"""The web page in headless Chromium: pick two zones by name and a time, see both fares, the cheaper one, the spread."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def _zone_fills(browser) -> list[str]:
     )
 
 
-@pytest.mark.parametrize("size, shot", [(DESKTOP, "web_map_desktop.png"), (PHONE, "web_map_phone.png")])
+@pytest.mark.parametrize(("size", "shot"), [(DESKTOP, "web_map_desktop.png"), (PHONE, "web_map_phone.png")])
 def test_a_person_clicks_two_zones_on_the_map_and_sees_fares_and_the_choropleth(
     browser, base_url: str, size: tuple[int, int], shot: str
 ) -> None:

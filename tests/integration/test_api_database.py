@@ -1,4 +1,4 @@
-"""The API beside a real PostgreSQL: /health, the run history in ops, and quotes that survive the database going down."""
+"""The API beside a real PostgreSQL: /health, the run history in ops, and quotes that survive the database's loss."""
 
 from __future__ import annotations
 

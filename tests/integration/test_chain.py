@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+
+from fares.warehouse import scalar
 
 pytestmark = pytest.mark.integration
 
 
 def _count(chain, sql: str) -> int:
     with chain.wh.connect() as conn:
-        return conn.execute(sql).fetchone()[0]
+        return scalar(conn, sql)
 
 
 def test_raw_holds_every_row_of_the_april_files(tlc_chain, tlc_samples) -> None:
@@ -25,7 +29,8 @@ def test_raw_holds_every_row_of_the_april_files(tlc_chain, tlc_samples) -> None:
 def test_training_mart_has_both_services_in_the_aligned_month_only(tlc_chain) -> None:
     with tlc_chain.wh.connect() as conn:
         rows = conn.execute(
-            "select service, min(source_month), max(source_month), count(*) from marts.ml_fare_training group by 1 order by 1"
+            "select service, min(source_month), max(source_month), count(*)"
+            " from marts.ml_fare_training group by 1 order by 1"
         ).fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [("taxi", "2020-04", "2020-04"), ("uber", "2020-04", "2020-04")]
     assert all(r[3] > 100 for r in rows)
@@ -48,6 +53,19 @@ def test_a_model_is_published_and_quotes_a_trip(tlc_chain) -> None:
         assert quote["cheaper"] in ("taxi", "uber")
         assert quote["taxi"]["fare"] > 0 and quote["uber"]["fare"] > 0
         fares = {"taxi": quote["taxi"]["fare"], "uber": quote["uber"]["fare"]}
-        assert quote["cheaper"] == min(fares, key=fares.get)
+        assert quote["cheaper"] == min(fares, key=fares.__getitem__)
         assert quote["savings"] == pytest.approx(abs(fares["taxi"] - fares["uber"]), abs=0.01)
         assert client.get("/health").status_code == 200
+
+
+def test_dbt_writes_under_the_data_folder_with_the_training_window_and_the_run_keeps_its_results(tlc_chain) -> None:
+    from fares import ops
+
+    settings = tlc_chain.settings
+    assert (settings.dbt_dir / "target" / "manifest.json").is_file()
+    dbt_log = (settings.dbt_dir / "logs" / "dbt.log").read_text()
+    assert f"'zone_pair_months': {settings.train_months}" in dbt_log  # FARES_TRAIN_MONTHS, passed as a dbt var
+    [run] = ops.list_runs(tlc_chain.wh, limit=1)
+    kept = json.loads((settings.data_dir / "runs" / str(run["run_id"]) / "run_results.json").read_text())
+    built = {r["unique_id"]: r["status"] for r in kept["results"]}
+    assert built["model.fares.ml_fare_training"] == "success"

@@ -45,9 +45,9 @@ def test_the_run_timeout_cuts_the_stage_that_would_pass_it(settings: Settings) -
     assert [s["status"] for s in row["stages"]] == ["succeeded", "timed_out"]
 
 
-def test_a_dbt_past_its_timeout_is_killed(fresh_db: Warehouse) -> None:
+def test_a_dbt_past_its_timeout_is_killed(settings: Settings, fresh_db: Warehouse) -> None:
     with pytest.raises(StageTimeout, match="dbt build timed out after 0 s and was stopped"):
-        run_dbt(fresh_db, ["build"], timeout=0.3)
+        run_dbt(settings, fresh_db, ["build"], timeout=0.3)
     mine = f"dbt build --project-dir {DBT_PROJECT_DIR}"  # other checkouts on this machine may run dbt meanwhile
     left = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True, check=False)
     assert left.stdout.strip() == "", "dbt still runs after its timeout"

@@ -12,8 +12,8 @@ import pytest
 
 from fares.ingestion.pipeline import ingest
 from fares.ingestion.synthetic import write_mirror
-from fares.stages import run_dbt
 from fares.settings import Settings
+from fares.stages import run_dbt
 from fares.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
@@ -52,9 +52,9 @@ def _row_versions(wh: Warehouse) -> dict[str, set[str]]:
     return {month: set(xids) for month, xids in rows}
 
 
-def _build(wh: Warehouse, target: Path, *extra: str) -> list[str]:
+def _build(settings: Settings, wh: Warehouse, target: Path, *extra: str) -> list[str]:
     """`dbt build`; returns the months it said it builds ("trip months to build: [2024-03] (1 of 3 loaded months)")."""
-    out = run_dbt(wh, ["build", "--target-path", str(target), *extra]).stdout
+    out = run_dbt(settings, wh, ["build", "--target-path", str(target), *extra]).stdout
     said = re.search(r"trip months to build: \[([^\]]*)\]", out)
     assert said, out[-2000:]
     return [m for m in said.group(1).split(", ") if m]
@@ -84,22 +84,22 @@ def test_new_and_reloaded_months_build_only_themselves_and_equal_a_full_refresh(
         assert not ingest(settings, fresh_db, source=str(mirror), months=months, progress=False).failed
 
     load(MONTHS[:2])
-    assert _build(fresh_db, target) == MONTHS[:2]
+    assert _build(settings, fresh_db, target) == MONTHS[:2]
     assert _tested_months(target) == "source_month in ('2024-01', '2024-02')"  # the first build tests what it built
     before = _row_versions(fresh_db)
 
     load(MONTHS[2:])  # the nightly case: one new month
-    assert _build(fresh_db, target) == ["2024-03"]
+    assert _build(settings, fresh_db, target) == ["2024-03"]
     assert _tested_months(target) == "source_month in ('2024-03')"
     after = _row_versions(fresh_db)
     assert after["2024-01"] == before["2024-01"] and after["2024-02"] == before["2024-02"]
     incremental = _snapshot(fresh_db)
     assert {r[0] for r in incremental["fct_trips"]} == set(MONTHS)
 
-    assert _build(fresh_db, target) == []  # nothing new: nothing planned, nothing rewritten
+    assert _build(settings, fresh_db, target) == []  # nothing new: nothing planned, nothing rewritten
     assert _row_versions(fresh_db) == after
 
-    assert _build(fresh_db, target, "--full-refresh") == MONTHS
+    assert _build(settings, fresh_db, target, "--full-refresh") == MONTHS
     assert _snapshot(fresh_db) == incremental
 
     # A corrected February file: only February is rebuilt, and the marts equal a full refresh again.
@@ -107,12 +107,12 @@ def test_new_and_reloaded_months_build_only_themselves_and_equal_a_full_refresh(
     pq.write_table(pq.read_table(path).slice(0, 1_000), path)
     load(["2024-02"])
     settled = _row_versions(fresh_db)
-    assert _build(fresh_db, target) == ["2024-02"]
+    assert _build(settings, fresh_db, target) == ["2024-02"]
     rebuilt = _row_versions(fresh_db)
     assert rebuilt["2024-01"] == settled["2024-01"] and rebuilt["2024-03"] == settled["2024-03"]
     assert rebuilt["2024-02"] != settled["2024-02"]
     reloaded = _snapshot(fresh_db)
     uber_feb = [r for r in reloaded["cleaning_rule_counts"] if r[:2] == ("2024-02", "uber")]
     assert uber_feb and all(r[5] < 1_000 for r in uber_feb)  # raw_trips now from the 1,000-row file
-    assert _build(fresh_db, target, "--full-refresh") == MONTHS
+    assert _build(settings, fresh_db, target, "--full-refresh") == MONTHS
     assert _snapshot(fresh_db) == reloaded

@@ -1,11 +1,13 @@
-"""dbt build on real PostgreSQL: the TLC samples and the synthetic mirror, checked the way an analyst reads the marts."""
+"""dbt build on real PostgreSQL: the TLC samples and the synthetic mirror, checked as an analyst reads the marts."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fares.settings import Settings
 from fares.stages import run_dbt
 from tests.conftest import Built
 
@@ -157,12 +159,13 @@ def test_fare_summary_has_percentiles_per_zone_pair_hour_and_service(tlc_built: 
     assert summary == tlc_built.rows("select count(*)::int, 0::bigint from marts.fct_trips")
 
 
-def test_docs_site_describes_every_model(tlc_built: Built) -> None:
+def test_docs_site_describes_every_model(tlc_built: Built, tmp_path: Path) -> None:
     """`dbt docs generate` builds the site, and every model and column in it carries a description."""
     import json
 
     # --no-compile: the build already compiled into this target; `fares docs` compiles as well.
-    run_dbt(tlc_built.wh, ["docs", "generate", "--no-compile", "--target-path", str(tlc_built.target)])
+    settings = Settings(database_url=tlc_built.wh.url(), data_dir=tmp_path / "data")
+    run_dbt(settings, tlc_built.wh, ["docs", "generate", "--no-compile", "--target-path", str(tlc_built.target)])
     assert (tlc_built.target / "index.html").stat().st_size > 100_000
     manifest = json.loads((tlc_built.target / "manifest.json").read_text())
     catalog = json.loads((tlc_built.target / "catalog.json").read_text())

@@ -39,7 +39,7 @@ class FlakyTLC:
                 path = root / name
                 return path if sub in ("trip-data", "misc") and path.is_file() else None
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 path = self._file()
                 if path is None:
                     self.send_error(403)  # what the TLC's CloudFront answers for a month not yet published
@@ -49,7 +49,7 @@ class FlakyTLC:
                 self.send_header("ETag", f'"{path.stat().st_mtime_ns}"')
                 self.end_headers()
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self._file()
                 if path is None:
                     self.send_error(404)
@@ -96,8 +96,8 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sources, "BACKOFF_SECONDS", 0.01)
 
 
-def _server(root: Path, **kwargs: object) -> Iterator[FlakyTLC]:
-    server = FlakyTLC(root, **kwargs)  # type: ignore[arg-type]
+def _server(root: Path, first_get: str = "503", always_fail: tuple[str, ...] = ()) -> Iterator[FlakyTLC]:
+    server = FlakyTLC(root, first_get, always_fail)
     try:
         yield server
     finally:
@@ -143,7 +143,8 @@ def test_failed_download_fails_only_that_month(
     for server in _server(root, first_get="ok", always_fail=(broken,)):
         report = ingest(settings, get_warehouse(settings), source=server.url, months=[f"{older}..{newest}"])
         assert [r.file for r in report.failed] == [broken]
-        assert report.failed[0].error.startswith(f"{broken}: ") and "HTTP 500" in report.failed[0].error
+        error = report.failed[0].error or ""
+        assert error.startswith(f"{broken}: ") and "HTTP 500" in error
         assert server.gets[broken] == 2
         assert _count(settings, "fhvhv_trips") == {newest: ROWS}
         assert _count(settings, "yellow_trips") == {older: ROWS, newest: ROWS}

@@ -37,7 +37,7 @@ def _month_counts(settings: Settings, table: str) -> dict[str, int]:
     return dict(_query(settings, f"select source_month, count(*) from raw.{table} group by 1"))
 
 
-def _statuses(report) -> dict[str, str]:  # noqa: ANN001
+def _statuses(report) -> dict[str, str]:
     return {r.file: r.status for r in report.results}
 
 
@@ -115,7 +115,7 @@ def test_bad_files_fail_alone_and_lose_nothing(fresh_settings: Settings, tmp_pat
         fh.write('"junk","row",,\n')
 
     report = ingest(fresh_settings, wh, source=str(src), months=["2020-01..2020-04"], kinds=("yellow",))
-    errors = {r.file: r.error for r in report.failed}
+    errors = {r.file: r.error or "" for r in report.failed}
     assert set(errors) == {
         "taxi_zone_lookup.csv",
         "yellow_tripdata_2020-01.parquet",

@@ -13,8 +13,8 @@ from fares.ml.predict import load_current
 from fares.ml.registry import Registry
 from fares.ml.train import TrainOutcome, train_models
 from fares.settings import Settings
+from fares.warehouse import Warehouse, get_warehouse, scalar
 from tests.conftest import Built, settings_for
-from fares.warehouse import Warehouse, get_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ class Trained:
     def count(self, sql: str) -> int:
         """One number from the database."""
         with self.wh.connect() as conn:
-            return int(conn.execute(sql).fetchone()[0])
+            return int(scalar(conn, sql))
 
 
 def _train(built: Built, tmp: Path) -> Trained:
@@ -86,7 +86,8 @@ def test_tlc_samples_give_a_current_model_that_beats_the_baseline(tlc_trained: T
     [row] = registry.versions()
     assert row["current"] and row["report_path"] == str(outcome.report_path)
     quote = _quote(tlc_trained.settings, [(MIDTOWN_CENTER, MIDTOWN_EAST), (264, 265)], at="2020-04-30 20:00")
-    assert len(load_current(tlc_trained.settings.models_dir).zones) == 265
+    current = load_current(tlc_trained.settings.models_dir)
+    assert current is not None and len(current.zones) == 265
     assert quote.notna().all().all()
 
 
@@ -106,7 +107,8 @@ def test_a_worse_model_is_not_promoted_unless_the_margin_allows(tlc_trained: Tra
     allowed = train_models(lenient, tlc_trained.wh, params={"max_iter": 2, "learning_rate": 0.05})
     assert allowed.promoted and registry.current_version() == allowed.version
     assert registry.rollback() == good.version
-    assert load_current(settings.models_dir).version == good.version
+    current = load_current(settings.models_dir)
+    assert current is not None and current.version == good.version
 
 
 def test_synthetic_mirror_longer_trips_cost_more_and_jfk_is_flat(synthetic_trained: Trained) -> None:
@@ -123,7 +125,9 @@ def test_synthetic_mirror_longer_trips_cost_more_and_jfk_is_flat(synthetic_train
     for service in ("taxi", "uber"):
         fares = quote[f"{service}_fare"].tolist()
         assert fares[0] < fares[1] < fares[2], (service, fares)
-    zones = load_current(synthetic_trained.settings.models_dir).zones
+    current = load_current(synthetic_trained.settings.models_dir)
+    assert current is not None
+    zones = current.zones
     manhattan = zones[zones.borough == "Manhattan"].zone_id.tolist()
     airport = _quote(synthetic_trained.settings, [(JFK, z) for z in manhattan] + [(z, JFK) for z in manhattan])
     # $70 flat + $0.50 MTA + $1 improvement + $2.50 congestion (+ $5 at rush hour, + tolls): about $74-$80
@@ -141,7 +145,8 @@ create table marts.ml_fare_training as select 'taxi-' || i as trip_id, 'taxi'::t
     timestamp '2024-01-01' + i * interval '1 hour' as pickup_at, 4 as pickup_zone_id, 4 as dropoff_zone_id,
     (i % 24)::int as pickup_hour, 0 as pickup_dow, false as is_weekend, false as is_airport_pickup,
     false as is_airport_dropoff, true as is_same_zone, 0.0::float8 as centroid_distance_miles,
-    false as is_jfk_manhattan, false as is_newark_dropoff, false as is_laguardia_trip, 1.0::float8 as trip_miles, 6.0::float8 as duration_minutes, 9.5::float8 as rider_fare
+    false as is_jfk_manhattan, false as is_newark_dropoff, false as is_laguardia_trip, 1.0::float8 as trip_miles,
+    6.0::float8 as duration_minutes, 9.5::float8 as rider_fare
     from generate_series(1, 50) as i;
 create table marts.service_month_coverage as select source_month, service, count(*) as trips, true as is_aligned
     from marts.ml_fare_training group by 1, 2;
@@ -218,18 +223,20 @@ def _card_total(tlc: Trained, day: str) -> float:
     """JFK -> Times Sq at a weekday 17:30 by the rate card (flat fare, its rush-hour surcharge, MTA tax, improvement
     and congestion surcharges, airport access fee) plus the typical (median) tolls of such trips in the samples."""
     with tlc.wh.connect() as conn:
-        row = conn.execute(
+        card = scalar(
+            conn,
             "select jfk_flat_fare + jfk_rush_hour_surcharge + mta_tax + improvement_surcharge + congestion_surcharge"
             " + airport_access_fee + congestion_relief_zone_fee from marts.taxi_tariff_periods"
             " where valid_from <= %s::date and (valid_to is null or %s::date < valid_to)",
             (day, day),
-        ).fetchone()
-        tolls = conn.execute(
+        )
+        tolls = scalar(
+            conn,
             "select percentile_cont(0.5) within group (order by tolls_amount) from raw.yellow_trips y"
             " join marts.dim_zones d on d.zone_id = y.do_location_id"
-            " where y.pu_location_id = 132 and d.borough = 'Manhattan' and y.ratecode_id = 2"
-        ).fetchone()
-    return float(row[0]) + float(tolls[0] or 0.0)
+            " where y.pu_location_id = 132 and d.borough = 'Manhattan' and y.ratecode_id = 2",
+        )
+    return float(card) + float(tolls or 0.0)
 
 
 def test_jfk_to_midtown_taxi_quote_follows_the_rate_card_of_its_year(tlc_trained: Trained) -> None:
@@ -249,11 +256,12 @@ def test_training_and_serving_read_the_same_features(tlc_trained: Trained) -> No
     from fares.ml.sample import COLUMNS as TRAINING_COLUMNS
 
     model = load_current(tlc_trained.settings.models_dir)
+    assert model is not None, "the chain published no model"
     with tlc_trained.wh.connect() as conn:
         cur = conn.execute(
             f"select {', '.join(TRAINING_COLUMNS)} from marts.ml_fare_training order by trip_id limit 3000"
         )
-        rows = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+        rows = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or ()])
     served, *_ = model.matrix(rows)
     pu, do = rows.pickup_zone_id.to_numpy(dtype=np.int64), rows.dropoff_zone_id.to_numpy(dtype=np.int64)
     trained = build_matrix(mart_columns(rows), pu, do, model.zone_table, model.pairs)

@@ -130,6 +130,7 @@ def quality_db(
 ) -> Iterator[QualityDb]:
     """Raw loaded through the real loader from a mirror with one faulty month, plus a hand-made training mart."""
     from conftest import make_database, settings_for
+
     from fares.ingestion.pipeline import ingest
 
     root = tmp_path_factory.mktemp("quality")
@@ -146,11 +147,13 @@ def quality_db(
 
 def _stored_run(wh: Warehouse, run_id: str) -> tuple:
     with wh.connect() as conn:
-        return conn.execute(
+        row = conn.execute(
             "select v.success, v.critical_failures, v.checks, count(r.*) from ops.validation_runs v"
             " left join ops.validation_results r using (run_id) where v.run_id = %s group by 1, 2, 3",
             (run_id,),
         ).fetchone()
+    assert row is not None, f"validation run {run_id} was not stored"
+    return row
 
 
 def _failing_rows(line: str) -> int:
@@ -263,6 +266,7 @@ def test_aggregate_batches_are_run_once_and_checked_as_literals(quality_db: Qual
 
     taxi = next(b for b in training_batches(["2020-04"]) if b.label == "taxi")
     settled = settle_query(quality_db.wh, taxi)
+    assert taxi.query is not None and settled.query is not None  # an aggregate batch, and its settled form
     assert settled.query != taxi.query and "values" in settled.query
     with quality_db.wh.connect() as conn:
         original = conn.execute(taxi.query).fetchall()

@@ -48,5 +48,5 @@ def test_requested_months_missing_everywhere_fail_the_run_by_name(fares, tmp_pat
     assert code == 1
     assert "failed" in out.splitlines()[0]
     assert "yellow_tripdata_2031-05.parquet" in out and "none of the requested months is published" in out
-    code, out, err = fares("run", "--source", str(tmp_path / "nope"), "--months", "2031-05")
+    code, out, _err = fares("run", "--source", str(tmp_path / "nope"), "--months", "2031-05")
     assert code == 1 and "neither an http(s) URL nor an existing folder" in out

@@ -49,6 +49,12 @@ def test_the_dashboard_shows_runs_their_error_log_and_charts(settings: Settings,
         assert client.get(f"/v1/runs/{ok['run_id']}").json()["status"] == "succeeded"
         assert client.get("/reports/..%2F..%2Fetc").status_code == 404
         assert client.get("/dbt-docs/profiles.yml").status_code == 404
+        assert client.get("/dbt-docs/").status_code == 404  # not generated yet
+        docs = settings.dbt_dir / "target"  # where `fares docs` has dbt write it: the data folder, not the package
+        docs.mkdir(parents=True)
+        (docs / "index.html").write_text("<title>dbt Docs</title>")
+        served = client.get("/dbt-docs/")
+        assert served.status_code == 200 and "<title>dbt Docs</title>" in served.text
 
 
 def test_post_admin_runs_starts_a_recorded_run_and_returns_its_id(settings: Settings, fresh_db: Warehouse) -> None:

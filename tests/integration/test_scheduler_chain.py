@@ -15,7 +15,7 @@ import pytest
 
 from fares import ops, pipeline, runs, scheduler
 from fares.settings import Settings
-from fares.warehouse import Warehouse, WarehouseError
+from fares.warehouse import Warehouse, WarehouseError, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ def _stage_output(ctx: runs.RunContext, name: str) -> dict[str, Any]:
 def probe_rows(wh: Warehouse) -> list[tuple]:
     """(run_id, stage, pid, started_at, finished_at) of every probe stage, in start order."""
     with wh.connect() as conn:
-        if not conn.execute("select to_regclass('public.scheduler_probe')").fetchone()[0]:
+        if not scalar(conn, "select to_regclass('public.scheduler_probe')"):
             return []
         return conn.execute("select * from public.scheduler_probe order by started_at").fetchall()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -9,13 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fares import ops, pipeline, scheduler
-from fares.warehouse import Warehouse
+from fares.warehouse import Warehouse, scalar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -30,7 +32,8 @@ class Daemons:
     """Start `python test_scheduler_chain.py` daemons on one database; kills what is left at the end."""
 
     def __init__(self, wh: Warehouse, tmp_path: Path) -> None:
-        self.wh, self.tmp_path, self.procs = wh, tmp_path, []
+        self.wh, self.tmp_path = wh, tmp_path
+        self.procs: list[subprocess.Popen] = []
 
     def start(self, cron: str, **env: str) -> subprocess.Popen:
         base = {k: v for k, v in os.environ.items() if not k.startswith("FARES_") and k != "DATABASE_URL"}
@@ -47,7 +50,7 @@ class Daemons:
         proc = subprocess.Popen(
             [sys.executable, str(PROBE_SCRIPT)],
             env=base,
-            cwd=self.tmp_path,  # noqa: S603
+            cwd=self.tmp_path,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -57,7 +60,7 @@ class Daemons:
     def logs(self) -> str:
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.tmp_path.glob("daemon*.log")))
 
-    def wait_until(self, what: str, check: Callable[[], object], timeout: float = 45) -> object:
+    def wait_until(self, what: str, check: Callable[[], Any], timeout: float = 45) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = check()
@@ -119,9 +122,9 @@ def test_two_daemons_on_one_database_never_run_the_chain_at_once(daemons: Daemon
     assert [daemons.stop(p) for p in procs] == [0, 0]
     spans: dict[int, list] = {}
     for run_id, _stage, _pid, started, finished in probe_rows(fresh_db):
-        spans.setdefault(run_id, []).append((started, finished or datetime.max.replace(tzinfo=timezone.utc)))
+        spans.setdefault(run_id, []).append((started, finished or datetime.max.replace(tzinfo=UTC)))
     ordered = sorted((min(s for s, _ in v), max(f for _, f in v)) for v in spans.values())
-    overlaps = [(a, b) for a, b in zip(ordered, ordered[1:]) if b[0] < a[1]]
+    overlaps = [(a, b) for a, b in itertools.pairwise(ordered) if b[0] < a[1]]
     assert overlaps == [], "two runs of the chain overlapped"
     assert {r["pid"] for r in _runs(fresh_db)} == {p.pid for p in procs}, "both daemons fire the shared job"
     for row in _runs(fresh_db, "skipped"):
@@ -147,7 +150,7 @@ def test_kill_9_mid_run_then_restart_marks_it_failed_and_runs_its_months_again(
     assert (redo["months"], redo["pid"]) == (MONTHS, second.pid)
     with fresh_db.connect() as conn:
         assert (
-            conn.execute("select redo_of from ops.pipeline_runs where run_id = %s", (redo["run_id"],)).fetchone()[0]
+            scalar(conn, "select redo_of from ops.pipeline_runs where run_id = %s", (redo["run_id"],))
             == crashed["run_id"]
         )
 
@@ -174,7 +177,7 @@ def test_a_run_missed_while_the_daemon_was_down_runs_once_on_start(daemons: Daem
     from apscheduler.schedulers.background import BackgroundScheduler
     from conftest import settings_for
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cron = f"{(now.minute + 30) % 60} * * * *"  # hourly, half an hour from the next fire time
     settings = settings_for(fresh_db, daemons.tmp_path / "data", schedule_cron=cron, schedule_timezone="UTC")
     ops.migrate(fresh_db)
@@ -195,7 +198,7 @@ def test_a_run_missed_while_the_daemon_was_down_runs_once_on_start(daemons: Daem
     proc = daemons.start(cron)
     daemons.wait_until("the missed run", lambda: _runs(fresh_db, "succeeded"))
     with fresh_db.connect() as conn:
-        next_run = conn.execute("select next_run_time from ops.apscheduler_jobs").fetchone()[0]
+        next_run = scalar(conn, "select next_run_time from ops.apscheduler_jobs")
     assert next_run > time.time() + 60, "the schedule did not move past the missed runs"
     assert daemons.stop(proc) == 0
     assert len(_runs(fresh_db)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def test_tlc_layout_folder(tmp_path: Path) -> None:
 
 
 def test_missing_file_is_unpublished_and_named(tmp_path: Path) -> None:
-    with pytest.raises(Unpublished, match="yellow_tripdata_2030-01.parquet: not found in"):
+    with pytest.raises(Unpublished, match=re.escape("yellow_tripdata_2030-01.parquet: not found in")):
         Source(str(tmp_path)).probe("yellow_tripdata_2030-01.parquet")
 
 

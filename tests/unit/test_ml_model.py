@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from fares.ml import TrainingDataError
 from fares.ml.evaluate import BaselineModel, evaluate_holdout
 from fares.ml.predict import OUTPUT_COLUMNS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 from fares.ml import RegistryError
 from fares.ml.evaluate import BaselineModel, evaluate_holdout
 from fares.ml.predict import load_current, load_version
+from fares.ml.provenance import code_version, git_commit
 from fares.ml.registry import Registry
 from fares.ml.report import render_report
 from fares.ml.simulate import make_training_frame, make_zones
@@ -55,6 +57,26 @@ def test_saved_version_loads_and_predicts_the_same(trained, tmp_path: Path) -> N
         load_version(tmp_path, "20990101T000000Z-missing")
 
 
+def test_a_bundle_records_the_code_libraries_and_hyperparameters_that_made_it(trained, tmp_path: Path) -> None:
+    import numpy
+    import sklearn
+
+    model, *_ = trained
+    version = Registry(tmp_path).save(model, fingerprint="f" * 64)
+    doc = json.loads((tmp_path / version / "metrics.json").read_text())
+    assert doc["code_version"] == code_version() and len(doc["code_version"]) == 16
+    assert doc["git_commit"] == git_commit()
+    assert doc["libraries"] == {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+    }
+    assert set(doc["hyperparameters"]) == {"taxi", "uber"}
+    for params in doc["hyperparameters"].values():  # the fixture's override and the defaults, as the fit used them
+        assert (params["max_iter"], params["learning_rate"], params["loss"]) == (60, 0.1, "squared_error")
+
+
 def test_promote_and_rollback_move_the_current_pointer(trained, tmp_path: Path) -> None:
     model, *_ = trained
     registry = Registry(tmp_path)
@@ -65,7 +87,8 @@ def test_promote_and_rollback_move_the_current_pointer(trained, tmp_path: Path) 
     registry.promote(first)
     registry.promote(second)
     assert (tmp_path / "CURRENT").read_text().strip() == second
-    assert load_current(tmp_path).version == second
+    current = load_current(tmp_path)
+    assert current is not None and current.version == second
     rows = {r["version"]: r for r in registry.versions()}
     assert [r["version"] for r in registry.versions()] == sorted(rows)
     assert rows[second]["current"] and rows[first]["promoted"] and not rows[first]["current"]
@@ -81,7 +104,7 @@ def test_promote_and_rollback_move_the_current_pointer(trained, tmp_path: Path) 
 
 
 def test_report_is_self_contained_with_plots_and_baseline_verdict(trained) -> None:
-    model, metrics, detail, _, _ = trained
+    _model, metrics, detail, _, _ = trained
     page = render_report("20260101T000000Z-abcdef12", metrics, detail, {"training window": "x .. y"})
     assert page.count("data:image/png;base64,") == 3
     assert "beats the baseline" in page

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
 from fares.ml.tariff import ROUTE_FLAGS, Tariff, meter_fare, read_rate_card
 
 UNIT_TESTS = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "marts" / "_marts__unit_tests.yml"

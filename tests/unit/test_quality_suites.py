@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,7 +74,7 @@ def test_training_batches_cover_each_service_and_the_window() -> None:
     assert set(batches) == {"all", "taxi", "uber", "aligned window"}
     assert batches["all"].where == {"source_month": ["2020-04"]}
     assert all("source_month in ('2020-04')" in b.query for b in batches.values() if b.query)
-    assert "service = 'uber'" in batches["uber"].query
+    assert "service = 'uber'" in (batches["uber"].query or "")
     assert {c.name for c in batches["taxi"].checks} == {
         "service_present",
         "rider_fare_q10",
@@ -84,7 +84,7 @@ def test_training_batches_cover_each_service_and_the_window() -> None:
     assert all(c.severity in (CRITICAL, WARNING) for b in batches.values() for c in b.checks)
 
 
-def _result(check: str, severity: str, success: bool, **extra: object) -> CheckResult:
+def _result(check: str, severity: str, success: bool, **extra: Any) -> CheckResult:
     return CheckResult(
         "raw.yellow_trips",
         "2020-05",

@@ -10,14 +10,14 @@ import psycopg
 import pytest
 
 from fares import runs, scheduler
-from fares.stages import StageError
 from fares.settings import Settings
+from fares.stages import StageError
 from fares.warehouse import WarehouseError
 
 NY = ZoneInfo("America/New_York")
 
 
-def _trigger(cron: str, tz: str = "America/New_York"):  # noqa: ANN202
+def _trigger(cron: str, tz: str = "America/New_York"):
     return scheduler.build_trigger(Settings(database_url=None, schedule_cron=cron, schedule_timezone=tz))
 
 
@@ -53,13 +53,9 @@ def test_only_connection_and_network_errors_are_transient() -> None:
     assert runs.is_transient(WarehouseError("cannot connect"))
     assert runs.is_transient(psycopg.OperationalError("server closed the connection"))
     assert runs.is_transient(httpx.ConnectError("refused"))
-    try:
-        try:
-            raise psycopg.OperationalError("terminating connection due to administrator command")
-        except psycopg.OperationalError as exc:
-            raise RuntimeError("dlt load failed") from exc
-    except RuntimeError as wrapped:
-        assert runs.is_transient(wrapped)
+    wrapped = RuntimeError("dlt load failed")
+    wrapped.__cause__ = psycopg.OperationalError("terminating connection due to administrator command")
+    assert runs.is_transient(wrapped)
     assert not runs.is_transient(ValueError("3 rows have a negative fare"))
     assert not runs.is_transient(StageError("transform", "dbt build failed"))
     assert not runs.is_transient(psycopg.errors.UniqueViolation("duplicate key"))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,23 +37,35 @@ def test_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     assert "api_port" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["ingest", "--source", "../shared/data/tlc", "--months", "2020-04"],
-        ["ingest", "--months", "2024-01..2024-06", "--sample", "0.05"],
-        ["ingest", "--status"],
-        ["run", "--source", "/data/tlc", "--months", "2024-01", "2024-02"],
-        ["serve", "--host", "0.0.0.0", "--port", "8001"],
-        ["models", "promote", "v1"],
-        ["db", "url"],
-        ["schedule", "--once"],
-        ["demo", "--once"],
-        ["dbt", "build", "--select", "marts"],
-    ],
-)
+def _readme_commands() -> list[list[str]]:
+    """Every `fares ...` command in the README, as argv: the shell blocks (comments dropped) and the inline examples
+    in the text (`fares run --from validate`; usage templates with [options], A|B or PLACEHOLDERS are left out)."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            code = line.split(" #", 1)[0]
+            found = re.search(r"(?:^|\s)(?:\.venv/bin/)?fares (.+)$", code.strip())
+            if found and "$(" not in code:
+                commands.append(shlex.split(found.group(1)))
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    for inline in re.findall(r"`(?:\.venv/bin/)?fares ([^`]+)`", prose):
+        argv = shlex.split(inline)
+        if not re.search(r"[\[\]|]", inline) and not any(re.fullmatch(r"[A-Z]+", a) for a in argv):
+            commands.append(argv)
+    return commands
+
+
+README_COMMANDS = _readme_commands()
+
+
+def test_the_readme_shows_fares_commands() -> None:
+    assert len(README_COMMANDS) >= 8 and ["ingest", "--status"] in README_COMMANDS
+
+
+@pytest.mark.parametrize("argv", README_COMMANDS, ids=" ".join)
 def test_readme_commands_parse(argv: list[str]) -> None:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # a command the parser does not know exits (SystemExit: the test fails)
     assert callable(args.func)
 
 
@@ -63,10 +79,33 @@ def test_help_starts_without_heavy_imports() -> None:
     assert out == ""
 
 
-def test_settings_defaults_point_at_the_tlc() -> None:
-    s = Settings(database_url=None)
-    assert s.tlc_source == "https://d37ci6vzurychx.cloudfront.net"
-    assert s.api_host == "127.0.0.1" and s.api_port == 8000
+def _readme_defaults() -> dict[str, str | None]:
+    """The README's configuration table: variable -> the default it shows (None for "unset")."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    shown: dict[str, str | None] = {}
+    for row in re.findall(r"^\| (`[A-Z_]+`.*?) \| (.*?) \|", table, re.M):
+        names, defaults = re.findall(r"`([A-Z_]+)`", row[0]), re.findall(r"`([^`]+)`", row[1])
+        shown.update(zip(names, [None] * len(names) if row[1].startswith("unset") else defaults, strict=True))
+    return shown
+
+
+def test_the_readme_configuration_table_shows_the_real_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = _readme_defaults()
+    assert len(shown) >= 10 and "FARES_TLC_SOURCE" in shown
+    for variable in [*shown, "FARES_DATA_DIR"]:
+        monkeypatch.delenv(variable, raising=False)
+    defaults = Settings(_env_file=None)
+    for variable, text in shown.items():
+        value = getattr(
+            defaults, "database_url" if variable == "DATABASE_URL" else variable.removeprefix("FARES_").lower()
+        )
+        if isinstance(value, Path):
+            assert value == Path.cwd() / str(text), variable
+        elif text is None or isinstance(value, str):
+            assert value == text, variable
+        else:
+            assert value == json.loads(text), variable
 
 
 def test_dbt_arguments_pass_through_untouched() -> None:

@@ -1,4 +1,4 @@
-"""Model life cycle in a running app: no model yet, hot reload under load, broken versions, admin token, demo_once, CORS."""
+"""Model life cycle in a running app: no model, hot reload under load, broken versions, admin token, demo_once, CORS."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_kit import make_training_frame, real_zones, registry_copy, save_model
@@ -13,6 +14,9 @@ from fastapi.testclient import TestClient
 
 from fares.api.app import create_app
 from fares.settings import Settings
+
+# The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
+pytestmark = pytest.mark.integration
 
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:9/none"
 TRIP = {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}}
@@ -28,7 +32,7 @@ def two_versions(tlc_samples, tmp_path_factory) -> tuple[Path, str, str]:
     return models_dir, v1, v2
 
 
-def _settings(models_dir: Path, **extra: object) -> Settings:
+def _settings(models_dir: Path, **extra: Any) -> Settings:
     return Settings(data_dir=models_dir.parent, database_url=UNREACHABLE_DB, **extra)
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from api_kit import free_port, registry_copy, running_server
 
 from fares.settings import Settings
+
+# The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
+pytestmark = pytest.mark.integration
 
 TRIP = {"pickup_at": "2024-02-14T08:30:00", "pickup": {"zone_id": 132}, "dropoff": {"zone_id": 230}}
 
 
 def test_demo_once_server_answers_one_quote_then_stops(tlc_samples, tmp_path) -> None:
-    models_dir, version = registry_copy(tlc_samples, tmp_path / "models")
+    _models_dir, version = registry_copy(tlc_samples, tmp_path / "models")
     settings = Settings(data_dir=tmp_path, database_url="postgresql://postgres@127.0.0.1:9/none", demo_once=True)
     port = free_port()
     with running_server(settings, port) as thread:

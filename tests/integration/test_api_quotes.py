@@ -1,4 +1,4 @@
-"""POST /v1/quotes and /v1/quotes/batch against a real fitted model: the contract, the flags, and every kind of bad input."""
+"""POST /v1/quotes and /v1/quotes/batch on a real fitted model: the contract, the flags, all kinds of bad input."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from fastapi.testclient import TestClient
 
 from fares.api.app import create_app
 from fares.settings import Settings
+
+# The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
+pytestmark = pytest.mark.integration
 
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:9/none"  # never contacted by these tests
 
@@ -37,7 +40,7 @@ def test_a_quote_by_zone_ids_follows_the_contract(api) -> None:
         assert_money(q[service]["fare"])
         assert q[service]["low"] <= q[service]["fare"] <= q[service]["high"]
     fares = {s: q[s]["fare"] for s in ("taxi", "uber")}
-    assert q["cheaper"] == min(fares, key=fares.get)
+    assert q["cheaper"] == min(fares, key=fares.__getitem__)
     assert q["savings"] == pytest.approx(abs(fares["taxi"] - fares["uber"]), abs=0.005)
     assert 0 <= q["p_uber_cheaper"] <= 1
     assert q["model_version"] == version
@@ -105,7 +108,7 @@ def test_same_zone_and_far_off_times_are_answered_but_flagged(api) -> None:
 
 
 @pytest.mark.parametrize(
-    "pickup, dropoff, pickup_at, message",
+    ("pickup", "dropoff", "pickup_at", "message"),
     [
         ({"zone_id": 999}, {"zone_id": 1}, None, "pickup: unknown zone_id 999"),
         ({"zone_id": 1}, {"zone": "Corona"}, None, "dropoff: zone name 'Corona' is ambiguous"),
@@ -280,7 +283,7 @@ def test_every_batch_quote_is_the_single_quote_of_its_trip(api) -> None:
 
 
 @pytest.mark.parametrize(
-    "body, message",
+    ("body", "message"),
     [
         (
             {"columns": {"pickup_at": [None], "pickup_zone_id": [1, 2], "dropoff_zone_id": [3]}},
@@ -331,6 +334,7 @@ def test_concurrent_quotes_share_model_calls_and_each_gets_its_own_price(tlc_sam
     app.state.store.stop()
     alone = ModelStore(models_dir, poll_seconds=0)
     alone.refresh(force=True)
+    assert alone.bundle is not None
     for trip, r in zip(trips, responses, strict=True):
         assert r.status_code == 200, r.text
         expected = quote_one(alone.bundle, QuoteRequest.model_validate(trip))
@@ -343,15 +347,17 @@ def test_concurrent_quotes_share_model_calls_and_each_gets_its_own_price(tlc_sam
 
 
 @pytest.mark.parametrize(
-    "path, body",
+    ("path", "body"),
     [
         ("/v1/quotes", b'{"pickup": {"lat": NaN, "lon": 1}, "dropoff": {"zone_id": 1}}'),
         ("/v1/quotes", b'{"pickup": {"lat": 40.7, "lon": -Infinity}, "dropoff": {"zone_id": 1}}'),
         ("/v1/quotes", b'{"pickup": {"zone_id": 100000000000000000000000000000}, "dropoff": {"zone_id": 1}}'),
         (
             "/v1/quotes/batch",
-            b'{"columns": {"pickup_at": [null], "pickup_zone_id": [100000000000000000000000000000],'
-            b' "dropoff_zone_id": [1]}}',
+            (
+                b'{"columns": {"pickup_at": [null], "pickup_zone_id": [100000000000000000000000000000],'
+                b' "dropoff_zone_id": [1]}}'
+            ),
         ),
         ("/v1/quotes/batch", b'{"trips": [{"pickup": {"zone_id": -1}, "dropoff": {"zone_id": 1}}]}'),
     ],

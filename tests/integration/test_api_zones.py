@@ -9,6 +9,9 @@ from api_kit import real_zones
 
 from fares.api.zones import PlaceError, ZoneIndex
 
+# The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def zones(tlc_samples) -> ZoneIndex:
@@ -23,7 +26,7 @@ def test_every_zone_of_the_lookup_is_known_by_id(zones: ZoneIndex) -> None:
 
 
 @pytest.mark.parametrize(
-    "text, zone_id",
+    ("text", "zone_id"),
     [
         ("JFK Airport", 132),
         ("jfk airport", 132),
