@@ -23,11 +23,12 @@ test: $(STAMP) lint browser ## lint and types, then the whole suite: unit, integ
 
 # mypy reads the code through a link named `fares` (under the venv), so modules get their installed names
 # (fares.settings, ...) whatever this folder is called; tests/ and bench/ are checked under their own names.
-lint: $(STAMP) ## ruff (lint + format) and mypy over the Python code
+lint: $(STAMP) ## ruff (lint + format) and mypy over the Python code, sqlfluff over the dbt models
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@mkdir -p $(VENV)/mypy && ln -sfn "$(CURDIR)" $(VENV)/mypy/fares
 	MYPYPATH=$(VENV)/mypy $(BIN)/mypy $(VENV)/mypy/fares tests bench
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/analyses
 
 # The web-page test drives Debian's Chromium; install it where we may (root), else that test says why it skips.
 browser:

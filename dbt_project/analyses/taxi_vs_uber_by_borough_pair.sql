@@ -52,11 +52,11 @@ final as (
 
     select
         medians.*,
-        (select round(100.0 * avg(is_taxi_cheaper::int), 1) from cells) as pct_cells_taxi_cheaper_overall
+        (select round(100.0 * avg(cells.is_taxi_cheaper::int), 1) from cells) as pct_cells_taxi_cheaper_overall
 
     from medians
-    where taxi_trips > 0 and uber_trips > 0
-    order by taxi_trips + uber_trips desc
+    where medians.taxi_trips > 0 and medians.uber_trips > 0
+    order by medians.taxi_trips + medians.uber_trips desc
 
 )
 

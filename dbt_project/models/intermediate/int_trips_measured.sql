@@ -27,7 +27,7 @@ final as (
         {%- for rule in simple_rules %}
         coalesce({{ rule.condition }}, false) as is_{{ rule.name }},
         {%- endfor %}
-        not ({%- for rule in simple_rules %}coalesce({{ rule.condition }}, false){{ " or " if not loop.last }}{%- endfor %}) as passes_simple_rules
+        not ({%- for rule in simple_rules %}coalesce({{ rule.condition }}, false){{ " or " if not loop.last }}{%- endfor %}) as passes_simple_rules  -- noqa: LT01, LT06
 
     from measured
 

@@ -10,7 +10,10 @@ trips as (
     -- the rows of ml_fare_training, read from the stored trips: only their service and time matter here, and the view's
     -- meter fares and zone-pair features would cost minutes on a real month (ml_fare_training keeps every kept trip
     -- of these services: dim_zone_pairs holds every pair of known zones)
-    select service, source_month, pickup_at
+    select
+        service,
+        source_month,
+        pickup_at
 
     from {{ ref('int_trips_kept') }}
     where service in ({% for service in services %}'{{ service }}'{{ ", " if not loop.last }}{% endfor %})

@@ -13,7 +13,8 @@ boundaries as (
 
     select effective_from as valid_from from rate_card
     union
-    select effective_to as valid_from from rate_card where effective_to is not null
+    select effective_to as valid_from from rate_card
+    where effective_to is not null
 
 ),
 
@@ -39,8 +40,8 @@ final as (
 
     from periods
     left join rate_card
-        on rate_card.effective_from <= periods.valid_from
-        and (rate_card.effective_to is null or rate_card.effective_to > periods.valid_from)
+        on periods.valid_from >= rate_card.effective_from
+        and (rate_card.effective_to is null or periods.valid_from < rate_card.effective_to)
     group by periods.valid_from, periods.valid_to
 
 )
