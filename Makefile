@@ -28,7 +28,7 @@ lint: $(STAMP) ## ruff (lint + format) and mypy over the Python code, sqlfluff o
 	$(BIN)/ruff format --check .
 	@mkdir -p $(VENV)/mypy && ln -sfn "$(CURDIR)" $(VENV)/mypy/fares
 	MYPYPATH=$(VENV)/mypy $(BIN)/mypy $(VENV)/mypy/fares tests bench
-	$(BIN)/sqlfluff lint dbt_project/models dbt_project/analyses
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/analyses dbt_project/tests
 
 # The web-page test drives Debian's Chromium; install it where we may (root), else that test says why it skips.
 browser:
