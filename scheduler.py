@@ -193,8 +193,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from fares import (
-        scheduler,
-    )  # the job store names "fares.scheduler:scheduled_run": run the importable module, not __main__
+    import importlib
 
-    scheduler.main()
+    # the job store names "fares.scheduler:scheduled_run": run the importable module, not __main__ (imported by name:
+    # ruff reads a `from fares import scheduler` here as a self-import when the checkout folder is called `fares`)
+    importlib.import_module("fares.scheduler").main()
