@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
 from fares.ml import SERVICES, RegistryError, TrainingDataError
 from fares.ml.features import (
     MART_FEATURES,
@@ -347,14 +348,19 @@ def train_models(
     from fares.ml.report import render_report
 
     started = time.perf_counter()
-    training, zones, parts = load_training_sample(settings, wh)
+    if settings.engine == "spark":
+        from fares.ml.spark_reader import load_training_sample_spark
+
+        training, zones, parts = load_training_sample_spark(settings)
+    else:
+        training, zones, parts = load_training_sample(settings, wh)
     check_training(training)
     loaded = time.perf_counter()
     registry = Registry(settings.models_dir)
     fp = fingerprint(training)
     if params is None and (same := _current_if_unchanged(registry, fp)):
         return same
-    lookups = load_lookups(wh)
+    lookups = load_lookups(settings, wh)
     train, holdout = split_holdout(training, lookups.holdout_from)
     check_training(train)
     model = fit_fare_model(train, lookups.zones, params, n_threads=fit_threads(settings), lookups=lookups)

@@ -312,8 +312,11 @@ def _months_filter(months: list[str] | None) -> str:
     return " where source_month in (" + ", ".join(f"'{check_month(m)}'" for m in months) + ")"
 
 
-def training_batches(months: list[str] | None = None) -> list[Batch]:
-    """The checks for the training mart: the whole (or `months` of it), each service, and the aligned window."""
+def training_batches(months: list[str] | None = None, dialect: str = "postgres") -> list[Batch]:
+    """The checks for the training mart: the whole (or `months` of it), each service, and the aligned window.
+
+    `dialect` ("postgres" or "spark") is the SQL of the aggregate batches.
+    """
     where = _months_filter(months)
     whole = [
         _check(
@@ -365,8 +368,13 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
             for p, (low, high) in sorted(bounds.items())
         ]
         batches.append(Batch(TRAINING_TABLE, service, checks, query=sql))
+    services_list = (
+        "concat_ws(',', sort_array(collect_set(service)))"
+        if dialect == "spark"
+        else "string_agg(distinct service, ',' order by service)"
+    )
     window = (
-        f"select source_month || ' ' || string_agg(distinct service, ',' order by service) as month_services"
+        f"select source_month || ' ' || {services_list} as month_services"
         f" from {TRAINING_TABLE}{where} group by source_month"
     )  # noqa: S608 - fixed names, checked months
     batches.append(
