@@ -251,9 +251,9 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the dbt docs site and serve it."""
-    from fares.stages import run_dbt
+    from fares.stages import run_dbt_for
 
-    run_dbt(settings, _warehouse(settings), ["docs", "generate"])
+    run_dbt_for(settings, ["docs", "generate"])
     target = settings.dbt_dir / "target"
     if args.no_serve:
         print(f"dbt docs site written to {target / 'index.html'}")
@@ -263,10 +263,10 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     """Any dbt command against the database in use (e.g. `fares dbt build --select marts`)."""
-    from fares.stages import run_dbt
+    from fares.stages import run_dbt_for
 
     dbt_args = [a for a in args.dbt_args if a != "--"] or ["build"]
-    run_dbt(settings, _warehouse(settings), dbt_args, capture=False)
+    run_dbt_for(settings, dbt_args, capture=False)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,14 @@ class Settings(BaseSettings):
         description="Embedded database, models, reports, downloads (default: .data in the working directory).",
     )
     db_name: str = Field(default="fares", description="Database created on the embedded server.")
+
+    # The analytics engine: PostgreSQL (default) or Apache Spark over a parquet lake (ops tables stay in PostgreSQL).
+    engine: Literal["postgres", "spark"] = Field(default="postgres", description="Where raw data and the marts live.")
+    lake_url: str | None = Field(
+        default=None, description="Spark engine: the raw parquet lake (a folder or s3a://, gs://, abfss:// URL)."
+    )
+    spark_master: str = Field(default="local[2]", description="Spark engine: the master URL of the session.")
+    spark_driver_memory: str = Field(default="2g", description="Spark engine: driver memory (local mode: all of it).")
 
     # Ingestion.
     tlc_source: str = Field(default=TLC_BASE_URL, description="TLC base URL or a folder laid out like it.")
@@ -105,6 +114,16 @@ class Settings(BaseSettings):
     def dbt_dir(self) -> Path:
         """dbt's target/ and logs/: under the data folder, never inside an installed package."""
         return self.data_dir / "dbt"
+
+    @property
+    def lake_location(self) -> str:
+        """Where the Spark engine's raw parquet lake lives: lake_url, else a folder under data_dir."""
+        return (self.lake_url or str(self.data_dir / "lake")).rstrip("/")
+
+    @property
+    def spark_dir(self) -> Path:
+        """Spark engine: the local warehouse (marts), metastore and scratch folders."""
+        return self.data_dir / "spark"
 
     @property
     def downloads_dir(self) -> Path:

@@ -127,6 +127,30 @@ def run_dbt(
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, None)
 
 
+def run_dbt_for(
+    settings: Settings,
+    args: list[str],
+    capture: bool = True,
+    timeout: float | None = None,
+    ctx: RunContext | None = None,
+) -> Any:
+    """`dbt <args>` on the engine in use: a dbt subprocess on PostgreSQL, dbt-spark in this process on Spark.
+
+    On Spark `timeout` is not applied (dbt runs in this process's SparkSession and cannot be killed apart from it);
+    inside a run the stage's timeout stops the session instead (see `fares.lakehouse.run_dbt_spark`).
+    """
+    if settings.engine == "spark":
+        from fares.lakehouse import DbtSparkError, run_dbt_spark
+
+        try:
+            return run_dbt_spark(settings, args, cancel=ctx.cancel if ctx is not None else None)
+        except DbtSparkError as exc:
+            raise StageError("transform", str(exc)) from exc
+    from fares.warehouse import get_warehouse
+
+    return run_dbt(settings, get_warehouse(settings), args, capture=capture, timeout=timeout, ctx=ctx)
+
+
 def _kill_group(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         log.warning("stopping dbt (pid %d)", proc.pid)
@@ -161,9 +185,14 @@ def run_ingest(
     return report
 
 
-def run_transform(settings: Settings, wh: Warehouse, ctx: RunContext | None = None) -> subprocess.CompletedProcess[str]:
-    """`dbt build`: models, tests and unit tests; in a run, dbt's run_results.json is kept in the run's folder."""
+def run_transform(settings: Settings, wh: Warehouse, ctx: RunContext | None = None) -> Any:
+    """`dbt build`: models, tests and unit tests; in a run, dbt's run_results.json is kept in the run's folder.
+
+    With the Spark engine dbt-spark runs inside this process's SparkSession; `wh` (PostgreSQL) then only holds ops.
+    """
     try:
+        if settings.engine == "spark":
+            return run_dbt_for(settings, ["build"], ctx=ctx)
         return run_dbt(settings, wh, ["build"], timeout=ctx.remaining() if ctx else None, ctx=ctx)
     finally:
         results = settings.dbt_dir / "target" / "run_results.json"
@@ -210,8 +239,16 @@ def run_publish(settings: Settings, outcome: TrainOutcome | None) -> dict[str, A
     return {"model_version": registry.current_version(), "published": True}
 
 
-def _count(wh: Warehouse, tables: tuple[str, ...]) -> int | None:
-    """Rows in the tables that exist; None when none does."""
+def _count(ctx: RunContext, tables: tuple[str, ...]) -> int | None:
+    """Rows in the tables that exist (in Spark's catalog with the Spark engine); None when none does."""
+    if ctx.settings.engine == "spark":
+        from fares.lakehouse import count_rows
+
+        return count_rows(ctx.settings, tables)
+    return _count_postgres(ctx.wh, tables)
+
+
+def _count_postgres(wh: Warehouse, tables: tuple[str, ...]) -> int | None:
 
     def one(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> Any:
         row = conn.execute(sql, params).fetchone()
@@ -230,7 +267,7 @@ def _ingest(ctx: RunContext) -> dict[str, Any]:
 
 def _transform(ctx: RunContext) -> dict[str, Any]:
     done = run_transform(ctx.settings, ctx.wh, ctx)
-    return {"value": done, "rows_in": _count(ctx.wh, _RAW_TRIPS), "rows_out": _count(ctx.wh, (_TRAINING_MART,))}
+    return {"value": done, "rows_in": _count(ctx, _RAW_TRIPS), "rows_out": _count(ctx, (_TRAINING_MART,))}
 
 
 def _validate(ctx: RunContext) -> dict[str, Any]:
@@ -242,7 +279,7 @@ def _validate(ctx: RunContext) -> dict[str, Any]:
         stored = _validation_ids_since(ctx)
         if stored:
             runs.set_run_facts(ctx.wh, ctx.run_id, validation_run_ids=stored)
-    return {"value": reports, "rows_in": _count(ctx.wh, (_TRAINING_MART,))}
+    return {"value": reports, "rows_in": _count(ctx, (_TRAINING_MART,))}
 
 
 def _validation_ids_since(ctx: RunContext) -> list[str]:
@@ -257,7 +294,7 @@ def _validation_ids_since(ctx: RunContext) -> list[str]:
 
 
 def _train(ctx: RunContext) -> dict[str, Any]:
-    return {"value": run_train(ctx.settings, ctx.wh), "rows_in": _count(ctx.wh, (_TRAINING_MART,))}
+    return {"value": run_train(ctx.settings, ctx.wh), "rows_in": _count(ctx, (_TRAINING_MART,))}
 
 
 def _publish(ctx: RunContext) -> dict[str, Any]:

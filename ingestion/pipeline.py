@@ -82,7 +82,14 @@ class _Run:
         self, settings: Settings, wh: Warehouse, source: Source, sample: float | None, progress: Progress
     ) -> None:
         self.settings, self.wh, self.source, self.sample, self.progress = settings, wh, source, sample, progress
-        self.pipeline = make_pipeline(settings, wh)
+        if settings.engine == "spark":  # raw data goes to the parquet lake; the ledger stays in PostgreSQL (wh)
+            from fares.ingestion import lake
+
+            self.pipeline: Any = lake.make_lake_sink(settings)
+            self.load_trip_file, self.load_rows = lake.load_trip_file, lake.load_rows
+        else:
+            self.pipeline = make_pipeline(settings, wh)
+            self.load_trip_file, self.load_rows = load_trip_file, load_rows
         self.known = ledger.read_ledger(wh)
         self.report = IngestReport(source.location)
 
@@ -114,7 +121,7 @@ def _load_zone_table(run: _Run) -> None:
             run.add(FileResult(name, "zones", None, "skipped", run.known[name]["rows"]))
             return
         rows = read_zone_table(run.fetch(info))
-        load_id = load_rows(run.pipeline, "zones", rows, _ZONE_COLUMNS, name)
+        load_id = run.load_rows(run.pipeline, "zones", rows, _ZONE_COLUMNS, name)
         ledger.record_loaded(
             run.wh, name, "zones", None, run.source.location, info.size, info.etag, None, len(rows), load_id
         )
@@ -145,7 +152,7 @@ def _load_zone_shapes(run: _Run) -> None:
         return
     try:
         rows = read_zone_shapes(run.fetch(info))
-        load_id = load_rows(run.pipeline, "zone_shapes", rows, _SHAPE_COLUMNS, name)
+        load_id = run.load_rows(run.pipeline, "zone_shapes", rows, _SHAPE_COLUMNS, name)
         ledger.record_loaded(
             run.wh, name, "zone_shapes", None, run.source.location, info.size, info.etag, None, len(rows), load_id
         )
@@ -169,7 +176,7 @@ def _load_trip_month(run: _Run, kind: str, month: str) -> None:
         return
     try:
         path = run.fetch(info)
-        rows, load_id = load_trip_file(run.pipeline, run.wh, path, kind, month, run.sample, run.progress)
+        rows, load_id = run.load_trip_file(run.pipeline, run.wh, path, kind, month, run.sample, run.progress)
     except Unpublished as exc:
         run.add(FileResult(name, kind, month, "unpublished", error=str(exc)))
         return

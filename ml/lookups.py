@@ -14,6 +14,7 @@ from fares.ml import TrainingDataError
 from fares.warehouse import scalar
 
 if TYPE_CHECKING:
+    from fares.settings import Settings
     from fares.warehouse import Warehouse
 
 # table -> the columns read from it (all in schema marts, written by dbt)
@@ -65,15 +66,27 @@ class Lookups:
     holdout_from: pd.Timestamp | None
 
 
-def load_lookups(wh: Warehouse) -> Lookups:
-    """Read the lookup marts and the holdout start; TrainingDataError names a missing table."""
+def _read_postgres(wh: Warehouse, tables: dict[str, tuple[str, ...]]) -> dict[str, pd.DataFrame]:
     frames: dict[str, pd.DataFrame] = {}
     with wh.connect() as conn:
-        for table, columns in {**LOOKUP_TABLES, "ml_holdout_window": ("holdout_from",)}.items():
+        for table, columns in tables.items():
             if scalar(conn, "select to_regclass(%s)", (f"marts.{table}",)) is None:
                 raise TrainingDataError(f"marts.{table} does not exist: run the transform stage (dbt build) first")
             cur = conn.execute(f"select {', '.join(columns)} from marts.{table}")  # noqa: S608 - names are constants
             frames[table] = pd.DataFrame(cur.fetchall(), columns=list(columns))
+    return frames
+
+
+def load_lookups(settings: Settings, wh: Warehouse) -> Lookups:
+    """Read the lookup marts and the holdout start (through Spark with the Spark engine); TrainingDataError names a
+    missing table."""
+    tables = {**LOOKUP_TABLES, "ml_holdout_window": ("holdout_from",)}
+    if settings.engine == "spark":
+        from fares.ml.spark_reader import read_marts_spark
+
+        frames = read_marts_spark(settings, tables)
+    else:
+        frames = _read_postgres(wh, tables)
     zones = frames["dim_zones"].sort_values("zone_id", ignore_index=True)
     zones["zone_id"] = zones["zone_id"].astype("int64")
     zones["is_airport"] = zones["is_airport"].fillna(False).astype(bool)

@@ -354,14 +354,20 @@ def train_models(
     from fares.ml.report import render_report
 
     started = time.perf_counter()
-    training, _zones, parts = load_training_sample(settings, wh)  # the bundle's zones come from the lookups
+    # the bundle's zones come from the lookups
+    if settings.engine == "spark":
+        from fares.ml.spark_reader import load_training_sample_spark
+
+        training, _zones, parts = load_training_sample_spark(settings)
+    else:
+        training, _zones, parts = load_training_sample(settings, wh)
     check_training(training)
     loaded = time.perf_counter()
     registry = Registry(settings.models_dir)
     fp = fingerprint(training)
     if params is None and (same := _current_if_unchanged(registry, fp)):
         return same
-    lookups = load_lookups(wh)
+    lookups = load_lookups(settings, wh)
     train, holdout = split_holdout(training, lookups.holdout_from)
     check_training(train)
     model = fit_fare_model(train, lookups.zones, params, n_threads=fit_threads(settings), lookups=lookups)

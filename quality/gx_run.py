@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +78,11 @@ def add_datasource(context: AbstractDataContext, wh: Warehouse) -> Any:
     with warnings.catch_warnings():  # GX suggests add_postgres, which cannot take the embedded server's socket
         warnings.simplefilter("ignore")
         return context.data_sources.add_sql(name=DATASOURCE, connection_string=wh.url("psycopg2"))
+
+
+def add_spark_datasource(context: AbstractDataContext) -> Any:
+    """Register the process's SparkSession as a GX Spark data source (dataframes are passed per batch, not cached)."""
+    return context.data_sources.add_spark(name=DATASOURCE, persist=False)
 
 
 def _row_condition(where: dict[str, str | list[str]]) -> Any:
@@ -189,6 +195,7 @@ def _validate(
     batch: Batch,
     checks: list[Check],
     result_format: dict[str, Any],
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run `checks` as suite `name` on one batch definition; GX results keyed by check name."""
     import great_expectations as gx
@@ -199,7 +206,7 @@ def _validate(
     validation = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=name, data=definition, suite=suite)
     )
-    outcome = validation.run(result_format=result_format)
+    outcome = validation.run(batch_parameters=params or None, result_format=result_format)
     return {r.expectation_config.meta["check"]: r for r in outcome.results if r.expectation_config}
 
 
@@ -215,18 +222,28 @@ def _asset(datasource: Any, name: str, batch: Batch) -> Any:
     return datasource.add_table_asset(name=name, table_name=table, schema_name=schema)
 
 
-def run_batch(context: AbstractDataContext, datasource: Any, batch: Batch) -> list[CheckResult]:
+def run_batch(
+    context: AbstractDataContext, datasource: Any, batch: Batch, frame: Callable[[Batch], Any] | None = None
+) -> list[CheckResult]:
     """Validate one batch (a query asset) against its checks; a batch that cannot be read fails every check.
 
     Two passes keep the SQL cheap: first every check with BOOLEAN_ONLY (GX bundles these into a few aggregate
     queries), then only the failed checks again for row counts and example values (one query each).
     """
     name = f"{batch.table}.{batch.label.replace(' ', '_')}"
+    params: dict[str, Any] = {}
     try:
-        definition = _asset(datasource, name, batch).add_batch_definition_whole_table("b")
-        verdicts = _validate(context, definition, name, batch, batch.checks, {"result_format": "BOOLEAN_ONLY"})
+        if frame is None:
+            definition = _asset(datasource, name, batch).add_batch_definition_whole_table("b")
+        else:  # Spark: the batch is a dataframe already restricted to its month (see quality.spark_catalog)
+            definition = datasource.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("b")
+            params = {"dataframe": frame(batch)}
+            batch = Batch(batch.table, batch.label, batch.checks, {}, batch.query, batch.fingerprint)
+        verdicts = _validate(context, definition, name, batch, batch.checks, {"result_format": "BOOLEAN_ONLY"}, params)
         failed = [c for c in batch.checks if c.name in verdicts and not verdicts[c.name].success]
-        details = _validate(context, definition, f"{name}.failures", batch, failed, DETAIL_FORMAT) if failed else {}
+        details = (
+            _validate(context, definition, f"{name}.failures", batch, failed, DETAIL_FORMAT, params) if failed else {}
+        )
     except Exception as exc:  # GX wraps SQL errors in many types; the message is what the user needs
         if _lost_connection(exc):
             raise  # the database went away: let the scheduler retry rather than blame the data
@@ -290,6 +307,11 @@ def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list
     if not batches:
         return []
     context = open_context(settings)
+    if settings.engine == "spark":
+        from fares.quality.spark_catalog import batch_frame
+
+        datasource = add_spark_datasource(context)
+        return [r for batch in batches for r in run_batch(context, datasource, batch, batch_frame(settings))]
     datasource = add_datasource(context, wh)
     results: list[CheckResult] = []
     try:

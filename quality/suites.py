@@ -312,8 +312,11 @@ def _months_filter(months: list[str] | None) -> str:
     return " where source_month in (" + ", ".join(f"'{check_month(m)}'" for m in months) + ")"
 
 
-def training_batches(months: list[str] | None = None) -> list[Batch]:
-    """The checks for the training mart: the whole (or `months` of it), each service, and the aligned window."""
+def training_batches(months: list[str] | None = None, dialect: str = "postgres") -> list[Batch]:
+    """The checks for the training mart: the whole (or `months` of it), each service, and the aligned window.
+
+    `dialect` ("postgres" or "spark") is the SQL of the aggregate batches.
+    """
     where = _months_filter(months)
     whole = [
         _check(
@@ -365,9 +368,14 @@ def training_batches(months: list[str] | None = None) -> list[Batch]:
             for p, (low, high) in sorted(bounds.items())
         ]
         batches.append(Batch(TRAINING_TABLE, service, checks, query=sql))
-    # (month, service) pairs hashed first: string_agg(distinct ...) would sort every trip of the month
+    services_list = (
+        "concat_ws(',', sort_array(collect_list(service)))"
+        if dialect == "spark"
+        else "string_agg(service, ',' order by service)"
+    )
+    # (month, service) pairs hashed first: an aggregate over distinct services would sort every trip of the month
     window = (
-        f"select source_month || ' ' || string_agg(service, ',' order by service) as month_services"  # noqa: S608 - fixed names, checked months
+        f"select source_month || ' ' || {services_list} as month_services"  # noqa: S608 - fixed names, checked months
         f" from (select distinct source_month, service from {TRAINING_TABLE}{where}) as month_service"
         " group by source_month"
     )

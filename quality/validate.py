@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from fares.quality import QualityGateError
 from fares.quality.results import CheckResult, as_dicts, format_summary, passed_fingerprints, save_run
+from fares.quality.spark_catalog import SparkConnection
 from fares.quality.suites import (
     CRITICAL,
     KINDS,
@@ -90,8 +93,20 @@ def _missing(table: str, batch: str, check: str, description: str) -> CheckResul
 
 
 def _table_exists(conn: Any, table: str) -> bool:
+    if isinstance(conn, SparkConnection):
+        return conn.table_exists(table)
     row = conn.execute("select to_regclass(%s) is not null", (table,)).fetchone()
     return bool(row and row[0])
+
+
+@contextmanager
+def _connect(settings: Settings, wh: Warehouse) -> Iterator[Any]:
+    """Where the analytics tables are: PostgreSQL (`wh`), or with the Spark engine the process's Spark session."""
+    if settings.engine == "spark":
+        yield SparkConnection(settings)
+        return
+    with wh.connect() as conn:
+        yield conn
 
 
 def _zone_ids(conn: Any) -> list[int]:
@@ -115,7 +130,8 @@ class _MonthStats:
 
         self.conn, self.table = conn, table
         self.name = table.split(".", 1)[1]
-        self.loads = month_loads(conn, self.name)
+        # The lake has no partition catalog to read load ids from: Spark scans the load-id column once instead.
+        self.loads = None if isinstance(conn, SparkConnection) else month_loads(conn, self.name)
         self.counts: dict[str, int] = {}
         if self.loads is None:
             rows = conn.execute(
@@ -152,7 +168,7 @@ def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _P
     plan = _Plan()
     covered: set[str] = set()
     passed = passed_fingerprints(wh, "raw") if months is None else set()
-    with wh.connect() as conn:
+    with _connect(settings, wh) as conn:
         zone_ids = _zone_ids(conn)
         present = [k for k in KINDS if _table_exists(conn, k.table)]
         if not present:
@@ -213,13 +229,14 @@ def _built_months(conn: Any) -> dict[str, str]:
     return months
 
 
-def _training_plan(wh: Warehouse, months: list[str] | None) -> _Plan:
+def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _Plan:
     """The training-mart batches, or a failure when the mart does not exist.
 
     With `months` None, each aligned month is validated once per build of it: a month whose data (the raw load its
     build came from) and suite did not change since it last passed is not validated again.
     """
-    with wh.connect() as conn:
+    dialect = settings.engine
+    with _connect(settings, wh) as conn:
         if not _table_exists(conn, TRAINING_TABLE):
             return _Plan(
                 upfront=[_missing(TRAINING_TABLE, "-", "table_exists", f"{TRAINING_TABLE} exists (run dbt first)")]
@@ -229,10 +246,10 @@ def _training_plan(wh: Warehouse, months: list[str] | None) -> _Plan:
                 f"select distinct source_month from {TRAINING_TABLE} where source_month = any(%s) order by 1",  # noqa: S608 - a constant table name
                 (months,),
             ).fetchall()
-            return _Plan(batches=training_batches(months), covered=[r[0] for r in present])
+            return _Plan(batches=training_batches(months, dialect=dialect), covered=[r[0] for r in present])
         built = _built_months(conn)
     if not built:
-        return _Plan(batches=training_batches(None), covered=[])
+        return _Plan(batches=training_batches(None, dialect=dialect), covered=[])
     plan = _Plan(covered=sorted(built))
     passed = passed_fingerprints(wh, "training")
     for month, load in sorted(built.items()):
@@ -240,7 +257,7 @@ def _training_plan(wh: Warehouse, months: list[str] | None) -> _Plan:
         if load and (TRAINING_TABLE, month, fingerprint) in passed:
             plan.unchanged.append(f"{TRAINING_TABLE} {month}")
             continue
-        for batch in training_batches([month]):
+        for batch in training_batches([month], dialect=dialect):
             label = month if batch.label == "all" else f"{month} {batch.label}"
             plan.batches.append(replace(batch, label=label, fingerprint=fingerprint))
     return plan
@@ -268,7 +285,7 @@ def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[s
     months = [check_month(m) for m in months] if months else None
     started = datetime.now(UTC)
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    plan = _raw_plan(settings, wh, months) if scope == "raw" else _training_plan(wh, months)
+    plan = _raw_plan(settings, wh, months) if scope == "raw" else _training_plan(settings, wh, months)
     log.info(
         "validating %s: %d batches (%d unchanged since they passed)", scope, len(plan.batches), len(plan.unchanged)
     )

@@ -1,0 +1,207 @@
+"""The Spark engine: one SparkSession per process (loopback, warehouse and metastore under data_dir), the lake's tables.
+
+Raw trips live in the lake as parquet written by dlt (`<lake>/raw/<table>/source_month=YYYY-MM/*.parquet`); Spark
+sees them as external tables `raw.<table>` that dbt's sources read. dbt's marts are Spark tables in the warehouse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fares.ingestion.schema import LINEAGE_COLUMNS, TRIP_COLUMNS
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from fares.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RAW = "raw"
+TRIP_TABLES = {"yellow": "yellow_trips", "fhvhv": "fhvhv_trips"}
+_SPARK_TYPES = {"int64": "bigint", "double": "double", "string": "string", "timestamp[us]": "timestamp"}
+# Small tables dlt replaces whole; Spark infers their schema from the parquet files.
+SMALL_TABLES = ("zones", "zone_shapes")
+
+
+class SparkUnavailableError(RuntimeError):
+    """The Spark engine cannot start here (pyspark or Java missing); the message says which."""
+
+
+def spark_missing() -> str | None:
+    """Why the Spark engine cannot run on this machine (one line), or None when it can."""
+    try:
+        import pyspark  # noqa: F401 - only probing that the extra is installed
+    except ImportError:
+        return "pyspark is not installed (pip install '.[spark]')"
+    if not shutil.which("java"):
+        return "no Java runtime on PATH (java); Spark needs Java 17"
+    return None
+
+
+def lake_path(settings: Settings, *parts: str) -> str:
+    """A location inside the lake (a local folder or an object-store URL)."""
+    return "/".join([settings.lake_location, *parts])
+
+
+def is_local_lake(settings: Settings) -> bool:
+    """True when the lake is a folder on this machine (not s3a://, gs://, abfss://, ...)."""
+    return "://" not in settings.lake_location or settings.lake_location.startswith("file://")
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """The session's configuration: loopback only, warehouse/metastore/scratch under data_dir, UTC wall clock."""
+    root = settings.spark_dir.resolve()
+    return {
+        "spark.master": settings.spark_master,
+        "spark.app.name": "fares",
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.warehouse.dir": str(root / "warehouse"),
+        "spark.local.dir": str(root / "tmp"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root / 'derby'}",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
+        # TLC times are New York wall clock without a zone: a UTC session keeps them as written (like PostgreSQL's
+        # timestamp without time zone), whatever the machine's zone.
+        "spark.sql.session.timeZone": "UTC",
+        # Few, adaptive shuffle partitions: the cores are few, and most stages here are small.
+        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.parquet.inferTimestampNTZ.enabled": "false",
+        # toPandas through Arrow: the training sample and the lookups reach pandas without a row-by-row copy.
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
+
+
+_session: dict[str, Any] = {}
+
+
+def get_spark(settings: Settings) -> SparkSession:
+    """The process's SparkSession, started on first use (dbt-spark's session method then reuses it).
+
+    Raises:
+        SparkUnavailableError: pyspark or Java is missing.
+    """
+    why = spark_missing()
+    if why:
+        raise SparkUnavailableError(f"the Spark engine cannot start: {why}")
+    from pyspark.sql import SparkSession
+
+    # Kept here rather than asked of Spark: getActiveSession() is per thread, and the daemon runs stages in its own.
+    running = _session.get("spark")
+    if running is not None:
+        if _session["dir"] != settings.spark_dir.resolve():
+            raise SparkUnavailableError(
+                f"a Spark session for {_session['dir']} already runs in this process; one data folder per process"
+            )
+        return running
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM launcher, before any conf
+    for sub in ("warehouse", "tmp", "derby"):
+        (settings.spark_dir / sub).mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in spark_conf(settings).items():
+        builder = builder.config(key, value)
+    log.info("starting Spark (%s), warehouse %s", settings.spark_master, settings.spark_dir / "warehouse")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    _session.update(spark=spark, dir=settings.spark_dir.resolve())
+    return spark
+
+
+def stop_spark() -> None:
+    """Stop the process's SparkSession if one runs."""
+    running = _session.pop("spark", None)
+    if running is not None:
+        running.stop()
+    _session.clear()
+
+
+def _trip_table_ddl(kind: str) -> str:
+    columns = {**TRIP_COLUMNS[kind], **LINEAGE_COLUMNS}
+    columns.pop("source_month")
+    cols = [f"`{name}` {_SPARK_TYPES[str(typ)]}" for name, typ in columns.items()]
+    cols += ["`_dlt_id` string", "`_dlt_load_id` string", "`source_month` string"]
+    return ", ".join(cols)
+
+
+def register_raw_tables(spark: SparkSession, settings: Settings) -> list[str]:
+    """Create (if missing) the external tables over the lake and pick up new month partitions; returns their names.
+
+    A trip table is partitioned by source_month (the lake's folders); zones and shapes are plain parquet folders.
+    """
+    spark.sql(f"create database if not exists {RAW}")
+    names: list[str] = []
+    for kind, table in TRIP_TABLES.items():
+        location = lake_path(settings, RAW, table)
+        if is_local_lake(settings) and not Path(location).exists():
+            continue
+        spark.sql(
+            f"create table if not exists {RAW}.{table} ({_trip_table_ddl(kind)}) using parquet"
+            f" partitioned by (source_month) location '{location}'"
+        )
+        spark.sql(f"msck repair table {RAW}.{table} sync partitions")  # months added or removed since
+        names.append(f"{RAW}.{table}")
+    for table in SMALL_TABLES:
+        location = lake_path(settings, RAW, table)
+        if is_local_lake(settings) and not Path(location).exists():
+            continue
+        spark.sql(f"create table if not exists {RAW}.{table} using parquet location '{location}'")
+        spark.sql(f"refresh table {RAW}.{table}")
+        names.append(f"{RAW}.{table}")
+    return names
+
+
+class DbtSparkError(RuntimeError):
+    """`dbt` on Spark failed; the message carries the failed nodes and dbt's errors."""
+
+
+def run_dbt_spark(settings: Settings, args: list[str], cancel: list[Callable[[], None]] | None = None) -> Any:
+    """Run `dbt <args>` on the spark target inside this process's SparkSession (after registering the lake's tables).
+
+    In-process on purpose: the Hive metastore here is an embedded Derby database that one JVM at a time may open,
+    so dbt must share the session of the stage that runs it rather than start its own. Inside a run, `cancel` (the
+    stage's cancel callbacks) gets one that stops the session: dbt's running and next queries then fail at once, and
+    the next stage starts a new session.
+
+    Raises:
+        DbtSparkError: dbt reported a failure (message lists the failed nodes).
+    """
+    from dbt.cli.main import dbtRunner
+
+    from fares.warehouse import DBT_PROJECT_DIR
+
+    spark = get_spark(settings)
+    register_raw_tables(spark, settings)
+    argv = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--target", "spark"]
+    log.info("running dbt %s (spark)", " ".join(args))
+    if cancel is not None:
+        cancel.append(stop_spark)
+    try:
+        result = dbtRunner().invoke(argv)
+    finally:
+        if cancel is not None and stop_spark in cancel:
+            cancel.remove(stop_spark)
+    if not result.success:
+        failed = []
+        for node in getattr(result.result, "results", None) or []:
+            if str(getattr(node, "status", "")) in ("error", "fail"):
+                failed.append(f"{node.node.name}: {(node.message or '').strip()[:400]}")
+        detail = "\n".join(failed) or str(result.exception or "see dbt's log")
+        raise DbtSparkError(f"dbt {' '.join(args)} failed on Spark\n{detail}")
+    return result
+
+
+def count_rows(settings: Settings, tables: tuple[str, ...]) -> int | None:
+    """Rows in those of `tables` that exist in Spark's catalog; None when none does."""
+    spark = get_spark(settings)
+    present = [t for t in tables if spark.catalog.tableExists(t)]
+    return sum(spark.table(t).count() for t in present) if present else None
