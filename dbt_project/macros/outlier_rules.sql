@@ -7,7 +7,7 @@
     {{ return([
         {"name": "pickup_outside_file_month",
          "description": "The pickup is missing or falls outside the month of the file the trip came from.",
-         "condition": "pickup_at is null or date_trunc('month', pickup_at) <> to_date(source_month, 'YYYY-MM')"},
+         "condition": "pickup_at is null or date_trunc('month', pickup_at) <> " ~ month_start('source_month')},
         {"name": "unknown_zone",
          "description": "Pickup or dropoff zone missing, or not a real zone (264 unknown, 265 outside NYC, anything outside 1-263).",
          "condition": "pickup_zone_id is null or dropoff_zone_id is null or pickup_zone_id not between 1 and 263 or dropoff_zone_id not between 1 and 263"},

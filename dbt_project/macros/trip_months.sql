@@ -11,12 +11,18 @@
 -#}
 
 {% macro trip_month_builds() -%}
-    {{ return(api.Relation.create(database=target.database, schema='intermediate', identifier='trip_month_builds')) }}
+    {#- Spark has no database level (schema = database there). -#}
+    {{ return(api.Relation.create(database=target.database if target.database is defined else none,
+                                  schema='intermediate', identifier='trip_month_builds')) }}
 {%- endmacro %}
 
 
 {#- {month: newest load id over the yellow and HVFHV partitions of that month} -#}
 {% macro raw_month_loads() %}
+    {{ return(adapter.dispatch('raw_month_loads', 'fares')()) }}
+{% endmacro %}
+
+{% macro default__raw_month_loads() %}
     {% set raw_schema = var('raw_schema', 'raw') %}
     {% set catalog %}
         select child.relname as partition_name,
@@ -53,12 +59,7 @@
         {{ return('') }}
     {% endif %}
     {% set builds = trip_month_builds() %}
-    {% do run_query(
-        "create schema if not exists " ~ builds.schema ~ ";"
-        ~ " create table if not exists " ~ builds ~ " (source_month text not null, raw_load_id text,"
-        ~ " planned_at text not null, built boolean not null default false);"
-        ~ " delete from " ~ builds ~ " where not built;"
-    ) %}
+    {% do prepare_trip_month_builds(builds) %}
     {#- dbt listed the schema's relations before this hook: without this, a first build's `planned_months` would not
         see the table just created and its trip-grain tests would check no month at all. -#}
     {% do adapter.cache_added(builds.incorporate(type='table')) %}
@@ -76,11 +77,7 @@
         {% endif %}
     {% endfor %}
     {% if planned %}
-        {% set values = [] %}
-        {% for month in planned %}
-            {% do values.append("('" ~ month ~ "', '" ~ loads[month] ~ "', '" ~ run_started_at ~ "')") %}
-        {% endfor %}
-        {% do run_query("insert into " ~ builds ~ " (source_month, raw_load_id, planned_at) values " ~ values | join(", ")) %}
+        {% do insert_planned_months(builds, planned, loads) %}
     {% endif %}
     {% do log("trip months to build: [" ~ planned | join(", ") ~ "] (" ~ (planned | length) ~ " of "
               ~ (loads | length) ~ " loaded months)", info=true) %}
@@ -121,6 +118,14 @@
 
 {#- pre-hook of an incremental trip model: drop the planned months' rows before they are inserted again. -#}
 {% macro delete_planned_months() -%}
+    {{ return(adapter.dispatch('delete_planned_months', 'fares')()) }}
+{%- endmacro %}
+
+{#- Spark: the planned months' partitions are overwritten by the insert (insert_overwrite), nothing to delete. -#}
+{% macro spark__delete_planned_months() -%}
+{%- endmacro %}
+
+{% macro default__delete_planned_months() -%}
     {%- if is_incremental() -%}
         delete from {{ this }} where {{ trip_months_filter() }}
     {%- else -%}
@@ -149,7 +154,7 @@
         {{ return('') }}
     {% endif %}
     {% set builds = trip_month_builds() %}
-    {% do run_query("update " ~ builds ~ " set built = true where planned_at = '" ~ run_started_at ~ "'") %}
+    {% do mark_months_built(builds) %}
     {{ return('') }}
 {% endmacro %}
 
@@ -189,3 +194,82 @@
         true
     {%- endif -%}
 {%- endmacro %}
+
+
+{#-
+    The bookkeeping SQL of intermediate.trip_month_builds, per adapter. PostgreSQL deletes unfinished plans and
+    updates rows; Spark's parquet tables only append, so there a finished plan is a second row with built = true
+    and an unfinished one is simply never marked (every reader filters on built or on this invocation's planned_at).
+-#}
+{% macro prepare_trip_month_builds(builds) %}
+    {{ return(adapter.dispatch('prepare_trip_month_builds', 'fares')(builds)) }}
+{% endmacro %}
+
+{% macro default__prepare_trip_month_builds(builds) %}
+    {% do run_query(
+        "create schema if not exists " ~ builds.schema ~ ";"
+        ~ " create table if not exists " ~ builds ~ " (source_month text not null, raw_load_id text,"
+        ~ " planned_at text not null, built boolean not null default false);"
+        ~ " delete from " ~ builds ~ " where not built;"
+    ) %}
+{% endmacro %}
+
+{% macro spark__prepare_trip_month_builds(builds) %}
+    {% do run_query("create schema if not exists " ~ builds.schema) %}
+    {% do run_query("create table if not exists " ~ builds ~ " (source_month string, raw_load_id string,"
+                    ~ " planned_at string, built boolean) using parquet") %}
+{% endmacro %}
+
+{% macro insert_planned_months(builds, planned, loads) %}
+    {{ return(adapter.dispatch('insert_planned_months', 'fares')(builds, planned, loads)) }}
+{% endmacro %}
+
+{% macro default__insert_planned_months(builds, planned, loads) %}
+    {% set values = [] %}
+    {% for month in planned %}
+        {% do values.append("('" ~ month ~ "', '" ~ loads[month] ~ "', '" ~ run_started_at ~ "')") %}
+    {% endfor %}
+    {% do run_query("insert into " ~ builds ~ " (source_month, raw_load_id, planned_at) values " ~ values | join(", ")) %}
+{% endmacro %}
+
+{% macro spark__insert_planned_months(builds, planned, loads) %}
+    {% set values = [] %}
+    {% for month in planned %}
+        {% do values.append("('" ~ month ~ "', '" ~ loads[month] ~ "', '" ~ run_started_at ~ "', false)") %}
+    {% endfor %}
+    {% do run_query("insert into " ~ builds ~ " values " ~ values | join(", ")) %}
+{% endmacro %}
+
+{% macro mark_months_built(builds) %}
+    {{ return(adapter.dispatch('mark_months_built', 'fares')(builds)) }}
+{% endmacro %}
+
+{% macro default__mark_months_built(builds) %}
+    {% do run_query("update " ~ builds ~ " set built = true where planned_at = '" ~ run_started_at ~ "'") %}
+{% endmacro %}
+
+{% macro spark__mark_months_built(builds) %}
+    {% do run_query("insert into " ~ builds ~ " select source_month, raw_load_id, planned_at, true from " ~ builds
+                    ~ " where planned_at = '" ~ run_started_at ~ "' and not built") %}
+{% endmacro %}
+
+{#- Spark: the newest load id per month from the lake's tables (one load per month partition there). -#}
+{% macro spark__raw_month_loads() %}
+    {% set raw_schema = var('raw_schema', 'raw') %}
+    {% set parts = [] %}
+    {% for table in ['yellow_trips', 'fhvhv_trips'] %}
+        {% if adapter.get_relation(database=none, schema=raw_schema, identifier=table) is not none %}
+            {% do parts.append("select source_month, max(_dlt_load_id) as load_id from " ~ raw_schema ~ "." ~ table
+                               ~ " group by source_month") %}
+        {% endif %}
+    {% endfor %}
+    {% set loads = {} %}
+    {% if parts %}
+        {% for row in run_query(parts | join(" union all ")).rows %}
+            {% if row[1] is not none and (row[0] not in loads or row[1] > loads[row[0]]) %}
+                {% do loads.update({row[0]: row[1]}) %}
+            {% endif %}
+        {% endfor %}
+    {% endif %}
+    {{ return(loads) }}
+{% endmacro %}

@@ -14,7 +14,7 @@ quartiles as (
     select
         service,
         source_month,
-        percentile_cont(array[0.25, 0.75]) within group (order by ln(fare_per_mile)) as ln_quartiles
+        {{ percentiles_cont('ln(fare_per_mile)', [0.25, 0.75]) }} as ln_quartiles
 
     from measured
     where passes_simple_rules and fare_per_mile > 0
@@ -27,8 +27,8 @@ fences as (
     select
         service,
         source_month,
-        ln_quartiles[1] as ln_p25,
-        ln_quartiles[2] as ln_p75
+        {{ array_element('ln_quartiles', 1) }} as ln_p25,
+        {{ array_element('ln_quartiles', 2) }} as ln_p75
 
     from quartiles
 
@@ -38,13 +38,13 @@ final as (
 
     -- rounded to 1e-6 on the log scale (a 0.0001% fare difference): exact enough, and stable to compare
     select
-        service::text as service,
-        source_month::text as source_month,
-        round(ln_p25::numeric, 6)::double precision as fare_per_mile_ln_p25,
-        round(ln_p75::numeric, 6)::double precision as fare_per_mile_ln_p75,
-        round((ln_p25 - {{ var('fare_per_mile_fence_k') }} * greatest(ln_p75 - ln_p25, {{ var('fare_per_mile_min_iqr') }}))::numeric, 6)::double precision
+        {{ cast_as('service', 'text') }} as service,
+        {{ cast_as('source_month', 'text') }} as source_month,
+        {{ round_double('ln_p25', 6) }} as fare_per_mile_ln_p25,
+        {{ round_double('ln_p75', 6) }} as fare_per_mile_ln_p75,
+        {{ round_double('(ln_p25 - ' ~ var('fare_per_mile_fence_k') ~ ' * greatest(ln_p75 - ln_p25, ' ~ var('fare_per_mile_min_iqr') ~ '))', 6) }}
             as fare_per_mile_ln_low,
-        round((ln_p75 + {{ var('fare_per_mile_fence_k') }} * greatest(ln_p75 - ln_p25, {{ var('fare_per_mile_min_iqr') }}))::numeric, 6)::double precision
+        {{ round_double('(ln_p75 + ' ~ var('fare_per_mile_fence_k') ~ ' * greatest(ln_p75 - ln_p25, ' ~ var('fare_per_mile_min_iqr') ~ '))', 6) }}
             as fare_per_mile_ln_high
 
     from fences

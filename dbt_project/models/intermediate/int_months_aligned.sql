@@ -23,9 +23,9 @@ final as (
 
     select
         source_month,
-        to_date(source_month, 'YYYY-MM') as month_start_on,
-        taxi_trips::bigint as taxi_trips,
-        uber_trips::bigint as uber_trips,
+        {{ month_start('source_month') }} as month_start_on,
+        {{ cast_as('taxi_trips', 'bigint') }} as taxi_trips,
+        {{ cast_as('uber_trips', 'bigint') }} as uber_trips,
         taxi_trips > 0 and uber_trips > 0 as is_aligned
 
     from counted

@@ -36,18 +36,18 @@ hourly as (
 final as (
 
     select
-        source_month::text as source_month,
-        service::text as service,
-        sum(raw_trips)::bigint as raw_trips,
-        sum(kept_trips)::bigint as kept_trips,
+        {{ cast_as('source_month', 'text') }} as source_month,
+        {{ cast_as('service', 'text') }} as service,
+        {{ cast_as('sum(raw_trips)', 'bigint') }} as raw_trips,
+        {{ cast_as('sum(kept_trips)', 'bigint') }} as kept_trips,
         {%- for rule in rules %}
-        sum(flagged_{{ rule.name }})::bigint as flagged_{{ rule.name }},
-        sum(removed_{{ rule.name }})::bigint as removed_{{ rule.name }},
+        {{ cast_as('sum(flagged_' ~ rule.name ~ ')', 'bigint') }} as flagged_{{ rule.name }},
+        {{ cast_as('sum(removed_' ~ rule.name ~ ')', 'bigint') }} as removed_{{ rule.name }},
         {%- endfor %}
         min(first_pickup_at) as first_pickup_at,
         max(last_pickup_at) as last_pickup_at,
-        (count(distinct pickup_hour_at::date) filter (where kept_trips > 0))::integer as days_covered,
-        (count(*) filter (where kept_trips > 0))::integer as hours_covered
+        {{ cast_as('(count(distinct ' ~ cast_as('pickup_hour_at', 'date') ~ ') filter (where kept_trips > 0))', 'integer') }} as days_covered,
+        {{ cast_as('(count(*) filter (where kept_trips > 0))', 'integer') }} as hours_covered
 
     from hourly
     group by source_month, service

@@ -21,17 +21,17 @@ zones as (
 final as (
 
     select
-        aligned_trips.pickup_at::timestamp as pickup_at,
-        aligned_trips.dropoff_at::timestamp as dropoff_at,
-        aligned_trips.trip_miles::double precision as trip_miles,
-        aligned_trips.duration_minutes::double precision as duration_minutes,
-        aligned_trips.rider_fare::double precision as rider_fare,
-        aligned_trips.tip_amount::double precision as tip_amount,
-        aligned_trips.pickup_zone_id::integer as pickup_zone_id,
-        aligned_trips.dropoff_zone_id::integer as dropoff_zone_id,
-        aligned_trips.trip_id::text as trip_id,
-        aligned_trips.service::text as service,
-        aligned_trips.source_month::text as source_month
+        {{ cast_as('aligned_trips.pickup_at', 'timestamp') }} as pickup_at,
+        {{ cast_as('aligned_trips.dropoff_at', 'timestamp') }} as dropoff_at,
+        {{ cast_as('aligned_trips.trip_miles', 'double precision') }} as trip_miles,
+        {{ cast_as('aligned_trips.duration_minutes', 'double precision') }} as duration_minutes,
+        {{ cast_as('aligned_trips.rider_fare', 'double precision') }} as rider_fare,
+        {{ cast_as('aligned_trips.tip_amount', 'double precision') }} as tip_amount,
+        {{ cast_as('aligned_trips.pickup_zone_id', 'integer') }} as pickup_zone_id,
+        {{ cast_as('aligned_trips.dropoff_zone_id', 'integer') }} as dropoff_zone_id,
+        {{ cast_as('aligned_trips.trip_id', 'text') }} as trip_id,
+        {{ cast_as('aligned_trips.service', 'text') }} as service,
+        {{ cast_as('aligned_trips.source_month', 'text') }} as source_month
 
     from aligned_trips
     inner join zones as pickup_zones

@@ -25,7 +25,7 @@ yellow_shaped as (
         dropoff_zone_id,
         trip_miles,
         -- total_amount already holds every fee the rider is charged (airport and CBD fees included), plus the tip
-        round((total_amount - coalesce(tip_amount, 0))::numeric, 2)::double precision as rider_fare,
+        {{ round_double('(total_amount - coalesce(tip_amount, 0))', 2) }} as rider_fare,
         tip_amount,
         rate_code_id,
         payment_type,
@@ -47,7 +47,7 @@ fhvhv_shaped as (
         pickup_zone_id,
         dropoff_zone_id,
         trip_miles,
-        round((
+        {{ round_double('(
             base_passenger_fare_amount
             + coalesce(tolls_amount, 0)
             + coalesce(black_car_fund_amount, 0)
@@ -55,7 +55,7 @@ fhvhv_shaped as (
             + coalesce(congestion_surcharge_amount, 0)
             + coalesce(airport_fee_amount, 0)
             + coalesce(cbd_congestion_fee_amount, 0)
-        )::numeric, 2)::double precision as rider_fare,
+        )', 2) }} as rider_fare,
         tip_amount,
         cast(null as integer) as rate_code_id,
         cast(null as integer) as payment_type,
@@ -85,7 +85,7 @@ final as (
         pickup_zone_id,
         dropoff_zone_id,
         trip_miles,
-        extract(epoch from dropoff_at - pickup_at)::double precision / 60.0 as duration_minutes,
+        {{ seconds_between('pickup_at', 'dropoff_at') }} / 60.0 as duration_minutes,
         rider_fare,
         tip_amount,
         rate_code_id,

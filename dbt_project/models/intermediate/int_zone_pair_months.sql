@@ -13,13 +13,13 @@ aligned_trips as (
 final as (
 
     select
-        source_month::text as source_month,
-        pickup_zone_id::integer as pickup_zone_id,
-        dropoff_zone_id::integer as dropoff_zone_id,
-        extract(hour from pickup_at)::integer as pickup_hour,
-        count(*)::bigint as zone_pair_trips,
-        percentile_cont(0.5) within group (order by trip_miles)::double precision as median_trip_miles,
-        percentile_cont(0.5) within group (order by duration_minutes)::double precision as median_duration_minutes
+        {{ cast_as('source_month', 'text') }} as source_month,
+        {{ cast_as('pickup_zone_id', 'integer') }} as pickup_zone_id,
+        {{ cast_as('dropoff_zone_id', 'integer') }} as dropoff_zone_id,
+        {{ cast_as('extract(hour from pickup_at)', 'integer') }} as pickup_hour,
+        {{ cast_as('count(*)', 'bigint') }} as zone_pair_trips,
+        {{ cast_as(median_cont('trip_miles'), 'double precision') }} as median_trip_miles,
+        {{ cast_as(median_cont('duration_minutes'), 'double precision') }} as median_duration_minutes
 
     from aligned_trips
     group by source_month, pickup_zone_id, dropoff_zone_id, extract(hour from pickup_at)

@@ -23,30 +23,28 @@ unpivoted as (
         counted.raw_trips,
         counted.kept_trips
 
-    from counted
-    cross join lateral (
-        values
-        {%- for rule in rules %}
-            ({{ loop.index }}, '{{ rule.name }}', '{{ rule.description | replace("'", "''") }}',
-             counted.removed_{{ rule.name }}, counted.flagged_{{ rule.name }}){{ "," if not loop.last }}
-        {%- endfor %}
-    ) as rules (rule_order, rule_name, rule_description, trips_removed, trips_flagged)
+    {%- set rule_rows = [] %}
+    {%- for rule in rules %}
+        {%- do rule_rows.append([loop.index, "'" ~ rule.name ~ "'", "'" ~ escape_single_quotes(rule.description) ~ "'",
+                                 "counted.removed_" ~ rule.name, "counted.flagged_" ~ rule.name]) %}
+    {%- endfor %}
+    {{ unpivot_rows('counted', 'rules', ['rule_order', 'rule_name', 'rule_description', 'trips_removed', 'trips_flagged'], rule_rows) }}
 
 ),
 
 final as (
 
     select
-        source_month::text as source_month,
-        service::text as service,
-        rule_order::integer as rule_order,
-        rule_name::text as rule_name,
-        rule_description::text as rule_description,
-        trips_removed::bigint as trips_removed,
-        trips_flagged::bigint as trips_flagged,
-        raw_trips::bigint as raw_trips,
-        kept_trips::bigint as kept_trips,
-        round(100.0 * trips_removed / nullif(raw_trips, 0), 3)::double precision as pct_removed
+        {{ cast_as('source_month', 'text') }} as source_month,
+        {{ cast_as('service', 'text') }} as service,
+        {{ cast_as('rule_order', 'integer') }} as rule_order,
+        {{ cast_as('rule_name', 'text') }} as rule_name,
+        {{ cast_as('rule_description', 'text') }} as rule_description,
+        {{ cast_as('trips_removed', 'bigint') }} as trips_removed,
+        {{ cast_as('trips_flagged', 'bigint') }} as trips_flagged,
+        {{ cast_as('raw_trips', 'bigint') }} as raw_trips,
+        {{ cast_as('kept_trips', 'bigint') }} as kept_trips,
+        {{ cast_as('round(100.0 * trips_removed / nullif(raw_trips, 0), 3)', 'double precision') }} as pct_removed
 
     from unpivoted
 

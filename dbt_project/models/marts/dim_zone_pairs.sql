@@ -14,8 +14,9 @@ final as (
     select
         pickup_zones.zone_id as pickup_zone_id,
         dropoff_zones.zone_id as dropoff_zone_id,
-        cast(round(cast({{ haversine_miles('pickup_zones.centroid_lat', 'pickup_zones.centroid_lon',
-                                      'dropoff_zones.centroid_lat', 'dropoff_zones.centroid_lon') }} as numeric), 3) as double precision)
+        {%- set distance = haversine_miles('pickup_zones.centroid_lat', 'pickup_zones.centroid_lon',
+                                           'dropoff_zones.centroid_lat', 'dropoff_zones.centroid_lon') %}
+        cast(round({{ double_as_numeric(distance) }}, 3) as {{ sql_type('double precision') }})
             as centroid_distance_miles,
         pickup_zones.zone_id = dropoff_zones.zone_id as is_same_zone,
         (pickup_zones.is_jfk and dropoff_zones.borough = 'Manhattan')

@@ -16,13 +16,13 @@ zone_shapes as (
 final as (
 
     select
-        zones.zone_id::integer as zone_id,
-        coalesce(nullif(zones.borough, 'N/A'), 'Unknown')::text as borough,
-        coalesce(nullif(zones.zone_name, 'N/A'), 'Unknown')::text as zone_name,
-        nullif(zones.service_zone, 'N/A')::text as service_zone,
-        zone_shapes.centroid_lat::double precision as centroid_lat,
-        zone_shapes.centroid_lon::double precision as centroid_lon,
-        zone_shapes.geometry_wkt::text as geometry_wkt,
+        {{ cast_as('zones.zone_id', 'integer') }} as zone_id,
+        {{ cast_as("coalesce(nullif(zones.borough, 'N/A'), 'Unknown')", 'text') }} as borough,
+        {{ cast_as("coalesce(nullif(zones.zone_name, 'N/A'), 'Unknown')", 'text') }} as zone_name,
+        {{ cast_as("nullif(zones.service_zone, 'N/A')", 'text') }} as service_zone,
+        {{ cast_as('zone_shapes.centroid_lat', 'double precision') }} as centroid_lat,
+        {{ cast_as('zone_shapes.centroid_lon', 'double precision') }} as centroid_lon,
+        {{ cast_as('zone_shapes.geometry_wkt', 'text') }} as geometry_wkt,
         coalesce(zones.service_zone in ('Airports', 'EWR'), false) as is_airport,
         coalesce(zones.zone_name = 'JFK Airport', false) as is_jfk,
         coalesce(zones.zone_name = 'LaGuardia Airport', false) as is_laguardia,

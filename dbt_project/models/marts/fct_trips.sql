@@ -20,25 +20,25 @@ final as (
         kept_trips.dropoff_at,
         kept_trips.pickup_zone_id,
         kept_trips.dropoff_zone_id,
-        pickup_zones.borough::text as pickup_borough,
-        dropoff_zones.borough::text as dropoff_borough,
-        (pickup_zones.borough || ' -> ' || dropoff_zones.borough)::text as borough_pair,
-        extract(hour from kept_trips.pickup_at)::integer as pickup_hour,
-        (extract(isodow from kept_trips.pickup_at) - 1)::integer as pickup_dow,
-        extract(isodow from kept_trips.pickup_at) >= 6 as is_weekend,
-        extract(month from kept_trips.pickup_at)::integer as pickup_month,
-        kept_trips.pickup_at::date as pickup_date,
+        {{ cast_as('pickup_zones.borough', 'text') }} as pickup_borough,
+        {{ cast_as('dropoff_zones.borough', 'text') }} as dropoff_borough,
+        {{ cast_as("(pickup_zones.borough || ' -> ' || dropoff_zones.borough)", 'text') }} as borough_pair,
+        {{ cast_as('extract(hour from kept_trips.pickup_at)', 'integer') }} as pickup_hour,
+        {{ cast_as('(' ~ iso_day_of_week('kept_trips.pickup_at') ~ ' - 1)', 'integer') }} as pickup_dow,
+        {{ iso_day_of_week('kept_trips.pickup_at') }} >= 6 as is_weekend,
+        {{ cast_as('extract(month from kept_trips.pickup_at)', 'integer') }} as pickup_month,
+        {{ cast_as('kept_trips.pickup_at', 'date') }} as pickup_date,
         pickup_zones.is_airport as is_airport_pickup,
         dropoff_zones.is_airport as is_airport_dropoff,
         kept_trips.pickup_zone_id = kept_trips.dropoff_zone_id as is_same_zone,
         kept_trips.trip_miles,
         kept_trips.duration_minutes,
         -- the same definitions as int_trips_measured, where the cleaning rules read them
-        (case when kept_trips.duration_minutes > 0
-            then kept_trips.trip_miles / (kept_trips.duration_minutes / 60.0) end)::double precision as speed_mph,
+        {{ cast_as('(case when kept_trips.duration_minutes > 0
+            then kept_trips.trip_miles / (kept_trips.duration_minutes / 60.0) end)', 'double precision') }} as speed_mph,
         kept_trips.rider_fare,
-        (case when kept_trips.rider_fare > 0 and kept_trips.trip_miles > 0
-            then kept_trips.rider_fare / kept_trips.trip_miles end)::double precision as fare_per_mile,
+        {{ cast_as('(case when kept_trips.rider_fare > 0 and kept_trips.trip_miles > 0
+            then kept_trips.rider_fare / kept_trips.trip_miles end)', 'double precision') }} as fare_per_mile,
         kept_trips.tip_amount
 
     -- dim_zones joined directly, not through a CTE: a CTE read twice is materialised, without statistics, and the

@@ -36,43 +36,39 @@ training_trips as (
 final as (
 
     select
-        training_trips.trip_id::text as trip_id,
-        training_trips.service::text as service,
-        training_trips.pickup_at::timestamp as pickup_at,
-        training_trips.source_month::text as source_month,
-        training_trips.pickup_zone_id::integer as pickup_zone_id,
-        training_trips.dropoff_zone_id::integer as dropoff_zone_id,
-        training_trips.pickup_borough::text as pickup_borough,
-        training_trips.dropoff_borough::text as dropoff_borough,
-        training_trips.pickup_hour::integer as pickup_hour,
-        training_trips.pickup_dow::integer as pickup_dow,
-        training_trips.is_weekend::boolean as is_weekend,
-        training_trips.pickup_month::integer as pickup_month,
-        training_trips.is_airport_pickup::boolean as is_airport_pickup,
-        training_trips.is_airport_dropoff::boolean as is_airport_dropoff,
-        zone_pairs.is_same_zone::boolean as is_same_zone,
-        zone_pairs.centroid_distance_miles::double precision as centroid_distance_miles,
-        zone_pairs.is_jfk_manhattan::boolean as is_jfk_manhattan,
-        zone_pairs.is_newark_dropoff::boolean as is_newark_dropoff,
-        zone_pairs.is_laguardia_trip::boolean as is_laguardia_trip,
-        training_trips.trip_miles::double precision as trip_miles,
-        training_trips.duration_minutes::double precision as duration_minutes,
-        -- a scalar subquery, not a join: a reader that does not ask for meter_fare (the training sample, most checks)
-        -- then costs nothing for it, where a range join to the periods ran for every trip of the month
-        (
-            select round(cast({{ taxi_meter_fare('tariffs', 'zone_pairs', 'training_trips.trip_miles',
-                                                 'training_trips.duration_minutes', 'training_trips.pickup_hour',
-                                                 'training_trips.pickup_dow') }} as numeric), 2)::double precision
-            from tariffs
-            where training_trips.pickup_at >= tariffs.valid_from
-                and (tariffs.valid_to is null or training_trips.pickup_at < tariffs.valid_to)
-        ) as meter_fare,
-        training_trips.rider_fare::double precision as rider_fare
+        {{ cast_as('training_trips.trip_id', 'text') }} as trip_id,
+        {{ cast_as('training_trips.service', 'text') }} as service,
+        {{ cast_as('training_trips.pickup_at', 'timestamp') }} as pickup_at,
+        {{ cast_as('training_trips.source_month', 'text') }} as source_month,
+        {{ cast_as('training_trips.pickup_zone_id', 'integer') }} as pickup_zone_id,
+        {{ cast_as('training_trips.dropoff_zone_id', 'integer') }} as dropoff_zone_id,
+        {{ cast_as('training_trips.pickup_borough', 'text') }} as pickup_borough,
+        {{ cast_as('training_trips.dropoff_borough', 'text') }} as dropoff_borough,
+        {{ cast_as('training_trips.pickup_hour', 'integer') }} as pickup_hour,
+        {{ cast_as('training_trips.pickup_dow', 'integer') }} as pickup_dow,
+        {{ cast_as('training_trips.is_weekend', 'boolean') }} as is_weekend,
+        {{ cast_as('training_trips.pickup_month', 'integer') }} as pickup_month,
+        {{ cast_as('training_trips.is_airport_pickup', 'boolean') }} as is_airport_pickup,
+        {{ cast_as('training_trips.is_airport_dropoff', 'boolean') }} as is_airport_dropoff,
+        {{ cast_as('zone_pairs.is_same_zone', 'boolean') }} as is_same_zone,
+        {{ cast_as('zone_pairs.centroid_distance_miles', 'double precision') }} as centroid_distance_miles,
+        {{ cast_as('zone_pairs.is_jfk_manhattan', 'boolean') }} as is_jfk_manhattan,
+        {{ cast_as('zone_pairs.is_newark_dropoff', 'boolean') }} as is_newark_dropoff,
+        {{ cast_as('zone_pairs.is_laguardia_trip', 'boolean') }} as is_laguardia_trip,
+        {{ cast_as('training_trips.trip_miles', 'double precision') }} as trip_miles,
+        {{ cast_as('training_trips.duration_minutes', 'double precision') }} as duration_minutes,
+        -- the tariff in force at pickup: read per row only by a reader that selects meter_fare (period_value)
+        {%- set meter = taxi_meter_fare('tariffs', 'zone_pairs', 'training_trips.trip_miles', 'training_trips.duration_minutes',
+                                        'training_trips.pickup_hour', 'training_trips.pickup_dow') %}
+        {{ period_value(cast_as('round(' ~ double_as_numeric(meter) ~ ', 2)', 'double precision'),
+                        'tariffs', 'training_trips.pickup_at') }} as meter_fare,
+        {{ cast_as('training_trips.rider_fare', 'double precision') }} as rider_fare
 
     from training_trips
     inner join zone_pairs
         on training_trips.pickup_zone_id = zone_pairs.pickup_zone_id
         and training_trips.dropoff_zone_id = zone_pairs.dropoff_zone_id
+    {{ period_join('tariffs', 'training_trips.pickup_at') }}
 
 )
 

@@ -74,7 +74,7 @@ final as (
 
     select
         cast(min(hour_start_at) as timestamp) as holdout_from,
-        cast(to_char(min(hour_start_at), 'YYYY-MM') as text) as holdout_month,
+        cast({{ month_text_of('min(hour_start_at)') }} as {{ sql_type('text') }}) as holdout_month,
         cast(max(shared_hours) as integer) as shared_hours,
         cast(count(*) as integer) as holdout_hours
 

@@ -32,16 +32,16 @@ covered as (
 final as (
 
     select
-        covered.source_month::text as source_month,
-        covered.service::text as service,
-        months_aligned.is_aligned::boolean as is_aligned,
-        covered.trips::bigint as trips,
-        covered.first_pickup_at::timestamp as first_pickup_at,
-        covered.last_pickup_at::timestamp as last_pickup_at,
-        covered.days_covered::integer as days_covered,
-        covered.hours_covered::integer as hours_covered,
-        extract(day from (months_aligned.month_start_on + interval '1 month' - interval '1 day'))::integer as days_in_month,
-        round(100.0 * covered.hours_covered / (24 * extract(day from (months_aligned.month_start_on + interval '1 month' - interval '1 day'))), 2)::double precision
+        {{ cast_as('covered.source_month', 'text') }} as source_month,
+        {{ cast_as('covered.service', 'text') }} as service,
+        {{ cast_as('months_aligned.is_aligned', 'boolean') }} as is_aligned,
+        {{ cast_as('covered.trips', 'bigint') }} as trips,
+        {{ cast_as('covered.first_pickup_at', 'timestamp') }} as first_pickup_at,
+        {{ cast_as('covered.last_pickup_at', 'timestamp') }} as last_pickup_at,
+        {{ cast_as('covered.days_covered', 'integer') }} as days_covered,
+        {{ cast_as('covered.hours_covered', 'integer') }} as hours_covered,
+        {{ cast_as(days_in_month('months_aligned.month_start_on'), 'integer') }} as days_in_month,
+        {{ cast_as('round(100.0 * covered.hours_covered / (24 * ' ~ days_in_month('months_aligned.month_start_on') ~ '), 2)', 'double precision') }}
             as pct_hours_covered
 
     from covered

@@ -34,7 +34,7 @@ final as (
         cast(periods.valid_from as date) as valid_from,
         cast(periods.valid_to as date) as valid_to,
         {%- for charge in charges %}
-        cast(coalesce(max(case when rate_card.charge = '{{ charge }}' then rate_card.amount_usd end), 0) as double precision)
+        cast(coalesce(max(case when rate_card.charge = '{{ charge }}' then rate_card.amount_usd end), 0) as {{ sql_type('double precision') }})
             as {{ charge }}{{ "," if not loop.last }}
         {%- endfor %}
 

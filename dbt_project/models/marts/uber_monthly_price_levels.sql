@@ -51,9 +51,9 @@ uber_trips as (
 final as (
 
     select
-        cast(source_month as text) as source_month,
+        cast(source_month as {{ sql_type('text') }}) as source_month,
         cast(count(*) as bigint) as trips,
-        cast(percentile_cont(0.5) within group (order by fare_per_unit) as double precision) as price_level
+        cast({{ median_cont('fare_per_unit') }} as {{ sql_type('double precision') }}) as price_level
 
     from uber_trips
     group by source_month

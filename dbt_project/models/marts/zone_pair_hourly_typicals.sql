@@ -57,8 +57,8 @@ holdout_month_before_it as (
         trips.dropoff_zone_id,
         trips.pickup_hour,
         count(*) as trips,
-        percentile_cont(0.5) within group (order by trips.trip_miles) as median_trip_miles,
-        percentile_cont(0.5) within group (order by trips.duration_minutes) as median_duration_minutes
+        {{ median_cont('trips.trip_miles') }} as median_trip_miles,
+        {{ median_cont('trips.duration_minutes') }} as median_duration_minutes
 
     from trips
     cross join holdout_window
@@ -83,8 +83,8 @@ final as (
         cast(dropoff_zone_id as integer) as dropoff_zone_id,
         cast(pickup_hour as integer) as pickup_hour,
         cast(sum(trips) as bigint) as trips,
-        cast(sum(median_trip_miles * trips) / sum(trips) as double precision) as typical_trip_miles,
-        cast(sum(median_duration_minutes * trips) / sum(trips) as double precision) as typical_duration_minutes
+        cast(sum(median_trip_miles * trips) / sum(trips) as {{ sql_type('double precision') }}) as typical_trip_miles,
+        cast(sum(median_duration_minutes * trips) / sum(trips) as {{ sql_type('double precision') }}) as typical_duration_minutes
 
     from blocks
     group by pickup_zone_id, dropoff_zone_id, pickup_hour

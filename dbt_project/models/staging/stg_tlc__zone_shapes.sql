@@ -10,11 +10,11 @@ source as (
 renamed as (
 
     select
-        location_id::integer as zone_id,
+        {{ cast_as('location_id', 'integer') }} as zone_id,
         zone as zone_name,
         borough,
-        centroid_lat::double precision as centroid_lat,
-        centroid_lon::double precision as centroid_lon,
+        {{ cast_as('centroid_lat', 'double precision') }} as centroid_lat,
+        {{ cast_as('centroid_lon', 'double precision') }} as centroid_lon,
         geometry_wkt
 
     from source

@@ -10,7 +10,7 @@ source as (
 renamed as (
 
     select
-        location_id::integer as zone_id,
+        {{ cast_as('location_id', 'integer') }} as zone_id,
         borough,
         zone as zone_name,
         service_zone

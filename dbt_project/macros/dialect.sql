@@ -1,0 +1,289 @@
+{#-
+    The SQL that differs between PostgreSQL and Spark, so each model is written once (adapter.dispatch picks
+    postgres__ or spark__). The postgres__ forms are exactly the SQL the models held before; the spark__ forms
+    compute the same values (same percentile interpolation, same rounding, same day numbering).
+-#}
+
+{#- A type name as the adapter spells it; the models and contracts use PostgreSQL's names. -#}
+{% macro sql_type(name) -%}
+    {{ return(adapter.dispatch('sql_type', 'fares')(name)) }}
+{%- endmacro %}
+
+{% macro default__sql_type(name) -%}
+    {{ return(name) }}
+{%- endmacro %}
+
+{% macro spark__sql_type(name) -%}
+    {%- set spark_names = {
+        "text": "string", "double precision": "double", "integer": "int", "numeric": "decimal(38, 10)",
+        "timestamp": "timestamp", "bigint": "bigint", "boolean": "boolean", "date": "date"} -%}
+    {{ return(spark_names.get(name | trim | lower, name)) }}
+{%- endmacro %}
+
+{#- expr cast to a type (PostgreSQL names): `expr::type` on PostgreSQL, `cast(expr as type)` elsewhere. -#}
+{% macro cast_as(expr, type) -%}
+    {{ return(adapter.dispatch('cast_as', 'fares')(expr, type)) }}
+{%- endmacro %}
+
+{% macro default__cast_as(expr, type) -%}
+    {{ expr }}::{{ type }}
+{%- endmacro %}
+
+{% macro spark__cast_as(expr, type) -%}
+    cast({{ expr }} as {{ sql_type(type) }})
+{%- endmacro %}
+
+{#- A double as numeric the way PostgreSQL converts it: through its 15 significant digits (11.094999999999999 ->
+    11.095), so that a rounding after it goes half away from zero on the decimal value, not on the binary one. -#}
+{% macro double_as_numeric(expr) -%}
+    {{ return(adapter.dispatch('double_as_numeric', 'fares')(expr)) }}
+{%- endmacro %}
+
+{% macro default__double_as_numeric(expr) -%}
+    cast({{ expr }} as numeric)
+{%- endmacro %}
+
+{#- Spark's cast(double as decimal) or round(double) would use the full binary value (-> 11.09): the same 15 digits
+    as text first, then a decimal. -#}
+{% macro spark__double_as_numeric(expr) -%}
+    try_cast(format_string('%.15g', cast({{ expr }} as double)) as decimal(38, 18))
+{%- endmacro %}
+
+{#- A double rounded half away from zero to `digits` decimals, as a double (PostgreSQL rounds it as numeric). -#}
+{% macro round_double(expr, digits) -%}
+    {{ return(adapter.dispatch('round_double', 'fares')(expr, digits)) }}
+{%- endmacro %}
+
+{% macro default__round_double(expr, digits) -%}
+    round({{ expr }}::numeric, {{ digits }})::double precision
+{%- endmacro %}
+
+{% macro spark__round_double(expr, digits) -%}
+    cast(round({{ spark__double_as_numeric(expr) }}, {{ digits }}) as double)
+{%- endmacro %}
+
+{#- Continuous percentiles (linear interpolation) of expr for each fraction, as one array per group. -#}
+{% macro percentiles_cont(expr, fractions) -%}
+    {{ return(adapter.dispatch('percentiles_cont', 'fares')(expr, fractions)) }}
+{%- endmacro %}
+
+{% macro default__percentiles_cont(expr, fractions) -%}
+    percentile_cont(array[{{ fractions | join(", ") }}]) within group (order by {{ expr }})
+{%- endmacro %}
+
+{% macro spark__percentiles_cont(expr, fractions) -%}
+    percentile({{ expr }}, array({{ fractions | join(", ") }}))
+{%- endmacro %}
+
+{#- The continuous median (linear interpolation between the two middle values) of expr within a group. -#}
+{% macro median_cont(expr) -%}
+    {{ return(adapter.dispatch('median_cont', 'fares')(expr)) }}
+{%- endmacro %}
+
+{% macro default__median_cont(expr) -%}
+    percentile_cont(0.5) within group (order by {{ expr }})
+{%- endmacro %}
+
+{#- Spark's exact percentile() interpolates as percentile_cont does. -#}
+{% macro spark__median_cont(expr) -%}
+    percentile({{ expr }}, 0.5)
+{%- endmacro %}
+
+{#- The n-th element (1-based, as in SQL's arrays) of an array. -#}
+{% macro array_element(array, n) -%}
+    {{ return(adapter.dispatch('array_element', 'fares')(array, n)) }}
+{%- endmacro %}
+
+{% macro default__array_element(array, n) -%}
+    {{ array }}[{{ n }}]
+{%- endmacro %}
+
+{% macro spark__array_element(array, n) -%}
+    element_at({{ array }}, {{ n }})
+{%- endmacro %}
+
+{#- The first day of a 'YYYY-MM' month text, as a date. -#}
+{% macro month_start(month_text) -%}
+    {{ return(adapter.dispatch('month_start', 'fares')(month_text)) }}
+{%- endmacro %}
+
+{% macro default__month_start(month_text) -%}
+    to_date({{ month_text }}, 'YYYY-MM')
+{%- endmacro %}
+
+{% macro spark__month_start(month_text) -%}
+    to_date({{ month_text }}, 'yyyy-MM')
+{%- endmacro %}
+
+{#- The 'YYYY-MM' month of a timestamp or date, as text. -#}
+{% macro month_text_of(ts) -%}
+    {{ return(adapter.dispatch('month_text_of', 'fares')(ts)) }}
+{%- endmacro %}
+
+{% macro default__month_text_of(ts) -%}
+    to_char({{ ts }}, 'YYYY-MM')
+{%- endmacro %}
+
+{% macro spark__month_text_of(ts) -%}
+    date_format({{ ts }}, 'yyyy-MM')
+{%- endmacro %}
+
+{#- The number of days in the month of a date. -#}
+{% macro days_in_month(date_expr) -%}
+    {{ return(adapter.dispatch('days_in_month', 'fares')(date_expr)) }}
+{%- endmacro %}
+
+{% macro default__days_in_month(date_expr) -%}
+    extract(day from ({{ date_expr }} + interval '1 month' - interval '1 day'))
+{%- endmacro %}
+
+{% macro spark__days_in_month(date_expr) -%}
+    day(last_day({{ date_expr }}))
+{%- endmacro %}
+
+{#- Seconds from one timestamp to another, as a double (fractions of a second kept). -#}
+{% macro seconds_between(start, end) -%}
+    {{ return(adapter.dispatch('seconds_between', 'fares')(start, end)) }}
+{%- endmacro %}
+
+{% macro default__seconds_between(start, end) -%}
+    extract(epoch from {{ end }} - {{ start }})::double precision
+{%- endmacro %}
+
+{% macro spark__seconds_between(start, end) -%}
+    (cast(unix_micros({{ end }}) - unix_micros({{ start }}) as double) / 1000000.0)
+{%- endmacro %}
+
+{#- ISO day of the week: 1 = Monday ... 7 = Sunday. -#}
+{% macro iso_day_of_week(ts) -%}
+    {{ return(adapter.dispatch('iso_day_of_week', 'fares')(ts)) }}
+{%- endmacro %}
+
+{% macro default__iso_day_of_week(ts) -%}
+    extract(isodow from {{ ts }})
+{%- endmacro %}
+
+{% macro spark__iso_day_of_week(ts) -%}
+    extract(dayofweek_iso from {{ ts }})
+{%- endmacro %}
+
+{#- A unix epoch in seconds (number or numeric text, e.g. dlt's load id) as a timestamp. -#}
+{% macro epoch_to_timestamp(expr) -%}
+    {{ return(adapter.dispatch('epoch_to_timestamp', 'fares')(expr)) }}
+{%- endmacro %}
+
+{% macro default__epoch_to_timestamp(expr) -%}
+    to_timestamp({{ expr }}::double precision)
+{%- endmacro %}
+
+{% macro spark__epoch_to_timestamp(expr) -%}
+    timestamp_seconds(cast({{ expr }} as double))
+{%- endmacro %}
+
+{#- Rows from columns: for each row of `rows` (SQL expressions over `relation`), one output row named `alias`
+    with `columns`. PostgreSQL: a lateral VALUES list; Spark: LATERAL VIEW stack(). -#}
+{% macro unpivot_rows(relation, alias, columns, rows) -%}
+    {{ return(adapter.dispatch('unpivot_rows', 'fares')(relation, alias, columns, rows)) }}
+{%- endmacro %}
+
+{% macro default__unpivot_rows(relation, alias, columns, rows) -%}
+    from {{ relation }}
+    cross join lateral (
+        values
+        {%- for row in rows %}
+            ({{ row | join(", ") }}){{ "," if not loop.last }}
+        {%- endfor %}
+    ) as {{ alias }} ({{ columns | join(", ") }})
+{%- endmacro %}
+
+{% macro spark__unpivot_rows(relation, alias, columns, rows) -%}
+    from {{ relation }}
+    lateral view stack({{ rows | length }},
+        {%- for row in rows %}
+            {{ row | join(", ") }}{{ "," if not loop.last }}
+        {%- endfor %}
+    ) {{ alias }} as {{ columns | join(", ") }}
+{%- endmacro %}
+
+{#- ANALYZE after a build (fresh planner statistics on PostgreSQL); Spark plans from file sizes: nothing to do. -#}
+{% macro analyze_relation(relation) -%}
+    {{ return(adapter.dispatch('analyze_relation', 'fares')(relation)) }}
+{%- endmacro %}
+
+{% macro default__analyze_relation(relation) -%}
+    analyze {{ relation }}
+{%- endmacro %}
+
+{% macro spark__analyze_relation(relation) -%}
+{%- endmacro %}
+
+{#- Contracts are written with PostgreSQL's type names; on Spark the empty-schema query that dbt compares a model
+    against casts to the Spark names instead (text -> string, double precision -> double). -#}
+{% macro spark__get_empty_schema_sql(columns) -%}
+    {%- set translated = {} -%}
+    {%- for name in columns -%}
+        {%- set col = columns[name].copy() if columns[name].copy is defined else columns[name] -%}
+        {%- do col.update({"data_type": sql_type(col["data_type"])}) if col.get("data_type") -%}
+        {%- do translated.update({name: col}) -%}
+    {%- endfor -%}
+    {{ return(dbt.default__get_empty_schema_sql(translated)) }}
+{%- endmacro %}
+
+{#- A BRIN index on source_month (PostgreSQL: a month filter reads that month's blocks only); Spark partitions
+    the table by source_month instead. -#}
+{% macro month_brin_index(relation) -%}
+    {{ return(adapter.dispatch('month_brin_index', 'fares')(relation)) }}
+{%- endmacro %}
+
+{% macro default__month_brin_index(relation) -%}
+    create index if not exists {{ relation.identifier }}_source_month_brin on {{ relation }} using brin (source_month)
+{%- endmacro %}
+
+{% macro spark__month_brin_index(relation) -%}
+{%- endmacro %}
+
+{% macro month_brin_summarize(relation) -%}
+    {{ return(adapter.dispatch('month_brin_summarize', 'fares')(relation)) }}
+{%- endmacro %}
+
+{% macro default__month_brin_summarize(relation) -%}
+    select brin_summarize_new_values('{{ relation.schema }}.{{ relation.identifier }}_source_month_brin')
+{%- endmacro %}
+
+{% macro spark__month_brin_summarize(relation) -%}
+{%- endmacro %}
+
+{#- A value read from the row of `periods` ([valid_from, valid_to)) in force at `ts`. PostgreSQL: a scalar subquery,
+    so a reader that does not select the column never touches the periods (a range join ran for every trip). Spark
+    takes outer references only in a subquery's WHERE clause: there the periods are joined by period_join(), placed
+    after the model's other joins, and the value is read from the joined row. -#}
+{% macro period_value(expr, periods, ts) -%}
+    {{ return(adapter.dispatch('period_value', 'fares')(expr, periods, ts)) }}
+{%- endmacro %}
+
+{% macro default__period_value(expr, periods, ts) -%}
+    (
+        select {{ expr }}
+        from {{ periods }}
+        where {{ ts }} >= {{ periods }}.valid_from
+            and ({{ periods }}.valid_to is null or {{ ts }} < {{ periods }}.valid_to)
+    )
+{%- endmacro %}
+
+{% macro spark__period_value(expr, periods, ts) -%}
+    {{ expr }}
+{%- endmacro %}
+
+{#- The join period_value() needs on Spark; nothing on PostgreSQL. -#}
+{% macro period_join(periods, ts) -%}
+    {{ return(adapter.dispatch('period_join', 'fares')(periods, ts)) }}
+{%- endmacro %}
+
+{% macro default__period_join(periods, ts) -%}
+{%- endmacro %}
+
+{% macro spark__period_join(periods, ts) -%}
+    left join {{ periods }}
+        on {{ ts }} >= {{ periods }}.valid_from
+        and ({{ periods }}.valid_to is null or {{ ts }} < {{ periods }}.valid_to)
+{%- endmacro %}
