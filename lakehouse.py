@@ -169,12 +169,14 @@ def run_dbt_spark(settings: Settings, args: list[str], cancel: list[Callable[[],
 
     In-process on purpose: the Hive metastore here is an embedded Derby database that one JVM at a time may open,
     so dbt must share the session of the stage that runs it rather than start its own. Inside a run, `cancel` (the
-    stage's cancel callbacks) gets one that stops the session: dbt's running and next queries then fail at once, and
-    the next stage starts a new session.
+    stage's cancel callbacks) gets one that stops dbt: Spark's running jobs are cancelled and every node not started
+    yet fails at once, while the session stays usable (a second Hive session in one JVM cannot reopen Derby).
 
     Raises:
         DbtSparkError: dbt reported a failure (message lists the failed nodes).
     """
+    import threading
+
     from dbt.cli.main import dbtRunner
 
     from fares.warehouse import DBT_PROJECT_DIR
@@ -182,14 +184,26 @@ def run_dbt_spark(settings: Settings, args: list[str], cancel: list[Callable[[],
     spark = get_spark(settings)
     register_raw_tables(spark, settings)
     argv = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--target", "spark"]
+    stopped = threading.Event()
+
+    def stop() -> None:
+        log.warning("stopping dbt on Spark: cancelling its Spark jobs")
+        stopped.set()
+        spark.sparkContext.cancelAllJobs()
+
+    def refuse_after_stop(event: Any) -> None:
+        # Raised inside dbt's node runner, so the node fails before it sends any SQL to Spark.
+        if stopped.is_set() and event.info.name == "NodeCompiling":
+            raise DbtSparkError("dbt was stopped (stage timeout)")
+
     log.info("running dbt %s (spark)", " ".join(args))
     if cancel is not None:
-        cancel.append(stop_spark)
+        cancel.append(stop)
     try:
-        result = dbtRunner().invoke(argv)
+        result = dbtRunner(callbacks=[refuse_after_stop]).invoke(argv)
     finally:
-        if cancel is not None and stop_spark in cancel:
-            cancel.remove(stop_spark)
+        if cancel is not None and stop in cancel:
+            cancel.remove(stop)
     if not result.success:
         failed = []
         for node in getattr(result.result, "results", None) or []:

@@ -137,7 +137,7 @@ def run_dbt_for(
     """`dbt <args>` on the engine in use: a dbt subprocess on PostgreSQL, dbt-spark in this process on Spark.
 
     On Spark `timeout` is not applied (dbt runs in this process's SparkSession and cannot be killed apart from it);
-    inside a run the stage's timeout stops the session instead (see `fares.lakehouse.run_dbt_spark`).
+    inside a run the stage's timeout cancels its Spark jobs and fails its remaining nodes (`lakehouse.run_dbt_spark`).
     """
     if settings.engine == "spark":
         from fares.lakehouse import DbtSparkError, run_dbt_spark
