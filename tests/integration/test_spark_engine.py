@@ -1,0 +1,162 @@
+"""The Spark engine against PostgreSQL: the same chain on the real TLC samples, compared number by number.
+
+One Spark chain per test session (the JVM and the dbt build are the expensive part); the PostgreSQL side is the
+shared `tlc_chain`. Skips with one line where pyspark or Java is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fares.lakehouse import spark_missing
+from fares.settings import Settings
+from fares.warehouse import Warehouse, drop_database, start_embedded
+from tests.conftest import REPO_ROOT, ChainRun, make_database
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(spark_missing() is not None, reason=f"Spark tier skipped: {spark_missing()}"),
+]
+
+MONTHS = ["2020-01", "2020-02", "2020-03", "2020-04"]
+
+
+@pytest.fixture(scope="session")
+def spark_chain(tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
+    """ingest -> dbt build -> validate -> train on Spark once; ops tables in a fresh database on the embedded server."""
+    from fares.pipeline import run_chain
+
+    server = start_embedded(
+        Settings(database_url=None, data_dir=Path(os.environ.get("FARES_TEST_DATA_DIR", REPO_ROOT / ".data" / "test")))
+    )
+    wh = make_database(server, "spark_ops")
+    settings = Settings(database_url=wh.url(), data_dir=tmp_path_factory.mktemp("spark_chain"), engine="spark")
+    run = ChainRun(settings, wh, run_chain(settings, source=str(tlc_samples), months=MONTHS))
+    yield run
+    drop_database(server, wh.dbname)
+
+
+def _spark_rows(run: ChainRun, sql: str) -> list[tuple[Any, ...]]:
+    from fares.lakehouse import get_spark
+
+    return [tuple(r) for r in get_spark(run.settings).sql(sql).collect()]
+
+
+def _pg_rows(wh: Warehouse, sql: str) -> list[tuple[Any, ...]]:
+    with wh.connect() as conn:
+        return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def _both(spark_chain: ChainRun, tlc_chain: ChainRun, sql: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    return sorted(_spark_rows(spark_chain, sql)), sorted(_pg_rows(tlc_chain.wh, sql))
+
+
+def test_raw_lake_holds_the_same_rows_per_month(spark_chain: ChainRun, tlc_chain: ChainRun) -> None:
+    for table in ("raw.yellow_trips", "raw.fhvhv_trips"):
+        spark, pg = _both(spark_chain, tlc_chain, f"select source_month, count(*) from {table} group by source_month")
+        assert spark == pg, table
+    spark, _ = _both(spark_chain, tlc_chain, "select count(*) from raw.yellow_trips")
+    assert spark == [(40_000,)]
+
+
+def test_lake_is_parquet_partitioned_by_kind_and_month(spark_chain: ChainRun) -> None:
+    raw = Path(spark_chain.settings.lake_location) / "raw"
+    months = sorted(p.name for p in (raw / "yellow_trips").iterdir())
+    assert months == [f"source_month={m}" for m in MONTHS]
+    assert [p.name for p in (raw / "fhvhv_trips").iterdir()] == ["source_month=2020-04"]
+    assert list((raw / "yellow_trips" / "source_month=2020-01").glob("*.parquet"))
+
+
+def test_cleaning_counts_per_month_and_rule_are_equal(spark_chain: ChainRun, tlc_chain: ChainRun) -> None:
+    sql = (
+        "select source_month, service, rule_name, trips_removed, trips_flagged, raw_trips, kept_trips"
+        " from marts.cleaning_rule_counts"
+    )
+    spark, pg = _both(spark_chain, tlc_chain, sql)
+    rules = len({row[2] for row in pg})
+    assert rules == 14
+    assert len(pg) == (4 + 3) * rules  # taxi in four months, uber/lyft/via in April; every rule each
+    assert spark == pg
+    assert any(row[3] > 0 for row in pg if row[2] == "fare_per_mile_outlier")  # the percentile rule removes trips
+
+
+def test_training_mart_row_counts_are_equal(spark_chain: ChainRun, tlc_chain: ChainRun) -> None:
+    sql = "select source_month, service, count(*) from marts.ml_fare_training group by source_month, service"
+    spark, pg = _both(spark_chain, tlc_chain, sql)
+    assert spark == pg
+    assert {r[1] for r in pg} == {"taxi", "uber"}
+
+
+def test_marts_agree_on_values_not_only_counts(spark_chain: ChainRun, tlc_chain: ChainRun) -> None:
+    sql = (
+        "select service, pickup_zone_id, dropoff_zone_id, pickup_hour, trips, median_rider_fare, p90_rider_fare"
+        " from marts.zone_pair_hourly_fares"
+    )
+    spark, pg = _both(spark_chain, tlc_chain, sql)
+    assert spark == pg
+    sql = (
+        "select pickup_dow, is_weekend, count(*), round(sum(centroid_distance_miles))"
+        " from marts.ml_fare_training group by 1, 2"
+    )
+    spark, pg = _both(spark_chain, tlc_chain, sql)
+    assert spark == pg
+
+
+def _close(spark: list[tuple[Any, ...]], pg: list[tuple[Any, ...]]) -> bool:
+    """Same rows, floats equal to 1e-9 relative (sums and weighted means may add up in another order)."""
+    return len(spark) == len(pg) and all(
+        len(a) == len(b) and all(x == pytest.approx(y, rel=1e-9, abs=1e-9) for x, y in zip(a, b, strict=True))
+        for a, b in zip(spark, pg, strict=True)
+    )
+
+
+def test_tariff_lookups_and_holdout_agree(spark_chain: ChainRun, tlc_chain: ChainRun) -> None:
+    spark, pg = _both(spark_chain, tlc_chain, "select * from marts.ml_holdout_window")
+    assert len(pg) == 1 and spark == pg
+    spark, pg = _both(spark_chain, tlc_chain, "select * from marts.taxi_tariff_periods")
+    assert len(pg) > 1 and spark == pg
+    spark, pg = _both(spark_chain, tlc_chain, "select * from marts.dim_zone_pairs")
+    assert len(pg) == 265 * 265 and spark == pg  # centroid distances rounded to 3 decimals the same way
+    spark, pg = _both(spark_chain, tlc_chain, "select * from marts.uber_monthly_price_levels")
+    assert pg and _close(spark, pg)
+    spark, pg = _both(spark_chain, tlc_chain, "select * from marts.zone_pair_hourly_typicals")
+    assert pg and _close(spark, pg)
+    sql = "select service, source_month, count(*), sum(meter_fare) from marts.ml_fare_training group by 1, 2"
+    spark, pg = _both(spark_chain, tlc_chain, sql)
+    assert _close(spark, pg)
+
+
+def test_quality_gate_runs_the_same_suites_with_the_same_outcome(spark_chain: ChainRun, tlc_chain: ChainRun) -> None:
+    def outcomes(run: ChainRun) -> list[tuple[Any, ...]]:
+        reports = run.result.stages["validate"]
+        return sorted(
+            (r.table, r.batch, r.check, r.success, r.unexpected_count) for rep in reports for r in rep.results
+        )
+
+    spark, pg = outcomes(spark_chain), outcomes(tlc_chain)
+    assert len(spark) > 60
+    assert spark == pg
+
+
+def test_models_trained_through_spark_score_like_postgres(spark_chain: ChainRun, tlc_chain: ChainRun) -> None:
+    spark = spark_chain.result.stages["train"].metrics["services"]
+    pg = tlc_chain.result.stages["train"].metrics["services"]
+    for service in ("taxi", "uber"):
+        assert abs(spark[service]["model"]["mae"] - pg[service]["model"]["mae"]) < 0.05, service
+    assert spark_chain.result.promoted
+    assert (spark_chain.settings.models_dir / "CURRENT").read_text().strip() == spark_chain.result.model_version
+
+
+def test_ops_tables_stay_in_postgres(spark_chain: ChainRun) -> None:
+    rows = _pg_rows(spark_chain.wh, "select status, rows_out from ops.pipeline_runs")
+    assert rows[0][0] == "succeeded"
+    trained = _spark_rows(spark_chain, "select count(*) from marts.ml_fare_training")[0][0]
+    assert rows[0][1] == trained
+    ledger = _pg_rows(spark_chain.wh, "select count(*) from ops.ingested_files where status = 'loaded'")
+    assert ledger == [(7,)]  # two zone files, four yellow months, one FHVHV month
+    assert _pg_rows(spark_chain.wh, "select to_regclass('raw.yellow_trips')") == [(None,)]

@@ -1,0 +1,83 @@
+"""The Spark engine's settings and plumbing that need no JVM: loopback, folders, table DDL, SQL dialects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fares import lakehouse
+from fares.ingestion.schema import FHVHV_COLUMNS, YELLOW_COLUMNS
+from fares.quality.suites import training_batches
+from fares.settings import Settings
+
+
+def test_engine_defaults_to_postgres_and_the_lake_lives_under_the_data_folder(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    assert settings.engine == "postgres"
+    assert settings.lake_location == str(tmp_path / "lake")
+    assert Settings(data_dir=tmp_path, lake_url="s3a://bucket/fares/").lake_location == "s3a://bucket/fares"
+
+
+def test_engine_rejects_unknown_values(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="postgres"):
+        Settings(data_dir=tmp_path, engine="duckdb")
+
+
+def test_spark_stays_on_loopback_and_keeps_its_files_under_the_data_folder(tmp_path: Path) -> None:
+    conf = lakehouse.spark_conf(Settings(data_dir=tmp_path, engine="spark"))
+    assert conf["spark.driver.bindAddress"] == conf["spark.driver.host"] == "127.0.0.1"
+    assert conf["spark.sql.session.timeZone"] == "UTC"  # TLC wall-clock times stay as written
+    spark_dir = str((tmp_path / "spark").resolve())
+    assert conf["spark.sql.warehouse.dir"].startswith(spark_dir)
+    assert f"databaseName={spark_dir}/metastore_db" in conf["spark.hadoop.javax.jdo.option.ConnectionURL"]
+    assert f"-Dderby.system.home={spark_dir}" in conf["spark.driver.extraJavaOptions"]
+
+
+def test_lake_trip_tables_declare_every_pinned_column_and_partition_last() -> None:
+    for kind, columns in (("yellow", YELLOW_COLUMNS), ("fhvhv", FHVHV_COLUMNS)):
+        ddl = lakehouse._trip_table_ddl(kind)
+        names = [part.split("`")[1] for part in ddl.split(", ")]
+        assert names[: len(columns)] == list(columns)
+        assert names[-1] == "source_month"
+        assert "`pu_location_id` bigint" in ddl and "double precision" not in ddl
+
+
+def test_a_machine_without_java_gets_one_line_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lakehouse.shutil, "which", lambda name: None)
+    reason = lakehouse.spark_missing()
+    assert reason is not None and "Java" in reason and "\n" not in reason
+
+
+def test_training_window_query_is_written_for_each_engine() -> None:
+    postgres = next(b for b in training_batches() if b.label == "aligned window").query
+    spark = next(b for b in training_batches(dialect="spark") if b.label == "aligned window").query
+    assert "string_agg(distinct service, ',' order by service)" in postgres
+    assert "string_agg" not in spark and "sort_array(collect_set(service))" in spark
+
+
+def test_spark_training_strata_filter_samples_by_a_hash_of_the_trip_id() -> None:
+    from fares.ml.spark_reader import stratum_filter
+
+    assert stratum_filter("2024-01", "taxi", 1.0) == "(source_month = '2024-01' and service = 'taxi')"
+    assert stratum_filter("2024-01", "uber", 0.25).endswith("and pmod(xxhash64(trip_id), 1000000) < 250000)")
+
+
+def test_the_gate_planner_sql_runs_on_spark_with_its_parameters_inlined() -> None:
+    from fares.quality.spark_catalog import SparkConnection
+
+    seen: list[str] = []
+
+    class FakeSpark:
+        def sql(self, text: str) -> FakeSpark:
+            seen.append(text)
+            return self
+
+        def collect(self) -> list[tuple[str]]:
+            return [("2024-01",)]
+
+    conn = SparkConnection.__new__(SparkConnection)
+    conn.spark = FakeSpark()
+    sql = "select distinct source_month from t where source_month = any(%s) order by 1"
+    assert conn.execute(sql, (["2024-01", "o'k"],)).fetchall() == [("2024-01",)]
+    assert seen == ["select distinct source_month from t where source_month in ('2024-01', 'o\\'k') order by 1"]
