@@ -160,3 +160,26 @@ def test_ops_tables_stay_in_postgres(spark_chain: ChainRun) -> None:
     ledger = _pg_rows(spark_chain.wh, "select count(*) from ops.ingested_files where status = 'loaded'")
     assert ledger == [(7,)]  # two zone files, four yellow months, one FHVHV month
     assert _pg_rows(spark_chain.wh, "select to_regclass('raw.yellow_trips')") == [(None,)]
+
+
+def test_a_reloaded_month_is_rebuilt_alone_by_partition_overwrite(spark_chain: ChainRun, tlc_samples: Path) -> None:
+    """Last in the file: reloads 2020-02 with the same rows, so the comparisons above hold before and after."""
+    from fares.stages import run_dbt_for, run_ingest
+
+    summary = "select source_month, service, raw_trips, kept_trips from intermediate.int_months_summarised"
+    counts = "select source_month, service, count(*) from marts.fct_trips group by 1, 2"
+    before = sorted(_spark_rows(spark_chain, summary)), sorted(_spark_rows(spark_chain, counts))
+    folder = Path(spark_chain.settings.lake_location) / "raw" / "yellow_trips" / "source_month=2020-02"
+    old_files = {f.name for f in folder.glob("*.parquet")}
+    run_ingest(spark_chain.settings, spark_chain.wh, str(tlc_samples), ["2020-02"], force=True)
+    assert old_files and not old_files & {f.name for f in folder.glob("*.parquet")}  # a new load replaced the month
+    run_dbt_for(spark_chain.settings, ["build"])
+    builds = _spark_rows(
+        spark_chain,
+        "select planned_at, collect_list(source_month) from intermediate.trip_month_builds where built"
+        " group by planned_at order by planned_at",
+    )
+    assert [sorted(months) for _, months in builds] == [MONTHS, ["2020-02"]]  # the second build planned one month
+    # One row per month and service still: the month's partitions were overwritten, not appended to.
+    assert (sorted(_spark_rows(spark_chain, summary)), sorted(_spark_rows(spark_chain, counts))) == before
+    assert ("2020-02", "taxi", 10_000) in [row[:3] for row in before[0]]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -81,3 +84,58 @@ def test_the_gate_planner_sql_runs_on_spark_with_its_parameters_inlined() -> Non
     sql = "select distinct source_month from t where source_month = any(%s) order by 1"
     assert conn.execute(sql, (["2024-01", "o'k"],)).fetchall() == [("2024-01",)]
     assert seen == ["select distinct source_month from t where source_month in ('2024-01', 'o\\'k') order by 1"]
+
+
+def test_a_stage_timeout_cancels_the_spark_jobs_and_fails_the_dbt_nodes_not_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import dbt.cli.main
+
+    cancelled: list[bool] = []
+    spark = SimpleNamespace(sparkContext=SimpleNamespace(cancelAllJobs=lambda: cancelled.append(True)))
+    monkeypatch.setattr(lakehouse, "get_spark", lambda settings: spark)
+    monkeypatch.setattr(lakehouse, "register_raw_tables", lambda spark, settings: [])
+    cancel: list[Callable[[], None]] = []
+    compiling = SimpleNamespace(info=SimpleNamespace(name="NodeCompiling"))
+    seen: list[str] = []
+
+    class Runner:  # dbt in a stage that times out after its first node
+        def __init__(self, callbacks: list[Callable[[Any], None]]) -> None:
+            self.callbacks = callbacks
+
+        def invoke(self, argv: list[str]) -> Any:
+            for callback in self.callbacks:
+                callback(compiling)  # before the timeout: nodes run
+            for stop in list(cancel):
+                stop()  # what fares.runs does with the stage's cancel callbacks past its deadline
+            for callback in self.callbacks:
+                with pytest.raises(lakehouse.DbtSparkError, match="stopped") as refused:
+                    callback(compiling)
+                seen.append(str(refused.value))
+            return SimpleNamespace(success=False, result=None, exception=RuntimeError("nodes failed"))
+
+    monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
+    with pytest.raises(lakehouse.DbtSparkError, match="dbt build failed on Spark"):
+        lakehouse.run_dbt_spark(Settings(data_dir=tmp_path, engine="spark"), ["build"], cancel=cancel)
+    assert cancelled == [True]
+    assert seen == ["dbt was stopped (stage timeout)"]
+    assert cancel == []  # the stage's cancel list does not keep a finished dbt's stop
+
+
+def test_dbt_runs_on_the_engine_of_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from fares import stages
+
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(lakehouse, "run_dbt_spark", lambda settings, args, cancel=None: calls.append(("spark", args)))
+    monkeypatch.setattr(stages, "run_dbt", lambda wh, args, **kw: calls.append(("postgres", args)))
+    monkeypatch.setattr("fares.warehouse.get_warehouse", lambda settings: None)
+    stages.run_dbt_for(Settings(data_dir=tmp_path, engine="spark"), ["docs", "generate"])
+    stages.run_dbt_for(Settings(data_dir=tmp_path), ["build"])
+    assert calls == [("spark", ["docs", "generate"]), ("postgres", ["build"])]
+
+    def failing(settings: Settings, args: list[str], cancel: object = None) -> None:
+        raise lakehouse.DbtSparkError("dbt build failed on Spark\nfct_trips: boom")
+
+    monkeypatch.setattr(lakehouse, "run_dbt_spark", failing)
+    with pytest.raises(stages.StageError, match="transform: dbt build failed on Spark"):
+        stages.run_dbt_for(Settings(data_dir=tmp_path, engine="spark"), ["build"])
