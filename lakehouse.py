@@ -125,7 +125,7 @@ def stop_spark() -> None:
     _session.clear()
 
 
-def _trip_table_ddl(kind: str) -> str:
+def trip_table_ddl(kind: str) -> str:
     columns = {**TRIP_COLUMNS[kind], **LINEAGE_COLUMNS}
     columns.pop("source_month")
     cols = [f"`{name}` {_SPARK_TYPES[str(typ)]}" for name, typ in columns.items()]
@@ -145,7 +145,7 @@ def register_raw_tables(spark: SparkSession, settings: Settings) -> list[str]:
         if is_local_lake(settings) and not Path(location).exists():
             continue
         spark.sql(
-            f"create table if not exists {RAW}.{table} ({_trip_table_ddl(kind)}) using parquet"
+            f"create table if not exists {RAW}.{table} ({trip_table_ddl(kind)}) using parquet"
             f" partitioned by (source_month) location '{location}'"
         )
         spark.sql(f"msck repair table {RAW}.{table} sync partitions")  # months added or removed since
@@ -179,11 +179,16 @@ def run_dbt_spark(settings: Settings, args: list[str], cancel: list[Callable[[],
 
     from dbt.cli.main import dbtRunner
 
-    from fares.warehouse import DBT_PROJECT_DIR
+    from fares.stages import dbt_command
 
     spark = get_spark(settings)
     register_raw_tables(spark, settings)
-    argv = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--target", "spark"]
+    # the same command line as on PostgreSQL (project, vars that are settings), run here; target/ and logs/ under
+    # settings.dbt_dir as there (flags: this process's environment is not dbt's to change)
+    argv = dbt_command(settings, args)[1:]
+    if argv and not argv[0].startswith("-"):
+        argv += ["--target", "spark", "--target-path", str(settings.dbt_dir / "target")]
+        argv += ["--log-path", str(settings.dbt_dir / "logs")]
     stopped = threading.Event()
 
     def stop() -> None:

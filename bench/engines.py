@@ -64,7 +64,9 @@ def run_child(engine: str, rows: int, work: Path) -> dict[str, float]:
 
 def _measure(engine: str, rows: int, work: Path) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--child", engine, str(rows), str(work)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)  # noqa: S603 - our own script
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{engine} at {rows:,} rows failed (exit {out.returncode}):\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

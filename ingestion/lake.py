@@ -18,6 +18,7 @@ from fares.ingestion.schema import TABLES, dlt_columns
 
 if TYPE_CHECKING:
     import dlt
+    from dlt.common.schema.typing import TTableSchemaColumns
     from fsspec import AbstractFileSystem
 
     from fares.ingestion.progress import Progress
@@ -134,7 +135,7 @@ def load_trip_file(
 
 
 def load_rows(
-    sink: LakeSink, table: str, rows: list[dict[str, Any]], columns: dict[str, dict[str, Any]], file: str
+    sink: LakeSink, table: str, rows: list[dict[str, Any]], columns: TTableSchemaColumns, file: str
 ) -> str | None:
     """Replace the lake's `table` (zones, shapes) with `rows`; returns the load id."""
     import dlt

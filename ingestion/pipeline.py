@@ -17,6 +17,8 @@ from fares.settings import Settings
 from fares.warehouse import Warehouse
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dlt.common.schema.typing import TTableSchemaColumns
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,9 @@ class _Run:
         self, settings: Settings, wh: Warehouse, source: Source, sample: float | None, progress: Progress
     ) -> None:
         self.settings, self.wh, self.source, self.sample, self.progress = settings, wh, source, sample, progress
+        # the two sinks take the same arguments after the first (their dlt pipeline or lake)
+        self.load_trip_file: Callable[..., tuple[int, str | None]]
+        self.load_rows: Callable[..., str | None]
         if settings.engine == "spark":  # raw data goes to the parquet lake; the ledger stays in PostgreSQL (wh)
             from fares.ingestion import lake
 

@@ -44,17 +44,19 @@ def load_training_sample_spark(settings: Settings) -> tuple[pd.DataFrame, pd.Dat
         if not spark.catalog.tableExists(table):
             raise TrainingDataError(f"{table} does not exist: run the transform stage (dbt build) first")
     services = ", ".join(f"'{s}'" for s in SERVICES)
-    strata = spark.sql(
-        "with newest as (select distinct source_month from marts.service_month_coverage where is_aligned"
+    query = (
+        "with newest as (select distinct source_month from marts.service_month_coverage where is_aligned"  # noqa: S608 - constants, an int
         f" order by source_month desc limit {int(settings.train_months)})"
         " select c.source_month, c.service, c.trips from marts.service_month_coverage c"
         f" join newest on c.source_month = newest.source_month where c.service in ({services}) order by 1, 2"
-    ).collect()
+    )
+    strata = spark.sql(query).collect()
     if not strata:
         raise TrainingDataError("the training data is empty: no aligned month (run ingest and transform first)")
     cap = settings.train_rows_per_month
     where = " or ".join(stratum_filter(m, s, 1.0 if n <= cap else min(1.0, 1.01 * cap / n)) for m, s, n in strata)
-    rows = spark.table(TRAINING_VIEW).where(where).select("source_month", *COLUMNS).orderBy("trip_id").toPandas()
+    sample = spark.table(TRAINING_VIEW).where(where).select("source_month", *COLUMNS).orderBy("trip_id")
+    rows: pd.DataFrame = sample.toPandas()
     parts, kept = [], []
     for month, service, available in strata:
         part = rows[(rows["source_month"] == month) & (rows["service"] == service)]
@@ -66,7 +68,9 @@ def load_training_sample_spark(settings: Settings) -> tuple[pd.DataFrame, pd.Dat
     training = pd.concat(parts, ignore_index=True)
     training = training.astype({"trip_id": str, "service": str, "pickup_zone_id": "int64", "dropoff_zone_id": "int64"})
     training["pickup_at"] = pd.to_datetime(training["pickup_at"])
-    zones = spark.table("marts.dim_zones").select(*LOOKUP_TABLES["dim_zones"]).orderBy("zone_id").toPandas()
+    zones: pd.DataFrame = (
+        spark.table("marts.dim_zones").select(*LOOKUP_TABLES["dim_zones"]).orderBy("zone_id").toPandas()
+    )
     zones["zone_id"] = zones["zone_id"].astype("int64")
     zones["is_airport"] = zones["is_airport"].fillna(False).astype(bool)
     log.info("training sample (Spark): %d rows from %d month(s)", len(training), len({p.month for p in kept}))

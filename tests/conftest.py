@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,6 +20,9 @@ from fares.warehouse import (
     parse_database_url,
     start_embedded,
 )
+
+if TYPE_CHECKING:
+    from fares.pipeline import ChainResult
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TLC_SAMPLES = (REPO_ROOT / ".." / "shared" / "data" / "tlc").resolve()
@@ -91,7 +94,7 @@ def fresh_settings(fresh_db: Warehouse, tmp_path: Path) -> Settings:
 class ChainRun:
     """A database on which the whole chain ran once, with the Settings that point at it."""
 
-    def __init__(self, settings: Settings, wh: Warehouse, result: object) -> None:
+    def __init__(self, settings: Settings, wh: Warehouse, result: ChainResult) -> None:
         self.settings, self.wh, self.result = settings, wh, result
 
 

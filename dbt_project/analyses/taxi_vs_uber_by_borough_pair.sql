@@ -1,6 +1,7 @@
 -- Which is cheaper, borough pair by borough pair? Median rider fare of each service over the aligned trips,
 -- and the share of zone-pair × hour cells where the taxi median is the lower one.
--- Compile with `dbt compile --select taxi_vs_uber_by_borough_pair` and run the SQL in target/compiled/.
+-- Compile with `fares dbt compile --select taxi_vs_uber_by_borough_pair` and run the SQL in target/compiled/ (written
+-- once for both engines through macros/dialect.sql).
 with
 
 trips as (
@@ -19,12 +20,10 @@ medians as (
 
     select
         borough_pair,
-        round((percentile_cont(0.5) within group (order by rider_fare) filter (where service = 'taxi'))::numeric, 2)
-            as taxi_median_fare,
-        round((percentile_cont(0.5) within group (order by rider_fare) filter (where service = 'uber'))::numeric, 2)
-            as uber_median_fare,
-        count(*) filter (where service = 'taxi') as taxi_trips,
-        count(*) filter (where service = 'uber') as uber_trips
+        {{ round_double(median_cont("case when service = 'taxi' then rider_fare end"), 2) }} as taxi_median_fare,
+        {{ round_double(median_cont("case when service = 'uber' then rider_fare end"), 2) }} as uber_median_fare,
+        sum(case when service = 'taxi' then 1 else 0 end) as taxi_trips,
+        sum(case when service = 'uber' then 1 else 0 end) as uber_trips
 
     from trips
     group by borough_pair
@@ -52,7 +51,10 @@ final as (
 
     select
         medians.*,
-        (select round(100.0 * avg(cells.is_taxi_cheaper::int), 1) from cells) as pct_cells_taxi_cheaper_overall
+        (
+            select {{ round_double('100.0 * avg(case when cells.is_taxi_cheaper then 1.0 else 0.0 end)', 1) }}
+            from cells
+        ) as pct_cells_taxi_cheaper_overall
 
     from medians
     where medians.taxi_trips > 0 and medians.uber_trips > 0
