@@ -220,24 +220,14 @@
                     ~ " planned_at string, built boolean) using parquet") %}
 {% endmacro %}
 
+{#- One SQL for both engines: every column named and given (Spark's parquet tables have no column defaults). -#}
 {% macro insert_planned_months(builds, planned, loads) %}
-    {{ return(adapter.dispatch('insert_planned_months', 'fares')(builds, planned, loads)) }}
-{% endmacro %}
-
-{% macro default__insert_planned_months(builds, planned, loads) %}
-    {% set values = [] %}
-    {% for month in planned %}
-        {% do values.append("('" ~ month ~ "', '" ~ loads[month] ~ "', '" ~ run_started_at ~ "')") %}
-    {% endfor %}
-    {% do run_query("insert into " ~ builds ~ " (source_month, raw_load_id, planned_at) values " ~ values | join(", ")) %}
-{% endmacro %}
-
-{% macro spark__insert_planned_months(builds, planned, loads) %}
     {% set values = [] %}
     {% for month in planned %}
         {% do values.append("('" ~ month ~ "', '" ~ loads[month] ~ "', '" ~ run_started_at ~ "', false)") %}
     {% endfor %}
-    {% do run_query("insert into " ~ builds ~ " values " ~ values | join(", ")) %}
+    {% do run_query("insert into " ~ builds ~ " (source_month, raw_load_id, planned_at, built) values "
+                    ~ values | join(", ")) %}
 {% endmacro %}
 
 {% macro mark_months_built(builds) %}
