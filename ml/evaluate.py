@@ -105,13 +105,36 @@ def _grouped_mae(detail: pd.DataFrame, by: str) -> list[dict]:
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in table.to_dict("records")]
 
 
+def _cell_medians(detail: pd.DataFrame) -> pd.DataFrame | None:
+    """The median actual fare per decision cell (rows) and service (columns taxi, uber), for the cells holding trips of
+    both services; None when one service has no trip at all."""
+    actual = detail.pivot_table(index="decision_cell", columns="service", values="actual", aggfunc="median")
+    if not set(SERVICES) <= set(actual.columns):
+        return None
+    return actual.dropna()
+
+
+def _decision_detail(holdout: pd.DataFrame, predicted: pd.DataFrame, baseline: BaselineModel) -> pd.DataFrame:
+    """Per trip, what the cell-level cheaper call is judged on (decision_metrics): its service, fare and decision
+    cell, the model's p_uber_cheaper and the baseline's two fares."""
+    return pd.DataFrame(
+        {
+            "service": holdout["service"].to_numpy(),
+            "actual": holdout["rider_fare"].to_numpy(dtype=float),
+            "decision_cell": _keys(holdout, baseline.table)["decision_cell"].to_numpy(),
+            "p_uber_cheaper": predicted["p_uber_cheaper"].to_numpy(),
+            "baseline_taxi": baseline.predict(holdout, "taxi"),
+            "baseline_uber": baseline.predict(holdout, "uber"),
+        }
+    )
+
+
 def _cell_outcomes(detail: pd.DataFrame) -> pd.DataFrame:
     """Borough pair x hour cells of the holdout with trips of both services (zone pair x hour cells rarely hold
     both): actual medians, the model's mean p_uber_cheaper and the baseline's call."""
-    actual = detail.pivot_table(index="decision_cell", columns="service", values="actual", aggfunc="median")
-    if not set(SERVICES) <= set(actual.columns):
+    actual = _cell_medians(detail)
+    if actual is None:
         return pd.DataFrame(columns=["uber_cheaper", "p", "model_says", "baseline_says"])
-    actual = actual.dropna()
     grouped = detail.groupby("decision_cell")
     cells = pd.DataFrame({"uber_cheaper": (actual["uber"] < actual["taxi"]).astype(float)}, index=actual.index)
     cells["p"] = grouped["p_uber_cheaper"].mean().reindex(cells.index)
@@ -150,10 +173,9 @@ def fit_decision_scale(model: ScaledPredictor, frame: pd.DataFrame, table: ZoneT
             "decision_cell": _keys(frame, table)["decision_cell"].to_numpy(),
         }
     )
-    actual = detail.pivot_table(index="decision_cell", columns="service", values="actual", aggfunc="median")
-    if not set(SERVICES) <= set(actual.columns):
+    actual = _cell_medians(detail)
+    if actual is None:
         return {"scale": 1.0, "cells": 0, "brier_uncalibrated": float("nan"), "brier_calibrated": float("nan")}
-    actual = actual.dropna()
     y = (actual["uber"] < actual["taxi"]).astype(float).to_numpy()
     codes = pd.Categorical(detail["decision_cell"], categories=actual.index).codes
     inside = codes >= 0
@@ -314,17 +336,7 @@ def brier_at_scale(model: ScaledPredictor, holdout: pd.DataFrame, baseline: Base
         predicted = model.predict_frame(holdout)
     finally:
         model.p_scale = previous
-    detail = pd.DataFrame(
-        {
-            "service": holdout["service"].to_numpy(),
-            "actual": holdout["rider_fare"].to_numpy(dtype=float),
-            "decision_cell": _keys(holdout, baseline.table)["decision_cell"].to_numpy(),
-            "p_uber_cheaper": predicted["p_uber_cheaper"].to_numpy(),
-            "baseline_taxi": baseline.predict(holdout, "taxi"),
-            "baseline_uber": baseline.predict(holdout, "uber"),
-        }
-    )
-    return float(decision_metrics(detail)["brier"])
+    return float(decision_metrics(_decision_detail(holdout, predicted, baseline))["brier"])
 
 
 def score(model: FarePredictor, holdout: pd.DataFrame, baseline: BaselineModel) -> tuple[float, float]:
@@ -336,14 +348,4 @@ def score(model: FarePredictor, holdout: pd.DataFrame, baseline: BaselineModel) 
     for s in SERVICES:
         mask = (holdout["service"] == s).to_numpy()
         maes.append(float(np.mean(np.abs(predicted[f"{s}_fare"].to_numpy()[mask] - actual[mask]))))
-    detail = pd.DataFrame(
-        {
-            "service": holdout["service"].to_numpy(),
-            "actual": actual,
-            "decision_cell": _keys(holdout, baseline.table)["decision_cell"].to_numpy(),
-            "p_uber_cheaper": predicted["p_uber_cheaper"].to_numpy(),
-            "baseline_taxi": baseline.predict(holdout, "taxi"),
-            "baseline_uber": baseline.predict(holdout, "uber"),
-        }
-    )
-    return float(np.mean(maes)), float(decision_metrics(detail)["model"])
+    return float(np.mean(maes)), float(decision_metrics(_decision_detail(holdout, predicted, baseline))["model"])
