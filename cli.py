@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import sys
@@ -453,6 +454,8 @@ def _configure_logging(verbose: bool, command: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fares` console script."""
     args = build_parser().parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # progress lines show as they happen under `| tee` or a log file too
+        sys.stdout.reconfigure(line_buffering=True)
     _configure_logging(args.verbose, args.command)
     try:
         settings = get_settings()

@@ -111,3 +111,13 @@ def test_the_readme_configuration_table_shows_the_real_defaults(monkeypatch: pyt
 def test_dbt_arguments_pass_through_untouched() -> None:
     args = build_parser().parse_args(["dbt", "test", "--select", "stg_tlc__zones", "--fail-fast"])
     assert args.dbt_args == ["test", "--select", "stg_tlc__zones", "--fail-fast"]
+
+
+def test_output_lines_reach_a_pipe_as_they_are_printed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import io
+
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="utf-8"))  # a pipe: block-buffered
+    assert main(["synth", str(tmp_path / "mirror"), "--rows", "200", "--months", "2024-01"]) == 0
+    printed = raw.getvalue().decode()  # not flushed: only what line buffering wrote through
+    assert "yellow_tripdata_2024-01.parquet" in printed and printed.endswith("\n")
