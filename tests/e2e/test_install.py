@@ -73,13 +73,18 @@ def test_installed_dbt_parses_and_writes_only_under_the_data_folder(installed: P
     assert (tmp_path / ".data" / "dbt" / "logs" / "dbt.log").is_file()
     shipped = _installed_package(installed, tmp_path) / "dbt_project"
     assert not (shipped / "target").exists() and not (shipped / "logs").exists()
-    # Every file of the project's dbt folder ships (a new kind of file must be added to pyproject's package-data).
+    # Every file of the project's dbt folder ships (a new kind of file must be added to pyproject's package-data),
+    # except dbt's output folders and hidden lint-only tooling (.sqlfluff, .sqlfluff_libs/ for sqlfluff's templater).
     source = REPO_ROOT / "dbt_project"
-    skipped = {"target", "logs", "dbt_packages"}
+    skipped = {"target", "logs", "dbt_packages", "__pycache__"}
+
+    def ships(parts: tuple[str, ...]) -> bool:
+        return not skipped & set(parts) and not any(part.startswith(".") for part in parts)
+
     wanted = {
         p.relative_to(source).as_posix()
         for p in source.rglob("*")
-        if p.is_file() and not skipped & set(p.relative_to(source).parts) and not p.name.startswith(".")
+        if p.is_file() and ships(p.relative_to(source).parts)
     }
     have = {p.relative_to(shipped).as_posix() for p in shipped.rglob("*") if p.is_file()}
     assert wanted - have == set()
