@@ -76,7 +76,7 @@ def test_installed_dbt_parses_and_writes_only_under_the_data_folder(installed: P
     # Every file of the project's dbt folder ships (a new kind of file must be added to pyproject's package-data),
     # except dbt's output folders and hidden lint-only tooling (.sqlfluff, .sqlfluff_libs/ for sqlfluff's templater).
     source = REPO_ROOT / "dbt_project"
-    skipped = {"target", "logs", "dbt_packages", "__pycache__"}
+    skipped = {"target", "logs", "dbt_packages"}
 
     def ships(parts: tuple[str, ...]) -> bool:
         return not skipped & set(parts) and not any(part.startswith(".") for part in parts)
