@@ -22,7 +22,7 @@ test: $(STAMP) lint browser ## lint and types, then the whole suite: unit, integ
 	$(BIN)/python -m pytest
 
 # mypy reads the code through a link named `fares` (under the venv), so modules get their installed names
-# (fares.settings, ...) whatever this folder is called; tests/ and bench/ are checked under their own names.
+# (fares.config.settings, ...) whatever this folder is called; tests/ and bench/ are checked under their own names.
 lint: $(STAMP) ## ruff (lint + format) and mypy over the Python code, sqlfluff over the dbt models
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

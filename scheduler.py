@@ -1,4 +1,4 @@
-"""The APScheduler daemon: runs the chain (fares.pipeline) on a crontab, redoes what a crash left, checks staleness."""
+"""The APScheduler daemon: the chain (fares.chain.pipeline) on a crontab, redo of what a crash left, staleness."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from fares import alerts, ops, pipeline, runlog, runs
-from fares.runs import StageFn
-from fares.settings import Settings, get_settings
-from fares.warehouse import get_warehouse
+from fares.chain import pipeline, runlog
+from fares.chain.executor import StageFn
+from fares.config.settings import Settings, get_settings
+from fares.config.warehouse import get_warehouse
+from fares.ops import alerts, runs
+from fares.ops.locks import RunLock
+from fares.ops.runs import RunRecord
+from fares.ops.schema import prepare_warehouse
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -69,7 +73,6 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     wh = get_warehouse(settings)
-    ops.migrate(wh)
     store = SQLAlchemyJobStore(
         url=wh.url("psycopg"), tablename=JOB_TABLE, tableschema="ops", engine_options={"pool_pre_ping": True}
     )
@@ -79,8 +82,7 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.misfire_grace_seconds},
     )
     trigger = build_trigger(settings)
-    with ops.ddl_lock(wh):
-        store.start(sched, "default")  # creates the table now, so the stored job can be read before start()
+    store.start(sched, "default")  # the table comes from the ops migrations; started now to read the stored job
     stored = store.lookup_job(JOB_ID)
     wanted = (JOB_FUNC, repr(trigger), settings.misfire_grace_seconds)
     if stored is not None and (stored.func_ref, repr(stored.trigger), stored.misfire_grace_time) == wanted:
@@ -100,7 +102,7 @@ def scheduled_run() -> None:
         row = pipeline.run_once(
             _daemon.get("settings") or get_settings(), stages=_daemon.get("stages"), trigger="daemon"
         )
-    log.info("run %s %s%s", row["run_id"], row["status"], f": {row['error']}" if row["error"] else "")
+    log.info("run %s %s%s", row.run_id, row.status, f": {row.error}" if row.error else "")
 
 
 def stale_check() -> None:
@@ -112,11 +114,10 @@ def stale_check() -> None:
         log.exception("stale-run check failed")
 
 
-def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None) -> list[dict[str, Any]]:
+def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None) -> list[RunRecord]:
     """Mark runs left 'running' by a dead process as failed, then run the months of crashed/interrupted runs again."""
     wh = get_warehouse(settings)
-    ops.migrate(wh)
-    lock = ops.RunLock(wh)
+    lock = RunLock(wh)
     if not lock.acquire():
         log.info("another process is running the chain; nothing to recover now")
         return []
@@ -128,12 +129,16 @@ def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None
     finally:
         lock.release()
     done = []
-    for run_id, months, source in todo:
+    for item in todo:
         if _stop.is_set():
             break
-        log.warning("run %s did not finish: running months %s again", run_id, months or "(newest)")
+        log.warning("run %s did not finish: running months %s again", item.run_id, item.months or "(newest)")
         with _busy:
-            done.append(pipeline.run_once(settings, source, months, stages=stages, redo_of=run_id, trigger="redo"))
+            done.append(
+                pipeline.run_once(
+                    settings, item.source, item.months, stages=stages, redo_of=item.run_id, trigger="redo"
+                )
+            )
     return done
 
 
@@ -169,6 +174,7 @@ def start_daemon(settings: Settings, stages: Mapping[str, StageFn] | None = None
     """
     _daemon.update(settings=settings, stages=stages)
     _stop.clear()
+    prepare_warehouse(settings)  # the daemon's process entry: schema ops up to date, once
     sched = build_scheduler(settings)
     from apscheduler.events import EVENT_SCHEDULER_START
 

@@ -23,7 +23,7 @@ from fares.api.model_store import ModelStore, NoModelError
 from fares.api.responses import json_safe
 from fares.api.routes import admin, info, quotes, runs
 from fares.api.zones import PlaceError
-from fares.settings import Settings
+from fares.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

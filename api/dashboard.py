@@ -8,6 +8,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from fares.ops.ledger import MonthRows
+from fares.ops.render import counts_text, dbt_counts, duration, first_line, months_label
+from fares.ops.runs import RunRecord, StageRecord
+from fares.ops.validation import ValidationRunSummary
+
 _STYLE = '<link rel="stylesheet" href="/static/runs.css">'
 _BAR_W, _CHART_H = 28, 140
 
@@ -25,12 +30,6 @@ def _page(title: str, body: str) -> str:
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S %Z") if value else ""
-
-
-def _took(row: dict[str, Any]) -> str:
-    if not row.get("started_at") or not row.get("finished_at"):
-        return "running" if row.get("status") == "running" else ""
-    return f"{(row['finished_at'] - row['started_at']).total_seconds():.1f} s"
 
 
 def _num(value: int | None) -> str:
@@ -66,11 +65,11 @@ def _bars(title: str, points: list[tuple[str, float]], unit: str, label: str) ->
     )
 
 
-def charts(loaded: list[dict[str, Any]], versions: list[dict[str, Any]]) -> str:
+def charts(loaded: list[MonthRows], versions: list[dict[str, Any]]) -> str:
     """Rows loaded per month (both services) and holdout MAE per model version."""
     per_month: dict[str, float] = {}
     for row in loaded:
-        per_month[row["month"]] = per_month.get(row["month"], 0) + float(row["rows"] or 0)
+        per_month[row.month] = per_month.get(row.month, 0) + float(row.rows)
     mae = [(v["version"][:15], float(v["model_mae"])) for v in versions if v.get("model_mae") is not None]
     return (
         '<section class="charts">'
@@ -80,22 +79,22 @@ def charts(loaded: list[dict[str, Any]], versions: list[dict[str, Any]]) -> str:
     )
 
 
-def _stage_cells(stages: list[dict[str, Any]]) -> str:
+def _stage_cells(stages: list[StageRecord]) -> str:
     return " ".join(
-        f'<span class="stage {escape(s["status"])}" title="{escape(s.get("error") or "")}">{escape(s["stage"])} '
-        f"<small>{_took(s)}</small></span>"
+        f'<span class="stage {escape(s.status)}" title="{escape(s.error or "")}">{escape(s.stage)} '
+        f"<small>{duration(s.seconds)}</small></span>"
         for s in stages
     )
 
 
-def runs_page(runs: list[dict[str, Any]], chart_html: str) -> str:
+def runs_page(runs: list[RunRecord], chart_html: str) -> str:
     """The list of recent runs, newest first, with the charts above it."""
     rows = "".join(
-        f'<tr class="run {escape(r["status"])}"><td><a href="/runs/{r["run_id"]}">{r["run_id"]}</a></td>'
-        f"<td>{_badge(r['status'])}</td><td>{_when(r['started_at'])}</td><td>{_took(r)}</td>"
-        f"<td>{escape(r.get('trigger') or '')}</td><td>{escape(', '.join(r.get('months') or []) or '(newest)')}</td>"
-        f"<td>{_stage_cells(r['stages'])}</td><td>{_num(r.get('rows_in'))}</td><td>{_num(r.get('rows_out'))}</td>"
-        f'<td class="error">{escape((r.get("error") or "").splitlines()[0] if r.get("error") else "")}</td></tr>'
+        f'<tr class="run {escape(r.status)}"><td><a href="/runs/{r.run_id}">{r.run_id}</a></td>'
+        f"<td>{_badge(r.status)}</td><td>{_when(r.started_at)}</td><td>{duration(r.seconds)}</td>"
+        f"<td>{escape(r.trigger or '')}</td><td>{escape(months_label(r.months))}</td>"
+        f"<td>{_stage_cells(r.stages)}</td><td>{_num(r.rows_in)}</td><td>{_num(r.rows_out)}</td>"
+        f'<td class="error">{escape(first_line(r.error, 400))}</td></tr>'
         for r in runs
     )
     table = (
@@ -113,15 +112,13 @@ def _dbt_table(path: Path) -> str:
         return '<p class="empty">no dbt results kept for this run</p>'
     results = json.loads(path.read_text(encoding="utf-8")).get("results", [])
     bad = [r for r in results if r.get("status") not in ("success", "pass")]
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.get("status", "?")] = counts.get(r.get("status", "?"), 0) + 1
+    counts = dbt_counts(path) or {}
     rows = "".join(
         f"<tr><td>{escape(r.get('unique_id', ''))}</td><td>{escape(str(r.get('status')))}</td>"
         f"<td>{float(r.get('execution_time') or 0):.2f} s</td><td>{escape(str(r.get('message') or ''))}</td></tr>"
         for r in (bad or results)[:200]
     )
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    summary = counts_text(counts)
     shown = "not passing" if bad else "all"
     return (
         f'<p>{escape(summary)} · <a href="dbt">run_results.json</a> · showing {shown}</p>'
@@ -129,42 +126,40 @@ def _dbt_table(path: Path) -> str:
     )
 
 
-def _validation(found: list[dict[str, Any]]) -> str:
+def _validation(found: list[ValidationRunSummary]) -> str:
     if not found:
         return '<p class="empty">no validation in this run</p>'
     return "".join(
-        f"<h3>{escape(v['scope'])}: {'passed' if v['success'] else 'FAILED'} ({v['checks']} checks, "
-        f"{v['critical_failures']} critical, {v['warnings']} warnings)</h3><pre>{escape(v['summary'])}</pre>"
+        f"<h3>{escape(v.scope)}: {'passed' if v.success else 'FAILED'} ({v.checks} checks, "
+        f"{v.critical_failures} critical, {v.warnings} warnings)</h3><pre>{escape(v.summary)}</pre>"
         for v in found
     )
 
 
-def run_page(run: dict[str, Any], log_tail: str, dbt_results: Path, validation: list[dict[str, Any]]) -> str:
+def run_page(run: RunRecord, log_tail: str, dbt_results: Path, validation: list[ValidationRunSummary]) -> str:
     """One run: facts, stages, error, links, dbt's results, the validation results and the log."""
-    version = run.get("model_version")
-    links = [f'<a href="/runs/{run["run_id"]}/log">full log</a>', '<a href="/data-docs/">Data Docs</a>']
+    version = run.model_version
+    links = [f'<a href="/runs/{run.run_id}/log">full log</a>', '<a href="/data-docs/">Data Docs</a>']
     links.append('<a href="/dbt-docs/">dbt docs</a>')
     if version:
         links.append(f'<a href="/reports/{escape(version)}">training report ({escape(version)})</a>')
     stages = "".join(
-        f"<tr><td>{escape(s['stage'])}</td><td>{_badge(s['status'])}</td><td>{_took(s)}</td><td>{s['attempts']}</td>"
-        f"<td>{_num(s.get('rows_in'))}</td><td>{_num(s.get('rows_out'))}</td>"
-        f'<td class="error">{escape(s.get("error") or "")}</td></tr>'
-        for s in run["stages"]
+        f"<tr><td>{escape(s.stage)}</td><td>{_badge(s.status)}</td><td>{duration(s.seconds)}</td><td>{s.attempts}</td>"
+        f"<td>{_num(s.rows_in)}</td><td>{_num(s.rows_out)}</td>"
+        f'<td class="error">{escape(s.error or "")}</td></tr>'
+        for s in run.stages
     )
-    error = f'<pre id="run-error" class="error">{escape(run["error"])}</pre>' if run.get("error") else ""
+    error = f'<pre id="run-error" class="error">{escape(run.error)}</pre>' if run.error else ""
     facts = (
-        f"<p>{_badge(run['status'])} started {_when(run['started_at'])}, took {_took(run)}, "
-        f"by {escape(run.get('trigger') or '?')}, months {escape(', '.join(run.get('months') or []) or '(newest)')}, "
-        f"source {escape(run.get('source') or '')}"
-        + (f", redoes run {run['redo_of']}" if run.get("redo_of") else "")
-        + "</p>"
+        f"<p>{_badge(run.status)} started {_when(run.started_at)}, took {duration(run.seconds)}, "
+        f"by {escape(run.trigger or '?')}, months {escape(months_label(run.months))}, "
+        f"source {escape(run.source or '')}" + (f", redoes run {run.redo_of}" if run.redo_of else "") + "</p>"
     )
     body = (
-        f'<h1>Run {run["run_id"]}</h1>{facts}{error}<p class="links">{" · ".join(links)}</p>'
+        f'<h1>Run {run.run_id}</h1>{facts}{error}<p class="links">{" · ".join(links)}</p>'
         "<h2>Stages</h2><table><tr><th>stage</th><th>status</th><th>took</th><th>attempts</th><th>rows in</th>"
         f"<th>rows out</th><th>error</th></tr>{stages}</table>"
         f"<h2>dbt</h2>{_dbt_table(dbt_results)}<h2>Validation</h2>{_validation(validation)}"
         f'<h2>Log</h2><pre class="log">{escape(log_tail) or "(no log)"}</pre>'
     )
-    return _page(f"fares: run {run['run_id']}", body)
+    return _page(f"fares: run {run.run_id}", body)

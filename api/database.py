@@ -6,9 +6,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from fares.settings import Settings
+from fares.config.settings import Settings
+
+if TYPE_CHECKING:
+    from fares.ops.runs import RunRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,12 +33,13 @@ class Database:
         self._lock = threading.Lock()
         self._checked_at = float("-inf")
         self._status: tuple[bool, str | None] = (False, "not checked yet")
+        self._migrated = False
 
     def connect(self) -> Any:
         """A psycopg autocommit connection with a short connect timeout, or DatabaseUnavailable."""
         import psycopg
 
-        from fares.warehouse import WarehouseError, get_warehouse
+        from fares.config.warehouse import WarehouseError, get_warehouse
 
         try:
             if self._wh is None:
@@ -69,8 +73,17 @@ class Database:
             return self._status
 
     def warehouse(self) -> Any:
-        """The Warehouse of the configured database (DatabaseUnavailable when it cannot be had)."""
+        """The Warehouse of the configured database, its schema ops migrated on first use (the API's process entry to
+        the database: it starts, and quotes, without one); DatabaseUnavailable when it cannot be had."""
+        from fares.ops.schema import migrate
+
         self.connect().close()
+        if not self._migrated:
+            try:
+                migrate(self._wh)
+            except Exception as exc:
+                raise DatabaseUnavailable(f"schema ops could not be prepared: {exc}") from exc
+            self._migrated = True
         return self._wh
 
 
@@ -78,7 +91,7 @@ def read_ops(db: Database, read: Callable[..., T], *args: Any) -> T:
     """Call a fares.ops reader with the API's warehouse; a database problem becomes DatabaseUnavailable (503)."""
     import psycopg
 
-    from fares.warehouse import WarehouseError
+    from fares.config.warehouse import WarehouseError
 
     wh = db.warehouse()
     try:
@@ -87,8 +100,8 @@ def read_ops(db: Database, read: Callable[..., T], *args: Any) -> T:
         raise DatabaseUnavailable(f"the ops schema could not be read: {str(exc).strip()}") from exc
 
 
-def list_runs(db: Database, limit: int) -> list[dict[str, Any]]:
-    """Newest pipeline runs first, each with its per-stage rows (fares.ops.list_runs, the one the CLI reads too)."""
-    from fares import ops
+def list_runs(db: Database, limit: int) -> list[RunRecord]:
+    """Newest pipeline runs first, each with its stages (fares.ops.runs.list_runs, the one the CLI reads too)."""
+    from fares.ops import runs
 
-    return read_ops(db, ops.list_runs, limit)
+    return read_ops(db, runs.list_runs, limit)

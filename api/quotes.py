@@ -15,21 +15,11 @@ import pandas as pd
 from fares.api.model_store import Bundle
 from fares.api.schemas import PointPlace, QuoteRequest, ZoneIdPlace, ZoneNamePlace
 from fares.api.zones import PlaceError, ZoneIndex
+from fares.ml.predict import PRICE_COLUMNS, SAME_MARGIN
 
 NEW_YORK = TimeZone("America/New_York")
 EARLIEST, LATEST = datetime(1900, 1, 1), datetime(2200, 1, 1)
 WINDOW_SLACK = timedelta(days=31)
-_PRICE_COLUMNS = (
-    "taxi_fare",
-    "taxi_low",
-    "taxi_high",
-    "uber_fare",
-    "uber_low",
-    "uber_high",
-    "p_uber_cheaper",
-    "uber_stale_months",
-)
-SAME_MARGIN = 0.15  # ml.predict.SAME_MARGIN: |p_uber_cheaper - 0.5| below it is "about the same"
 
 
 def to_new_york(pickup_at: datetime | None) -> datetime:
@@ -103,12 +93,12 @@ def predict(
 def price_matrix(prices: pd.DataFrame) -> np.ndarray:
     """Columns [taxi fare, low, high, uber fare, low, high, p_uber_cheaper, savings, uber_is_cheaper,
     uber_stale_months, about_the_same] as floats (money rounded to cents, ranges widened to hold the fare)."""
-    if tuple(prices.columns[: len(_PRICE_COLUMNS)]) == _PRICE_COLUMNS:  # the model's own order: one block
-        raw = prices.to_numpy(dtype=float)[:, : len(_PRICE_COLUMNS)]
+    if tuple(prices.columns[: len(PRICE_COLUMNS)]) == PRICE_COLUMNS:  # the model's own order: one block
+        raw = prices.to_numpy(dtype=float)[:, : len(PRICE_COLUMNS)]
     else:
         stale = prices["uber_stale_months"] if "uber_stale_months" in prices else pd.Series(0.0, index=prices.index)
         raw = np.column_stack(
-            [prices[c].to_numpy(dtype=float) for c in _PRICE_COLUMNS[:-1]] + [stale.to_numpy(dtype=float)]
+            [prices[c].to_numpy(dtype=float) for c in PRICE_COLUMNS[:-1]] + [stale.to_numpy(dtype=float)]
         )
     out = np.empty((len(raw), 11))
     out[:, :6] = np.round(raw[:, :6], 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from fares.settings import Settings
+from fares.config.settings import Settings
 
 if TYPE_CHECKING:
     import uvicorn

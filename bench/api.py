@@ -47,7 +47,7 @@ def _free_port() -> int:
 
 def _start_server(data_dir: Path, port: int) -> subprocess.Popen:
     code = (
-        "import sys; from fares.settings import get_settings; "
+        "import sys; from fares.config.settings import get_settings; "
         "from fares.api.server import serve; serve(get_settings(), '127.0.0.1', int(sys.argv[1]), access_log=False)"
     )
     env = {**os.environ, "FARES_DATA_DIR": str(data_dir), "DATABASE_URL": UNREACHABLE_DB, "FARES_DEMO_ONCE": "false"}

@@ -49,15 +49,15 @@ def write_month(dest: Path, kind: str, month: str, rows: int) -> Path:
 
 
 def _settings(data_dir: Path):  # noqa: ANN202 - Settings, imported lazily
-    from fares.settings import get_settings
+    from fares.config.settings import get_settings
 
     return get_settings().model_copy(update={"data_dir": data_dir, "db_name": "bench_chain", "sample": None})
 
 
 def run_stage(stage: str, data_dir: Path, source: Path, month: str) -> None:
     """One stage of the chain for `month`, in this process (called in a child by `_measure`)."""
-    from fares import stages
-    from fares.warehouse import get_warehouse
+    from fares.chain import stages
+    from fares.config.warehouse import get_warehouse
 
     settings = _settings(data_dir)
     wh = get_warehouse(settings)
@@ -88,7 +88,7 @@ def _measure(stage: str, data_dir: Path, source: Path, month: str) -> dict[str, 
 
 
 def _db_bytes(data_dir: Path) -> int:
-    from fares.warehouse import get_warehouse, scalar
+    from fares.config.warehouse import get_warehouse, scalar
 
     with get_warehouse(_settings(data_dir)).connect() as conn:
         return int(scalar(conn, "select pg_database_size(current_database())"))
@@ -97,7 +97,7 @@ def _db_bytes(data_dir: Path) -> int:
 def _reset(data_dir: Path) -> None:
     import shutil
 
-    from fares.warehouse import get_warehouse
+    from fares.config.warehouse import get_warehouse
 
     wh = get_warehouse(_settings(data_dir))
     with wh.connect(autocommit=True) as conn:

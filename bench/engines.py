@@ -25,12 +25,13 @@ MONTH = "2024-03"
 
 def run_child(engine: str, rows: int, work: Path) -> dict[str, float]:
     """In this process: write the month, run each stage on `engine`, return seconds per stage."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from chain import write_month
-
-    from fares import stages
-    from fares.settings import Settings
-    from fares.warehouse import get_warehouse
+    # bench/chain.py by its path from the repo root: a bare `chain` would be the production package fares.chain's
+    # folder to mypy (run from the repo root), not the benchmark beside this file
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.chain import write_month
+    from fares.chain import stages
+    from fares.config.settings import Settings
+    from fares.config.warehouse import get_warehouse
 
     mirror = work / "mirror" / "trip-data"
     mirror.mkdir(parents=True, exist_ok=True)
@@ -44,7 +45,7 @@ def run_child(engine: str, rows: int, work: Path) -> dict[str, float]:
     wh = get_warehouse(settings)
     times: dict[str, float] = {}
     if engine == "spark":
-        from fares.lakehouse import get_spark
+        from fares.engines.spark_session import get_spark
 
         started = time.perf_counter()
         get_spark(settings)

@@ -9,8 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from fares.settings import Settings, get_settings
-from fares.warehouse import Warehouse, get_warehouse
+from fares.config.settings import Settings, get_settings
+from fares.config.warehouse import Warehouse, get_warehouse
 
 MONTHS = ["2024-01", "2024-02", "2024-03"]
 REFERENCE_SQL = (

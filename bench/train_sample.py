@@ -39,11 +39,12 @@ def main() -> int:
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
 
+    from fares.config.settings import get_settings
+    from fares.config.warehouse import get_warehouse
     from fares.ml.evaluate import BaselineModel, evaluate_holdout
+    from fares.ml.lookups import load_lookups
     from fares.ml.sample import fit_threads, load_training_sample
     from fares.ml.train import fit_fare_model, split_holdout
-    from fares.settings import get_settings
-    from fares.warehouse import get_warehouse
 
     settings = get_settings().model_copy(
         update={
@@ -54,7 +55,9 @@ def main() -> int:
         }
     )
     started = time.perf_counter()
-    sample, zones, parts = load_training_sample(settings, get_warehouse(settings))
+    wh = get_warehouse(settings)
+    sample, parts = load_training_sample(settings, wh)
+    zones = load_lookups(settings, wh).zones
     print(
         f"largest sample: {len(sample):,} trips from {len({p.month for p in parts})} month(s) in "
         f"{time.perf_counter() - started:.0f} s; available per (month, service): "

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fares.settings import Settings, get_settings
-from fares.warehouse import Warehouse, drop_database, ensure_database, parse_database_url, scalar, start_embedded
+from fares.config.settings import Settings, get_settings
+from fares.config.warehouse import Warehouse, drop_database, ensure_database, parse_database_url, scalar, start_embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def _trip_rows(wh: Warehouse) -> tuple[int, int]:
 
 def _timed_build(settings: Settings, wh: Warehouse, target: Path) -> tuple[float, list[tuple[str, float]]]:
     """Seconds of one `dbt build`, and its five slowest nodes."""
-    from fares.stages import run_dbt
+    from fares.engines.transform import run_dbt
 
     start = time.perf_counter()
     run_dbt(settings, wh, ["build", "--target-path", str(target)])
@@ -60,8 +60,8 @@ def _timed_build(settings: Settings, wh: Warehouse, target: Path) -> tuple[float
 
 def run(rows_per_month: int, keep: bool) -> dict[str, Any]:
     """Ingest one month (1x), build; ingest the second month (2x), build; return both timings."""
+    from fares.engines.transform import run_dbt
     from fares.ingestion.pipeline import ingest
-    from fares.stages import run_dbt
 
     source = _mirror(rows_per_month)
     admin = _admin()

@@ -1,59 +1,33 @@
-"""dlt loading: TLC parquet files streamed by row group into raw.*_trips month partitions (swapped in), zone rows."""
+"""Reading TLC trip files for raw: streamed by row group, checked, conformed, sampled, given row ids, and handed to
+the engine's raw writer (which stores and swaps in the month)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fares.ingestion import partitions
-from fares.ingestion.schema import LINEAGE_COLUMNS, TABLES, SchemaError, check_columns, conform, dlt_columns
-from fares.settings import Settings
-from fares.warehouse import Warehouse
+from fares.engines.base import LoadError
+from fares.engines.raw_tables import LINEAGE_COLUMNS, TABLES
+from fares.ingestion.schema import check_columns, conform, dlt_columns
 
 if TYPE_CHECKING:
-    import dlt
-    from dlt.common.schema.typing import TTableSchemaColumns
-
+    from fares.engines.base import RawWriter
     from fares.ingestion.progress import Progress
 
 log = logging.getLogger(__name__)
 
-DATASET = "raw"
 BATCH_ROWS = 500_000  # rows per Arrow batch: bounds memory whatever the file's row-group size
-FILE_ROWS = 500_000  # rows per dlt load file (one COPY job each)
-LOAD_WORKERS = 2
 _SAMPLE_SALT = np.uint64(0x5EED_F0A5)
 
 
-class FileLoadError(RuntimeError):
+class FileLoadError(LoadError):
     """One file could not be loaded; the message names the file and the problem."""
-
-
-def make_pipeline(settings: Settings, wh: Warehouse) -> dlt.Pipeline:
-    """The dlt pipeline writing to schema raw of `wh`, working files under data_dir/dlt/<db>."""
-    import dlt
-
-    # No per-row load id: a month's partition is one load, and its load id, file and month are set as column
-    # defaults when it is swapped in (ingestion/partitions.py), costing no bytes per row.
-    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = False
-    dlt.config["runtime.dlthub_telemetry"] = False
-    # adbc materialises a whole load file before COPY: cap the file size so a 20M-row month streams in slices,
-    # and cap parallel load jobs so at most two slices are in memory at once.
-    dlt.config["data_writer.file_max_items"] = FILE_ROWS
-    dlt.config["load.workers"] = LOAD_WORKERS
-    return dlt.pipeline(
-        pipeline_name="fares_ingest",
-        pipelines_dir=str(settings.data_dir / "dlt" / wh.dbname),
-        destination=dlt.destinations.postgres(credentials=wh.dlt_credentials()),
-        dataset_name=DATASET,
-    )
 
 
 def sample_mask(start: int, n: int, fraction: float) -> np.ndarray:
@@ -115,78 +89,23 @@ def _open_checked(path: Path, kind: str) -> int:
 
 
 def load_trip_file(
-    pipeline: dlt.Pipeline,
-    wh: Warehouse,
+    writer: RawWriter,
     path: Path,
     kind: str,
     month: str,
     sample: float | None = None,
     progress: Progress | None = None,
 ) -> tuple[int, str | None]:
-    """Stream one TLC file into raw.<kind>_trips as the month's partition, swapped in atomically.
-
-    dlt writes the month into raw.<kind>_trips_incoming; only a complete load replaces the month's partition, so a
-    failed or corrupted file leaves the month as it was (see ingestion/partitions.py).
+    """Stream one TLC file into raw.<kind>_trips as its month, through the engine's writer (which replaces the month
+    in one step, so a failed or corrupted file leaves the month as it was).
 
     Returns:
-        (rows loaded, dlt load id).
+        (rows loaded, load id).
     """
-    import dlt
-
     _open_checked(path, kind)
-    table = TABLES[kind]
-    partitions.clear_incoming(wh, table)
-    counter = {"rows": 0}
     columns = {name: hint for name, hint in dlt_columns(kind).items() if name not in LINEAGE_COLUMNS}
     columns["_dlt_id"] = {"name": "_dlt_id", "data_type": "text", "nullable": False}
-    resource = dlt.resource(
-        _batches(path, kind, month, sample, counter, progress),
-        name=table,
-        table_name=partitions.incoming_table(table),
-        write_disposition="replace",
-        columns=columns,
+    counter = {"rows": 0}
+    return writer.write_month(
+        TABLES[kind], month, path.name, _batches(path, kind, month, sample, counter, progress), columns
     )
-    try:
-        info = pipeline.run(resource, loader_file_format="parquet")
-    except Exception as exc:
-        pipeline.abort_packages()
-        raise FileLoadError(_root_message(exc, path.name)) from exc
-    try:
-        if counter["rows"] == 0:
-            partitions.drop_month(wh, table, month)
-        else:
-            load_id = info.loads_ids[-1] if info.loads_ids else ""
-            constants = {"source_file": path.name, "source_month": month, "_dlt_load_id": load_id}
-            partitions.swap_in_month(wh, table, month, constants)
-    except psycopg.Error as exc:
-        raise FileLoadError(f"{path.name}: loaded, but swapping in the {month} partition failed: {exc}") from exc
-    return counter["rows"], (info.loads_ids[-1] if info.loads_ids else None)
-
-
-def load_rows(
-    pipeline: dlt.Pipeline, table: str, rows: list[dict[str, Any]], columns: TTableSchemaColumns, file: str
-) -> str | None:
-    """Replace raw.<table> with `rows` (small tables: zones, shapes); returns the load id."""
-    import dlt
-
-    resource = dlt.resource(rows, name=table, table_name=table, write_disposition="replace", columns=columns)
-    try:
-        info = pipeline.run(resource, loader_file_format="insert_values")
-    except Exception as exc:
-        pipeline.abort_packages()
-        raise FileLoadError(_root_message(exc, file)) from exc
-    return info.loads_ids[-1] if info.loads_ids else None
-
-
-def _root_message(exc: BaseException, file: str) -> str:
-    """The innermost error message of a dlt failure, prefixed with the file name."""
-    inner: BaseException = exc
-    while True:
-        nxt = inner.__cause__ or inner.__context__
-        if nxt is None or nxt is inner:
-            break
-        inner = nxt
-        if isinstance(inner, (FileLoadError, SchemaError)):
-            break
-    msg = str(inner).strip() or type(inner).__name__
-    return msg if msg.startswith(file) else f"{file}: {msg}"

@@ -1,4 +1,4 @@
-"""The ingest stage: plan which TLC files to load, fetch them, load them through dlt, and keep the ledger."""
+"""The ingest stage: plan which TLC files to load, fetch them, hand them to the engine's raw writer, keep the ledger."""
 
 from __future__ import annotations
 
@@ -6,19 +6,20 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fares.ingestion import ledger
-from fares.ingestion.loader import FileLoadError, load_rows, load_trip_file, make_pipeline
+from fares.config.settings import Settings
+from fares.config.warehouse import Warehouse
+from fares.engines import get_engine
+from fares.engines.base import LoadError
+from fares.ingestion.loader import load_trip_file
 from fares.ingestion.months import add_months, current_month, parse_months
 from fares.ingestion.progress import Progress
-from fares.ingestion.schema import SchemaError
 from fares.ingestion.sources import DownloadError, FileInfo, Source, Unpublished, trip_file_name
 from fares.ingestion.zones import ZoneFileError, read_zone_shapes, read_zone_table
-from fares.settings import Settings
-from fares.warehouse import Warehouse
+from fares.ops import ledger
+from fares.ops.ledger import LedgerEntry
+from fares.ops.locks import ingest_lock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from dlt.common.schema.typing import TTableSchemaColumns
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ _SHAPE_COLUMNS: TTableSchemaColumns = {
     "centroid_lon": {"data_type": "double"},
     "geometry_wkt": {"data_type": "text"},
 }
-_EXPECTED = (FileLoadError, SchemaError, ZoneFileError, DownloadError, OSError)
+_EXPECTED = (LoadError, ZoneFileError, DownloadError, OSError)
 
 
 @dataclass
@@ -84,17 +85,7 @@ class _Run:
         self, settings: Settings, wh: Warehouse, source: Source, sample: float | None, progress: Progress
     ) -> None:
         self.settings, self.wh, self.source, self.sample, self.progress = settings, wh, source, sample, progress
-        # the two sinks take the same arguments after the first (their dlt pipeline or lake)
-        self.load_trip_file: Callable[..., tuple[int, str | None]]
-        self.load_rows: Callable[..., str | None]
-        if settings.engine == "spark":  # raw data goes to the parquet lake; the ledger stays in PostgreSQL (wh)
-            from fares.ingestion import lake
-
-            self.pipeline: Any = lake.make_lake_sink(settings)
-            self.load_trip_file, self.load_rows = lake.load_trip_file, lake.load_rows
-        else:
-            self.pipeline = make_pipeline(settings, wh)
-            self.load_trip_file, self.load_rows = load_trip_file, load_rows
+        self.writer = get_engine(settings).raw_writer(wh)  # raw goes where the engine keeps it; the ledger to `wh`
         self.known = ledger.read_ledger(wh)
         self.report = IngestReport(source.location)
 
@@ -122,17 +113,18 @@ def _load_zone_table(run: _Run) -> None:
     name = "taxi_zone_lookup.csv"
     try:
         info = run.source.probe(name)
-        if ledger.is_unchanged(run.known.get(name), info.size, info.etag, None):
-            run.add(FileResult(name, "zones", None, "skipped", run.known[name]["rows"]))
+        if _unchanged(run.known.get(name), info, None):
+            run.add(FileResult(name, "zones", None, "skipped", run.known[name].rows))
             return
         rows = read_zone_table(run.fetch(info))
-        load_id = run.load_rows(run.pipeline, "zones", rows, _ZONE_COLUMNS, name)
+        load_id = run.writer.write_table("zones", rows, _ZONE_COLUMNS, name)
         ledger.record_loaded(
             run.wh, name, "zones", None, run.source.location, info.size, info.etag, None, len(rows), load_id
         )
         run.add(FileResult(name, "zones", None, "loaded", len(rows)))
     except Unpublished as exc:
-        if run.known.get(name, {}).get("loaded_at"):
+        known = run.known.get(name)
+        if known is not None and known.loaded_at:
             log.warning("%s; keeping the zones loaded before", exc)
             run.add(FileResult(name, "zones", None, "skipped", error=str(exc)))
         else:
@@ -152,12 +144,12 @@ def _load_zone_shapes(run: _Run) -> None:
     except _EXPECTED as exc:
         run.fail(name, "zone_shapes", None, str(exc))
         return
-    if ledger.is_unchanged(run.known.get(name), info.size, info.etag, None):
-        run.add(FileResult(name, "zone_shapes", None, "skipped", run.known[name]["rows"]))
+    if _unchanged(run.known.get(name), info, None):
+        run.add(FileResult(name, "zone_shapes", None, "skipped", run.known[name].rows))
         return
     try:
         rows = read_zone_shapes(run.fetch(info))
-        load_id = run.load_rows(run.pipeline, "zone_shapes", rows, _SHAPE_COLUMNS, name)
+        load_id = run.writer.write_table("zone_shapes", rows, _SHAPE_COLUMNS, name)
         ledger.record_loaded(
             run.wh, name, "zone_shapes", None, run.source.location, info.size, info.etag, None, len(rows), load_id
         )
@@ -176,12 +168,12 @@ def _load_trip_month(run: _Run, kind: str, month: str) -> None:
     except _EXPECTED as exc:
         run.fail(name, kind, month, str(exc))
         return
-    if ledger.is_unchanged(run.known.get(name), info.size, info.etag, run.sample):
-        run.add(FileResult(name, kind, month, "skipped", run.known[name]["rows"]))
+    if _unchanged(run.known.get(name), info, run.sample):
+        run.add(FileResult(name, kind, month, "skipped", run.known[name].rows))
         return
     try:
         path = run.fetch(info)
-        rows, load_id = run.load_trip_file(run.pipeline, run.wh, path, kind, month, run.sample, run.progress)
+        rows, load_id = load_trip_file(run.writer, path, kind, month, run.sample, run.progress)
     except Unpublished as exc:
         run.add(FileResult(name, kind, month, "unpublished", error=str(exc)))
         return
@@ -196,17 +188,21 @@ def _load_trip_month(run: _Run, kind: str, month: str) -> None:
     run.add(FileResult(name, kind, month, "loaded", rows))
 
 
-def plan_months(source: Source, kinds: tuple[str, ...], known: dict[str, dict[str, Any]]) -> list[str]:
+def _unchanged(entry: LedgerEntry | None, info: FileInfo, sample: float | None) -> bool:
+    return entry is not None and entry.is_version(info.size, info.etag, sample)
+
+
+def plan_months(source: Source, kinds: tuple[str, ...], known: dict[str, LedgerEntry]) -> list[str]:
     """The default months: a folder's every month (unchanged ones are skipped later); for a URL, months that
     failed before plus the months after the newest loaded one up to now, or, with nothing loaded yet, the newest
     published month."""
     if not source.is_url:
         return sorted({m for kind in kinds for m in source.list_months(kind)})
     now = current_month()
-    loaded = [e["month"] for e in known.values() if e["kind"] in kinds and e["status"] == "loaded" and e["month"]]
+    loaded = [e.month for e in known.values() if e.kind in kinds and e.status == "loaded" and e.month]
     if loaded:
         newest = max(loaded)
-        retry = {e["month"] for e in known.values() if e["kind"] in kinds and e["status"] == "failed" and e["month"]}
+        retry = {e.month for e in known.values() if e.kind in kinds and e.status == "failed" and e.month}
         return sorted(retry | set(parse_months([f"{add_months(newest, 1)}..{now}"]) if newest < now else retry))
     for back in range(LOOKBACK_MONTHS + 1):
         month = add_months(now, -back)
@@ -249,9 +245,8 @@ def ingest(
         settings.download_timeout_seconds,
     )
     sample = sample if sample is not None else settings.sample
-    ledger.ensure_ledger(wh)
     try:
-        with ledger.ingest_lock(wh), Progress(progress) as shown:
+        with ingest_lock(wh), Progress(progress) as shown:
             run = _Run(settings, wh, src, sample if sample is not None and sample < 1 else None, shown)
             _load_zone_table(run)
             _load_zone_shapes(run)
@@ -265,6 +260,6 @@ def ingest(
     return run.report
 
 
-def ingest_status(settings: Settings, wh: Warehouse) -> list[dict[str, Any]]:
-    """What the loader has loaded, one dict per file (the `fares ingest --status` table)."""
+def ingest_status(settings: Settings, wh: Warehouse) -> list[LedgerEntry]:
+    """What the loader has loaded, one entry per file (the `fares ingest --status` table)."""
     return list(ledger.read_ledger(wh).values())

@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fares.warehouse import Warehouse, scalar
+from fares.config.warehouse import Warehouse
+from fares.ops.ledger import loaded_trip_files
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,6 @@ def read_manifest(location: str) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _loaded_files(wh: Warehouse, months: list[str]) -> list[dict[str, Any]]:
-    with wh.connect() as conn:
-        if scalar(conn, "select to_regclass('ops.ingested_files')") is None:
-            return []
-        cur = conn.execute(
-            "select kind, month, source, sample from ops.ingested_files "
-            "where status = 'loaded' and kind = any(%s) and month = any(%s) order by month, kind",
-            (list(TRIP_KINDS), months),
-        )
-        return [dict(zip(("kind", "month", "source", "sample"), row, strict=True)) for row in cur.fetchall()]
-
-
 def _kind_of(location: str, manifest: dict[str, Any] | None) -> str:
     if manifest is not None:
         return "synthetic" if manifest.get("kind") == "synthetic" else "tlc"
@@ -59,27 +48,27 @@ def describe_data_source(wh: Warehouse, months: list[str]) -> dict[str, Any]:
         {"kind": "tlc" | "synthetic" | "files" | "mixed" | "unknown", "synthetic": bool, "months": [...],
          "sample": {kind: fraction of the published file} (or {} when whole files), "locations": [...], "label": str}
     """
-    files = _loaded_files(wh, sorted(set(months)))
+    files = loaded_trip_files(wh, TRIP_KINDS, sorted(set(months)))
     if not files:
         return {"kind": "unknown", "synthetic": False, "months": sorted(set(months)), "sample": {}, "locations": []}
     kinds: set[str] = set()
     sample: dict[str, float] = {}
     locations: list[str] = []
     for f in files:
-        manifest = read_manifest(f["source"])
-        kinds.add(_kind_of(f["source"], manifest))
-        location = (manifest or {}).get("location") or f["source"]
+        manifest = read_manifest(f.source)
+        kinds.add(_kind_of(f.source, manifest))
+        location = (manifest or {}).get("location") or f.source
         if location not in locations:
             locations.append(location)
-        fraction = ((manifest or {}).get("sample") or {}).get(f["kind"]) or f["sample"]
+        fraction = ((manifest or {}).get("sample") or {}).get(f.kind) or f.sample
         if fraction is not None and fraction < 1:
-            sample[f["kind"]] = round(min(float(fraction), sample.get(f["kind"], 1.0)), 6)
+            sample[f.kind] = round(min(float(fraction), sample.get(f.kind, 1.0)), 6)
     kind = next(iter(kinds)) if len(kinds) == 1 else "mixed"
     synthetic = "synthetic" in kinds
     doc = {
         "kind": kind,
         "synthetic": synthetic,
-        "months": sorted({f["month"] for f in files}),
+        "months": sorted({f.month for f in files if f.month}),
         "sample": sample,
         "locations": locations,
     }

@@ -1,4 +1,4 @@
-"""The pinned raw schema of each TLC kind: column names, Arrow types, dlt hints, and conforming a batch to it."""
+"""Conforming a TLC file to the pinned raw schema (`fares.engines.raw_tables`): names, casts, dlt hints, checks."""
 
 from __future__ import annotations
 
@@ -7,67 +7,12 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fares.engines.base import LoadError
+from fares.engines.raw_tables import LINEAGE_COLUMNS, TRIP_COLUMNS, TS
+
 if TYPE_CHECKING:
     from dlt.common.data_types.typing import TDataType
     from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
-
-TS = pa.timestamp("us")
-
-# Pinned column types: every file, old or new, is cast to exactly these (no dlt variant columns).
-YELLOW_COLUMNS: dict[str, pa.DataType] = {
-    "vendor_id": pa.int64(),
-    "tpep_pickup_datetime": TS,
-    "tpep_dropoff_datetime": TS,
-    "passenger_count": pa.float64(),
-    "trip_distance": pa.float64(),
-    "ratecode_id": pa.float64(),
-    "store_and_fwd_flag": pa.string(),
-    "pu_location_id": pa.int64(),
-    "do_location_id": pa.int64(),
-    "payment_type": pa.int64(),
-    "fare_amount": pa.float64(),
-    "extra": pa.float64(),
-    "mta_tax": pa.float64(),
-    "tip_amount": pa.float64(),
-    "tolls_amount": pa.float64(),
-    "improvement_surcharge": pa.float64(),
-    "total_amount": pa.float64(),
-    "congestion_surcharge": pa.float64(),
-    "airport_fee": pa.float64(),
-    "cbd_congestion_fee": pa.float64(),
-}
-
-FHVHV_COLUMNS: dict[str, pa.DataType] = {
-    "hvfhs_license_num": pa.string(),
-    "dispatching_base_num": pa.string(),
-    "originating_base_num": pa.string(),
-    "request_datetime": TS,
-    "on_scene_datetime": TS,
-    "pickup_datetime": TS,
-    "dropoff_datetime": TS,
-    "pu_location_id": pa.int64(),
-    "do_location_id": pa.int64(),
-    "trip_miles": pa.float64(),
-    "trip_time": pa.int64(),
-    "base_passenger_fare": pa.float64(),
-    "tolls": pa.float64(),
-    "bcf": pa.float64(),
-    "sales_tax": pa.float64(),
-    "congestion_surcharge": pa.float64(),
-    "airport_fee": pa.float64(),
-    "tips": pa.float64(),
-    "driver_pay": pa.float64(),
-    "cbd_congestion_fee": pa.float64(),
-    "shared_request_flag": pa.string(),
-    "shared_match_flag": pa.string(),
-    "access_a_ride_flag": pa.string(),
-    "wav_request_flag": pa.string(),
-    "wav_match_flag": pa.string(),
-}
-
-LINEAGE_COLUMNS: dict[str, pa.DataType] = {"source_file": pa.string(), "source_month": pa.string()}
-
-TRIP_COLUMNS: dict[str, dict[str, pa.DataType]] = {"yellow": YELLOW_COLUMNS, "fhvhv": FHVHV_COLUMNS}
 
 # A file without one of these cannot feed the fare models: the month fails rather than loading nulls.
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -91,8 +36,6 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     ),
 }
 
-TABLES = {"yellow": "yellow_trips", "fhvhv": "fhvhv_trips"}
-
 # TLC spellings that a plain lower-casing does not turn into dlt's snake_case names.
 _RENAMES = {
     "vendorid": "vendor_id",
@@ -109,7 +52,7 @@ _DLT_TYPES: dict[pa.DataType, TDataType] = {
 }
 
 
-class SchemaError(ValueError):
+class SchemaError(LoadError, ValueError):
     """A file does not carry what the raw contract needs."""
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fares.settings import TLC_BASE_URL
+from fares.config.settings import TLC_BASE_URL
 
 if TYPE_CHECKING:
     import httpx

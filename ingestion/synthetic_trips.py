@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from fares.geo import haversine_miles
+from fares.ingestion.geo import haversine_miles
 
 SEED_FILE = Path(__file__).with_name("zone_seed.csv")
 JFK, LGA, EWR = 132, 138, 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fares.ml import MART_FEATURES
 from fares.ml.tariff import ROUTE_FLAGS
 
 BOROUGHS: tuple[str, ...] = ("Manhattan", "Brooklyn", "Queens", "Bronx", "Staten Island", "EWR", "Unknown")
@@ -25,19 +26,6 @@ ZONE_COLUMNS: tuple[str, ...] = (
     "centroid_lon",
     "geometry_wkt",
     "is_airport",
-)
-# The ml_fare_training columns the models read (besides the two zone ids); quality/suites.py checks exactly these.
-MART_FEATURES: tuple[str, ...] = (
-    "pickup_hour",
-    "pickup_dow",
-    "is_weekend",
-    "is_airport_pickup",
-    "is_airport_dropoff",
-    "is_same_zone",
-    "centroid_distance_miles",
-    "is_jfk_manhattan",
-    "is_newark_dropoff",
-    "is_laguardia_trip",
 )
 FEATURE_NAMES: tuple[str, ...] = (
     *MART_FEATURES,

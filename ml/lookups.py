@@ -10,47 +10,31 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from fares.engines import get_engine
 from fares.ml import TrainingDataError
-from fares.warehouse import scalar
+from fares.ml.features import ZONE_COLUMNS
+from fares.ml.tariff import RATE_CARD_COLUMNS, ROUTE_FLAGS
 
 if TYPE_CHECKING:
-    from fares.settings import Settings
-    from fares.warehouse import Warehouse
+    from fares.config.settings import Settings
+    from fares.config.warehouse import Warehouse
 
+TYPICAL_COLUMNS: tuple[str, ...] = (
+    "pickup_zone_id",
+    "dropoff_zone_id",
+    "pickup_hour",
+    "trips",
+    "typical_trip_miles",
+    "typical_duration_minutes",
+)
+LEVEL_COLUMNS: tuple[str, ...] = ("source_month", "trips", "price_level")
 # table -> the columns read from it (all in schema marts, written by dbt)
 LOOKUP_TABLES: dict[str, tuple[str, ...]] = {
-    "dim_zones": (
-        "zone_id",
-        "borough",
-        "zone_name",
-        "service_zone",
-        "centroid_lat",
-        "centroid_lon",
-        "geometry_wkt",
-        "is_airport",
-    ),
-    "dim_zone_pairs": (
-        "pickup_zone_id",
-        "dropoff_zone_id",
-        "centroid_distance_miles",
-        "is_same_zone",
-        "is_jfk_manhattan",
-        "is_newark_dropoff",
-        "is_laguardia_trip",
-        "is_airport_fee_pickup",
-        "is_congestion_trip",
-        "is_relief_zone_trip",
-    ),
-    "zone_pair_hourly_typicals": (
-        "pickup_zone_id",
-        "dropoff_zone_id",
-        "pickup_hour",
-        "trips",
-        "typical_trip_miles",
-        "typical_duration_minutes",
-    ),
-    "uber_monthly_price_levels": ("source_month", "trips", "price_level"),
-    "taxi_rate_card": ("charge", "amount_usd", "effective_from", "effective_to"),
+    "dim_zones": ZONE_COLUMNS,
+    "dim_zone_pairs": ("pickup_zone_id", "dropoff_zone_id", "centroid_distance_miles", "is_same_zone", *ROUTE_FLAGS),
+    "zone_pair_hourly_typicals": TYPICAL_COLUMNS,
+    "uber_monthly_price_levels": LEVEL_COLUMNS,
+    "taxi_rate_card": RATE_CARD_COLUMNS,
 }
 
 
@@ -66,27 +50,27 @@ class Lookups:
     holdout_from: pd.Timestamp | None
 
 
-def _read_postgres(wh: Warehouse, tables: dict[str, tuple[str, ...]]) -> dict[str, pd.DataFrame]:
-    frames: dict[str, pd.DataFrame] = {}
-    with wh.connect() as conn:
-        for table, columns in tables.items():
-            if scalar(conn, "select to_regclass(%s)", (f"marts.{table}",)) is None:
+def read_marts(settings: Settings, wh: Warehouse, tables: dict[str, tuple[str, ...]]) -> dict[str, pd.DataFrame]:
+    """`columns` of each `marts.<table>` (small lookups) through the engine in use, as pandas frames.
+
+    Raises:
+        TrainingDataError: a table does not exist yet.
+    """
+    engine = get_engine(settings)
+    with engine.catalog(wh) as catalog:
+        for table in tables:
+            if not catalog.table_exists(f"marts.{table}"):
                 raise TrainingDataError(f"marts.{table} does not exist: run the transform stage (dbt build) first")
-            cur = conn.execute(f"select {', '.join(columns)} from marts.{table}")  # noqa: S608 - names are constants
-            frames[table] = pd.DataFrame(cur.fetchall(), columns=list(columns))
-    return frames
+    return {
+        table: engine.read_frame(wh, f"select {', '.join(columns)} from marts.{table}")  # noqa: S608 - constants
+        for table, columns in tables.items()
+    }
 
 
 def load_lookups(settings: Settings, wh: Warehouse) -> Lookups:
-    """Read the lookup marts and the holdout start (through Spark with the Spark engine); TrainingDataError names a
-    missing table."""
-    tables = {**LOOKUP_TABLES, "ml_holdout_window": ("holdout_from",)}
-    if settings.engine == "spark":
-        from fares.ml.spark_reader import read_marts_spark
-
-        frames = read_marts_spark(settings, tables)
-    else:
-        frames = _read_postgres(wh, tables)
+    """Read the lookup marts and the holdout start through the engine in use; TrainingDataError names a missing
+    table."""
+    frames = read_marts(settings, wh, {**LOOKUP_TABLES, "ml_holdout_window": ("holdout_from",)})
     zones = frames["dim_zones"].sort_values("zone_id", ignore_index=True)
     zones["zone_id"] = zones["zone_id"].astype("int64")
     zones["is_airport"] = zones["is_airport"].fillna(False).astype(bool)

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pkl"
 CURRENT_FILE = "CURRENT"
-OUTPUT_COLUMNS: tuple[str, ...] = (
+# The prices a quote is made of, in the model's output order (the API's fast path reads them as one block).
+PRICE_COLUMNS: tuple[str, ...] = (
     "taxi_fare",
     "taxi_low",
     "taxi_high",
@@ -28,8 +29,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "uber_high",
     "p_uber_cheaper",
     "uber_stale_months",
-    "route_log_trips",
 )
+OUTPUT_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "route_log_trips")
 SMALL_BATCH = 32  # up to this many rows the numpy forest beats scikit-learn's per-tree Python loop
 NEW_YORK = "America/New_York"
 Z_80 = 1.2815515655446004  # the 0.9 quantile of the standard normal: low/high are the 0.1/0.9 quantiles

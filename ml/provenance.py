@@ -17,7 +17,7 @@ LIBRARIES = ("scikit-learn", "numpy", "pandas")
 
 
 def _package_dir() -> Path:
-    from fares.settings import PACKAGE_DIR
+    from fares.config.settings import PACKAGE_DIR
 
     return PACKAGE_DIR
 

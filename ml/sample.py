@@ -1,4 +1,4 @@
-"""The training sample: a bounded, stratified, deterministic sample of marts.ml_fare_training, streamed from PostgreSQL.
+"""The training sample: a bounded, stratified, deterministic sample of marts.ml_fare_training, read through the engine.
 
 Training never reads the whole mart: it takes the newest `train_months` aligned months and at most
 `train_rows_per_month` trips per service and month, chosen by a hash of the trip id (the same trips every run while
@@ -8,42 +8,26 @@ holds the sample, never the table. Peak memory therefore depends on the two sett
 
 from __future__ import annotations
 
-import io
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from fares.ml import SERVICES, TrainingDataError
-from fares.ml.features import MART_FEATURES
+from fares.engines import get_engine
+from fares.ml import SERVICES, TRAINING_COLUMNS, TrainingDataError
 
 if TYPE_CHECKING:
-    import psycopg
-
-    from fares.settings import Settings
-    from fares.warehouse import Warehouse
+    from fares.config.settings import Settings
+    from fares.config.warehouse import Warehouse
+    from fares.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
 TRAINING_VIEW = "marts.ml_fare_training"
-# The columns of ml_fare_training the models read: ids, time, MART_FEATURES and the target (quality/suites.py checks
-# exactly these, plus source_month).
-COLUMNS: tuple[str, ...] = (
-    "trip_id",
-    "service",
-    "pickup_at",
-    "pickup_zone_id",
-    "dropoff_zone_id",
-    *MART_FEATURES,
-    "rider_fare",
-)
-_ZONES_SQL = (
-    "select zone_id, borough, zone_name, service_zone, centroid_lat, centroid_lon, geometry_wkt, is_airport"
-    " from marts.dim_zones order by zone_id"
-)
-_HASH_RANGE = 2**31  # hashtext() & 0x7fffffff is uniform on [0, 2^31)
+COLUMNS = TRAINING_COLUMNS  # what is read of ml_fare_training (fares.ml: ids, pickup_at, features, rider_fare)
 
 
 @dataclass(frozen=True)
@@ -56,78 +40,62 @@ class SamplePart:
     kept: int
 
 
-def _exists(conn: psycopg.Connection, table: str) -> bool:
-    row = conn.execute("select to_regclass(%s)", (table,)).fetchone()
-    return row is not None and row[0] is not None
+_STRATA_SQL = (
+    "with newest as (select distinct source_month from marts.service_month_coverage where is_aligned"
+    " order by source_month desc limit %s)"
+    " select c.source_month, c.service, c.trips from marts.service_month_coverage c"
+    " join newest on c.source_month = newest.source_month where c.service = any(%s) order by 1, 2"
+)
+_DTYPES = {"trip_id": "str", "service": "str", "pickup_zone_id": "int64", "dropoff_zone_id": "int64"}
+_MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
-def _strata(conn: psycopg.Connection, months: int) -> list[tuple[str, str, int]]:
-    """(month, service, cleaned trips) of the newest `months` aligned months, from the month-level coverage mart."""
-    rows = conn.execute(
-        "with newest as (select distinct source_month from marts.service_month_coverage where is_aligned"
-        " order by source_month desc limit %s)"
-        " select c.source_month, c.service, c.trips from marts.service_month_coverage c"
-        " join newest using (source_month) where c.service = any(%s) order by 1, 2",
-        (months, list(SERVICES)),
-    ).fetchall()
-    return [(m, s, int(n)) for m, s, n in rows]
-
-
-def _copy_part(conn: psycopg.Connection, month: str, service: str, fraction: float) -> pd.DataFrame:
-    where = "source_month = %s and service = %s"
-    params: tuple[object, ...] = (month, service)
+def _part_query(engine: Engine, month: str, service: str, fraction: float) -> str:
+    """One (month, service) stratum; below a fraction of 1, that share of it chosen by a hash of trip_id."""
+    if not _MONTH.match(month) or service not in SERVICES:
+        raise TrainingDataError(f"unexpected stratum {month!r} {service!r} in marts.service_month_coverage")
+    where = f"source_month = '{month}' and service = '{service}'"
     if fraction < 1:
-        where += " and (hashtext(trip_id) & 2147483647) < %s"
-        params = (*params, int(fraction * _HASH_RANGE))
-    query = f"select {', '.join(COLUMNS)} from {TRAINING_VIEW} where {where}"  # noqa: S608 - fixed names
-    buf = io.BytesIO()
-    with conn.cursor().copy(f"copy ({query}) to stdout with (format csv, header)", params) as copy:
-        for chunk in copy:
-            buf.write(chunk)
-    buf.seek(0)
-    part = pd.read_csv(
-        buf, dtype={"trip_id": str, "service": str, "pickup_zone_id": "int64", "dropoff_zone_id": "int64"}
-    )
-    part["pickup_at"] = pd.to_datetime(part["pickup_at"], format="ISO8601")
-    return part
+        where += " and " + engine.hash_below("trip_id", fraction)
+    return f"select {', '.join(COLUMNS)} from {TRAINING_VIEW} where {where}"  # noqa: S608 - checked month, fixed names
 
 
-def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, list[SamplePart]]:
-    """The bounded training sample, marts.dim_zones, and what was kept of each (month, service) stratum.
+def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFrame, list[SamplePart]]:
+    """The bounded training sample and what was kept of each (month, service) stratum, read through the engine in
+    use (each stratum on its own, so memory holds the sample, never the table). Zones come with the lookups
+    (`fares.ml.lookups.load_lookups`), read once.
 
     Raises:
         TrainingDataError: the marts do not exist yet, or hold no aligned month.
     """
+    engine = get_engine(settings)
     per_stratum = settings.train_rows_per_month
-    with wh.connect() as conn:
-        for table in (TRAINING_VIEW, "marts.dim_zones", "marts.service_month_coverage"):
-            if not _exists(conn, table):
+    with engine.catalog(wh) as catalog:
+        for table in (TRAINING_VIEW, "marts.service_month_coverage"):
+            if not catalog.table_exists(table):
                 raise TrainingDataError(f"{table} does not exist: run the transform stage (dbt build) first")
-        strata = _strata(conn, settings.train_months)
-        if not strata:
-            raise TrainingDataError("the training data is empty: no aligned month (run ingest and transform first)")
-        parts, kept = [], []
-        for month, service, available in strata:
-            # A little over the share, then capped: the hash draw varies by a few hundred rows around its mean.
-            fraction = 1.0 if available <= per_stratum else min(1.0, 1.01 * per_stratum / available)
-            part = _copy_part(conn, month, service, fraction)
-            if len(part) > per_stratum:
-                order = pd.util.hash_pandas_object(part["trip_id"], index=False).to_numpy().argsort(kind="stable")
-                part = part.iloc[order[:per_stratum]].reset_index(drop=True)
-            parts.append(part)
-            kept.append(SamplePart(month, service, available, len(part)))
-        cur = conn.execute(_ZONES_SQL)
-        zones = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or ()])
+        found = catalog.execute(_STRATA_SQL, (settings.train_months, list(SERVICES))).fetchall()
+    strata = [(str(m), str(s), int(n)) for m, s, n in found]
+    if not strata:
+        raise TrainingDataError("the training data is empty: no aligned month (run ingest and transform first)")
+    parts, kept = [], []
+    for month, service, available in strata:
+        # A little over the share, then capped: the hash draw varies by a few hundred rows around its mean.
+        fraction = 1.0 if available <= per_stratum else min(1.0, 1.01 * per_stratum / available)
+        part = engine.read_bulk(wh, _part_query(engine, month, service, fraction), _DTYPES, ("pickup_at",))
+        if len(part) > per_stratum:
+            order = pd.util.hash_pandas_object(part["trip_id"], index=False).to_numpy().argsort(kind="stable")
+            part = part.iloc[order[:per_stratum]].reset_index(drop=True)
+        parts.append(part)
+        kept.append(SamplePart(month, service, available, len(part)))
     training = pd.concat(parts, ignore_index=True)
-    zones["zone_id"] = zones["zone_id"].astype("int64")
-    zones["is_airport"] = zones["is_airport"].fillna(False).astype(bool)
     log.info(
         "training sample: %d rows from %d month(s) (at most %d per service and month)",
         len(training),
         len({p.month for p in kept}),
         per_stratum,
     )
-    return training, zones, kept
+    return training, kept
 
 
 def fit_threads(settings: Settings) -> int:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fares.geo import haversine_miles
-from fares.ml.lookups import Lookups
+from fares.ingestion.geo import haversine_miles
+from fares.ml.lookups import LEVEL_COLUMNS, TYPICAL_COLUMNS, Lookups
 from fares.ml.tariff import read_rate_card
 
 JFK, LAGUARDIA, NEWARK = 132, 138, 1
@@ -170,19 +170,10 @@ def build_lookups(training: pd.DataFrame, zones: pd.DataFrame) -> Lookups:
             .agg(["size", "median"])
             .reset_index()
         )
-        levels.columns = ["source_month", "trips", "price_level"]
+        levels.columns = list(LEVEL_COLUMNS)
     else:
-        typicals = pd.DataFrame(
-            columns=[
-                "pickup_zone_id",
-                "dropoff_zone_id",
-                "pickup_hour",
-                "trips",
-                "typical_trip_miles",
-                "typical_duration_minutes",
-            ]
-        )
-        levels = pd.DataFrame(columns=["source_month", "trips", "price_level"])
+        typicals = pd.DataFrame(columns=list(TYPICAL_COLUMNS))
+        levels = pd.DataFrame(columns=list(LEVEL_COLUMNS))
     return Lookups(
         zones=zones.reset_index(drop=True),
         zone_pairs=_zone_pairs(zones),

@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-RATE_CARD_FILE = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds" / "taxi_rate_card.csv"
-RATE_CARD_SQL = "select charge, amount_usd, effective_from, effective_to from marts.taxi_rate_card"
+from fares.config.warehouse import DBT_PROJECT_DIR
+
+RATE_CARD_FILE = DBT_PROJECT_DIR / "seeds" / "taxi_rate_card.csv"
+RATE_CARD_COLUMNS: tuple[str, ...] = ("charge", "amount_usd", "effective_from", "effective_to")  # all but `source`
+RATE_CARD_SQL = f"select {', '.join(RATE_CARD_COLUMNS)} from marts.taxi_rate_card"  # noqa: S608 - constants
 ROUTE_FLAGS: tuple[str, ...] = (
     "is_jfk_manhattan",
     "is_newark_dropoff",

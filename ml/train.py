@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from fares.engines.transform import project_var
 from fares.ml import SERVICES, RegistryError, TrainingDataError
 from fares.ml.features import (
     MART_FEATURES,
@@ -30,13 +31,13 @@ from fares.ml.sample import fit_threads, load_training_sample
 from fares.ml.tariff import Tariff
 
 if TYPE_CHECKING:
-    from fares.settings import Settings
-    from fares.warehouse import Warehouse
+    from fares.config.settings import Settings
+    from fares.config.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("service", "pickup_at", "pickup_zone_id", "dropoff_zone_id", "rider_fare")
-HOLDOUT_FRACTION = 0.2
+HOLDOUT_FRACTION: float = project_var("holdout_fraction")  # dbt's ml_holdout_window uses the same var
 MIN_ROWS_PER_SERVICE = 20
 MIN_FARE = 1.0  # dollars; the log target needs a floor, and no real fare is lower
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -355,12 +356,7 @@ def train_models(
 
     started = time.perf_counter()
     # the bundle's zones come from the lookups
-    if settings.engine == "spark":
-        from fares.ml.spark_reader import load_training_sample_spark
-
-        training, _zones, parts = load_training_sample_spark(settings)
-    else:
-        training, _zones, parts = load_training_sample(settings, wh)
+    training, parts = load_training_sample(settings, wh)
     check_training(training)
     loaded = time.perf_counter()
     registry = Registry(settings.models_dir)

@@ -5,18 +5,6 @@ Importing this package is cheap: Great Expectations itself is imported only insi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fares.quality.validate import ValidationReport
-
-
-class QualityGateError(RuntimeError):
-    """A critical expectation failed; the message is the readable summary and `report` holds every result."""
-
-    def __init__(self, message: str, report: ValidationReport | None = None) -> None:
-        super().__init__(message)
-        self.report = report
-
+from fares.quality.validate import QualityGateError
 
 __all__ = ["QualityGateError"]

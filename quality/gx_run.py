@@ -8,20 +8,19 @@ validation definitions that name its assets), but its stores for suites and vali
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fares.quality.results import CheckResult
+from fares.ops.validation import CheckResult
 from fares.quality.suites import Batch, Check
 
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
 
-    from fares.settings import Settings
-    from fares.warehouse import Warehouse
+    from fares.config.settings import Settings
+    from fares.config.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +68,6 @@ def open_context(settings: Settings) -> AbstractDataContext:
         },
     )
     return gx.get_context(project_config=config, mode="ephemeral")
-
-
-def add_datasource(context: AbstractDataContext, wh: Warehouse) -> Any:
-    """Register the warehouse as a SQL data source (add_sql: add_postgres rejects a Unix-socket URL)."""
-    import warnings
-
-    with warnings.catch_warnings():  # GX suggests add_postgres, which cannot take the embedded server's socket
-        warnings.simplefilter("ignore")
-        return context.data_sources.add_sql(name=DATASOURCE, connection_string=wh.url("psycopg2"))
-
-
-def add_spark_datasource(context: AbstractDataContext) -> Any:
-    """Register the process's SparkSession as a GX Spark data source (dataframes are passed per batch, not cached)."""
-    return context.data_sources.add_spark(name=DATASOURCE, persist=False)
 
 
 def _row_condition(where: dict[str, str | list[str]]) -> Any:
@@ -183,7 +168,7 @@ def _failed_batch(batch: Batch, message: str) -> list[CheckResult]:
 def _lost_connection(exc: BaseException) -> bool:
     from sqlalchemy.exc import OperationalError
 
-    from fares.warehouse import caused_by
+    from fares.config.warehouse import caused_by
 
     return caused_by(exc, OperationalError)
 
@@ -223,7 +208,7 @@ def _asset(datasource: Any, name: str, batch: Batch) -> Any:
 
 
 def run_batch(
-    context: AbstractDataContext, datasource: Any, batch: Batch, frame: Callable[[Batch], Any] | None = None
+    context: AbstractDataContext, datasource: Any, batch: Batch, frame: Any | None = None
 ) -> list[CheckResult]:
     """Validate one batch (a query asset) against its checks; a batch that cannot be read fails every check.
 
@@ -235,9 +220,9 @@ def run_batch(
     try:
         if frame is None:
             definition = _asset(datasource, name, batch).add_batch_definition_whole_table("b")
-        else:  # Spark: the batch is a dataframe already restricted to its month (see quality.spark_catalog)
+        else:  # a dataframe data source: the batch is a dataframe already restricted to its month (Engine.gx_frame)
             definition = datasource.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("b")
-            params = {"dataframe": frame(batch)}
+            params = {"dataframe": frame}
             batch = Batch(batch.table, batch.label, batch.checks, {}, batch.query, batch.fingerprint)
         verdicts = _validate(context, definition, name, batch, batch.checks, {"result_format": "BOOLEAN_ONLY"}, params)
         failed = [c for c in batch.checks if c.name in verdicts and not verdicts[c.name].success]
@@ -261,73 +246,34 @@ def run_batch(
     return results
 
 
-def _literal(value: Any) -> str:
-    """A SQL literal of a value from an aggregate row, typed so GX reads the column as PostgreSQL typed it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}::bigint"
-    if isinstance(value, float):
-        return f"{value!r}::double precision" if value == value else "'NaN'::double precision"
-    if isinstance(value, (datetime, date)):
-        return f"'{value.isoformat()}'::{'timestamp' if isinstance(value, datetime) else 'date'}"
-    if hasattr(value, "as_tuple"):  # Decimal
-        return f"{value}::numeric"
-    return "'" + str(value).replace("'", "''") + "'::text"
-
-
-def settle_query(wh: Warehouse, batch: Batch) -> Batch:
-    """An aggregate batch with its query run once, here, and its few result rows written into the query as literals.
-
-    GX runs a query asset's query several times (to learn its columns, to count its rows, for the metrics): over a
-    real month of ml_fare_training each run of a percentile query sorts millions of fares. The result is a handful of
-    rows, so GX checks exactly the same values either way. Raises the database error when the query fails.
-    """
-    if batch.query is None:
-        raise ValueError(f"{batch.table} {batch.label}: only an aggregate batch (one with a query) can be settled")
-    with wh.connect() as conn:
-        cur = conn.execute(batch.query)
-        names = [d.name for d in cur.description or []]
-        rows = cur.fetchall()
-    cols = ", ".join(f'"{n}"' for n in names)
-    if not rows:
-        nulls = ", ".join(f'null as "{n}"' for n in names)
-        return replace(batch, query=f"select {nulls} where false")
-    values = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
-    # the values are quoted by _literal, the names are the fixed query's own columns
-    return replace(batch, query=f"select * from (values {values}) as settled ({cols})")  # noqa: S608 - see above
-
-
 def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list[CheckResult]:
-    """Validate every batch in one ephemeral context; returns one CheckResult per check."""
-    import psycopg
+    """Validate every batch in one ephemeral context, on the engine's data source; one CheckResult per check.
+
+    An aggregate batch is settled first (`Engine.settle`: run once, handed to GX as its literal rows); one the
+    database rejects fails its checks with the database's message, a lost connection raises (the run retries).
+    """
+    from fares.engines import get_engine
+    from fares.engines.base import QueryError
 
     if not batches:
         return []
+    engine = get_engine(settings)
     context = open_context(settings)
-    if settings.engine == "spark":
-        from fares.quality.spark_catalog import batch_frame
-
-        datasource = add_spark_datasource(context)
-        return [r for batch in batches for r in run_batch(context, datasource, batch, batch_frame(settings))]
-    datasource = add_datasource(context, wh)
+    datasource = engine.add_gx_datasource(context, DATASOURCE, wh)
     results: list[CheckResult] = []
     try:
         for batch in batches:
             if batch.query:
                 try:
-                    batch = settle_query(wh, batch)  # noqa: PLW2901 - the settled form of the same batch
-                except psycopg.OperationalError:
-                    raise  # the database went away: let the scheduler retry rather than blame the data
-                except psycopg.Error as exc:
+                    batch = replace(batch, query=engine.settle(wh, batch.query))  # noqa: PLW2901 - the settled form
+                except QueryError as exc:
                     log.warning("batch %s.%s could not be validated: %s", batch.table, batch.label, exc)
-                    results.extend(_failed_batch(batch, str(exc).splitlines()[0][:300]))
+                    results.extend(_failed_batch(batch, str(exc)))
                     continue
-            results.extend(run_batch(context, datasource, batch))
+            frame = engine.gx_frame(batch.table, batch.where, batch.query)
+            results.extend(run_batch(context, datasource, batch, frame))
     finally:
-        datasource.get_execution_engine().engine.dispose()  # close pooled connections now, not at GC (daemon)
+        engine.close_gx_datasource(datasource)
     return results
 
 

@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-CRITICAL = "critical"
-WARNING = "warning"
-SERVICES = ("taxi", "uber")
+from fares.ml import MART_FEATURES, SERVICES
+from fares.ml import TRAINING_COLUMNS as ML_COLUMNS
+from fares.ops.validation import CRITICAL, WARNING  # the stored severities
+
 TRAINING_TABLE = "marts.ml_fare_training"
 KNOWN_ZONE_IDS = tuple(range(1, 266))  # used when raw.zones is empty: the TLC's 1..265
 SUITE_VERSION = "1"  # bump when a check changes, so months validated before are validated again
@@ -24,30 +25,9 @@ FARE_QUANTILES: dict[str, dict[float, tuple[float, float]]] = {
     "taxi": {0.1: (3.0, 30.0), 0.5: (5.0, 60.0), 0.9: (10.0, 150.0)},
     "uber": {0.1: (3.0, 40.0), 0.5: (6.0, 80.0), 0.9: (10.0, 200.0)},
 }
-# Exactly the columns fares.ml.train reads from the training mart, plus source_month (the batch key);
-# tests/unit/test_quality_suites.py keeps the two lists equal.
-TRAINING_FEATURES = (
-    "pickup_hour",
-    "pickup_dow",
-    "is_weekend",
-    "is_airport_pickup",
-    "is_airport_dropoff",
-    "is_same_zone",
-    "centroid_distance_miles",
-    "is_jfk_manhattan",
-    "is_newark_dropoff",
-    "is_laguardia_trip",
-)
-TRAINING_COLUMNS = (
-    "trip_id",
-    "service",
-    "pickup_at",
-    "source_month",
-    "pickup_zone_id",
-    "dropoff_zone_id",
-    *TRAINING_FEATURES,
-    "rider_fare",
-)
+# Exactly the columns ml/ reads from the training mart (defined once, in fares.ml), plus source_month (the batch key).
+TRAINING_FEATURES = MART_FEATURES
+TRAINING_COLUMNS = (*ML_COLUMNS, "source_month")
 TRAINING_NOT_NULL = tuple(c for c in TRAINING_COLUMNS if c != "centroid_distance_miles")
 
 
@@ -312,10 +292,12 @@ def _months_filter(months: list[str] | None) -> str:
     return " where source_month in (" + ", ".join(f"'{check_month(m)}'" for m in months) + ")"
 
 
-def training_batches(months: list[str] | None = None, dialect: str = "postgres") -> list[Batch]:
+def training_batches(
+    months: list[str] | None = None, services_list: str = "string_agg(service, ',' order by service)"
+) -> list[Batch]:
     """The checks for the training mart: the whole (or `months` of it), each service, and the aligned window.
 
-    `dialect` ("postgres" or "spark") is the SQL of the aggregate batches.
+    `services_list` is the engine's aggregate joining a month's services sorted (`Engine.sorted_string_agg`).
     """
     where = _months_filter(months)
     whole = [
@@ -368,11 +350,6 @@ def training_batches(months: list[str] | None = None, dialect: str = "postgres")
             for p, (low, high) in sorted(bounds.items())
         ]
         batches.append(Batch(TRAINING_TABLE, service, checks, query=sql))
-    services_list = (
-        "concat_ws(',', sort_array(collect_list(service)))"
-        if dialect == "spark"
-        else "string_agg(service, ',' order by service)"
-    )
     # (month, service) pairs hashed first: an aggregate over distinct services would sort every trip of the month
     window = (
         f"select source_month || ' ' || {services_list} as month_services"  # noqa: S608 - fixed names, checked months

@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fares.quality import QualityGateError
-from fares.quality.results import CheckResult, as_dicts, format_summary, passed_fingerprints, save_run
-from fares.quality.spark_catalog import SparkConnection
+from fares.engines import get_engine
+from fares.engines.base import Catalog
+from fares.ops.validation import CheckResult, passed_fingerprints, save_run
+from fares.quality.results import as_dicts, format_summary
 from fares.quality.suites import (
     CRITICAL,
     KINDS,
@@ -32,12 +33,20 @@ from fares.quality.suites import (
 )
 
 if TYPE_CHECKING:
-    from fares.settings import Settings
-    from fares.warehouse import Warehouse
+    from fares.config.settings import Settings
+    from fares.config.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
 SCOPES = ("raw", "training")
+
+
+class QualityGateError(RuntimeError):
+    """A critical expectation failed; the message is the readable summary and `report` holds every result."""
+
+    def __init__(self, message: str, report: ValidationReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -92,25 +101,15 @@ def _missing(table: str, batch: str, check: str, description: str) -> CheckResul
     return CheckResult(table, batch, check, "precondition", CRITICAL, False, description, error="not found")
 
 
-def _table_exists(conn: Any, table: str) -> bool:
-    if isinstance(conn, SparkConnection):
-        return conn.table_exists(table)
-    row = conn.execute("select to_regclass(%s) is not null", (table,)).fetchone()
-    return bool(row and row[0])
-
-
 @contextmanager
-def _connect(settings: Settings, wh: Warehouse) -> Iterator[Any]:
-    """Where the analytics tables are: PostgreSQL (`wh`), or with the Spark engine the process's Spark session."""
-    if settings.engine == "spark":
-        yield SparkConnection(settings)
-        return
-    with wh.connect() as conn:
-        yield conn
+def _connect(settings: Settings, wh: Warehouse) -> Iterator[Catalog]:
+    """The analytics tables' catalog, wherever the engine keeps them."""
+    with get_engine(settings).catalog(wh) as catalog:
+        yield catalog
 
 
-def _zone_ids(conn: Any) -> list[int]:
-    if _table_exists(conn, "raw.zones"):
+def _zone_ids(conn: Catalog) -> list[int]:
+    if conn.table_exists("raw.zones"):
         ids = [r[0] for r in conn.execute("select distinct location_id from raw.zones where location_id is not null")]
         if ids:
             return sorted(int(i) for i in ids)
@@ -125,13 +124,10 @@ class _MonthStats:
     layout) is scanned once for both.
     """
 
-    def __init__(self, conn: Any, table: str) -> None:
-        from fares.ingestion.partitions import month_loads
-
+    def __init__(self, conn: Catalog, table: str) -> None:
         self.conn, self.table = conn, table
-        self.name = table.split(".", 1)[1]
-        # The lake has no partition catalog to read load ids from: Spark scans the load-id column once instead.
-        self.loads = None if isinstance(conn, SparkConnection) else month_loads(conn, self.name)
+        # Where the engine keeps no catalog of month loads (the lake), the load-id column is scanned once instead.
+        self.loads = conn.month_loads(table)
         self.counts: dict[str, int] = {}
         if self.loads is None:
             rows = conn.execute(
@@ -144,9 +140,7 @@ class _MonthStats:
     def rows(self, month: str) -> int:
         """Rows of `month` (counted once)."""
         if month not in self.counts:
-            from fares.ingestion.partitions import count_month
-
-            self.counts[month] = count_month(self.conn, self.name, month)
+            self.counts[month] = self.conn.count_month(self.table, month)
         return self.counts[month]
 
 
@@ -170,7 +164,7 @@ def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _P
     passed = passed_fingerprints(wh, "raw") if months is None else set()
     with _connect(settings, wh) as conn:
         zone_ids = _zone_ids(conn)
-        present = [k for k in KINDS if _table_exists(conn, k.table)]
+        present = [k for k in KINDS if conn.table_exists(k.table)]
         if not present:
             plan.upfront.append(
                 _missing(
@@ -207,7 +201,7 @@ def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _P
     return plan
 
 
-def _built_months(conn: Any) -> dict[str, str]:
+def _built_months(conn: Catalog) -> dict[str, str]:
     """{aligned month in the training mart: the raw load its last complete dbt build came from} (month-level tables
     only: the mart itself is never scanned to find its months)."""
     months = (
@@ -217,10 +211,10 @@ def _built_months(conn: Any) -> dict[str, str]:
                 "select distinct source_month from marts.service_month_coverage where is_aligned order by 1"
             )
         }
-        if _table_exists(conn, "marts.service_month_coverage")
+        if conn.table_exists("marts.service_month_coverage")
         else {}
     )
-    if months and _table_exists(conn, "intermediate.trip_month_builds"):
+    if months and conn.table_exists("intermediate.trip_month_builds"):
         for month, load in conn.execute(
             "select source_month, max(raw_load_id) from intermediate.trip_month_builds where built group by 1"
         ):
@@ -235,9 +229,9 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
     With `months` None, each aligned month is validated once per build of it: a month whose data (the raw load its
     build came from) and suite did not change since it last passed is not validated again.
     """
-    dialect = settings.engine
+    services_list = get_engine(settings).sorted_string_agg("service")
     with _connect(settings, wh) as conn:
-        if not _table_exists(conn, TRAINING_TABLE):
+        if not conn.table_exists(TRAINING_TABLE):
             return _Plan(
                 upfront=[_missing(TRAINING_TABLE, "-", "table_exists", f"{TRAINING_TABLE} exists (run dbt first)")]
             )
@@ -246,10 +240,10 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
                 f"select distinct source_month from {TRAINING_TABLE} where source_month = any(%s) order by 1",  # noqa: S608 - a constant table name
                 (months,),
             ).fetchall()
-            return _Plan(batches=training_batches(months, dialect=dialect), covered=[r[0] for r in present])
+            return _Plan(batches=training_batches(months, services_list), covered=[r[0] for r in present])
         built = _built_months(conn)
     if not built:
-        return _Plan(batches=training_batches(None, dialect=dialect), covered=[])
+        return _Plan(batches=training_batches(None, services_list), covered=[])
     plan = _Plan(covered=sorted(built))
     passed = passed_fingerprints(wh, "training")
     for month, load in sorted(built.items()):
@@ -257,7 +251,7 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
         if load and (TRAINING_TABLE, month, fingerprint) in passed:
             plan.unchanged.append(f"{TRAINING_TABLE} {month}")
             continue
-        for batch in training_batches([month], dialect=dialect):
+        for batch in training_batches([month], services_list):
             label = month if batch.label == "all" else f"{month} {batch.label}"
             plan.batches.append(replace(batch, label=label, fingerprint=fingerprint))
     return plan

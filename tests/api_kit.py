@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fares.geo import haversine_miles
+from fares.ingestion.geo import haversine_miles
 
 AIRPORTS = {1, 132, 138}
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from fares.settings import Settings
-from fares.warehouse import (
+from fares.config.settings import Settings
+from fares.config.warehouse import (
     Warehouse,
     WarehouseError,
     drop_database,
@@ -22,7 +22,7 @@ from fares.warehouse import (
 )
 
 if TYPE_CHECKING:
-    from fares.pipeline import ChainResult
+    from fares.chain.pipeline import ChainResult
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TLC_SAMPLES = (REPO_ROOT / ".." / "shared" / "data" / "tlc").resolve()
@@ -81,7 +81,11 @@ def fresh_db(pg_server: Warehouse) -> Iterator[Warehouse]:
 
 
 def settings_for(wh: Warehouse, data_dir: Path, **overrides: Any) -> Settings:
-    """Settings that point everything at `wh` and keep files under `data_dir`."""
+    """Settings that point everything at `wh` and keep files under `data_dir`; schema ops is migrated, as a process
+    entry (the CLI, the daemon, the API) does before it works on a database."""
+    from fares.ops.schema import migrate
+
+    migrate(wh)
     return Settings(database_url=wh.url(), data_dir=data_dir, **overrides)
 
 
@@ -99,7 +103,7 @@ class ChainRun:
 
 
 def _run_chain(server: Warehouse, label: str, data_dir: Path, source: Path, months: list[str]) -> ChainRun:
-    from fares.pipeline import run_chain
+    from fares.chain.pipeline import run_chain
 
     wh = make_database(server, label)
     settings = settings_for(wh, data_dir)
@@ -154,8 +158,8 @@ class Built:
 
 
 def _ingest_and_build(server: Warehouse, label: str, source: Path, months: list[str], tmp: Path) -> Built:
+    from fares.engines.transform import run_dbt
     from fares.ingestion.pipeline import ingest
-    from fares.stages import run_dbt
 
     wh = make_database(server, label)
     settings = settings_for(wh, tmp / "data")

@@ -100,7 +100,7 @@ class RunIn(BaseModel):
 )
 def post_run(request: Request, body: RunIn) -> Any:
     """Start a recorded run under the pipeline lock in the background; returns its run id (watch it at /runs/{id})."""
-    from fares import pipeline
+    from fares.chain import pipeline
     from fares.ingestion.months import parse_months
 
     if body.start and body.stages:
@@ -111,7 +111,8 @@ def post_run(request: Request, body: RunIn) -> Any:
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     job = pipeline.Run(body.source, months, stages, trigger="api", params={"force": body.force})
+    request.app.state.db.warehouse()  # schema ops prepared (or a 503 when the database is away)
     row = pipeline.start_in_background(request.app.state.settings, job)
-    if row["status"] == "skipped":
-        raise HTTPException(409, f"run {row['run_id']} {row['error']}")
-    return {"run_id": row["run_id"], "status": row["status"], "stages": list(stages), "url": f"/runs/{row['run_id']}"}
+    if row.status == "skipped":
+        raise HTTPException(409, f"run {row.run_id} {row.error}")
+    return {"run_id": row.run_id, "status": row.status, "stages": list(stages), "url": f"/runs/{row.run_id}"}

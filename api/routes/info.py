@@ -62,7 +62,7 @@ async def get_model(request: Request) -> Response:
 @router.get("/v1/runs", responses=NO_DATABASE, summary="Pipeline run history")
 def get_runs(request: Request, limit: int = Query(default=20, ge=1, le=500)) -> list[dict[str, Any]]:
     """Newest runs of the scheduler's stage chain with their stages; empty before the first recorded run."""
-    return jsonable_encoder(list_runs(request.app.state.db, limit))
+    return jsonable_encoder([run.to_dict() for run in list_runs(request.app.state.db, limit)])
 
 
 @router.get("/health", response_model=HealthOut, summary="Model loaded, database reachable")

@@ -4,8 +4,9 @@ the GX Data Docs and the dbt docs, all served by the API itself; plus GET /v1/ru
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -15,6 +16,10 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Red
 from fares.api import dashboard
 from fares.api.database import read_ops
 from fares.api.schemas import Problem
+
+if TYPE_CHECKING:
+    from fares.ops.runs import RunRecord
+    from fares.ops.validation import ValidationRunSummary
 
 router = APIRouter(tags=["runs"])
 
@@ -27,32 +32,39 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _run(request: Request, run_id: int) -> dict[str, Any]:
-    from fares import ops
+def _run(request: Request, run_id: int) -> RunRecord:
+    from fares.ops import runs
 
     try:
-        return read_ops(request.app.state.db, ops.get_run, run_id)
+        return read_ops(request.app.state.db, runs.get_run, run_id)
     except KeyError as exc:
         raise HTTPException(404, f"no pipeline run {run_id}") from exc
 
 
 def _run_dir(request: Request, run_id: int) -> Path:
-    return request.app.state.settings.data_dir / "runs" / str(run_id)
+    return request.app.state.settings.run_dir(run_id)
 
 
-def _log_path(request: Request, run: dict[str, Any]) -> Path:
-    return Path(run["log_path"]) if run.get("log_path") else _run_dir(request, run["run_id"]) / "run.log"
+def _log_path(request: Request, run: RunRecord) -> Path:
+    return Path(run.log_path) if run.log_path else _run_dir(request, run.run_id) / "run.log"
+
+
+def _validation(request: Request, run: RunRecord) -> list[ValidationRunSummary]:
+    from fares.ops.validation import validation_results
+
+    return read_ops(request.app.state.db, validation_results, run.validation_run_ids or [])
 
 
 @router.get("/runs", response_class=HTMLResponse, include_in_schema=False)
 def get_runs_page(request: Request, limit: int = 50) -> HTMLResponse:
     """Recent runs with their stages, and the two charts."""
-    from fares import ops
     from fares.ml.registry import Registry
+    from fares.ops.ledger import rows_loaded_per_month
+    from fares.ops.runs import list_runs
 
     db = request.app.state.db
-    runs = read_ops(db, ops.list_runs, max(1, min(limit, 500)))
-    loaded = read_ops(db, ops.rows_loaded_per_month)
+    runs = read_ops(db, list_runs, max(1, min(limit, 500)))
+    loaded = read_ops(db, rows_loaded_per_month)
     versions = Registry(request.app.state.settings.models_dir).versions()
     return HTMLResponse(dashboard.runs_page(runs, dashboard.charts(loaded, versions)))
 
@@ -60,10 +72,8 @@ def get_runs_page(request: Request, limit: int = 50) -> HTMLResponse:
 @router.get("/runs/{run_id}", response_class=HTMLResponse, include_in_schema=False)
 def get_run_page(request: Request, run_id: int) -> HTMLResponse:
     """One run: stages, error, dbt results, validation results, the end of its log, links."""
-    from fares import ops
-
     run = _run(request, run_id)
-    validation = read_ops(request.app.state.db, ops.validation_results, run.get("validation_run_ids") or [])
+    validation = _validation(request, run)
     log = _log_path(request, run)
     tail = (
         "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:])
@@ -96,11 +106,8 @@ def get_run_dbt(request: Request, run_id: int) -> Response:
 @router.get("/v1/runs/{run_id}", responses=NOT_FOUND, summary="One pipeline run")
 def get_run(request: Request, run_id: int) -> Any:
     """A run with its stages, as in GET /v1/runs, plus its validation results."""
-    from fares import ops
-
     run = _run(request, run_id)
-    run["validation"] = read_ops(request.app.state.db, ops.validation_results, run.get("validation_run_ids") or [])
-    return jsonable_encoder(run)
+    return jsonable_encoder({**run.to_dict(), "validation": [asdict(v) for v in _validation(request, run)]})
 
 
 @router.get("/reports/{version}", response_class=HTMLResponse, include_in_schema=False)

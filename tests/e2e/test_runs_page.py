@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from api_kit import free_port, running_server
 from test_web_page import ARTIFACTS, browser  # noqa: F401 - the headless Chromium fixture
 
-from fares import pipeline
-from fares.runs import RunContext
-from fares.warehouse import Warehouse
+from fares.chain import pipeline
+from fares.chain.executor import RunContext, StageResult
+from fares.config.warehouse import Warehouse
 
 pytestmark = pytest.mark.e2e
 DBT_ERROR = (
@@ -19,11 +18,11 @@ DBT_ERROR = (
 )
 
 
-def _ingest(ctx: RunContext) -> dict[str, Any]:
-    return {"rows_out": 4_200}
+def _ingest(ctx: RunContext) -> StageResult:
+    return StageResult(rows_out=4_200)
 
 
-def _transform(ctx: RunContext) -> dict[str, Any]:
+def _transform(ctx: RunContext) -> StageResult:
     raise RuntimeError(DBT_ERROR)
 
 
@@ -34,7 +33,7 @@ def test_the_dashboard_shows_a_failed_runs_error(browser, fresh_db: Warehouse, t
 
     settings = settings_for(fresh_db, tmp_path / "data", stage_retries=0)
     row = pipeline.run_once(settings, months=["2024-01"], stages={"ingest": _ingest, "transform": _transform})
-    assert row["status"] == "failed"
+    assert row.status == "failed"
     port = free_port()
     with running_server(settings, port):
         browser.get(f"http://127.0.0.1:{port}/")
@@ -43,7 +42,7 @@ def test_the_dashboard_shows_a_failed_runs_error(browser, fresh_db: Warehouse, t
         wait.until(ec.visibility_of_element_located(("id", "runs")))
         listed = browser.find_element("css selector", "tr.run.failed td.error").text
         assert listed == "transform failed: RuntimeError: dbt build failed (exit 1)"
-        browser.find_element("link text", str(row["run_id"])).click()
+        browser.find_element("link text", str(row.run_id)).click()
         error = wait.until(ec.visibility_of_element_located(("id", "run-error")))
         assert "Failure in test not_null_fct_trips_trip_id: Got 3 results" in error.text
         ARTIFACTS.mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from api_kit import free_port, registry_copy, running_server
 
-from fares.settings import Settings
+from fares.config.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e

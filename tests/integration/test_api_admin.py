@@ -13,7 +13,7 @@ from api_kit import make_training_frame, real_zones, registry_copy, save_model
 from fastapi.testclient import TestClient
 
 from fares.api.app import create_app
-from fares.settings import Settings
+from fares.config.settings import Settings
 
 # The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from api_kit import registry_copy
 from fastapi.testclient import TestClient
 
 from fares.api.app import create_app
-from fares.settings import Settings
-from fares.warehouse import Warehouse, get_warehouse, stop_embedded
+from fares.config.settings import Settings
+from fares.config.warehouse import Warehouse, get_warehouse, stop_embedded
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -35,12 +35,12 @@ def test_health_is_ok_with_a_model_and_a_database(db_settings: Settings) -> None
 
 
 def test_runs_are_empty_before_the_scheduler_records_any_then_newest_first(db_settings: Settings) -> None:
-    from fares import ops, runs
+    from fares.ops import runs, schema
 
     wh = get_warehouse(db_settings)
     with TestClient(create_app(db_settings, poll_seconds=0)) as client:
         assert client.get("/v1/runs").json() == []
-        ops.migrate(wh)
+        schema.migrate(wh)
         assert client.get("/v1/runs").json() == []
         first = runs.start_run(wh, ["2024-01"], "synthetic")
         runs.start_stage(wh, first, "ingest")

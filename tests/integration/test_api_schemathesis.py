@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from fares.api.app import create_app
-from fares.settings import Settings
+from fares.config.settings import Settings
 
 # The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from api_kit import free_port, registry_copy, running_server
 
-from fares.settings import Settings
+from fares.config.settings import Settings
 
 # The real TLC zone shapes (../shared) and a fitted model, served in-process or by uvicorn.
 pytestmark = pytest.mark.integration

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fares import ops
 from fares.cli import main
-from fares.settings import get_settings
-from fares.warehouse import Warehouse
+from fares.config.settings import get_settings
+from fares.config.warehouse import Warehouse
+from fares.ops import runs
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +47,8 @@ def test_backfill_of_three_months_with_one_corrupt_file_loads_the_other_two(
     assert "[1/3] 2024-01" in out and "[3/3] 2024-03" in out
     assert "backfill: 2 of 3 months loaded; failed: 2024-02" in out
     assert "yellow_tripdata_2024-02.parquet" in out
-    history = list(reversed(ops.list_runs(fresh_db)))
-    assert [(r["months"], r["status"], r["trigger"]) for r in history] == [
+    history = list(reversed(runs.list_runs(fresh_db)))
+    assert [(r.months, r.status, r.trigger) for r in history] == [
         (["2024-01"], "succeeded", "backfill"),
         (["2024-02"], "failed", "backfill"),
         (["2024-03"], "succeeded", "backfill"),
@@ -68,12 +68,12 @@ def test_backfill_of_three_months_with_one_corrupt_file_loads_the_other_two(
 def test_a_single_stage_is_a_recorded_run_with_its_own_log(fares, fresh_db: Warehouse, tmp_path: Path) -> None:
     code, out = fares("run", "--only", "publish")
     assert code == 0 and "publish    succeeded" in out
-    [run] = ops.list_runs(fresh_db)
-    assert (run["trigger"], run["stages_requested"]) == ("cli", ["publish"])
-    code, out = fares("runs", "show", str(run["run_id"]))
+    [run] = runs.list_runs(fresh_db)
+    assert (run.trigger, run.stages_requested) == ("cli", ["publish"])
+    code, out = fares("runs", "show", str(run.run_id))
     assert code == 0
-    assert f"log: {tmp_path / 'data' / 'runs' / str(run['run_id']) / 'run.log'}" in out
-    assert f"[run {run['run_id']}] no model trained in this run: nothing to publish" in out
+    assert f"log: {tmp_path / 'data' / 'runs' / str(run.run_id) / 'run.log'}" in out
+    assert f"[run {run.run_id}] no model trained in this run: nothing to publish" in out
     code, out = fares("runs", "show", "999")
     assert code == 1
     code, out = fares("run", "--from", "validate", "--only", "train")

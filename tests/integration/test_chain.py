@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from fares.warehouse import scalar
+from fares.config.warehouse import scalar
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +59,13 @@ def test_a_model_is_published_and_quotes_a_trip(tlc_chain) -> None:
 
 
 def test_dbt_writes_under_the_data_folder_with_the_training_window_and_the_run_keeps_its_results(tlc_chain) -> None:
-    from fares import ops
+    from fares.ops import runs
 
     settings = tlc_chain.settings
     assert (settings.dbt_dir / "target" / "manifest.json").is_file()
     dbt_log = (settings.dbt_dir / "logs" / "dbt.log").read_text()
     assert f"'zone_pair_months': {settings.train_months}" in dbt_log  # FARES_TRAIN_MONTHS, passed as a dbt var
-    [run] = ops.list_runs(tlc_chain.wh, limit=1)
-    kept = json.loads((settings.data_dir / "runs" / str(run["run_id"]) / "run_results.json").read_text())
+    [run] = runs.list_runs(tlc_chain.wh, limit=1)
+    kept = json.loads((settings.data_dir / "runs" / str(run.run_id) / "run_results.json").read_text())
     built = {r["unique_id"]: r["status"] for r in kept["results"]}
     assert built["model.fares.ml_fare_training"] == "success"

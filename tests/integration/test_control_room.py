@@ -10,11 +10,13 @@ import pytest
 from alert_receiver import alert_receiver
 from test_scheduler_chain import MONTHS, probe_rows, probe_stages
 
-from fares import alerts, ops, pipeline
-from fares.runs import StageTimeout
-from fares.settings import Settings
-from fares.stages import run_dbt, select_stages
-from fares.warehouse import DBT_PROJECT_DIR, Warehouse, get_warehouse
+from fares.chain import pipeline
+from fares.chain.executor import RunContext, StageResult
+from fares.chain.stages import PublishOutcome, select_stages
+from fares.config.settings import Settings
+from fares.config.warehouse import DBT_PROJECT_DIR, Warehouse, get_warehouse
+from fares.engines.transform import DbtTimeout, run_dbt
+from fares.ops import alerts, locks, runs, schema
 
 pytestmark = pytest.mark.integration
 
@@ -30,23 +32,23 @@ def settings(fresh_db: Warehouse, tmp_path: Path) -> Settings:
 def test_a_hung_stage_times_out_is_recorded_and_releases_the_lock(settings: Settings, fresh_db: Warehouse) -> None:
     hung = settings.model_copy(update={"stage_timeouts": {"transform": 1.0}})
     row = pipeline.run_once(hung, stages=probe_stages(sleep={"transform": 30}))
-    assert row["status"] == "timed_out"
-    assert row["error"] == "transform timed out: transform timed out after 1 s"
-    assert [(s["stage"], s["status"]) for s in row["stages"]] == [("ingest", "succeeded"), ("transform", "timed_out")]
-    with ops.try_lock(fresh_db, ops.RUN_LOCK) as got:
+    assert row.status == "timed_out"
+    assert row.error == "transform timed out: transform timed out after 1 s"
+    assert [(s.stage, s.status) for s in row.stages] == [("ingest", "succeeded"), ("transform", "timed_out")]
+    with locks.try_lock(fresh_db, locks.RUN_LOCK) as got:
         assert got, "the run lock is still held after the timeout"
-    assert pipeline.run_once(settings, stages=probe_stages())["status"] == "succeeded"
+    assert pipeline.run_once(settings, stages=probe_stages()).status == "succeeded"
 
 
 def test_the_run_timeout_cuts_the_stage_that_would_pass_it(settings: Settings) -> None:
     short = settings.model_copy(update={"run_timeout_seconds": 1.5})
     row = pipeline.run_once(short, stages=probe_stages(sleep={"ingest": 1.0, "transform": 30}))
-    assert row["status"] == "timed_out"
-    assert [s["status"] for s in row["stages"]] == ["succeeded", "timed_out"]
+    assert row.status == "timed_out"
+    assert [s.status for s in row.stages] == ["succeeded", "timed_out"]
 
 
 def test_a_dbt_past_its_timeout_is_killed(settings: Settings, fresh_db: Warehouse) -> None:
-    with pytest.raises(StageTimeout, match="dbt build timed out after 0 s and was stopped"):
+    with pytest.raises(DbtTimeout, match="dbt build timed out after 0 s and was stopped"):
         run_dbt(settings, fresh_db, ["build"], timeout=0.3)
     mine = f"dbt build --project-dir {DBT_PROJECT_DIR}"  # other checkouts on this machine may run dbt meanwhile
     left = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True, check=False)
@@ -69,15 +71,15 @@ def test_an_alert_arrives_once_per_failure_and_once_on_recovery(settings: Settin
         first = pipeline.run_once(s, stages=probe_stages(fail="train"))
         second = pipeline.run_once(s, stages=probe_stages(fail="validate"))
         assert receiver.wait_for(2) == [
-            f"fares: run {first['run_id']} failed at train",
-            f"fares: quality gate failed (run {second['run_id']})",
+            f"fares: run {first.run_id} failed at train",
+            f"fares: quality gate failed (run {second.run_id})",
         ]
         assert "3 rows have a negative fare" in receiver.messages[1]["message"]
         ok = pipeline.run_once(s, stages=probe_stages(transient={"transform": 1}))  # a retry that then succeeds
-        assert ok["status"] == "succeeded" and ok["stages"][1]["attempts"] == 2
+        assert ok.status == "succeeded" and ok.stages[1].attempts == 2
         pipeline.run_once(s, stages=probe_stages())
         titles = receiver.wait_for(4, timeout=3)
-    assert titles[2:] == [f"fares: recovered (run {ok['run_id']})"], titles
+    assert titles[2:] == [f"fares: recovered (run {ok.run_id})"], titles
     assert receiver.messages[2]["type"] == "success" and "2 open alert(s) closed" in receiver.messages[2]["message"]
 
 
@@ -96,12 +98,12 @@ def test_no_success_for_too_long_alerts_once(settings: Settings, fresh_db: Wareh
 
 def test_resume_from_validate_skips_ingest_and_transform(settings: Settings, fresh_db: Warehouse) -> None:
     row = pipeline.run_once(settings, stages=select_stages(probe_stages(), start="validate"))
-    assert row["status"] == "succeeded"
-    assert [s["stage"] for s in row["stages"]] == ["validate", "train", "publish"]
-    assert row["stages_requested"] == ["validate", "train", "publish"]
+    assert row.status == "succeeded"
+    assert [s.stage for s in row.stages] == ["validate", "train", "publish"]
+    assert row.stages_requested == ["validate", "train", "publish"]
     assert {r[1] for r in probe_rows(fresh_db)} == {"validate", "train", "publish"}
     only = pipeline.run_once(settings, stages=select_stages(probe_stages(), only=["transform"]))
-    assert [s["stage"] for s in only["stages"]] == ["transform"]
+    assert [s.stage for s in only.stages] == ["transform"]
 
 
 def _refused_port() -> int:
@@ -115,36 +117,36 @@ def test_an_unreachable_source_fails_the_ingest_once_naming_the_source(settings:
     source = f"http://127.0.0.1:{_refused_port()}" if kind == "refused" else "http://nonexistent.invalid"
     slow = settings.model_copy(update={"stage_retries": 3, "stage_backoff_seconds": 30, "http_retries": 4})
     row = pipeline.run_once(slow, source=source, stages=pipeline.stages_for(only=["ingest"]))
-    [stage] = row["stages"]
-    assert (row["status"], stage["status"], stage["attempts"]) == ("failed", "failed", 1)
+    [stage] = row.stages
+    assert (row.status, stage.status, stage.attempts) == ("failed", "failed", 1)
     why = "the connection was refused" if kind == "refused" else "the host name does not resolve"
-    assert f"TLC source {source} is unreachable: {why}" in row["error"]
-    assert row["error"].count("unreachable") == 1
+    assert row.error is not None and f"TLC source {source} is unreachable: {why}" in row.error
+    assert row.error.count("unreachable") == 1
 
 
 def test_a_crash_a_lock_held_too_long_and_a_model_kept_each_alert_once(settings: Settings, fresh_db: Warehouse) -> None:
-    from fares import runs
-
-    def kept(ctx: runs.RunContext) -> dict:
-        return {"published": False, "retrained": True, "reason": "holdout MAE $4.10 worse than current $3.90"}
+    def kept(ctx: RunContext) -> StageResult:
+        return StageResult(
+            PublishOutcome(None, published=False, reason="holdout MAE $4.10 worse than current $3.90", retrained=True)
+        )
 
     with alert_receiver() as receiver:
         s = settings.model_copy(update={"alert_urls": [receiver.url], "run_timeout_seconds": 3600})
-        ops.migrate(fresh_db)
+        schema.migrate(fresh_db)
         dead = runs.start_run(fresh_db, ["2024-01"], "x")  # as a process killed mid-run leaves it
         with fresh_db.connect() as conn:
             conn.execute(
                 "update ops.pipeline_runs set started_at = now() - interval '2 hours' where run_id = %s", (dead,)
             )
-        with ops.try_lock(fresh_db, ops.RUN_LOCK):  # the dead run's process, as far as anyone can tell
-            assert pipeline.run_once(s, stages=probe_stages())["status"] == "skipped"
-            assert pipeline.run_once(s, stages=probe_stages())["status"] == "skipped"
+        with locks.try_lock(fresh_db, locks.RUN_LOCK):  # the dead run's process, as far as anyone can tell
+            assert pipeline.run_once(s, stages=probe_stages()).status == "skipped"
+            assert pipeline.run_once(s, stages=probe_stages()).status == "skipped"
         row = pipeline.run_once(s, stages={**probe_stages(), "publish": kept})
         titles = receiver.wait_for(4)
     assert titles == [
         f"fares: run {dead} holds the run lock for 2.0 h",
         f"fares: run {dead} crashed",
-        f"fares: run {row['run_id']} kept the current model",
-        f"fares: recovered (run {row['run_id']})",
+        f"fares: run {row.run_id} kept the current model",
+        f"fares: recovered (run {row.run_id})",
     ]
     assert receiver.messages[2]["message"] == "holdout MAE $4.10 worse than current $3.90"

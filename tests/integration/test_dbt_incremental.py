@@ -10,11 +10,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from fares.config.settings import Settings
+from fares.config.warehouse import Warehouse
+from fares.engines.transform import run_dbt
 from fares.ingestion.pipeline import ingest
 from fares.ingestion.synthetic import write_mirror
-from fares.settings import Settings
-from fares.stages import run_dbt
-from fares.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 

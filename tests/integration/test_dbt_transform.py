@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from fares.settings import Settings
-from fares.stages import run_dbt
+from fares.config.settings import Settings
+from fares.engines.transform import run_dbt
 from tests.conftest import Built
 
 pytestmark = pytest.mark.integration

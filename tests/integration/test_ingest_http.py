@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from fares.config.settings import Settings
+from fares.config.warehouse import get_warehouse
 from fares.ingestion import sources
 from fares.ingestion.months import add_months, current_month
 from fares.ingestion.pipeline import ingest
 from fares.ingestion.synthetic import write_mirror
-from fares.settings import Settings
-from fares.warehouse import get_warehouse
 
 pytestmark = pytest.mark.integration
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from fares.config.settings import Settings
+from fares.config.warehouse import get_warehouse
 from fares.ingestion.pipeline import ingest, ingest_status
 from fares.ingestion.synthetic import write_mirror
-from fares.settings import Settings
-from fares.warehouse import get_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +71,7 @@ def test_real_samples_load_exactly_once(fresh_settings: Settings, tlc_samples: P
     again = ingest(fresh_settings, wh, source=str(tlc_samples))
     assert not again.loaded and not again.failed
     assert _month_counts(fresh_settings, "yellow_trips") == expected
-    status = {row["file"]: row for row in ingest_status(fresh_settings, wh)}
+    status = {row.file: asdict(row) for row in ingest_status(fresh_settings, wh)}
     assert status["yellow_tripdata_2020-03.parquet"]["rows"] == 10_000
     assert status["yellow_tripdata_2020-03.parquet"]["status"] == "loaded"
 
@@ -130,7 +131,7 @@ def test_bad_files_fail_alone_and_lose_nothing(fresh_settings: Settings, tmp_pat
     assert _statuses(report)["yellow_tripdata_2020-03.parquet"] == "loaded"
     assert _month_counts(fresh_settings, "yellow_trips") == {"2020-01": 10_000, "2020-02": 10_000, "2020-03": 10_000}
     assert _query(fresh_settings, "select count(*) from raw.zones") == [(265,)]
-    status = {row["file"]: row for row in ingest_status(fresh_settings, wh)}
+    status = {row.file: asdict(row) for row in ingest_status(fresh_settings, wh)}
     assert status["yellow_tripdata_2020-02.parquet"]["status"] == "failed"
     assert status["yellow_tripdata_2020-02.parquet"]["rows"] == 10_000  # what is still loaded
 

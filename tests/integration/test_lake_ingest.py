@@ -9,11 +9,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from fares.config.settings import Settings
+from fares.config.warehouse import get_warehouse
 from fares.ingestion.pipeline import ingest
 from fares.ingestion.schema import target_schema
 from fares.ingestion.synthetic import write_mirror
-from fares.settings import Settings
-from fares.warehouse import get_warehouse
 
 pytestmark = pytest.mark.integration
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fares.config.settings import Settings
+from fares.config.warehouse import Warehouse, get_warehouse, scalar
 from fares.ml import TrainingDataError
 from fares.ml.predict import load_current
 from fares.ml.registry import Registry
 from fares.ml.train import TrainOutcome, train_models
-from fares.settings import Settings
-from fares.warehouse import Warehouse, get_warehouse, scalar
 from tests.conftest import Built, settings_for
 
 pytestmark = pytest.mark.integration
@@ -184,35 +184,37 @@ def test_unchanged_data_keeps_the_current_model(tlc_trained: Trained, tmp_path: 
 
 def test_in_the_chain_only_publish_moves_current(tlc_trained: Trained, tmp_path: Path) -> None:
     """The scheduler's train stage registers and judges; CURRENT moves only in its publish stage."""
-    from fares.stages import run_publish, run_train
+    from fares.chain.stages import run_publish, run_train
 
     settings = settings_for(tlc_trained.wh, tmp_path / "data")
     outcome = run_train(settings, tlc_trained.wh)
     registry = Registry(settings.models_dir)
     assert outcome.promoted and registry.exists(outcome.version)
     assert registry.current_version() is None, "a run stopped after training must not have changed the model in service"
-    assert run_publish(settings, outcome) == {"model_version": outcome.version, "published": True}
+    published = run_publish(settings, outcome)
+    assert (published.model_version, published.published, published.reason) == (outcome.version, True, None)
     assert registry.current_version() == outcome.version
 
 
 def test_training_reads_a_bounded_deterministic_sample_of_the_newest_months(
     synthetic_built: Built, tmp_path: Path
 ) -> None:
+    from fares.ml.lookups import load_lookups
     from fares.ml.sample import load_training_sample
 
     settings = settings_for(synthetic_built.wh, tmp_path / "data", train_months=1, train_rows_per_month=700)
-    training, zones, parts = load_training_sample(settings, synthetic_built.wh)
+    training, parts = load_training_sample(settings, synthetic_built.wh)
     assert set(training["pickup_at"].dt.strftime("%Y-%m")) == {"2024-02"}  # the newest aligned month only
     counts = training.groupby("service").size().to_dict()
     assert set(counts) == {"taxi", "uber"} and all(600 <= n <= 700 for n in counts.values()), counts
     assert {(p.month, p.service) for p in parts} == {("2024-02", "taxi"), ("2024-02", "uber")}
     assert all(p.available > 700 and p.kept == counts[p.service] for p in parts)
-    assert len(zones) == 265
-    again, _, _ = load_training_sample(settings, synthetic_built.wh)
+    assert len(load_lookups(settings, synthetic_built.wh).zones) == 265  # zones come with the lookups now
+    again, _ = load_training_sample(settings, synthetic_built.wh)
     assert sorted(again["trip_id"]) == sorted(training["trip_id"])  # the same trips every run
 
     everything = settings_for(synthetic_built.wh, tmp_path / "data", train_months=5, train_rows_per_month=10**6)
-    full, _, _ = load_training_sample(everything, synthetic_built.wh)
+    full, _ = load_training_sample(everything, synthetic_built.wh)
     assert len(full) == synthetic_built.rows("select count(*) from marts.ml_fare_training")[0][0]
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from fares import ops, runs
-from fares.warehouse import Warehouse
+from fares.config.warehouse import Warehouse
+from fares.ops import runs, schema
 
 pytestmark = pytest.mark.integration
 
@@ -37,23 +37,23 @@ def _applied(wh: Warehouse) -> list[tuple[int, str]]:
 
 
 def test_migrations_apply_once_in_order(fresh_db: Warehouse) -> None:
-    assert ops.migrate(fresh_db) == list(range(1, len(ops.MIGRATIONS) + 1))
-    ops._migrated.clear()  # noqa: SLF001 - forget what this process applied, as a new process would
-    assert ops.migrate(fresh_db) == []
-    assert _applied(fresh_db) == [(i, name) for i, (name, _) in enumerate(ops.MIGRATIONS, start=1)]
+    assert schema.migrate(fresh_db) == list(range(1, len(schema.MIGRATIONS) + 1))
+    schema._migrated.clear()  # noqa: SLF001 - forget what this process applied, as a new process would
+    assert schema.migrate(fresh_db) == []
+    assert _applied(fresh_db) == [(i, name) for i, (name, _) in enumerate(schema.MIGRATIONS, start=1)]
 
 
 def test_a_database_from_before_the_migrations_is_brought_up_to_date(fresh_db: Warehouse) -> None:
     with fresh_db.connect() as conn:
         conn.execute(_OLD_DDL)
-    ops.migrate(fresh_db)
-    [old] = ops.list_runs(fresh_db)
-    assert (old["status"], old["months"], old["trigger"]) == ("succeeded", ["2024-01"], None)
+    schema.migrate(fresh_db)
+    [old] = runs.list_runs(fresh_db)
+    assert (old.status, old.months, old.trigger) == ("succeeded", ["2024-01"], None)
     run_id = runs.start_run(fresh_db, None, "x")
     runs.start_stage(fresh_db, run_id, "transform")
     runs.finish_stage(fresh_db, run_id, "transform", "timed_out", error="transform timed out after 1 s")
     runs.finish_run(fresh_db, run_id, "timed_out", "transform timed out")
-    assert ops.get_run(fresh_db, run_id)["stages"][0]["status"] == "timed_out"
+    assert runs.get_run(fresh_db, run_id).stages[0].status == "timed_out"
 
 
 def test_the_cli_and_the_api_read_the_same_history(fresh_db: Warehouse, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -61,9 +61,9 @@ def test_the_cli_and_the_api_read_the_same_history(fresh_db: Warehouse, tmp_path
 
     from fares.api.app import create_app
     from fares.cli import main
-    from fares.settings import get_settings
+    from fares.config.settings import get_settings
 
-    ops.migrate(fresh_db)
+    schema.migrate(fresh_db)
     crashed = runs.start_run(fresh_db, ["2024-01"], "x")
     runs.finish_run(fresh_db, crashed, "failed", "crashed: the process stopped " + "x" * 300)
     redo = runs.start_run(fresh_db, ["2024-01"], "x", redo_of=crashed, trigger="redo")

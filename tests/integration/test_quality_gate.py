@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from fares.settings import Settings
-from fares.warehouse import Warehouse, drop_database
+from fares.config.settings import Settings
+from fares.config.warehouse import Warehouse, drop_database
 
 pytestmark = pytest.mark.integration
 
@@ -209,15 +209,15 @@ def test_faulty_month_fails_and_names_every_fault(quality_db: QualityDb) -> None
 
 
 def test_a_failed_gate_stops_the_chain_before_training(quality_db: QualityDb) -> None:
-    from fares import pipeline
+    from fares.chain import pipeline
 
     row = pipeline.run_once(quality_db.settings, stages=pipeline.stages_for("validate"))
 
-    assert row["status"] == "failed"
-    ran = {s["stage"]: s["status"] for s in row["stages"]}
+    assert row.status == "failed"
+    ran = {s.stage: s.status for s in row.stages}
     assert ran.get("validate") == "failed"
     assert "train" not in ran and "publish" not in ran, ran
-    assert "row_count_vs_previous_month" in row["error"] and FAULTY_MONTH in row["error"]
+    assert row.error is not None and "row_count_vs_previous_month" in row.error and FAULTY_MONTH in row.error
     assert not (quality_db.settings.models_dir / "CURRENT").exists()
 
 
@@ -261,16 +261,17 @@ def test_data_docs_site_shows_the_validated_suites(quality_db: QualityDb) -> Non
 def test_aggregate_batches_are_run_once_and_checked_as_literals(quality_db: QualityDb) -> None:
     """An aggregate batch (the per-service fare quantiles) is run once by fares and handed to GX as its literal rows:
     the same values as the query gives; a query the database rejects fails its checks with the database's message."""
-    from fares.quality.gx_run import run_batches, settle_query
+    from fares.engines import get_engine
+    from fares.quality.gx_run import run_batches
     from fares.quality.suites import Batch, training_batches
 
     taxi = next(b for b in training_batches(["2020-04"]) if b.label == "taxi")
-    settled = settle_query(quality_db.wh, taxi)
-    assert taxi.query is not None and settled.query is not None  # an aggregate batch, and its settled form
-    assert settled.query != taxi.query and "values" in settled.query
+    assert taxi.query is not None  # an aggregate batch
+    settled = get_engine(quality_db.settings).settle(quality_db.wh, taxi.query)
+    assert settled != taxi.query and "values" in settled
     with quality_db.wh.connect() as conn:
         original = conn.execute(taxi.query).fetchall()
-        literal = conn.execute(settled.query).fetchall()
+        literal = conn.execute(settled).fetchall()
     assert literal == original and original[0][0] > 0
 
     broken = Batch(taxi.table, "broken", taxi.checks, query="select no_such_column from marts.ml_fare_training")

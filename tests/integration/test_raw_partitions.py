@@ -8,11 +8,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from fares.ingestion.partitions import month_partitions
+from fares.config.settings import Settings
+from fares.config.warehouse import get_warehouse
+from fares.engines.pg_partitions import month_partitions
 from fares.ingestion.pipeline import ingest
 from fares.ingestion.synthetic import write_mirror
-from fares.settings import Settings
-from fares.warehouse import get_warehouse
 
 pytestmark = pytest.mark.integration
 

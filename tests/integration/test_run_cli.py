@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fares.cli import main
-from fares.settings import get_settings
+from fares.config.settings import get_settings
 
 pytestmark = pytest.mark.integration
 

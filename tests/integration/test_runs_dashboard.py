@@ -9,10 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 from test_scheduler_chain import probe_stages
 
-from fares import ops, pipeline
 from fares.api.app import create_app
-from fares.settings import Settings
-from fares.warehouse import Warehouse
+from fares.chain import pipeline
+from fares.config.settings import Settings
+from fares.config.warehouse import Warehouse
+from fares.ops import locks, runs
 
 pytestmark = pytest.mark.integration
 TOKEN = {"Authorization": "Bearer s3cret"}
@@ -37,16 +38,16 @@ def test_the_dashboard_shows_runs_their_error_log_and_charts(settings: Settings,
     with TestClient(create_app(settings, poll_seconds=0)) as client:
         page = client.get("/runs")
         assert page.status_code == 200
-        assert page.text.index(f'href="/runs/{bad["run_id"]}"') < page.text.index(f'href="/runs/{ok["run_id"]}"')
+        assert page.text.index(f'href="/runs/{bad.run_id}"') < page.text.index(f'href="/runs/{ok.run_id}"')
         assert 'aria-label="rows loaded per month"' in page.text and ">1,234<" in page.text
-        detail = client.get(f"/runs/{bad['run_id']}")
+        detail = client.get(f"/runs/{bad.run_id}")
         assert detail.status_code == 200
         assert "validate failed: ValueError: validate: 3 rows have a negative fare" in detail.text
-        assert f"[run {bad['run_id']}] run {bad['run_id']}: validate" in detail.text  # the log, tagged
-        log = client.get(f"/runs/{bad['run_id']}/log")
-        assert log.status_code == 200 and f"[run {bad['run_id']}]" in log.text
+        assert f"[run {bad.run_id}] run {bad.run_id}: validate" in detail.text  # the log, tagged
+        log = client.get(f"/runs/{bad.run_id}/log")
+        assert log.status_code == 200 and f"[run {bad.run_id}]" in log.text
         assert client.get("/runs/9999").status_code == 404
-        assert client.get(f"/v1/runs/{ok['run_id']}").json()["status"] == "succeeded"
+        assert client.get(f"/v1/runs/{ok.run_id}").json()["status"] == "succeeded"
         assert client.get("/reports/..%2F..%2Fetc").status_code == 404
         assert client.get("/dbt-docs/profiles.yml").status_code == 404
         assert client.get("/dbt-docs/").status_code == 404  # not generated yet
@@ -66,11 +67,11 @@ def test_post_admin_runs_starts_a_recorded_run_and_returns_its_id(settings: Sett
         assert started.status_code == 202, started.text
         run_id = started.json()["run_id"]
         deadline = time.monotonic() + 30
-        while ops.get_run(fresh_db, run_id)["status"] == "running" and time.monotonic() < deadline:
+        while runs.get_run(fresh_db, run_id).status == "running" and time.monotonic() < deadline:
             time.sleep(0.1)
-        run = ops.get_run(fresh_db, run_id)
-        assert (run["status"], run["trigger"], run["months"]) == ("succeeded", "api", ["2024-01"])
-        with ops.try_lock(fresh_db, ops.RUN_LOCK) as got:
+        run = runs.get_run(fresh_db, run_id)
+        assert (run.status, run.trigger, run.months) == ("succeeded", "api", ["2024-01"])
+        with locks.try_lock(fresh_db, locks.RUN_LOCK) as got:
             assert got
             busy = client.post("/v1/admin/runs", json={}, headers=TOKEN)
         assert busy.status_code == 409 and "another run holds the lock" in busy.json()["detail"]

@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
-from fares import ops, pipeline, scheduler
-from fares.warehouse import Warehouse, scalar
+from fares import scheduler
+from fares.chain import pipeline
+from fares.config.warehouse import Warehouse, scalar
+from fares.ops import runs, schema
+from fares.ops.runs import RunRecord
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -91,8 +94,8 @@ def daemons(fresh_db: Warehouse, tmp_path: Path) -> Iterator[Daemons]:
     d.cleanup()
 
 
-def _runs(wh: Warehouse, status: str | None = None) -> list[dict]:
-    return [r for r in ops.list_runs(wh, 100) if status is None or r["status"] == status]
+def _runs(wh: Warehouse, status: str | None = None) -> list[RunRecord]:
+    return [r for r in runs.list_runs(wh, 100) if status is None or r.status == status]
 
 
 def _stage_started(wh: Warehouse, stage: str) -> bool:
@@ -105,13 +108,13 @@ def test_the_daemon_runs_the_chain_on_its_schedule_and_records_it(daemons: Daemo
     proc = daemons.start("*/2 * * * * *")
     done = daemons.wait_until("a scheduled run", lambda: _runs(fresh_db, "succeeded"))
     assert daemons.stop(proc) == 0
-    row = ops.get_run(fresh_db, done[-1]["run_id"])
-    assert (row["pid"], row["months"]) == (proc.pid, MONTHS)
-    assert [(s["stage"], s["status"]) for s in row["stages"]] == [(s, "succeeded") for s in pipeline.STAGES]
+    row = runs.get_run(fresh_db, done[-1].run_id)
+    assert (row.pid, row.months) == (proc.pid, MONTHS)
+    assert [(s.stage, s.status) for s in row.stages] == [(s, "succeeded") for s in pipeline.STAGES]
     assert (daemons.tmp_path / "data" / "models" / "CURRENT").read_text().strip().startswith("v")
     with fresh_db.connect() as conn:
         assert conn.execute("select id from ops.apscheduler_jobs").fetchall() == [(scheduler.JOB_ID,)]
-    assert {r["status"] for r in _runs(fresh_db)} <= {"succeeded", "interrupted"}
+    assert {r.status for r in _runs(fresh_db)} <= {"succeeded", "interrupted"}
 
 
 def test_two_daemons_on_one_database_never_run_the_chain_at_once(daemons: Daemons, fresh_db: Warehouse) -> None:
@@ -126,9 +129,9 @@ def test_two_daemons_on_one_database_never_run_the_chain_at_once(daemons: Daemon
     ordered = sorted((min(s for s, _ in v), max(f for _, f in v)) for v in spans.values())
     overlaps = [(a, b) for a, b in itertools.pairwise(ordered) if b[0] < a[1]]
     assert overlaps == [], "two runs of the chain overlapped"
-    assert {r["pid"] for r in _runs(fresh_db)} == {p.pid for p in procs}, "both daemons fire the shared job"
+    assert {r.pid for r in _runs(fresh_db)} == {p.pid for p in procs}, "both daemons fire the shared job"
     for row in _runs(fresh_db, "skipped"):
-        assert row["error"].startswith("skipped: another run holds the lock (")
+        assert row.error is not None and row.error.startswith("skipped: another run holds the lock (")
 
 
 def test_kill_9_mid_run_then_restart_marks_it_failed_and_runs_its_months_again(
@@ -142,17 +145,14 @@ def test_kill_9_mid_run_then_restart_marks_it_failed_and_runs_its_months_again(
     second = daemons.start(FAR_AWAY)
     daemons.wait_until("the redo run", lambda: _runs(fresh_db, "succeeded"))
     assert daemons.stop(second) == 0
-    old = ops.get_run(fresh_db, crashed["run_id"])
-    assert old["status"] == "failed"
-    assert old["error"].startswith(f"crashed: the process (pid {first.pid} on ")
-    assert [(s["stage"], s["status"]) for s in old["stages"]] == [("ingest", "succeeded"), ("transform", "failed")]
+    old = runs.get_run(fresh_db, crashed.run_id)
+    assert old.status == "failed"
+    assert old.error is not None and old.error.startswith(f"crashed: the process (pid {first.pid} on ")
+    assert [(s.stage, s.status) for s in old.stages] == [("ingest", "succeeded"), ("transform", "failed")]
     [redo] = _runs(fresh_db, "succeeded")
-    assert (redo["months"], redo["pid"]) == (MONTHS, second.pid)
+    assert (redo.months, redo.pid) == (MONTHS, second.pid)
     with fresh_db.connect() as conn:
-        assert (
-            scalar(conn, "select redo_of from ops.pipeline_runs where run_id = %s", (redo["run_id"],))
-            == crashed["run_id"]
-        )
+        assert scalar(conn, "select redo_of from ops.pipeline_runs where run_id = %s", (redo.run_id,)) == crashed.run_id
 
 
 def test_sigterm_lets_the_running_stage_finish_and_records_the_run_interrupted(
@@ -164,10 +164,10 @@ def test_sigterm_lets_the_running_stage_finish_and_records_the_run_interrupted(
     daemons.wait_until("the transform stage", lambda: _stage_started(fresh_db, "transform"))
     assert daemons.stop(proc) == 0
     [row] = _runs(fresh_db)
-    assert row["status"] == "interrupted"
-    assert row["error"] == "interrupted: shutdown requested; not run: validate, train, publish"
-    stages = ops.get_run(fresh_db, row["run_id"])["stages"]
-    assert [(s["stage"], s["status"]) for s in stages] == [("ingest", "succeeded"), ("transform", "succeeded")]
+    assert row.status == "interrupted"
+    assert row.error == "interrupted: shutdown requested; not run: validate, train, publish"
+    stages = runs.get_run(fresh_db, row.run_id).stages
+    assert [(s.stage, s.status) for s in stages] == [("ingest", "succeeded"), ("transform", "succeeded")]
     assert all(finished is not None for *_, finished in probe_rows(fresh_db))
     assert not (daemons.tmp_path / "data" / "models" / "CURRENT").exists()
 
@@ -180,7 +180,7 @@ def test_a_run_missed_while_the_daemon_was_down_runs_once_on_start(daemons: Daem
     now = datetime.now(UTC)
     cron = f"{(now.minute + 30) % 60} * * * *"  # hourly, half an hour from the next fire time
     settings = settings_for(fresh_db, daemons.tmp_path / "data", schedule_cron=cron, schedule_timezone="UTC")
-    ops.migrate(fresh_db)
+    schema.migrate(fresh_db)
     store = SQLAlchemyJobStore(url=fresh_db.url("psycopg"), tablename=scheduler.JOB_TABLE, tableschema="ops")
     down = BackgroundScheduler(jobstores={"default": store}, timezone="UTC")  # never started: it only builds the job
     store.start(down, "default")
@@ -211,9 +211,9 @@ def test_a_second_signal_stops_at_once_and_records_the_stage_interrupted(daemons
     daemons.wait_until("the first signal to be logged", lambda: "finishing the running stage" in daemons.logs())
     assert daemons.stop(proc) == 128 + signal.SIGTERM
     [row] = _runs(fresh_db)
-    assert (row["status"], row["error"]) == ("interrupted", "interrupted: signal 15 during a stage")
-    stages = ops.get_run(fresh_db, row["run_id"])["stages"]
-    assert [(s["stage"], s["status"]) for s in stages] == [("ingest", "succeeded"), ("transform", "interrupted")]
+    assert (row.status, row.error) == ("interrupted", "interrupted: signal 15 during a stage")
+    stages = runs.get_run(fresh_db, row.run_id).stages
+    assert [(s.stage, s.status) for s in stages] == [("ingest", "succeeded"), ("transform", "interrupted")]
 
 
 def test_a_hung_stage_times_out_releases_the_lock_and_alerts_once_per_run(
@@ -230,10 +230,10 @@ def test_a_hung_stage_times_out_releases_the_lock_and_alerts_once_per_run(
         )
         daemons.wait_until("two timed-out runs", lambda: len(_runs(fresh_db, "timed_out")) >= 2)
         assert daemons.stop(proc) == 0
-        timed_out = sorted(r["run_id"] for r in _runs(fresh_db, "timed_out"))
+        timed_out = sorted(r.run_id for r in _runs(fresh_db, "timed_out"))
         titles = receiver.wait_for(len(timed_out))
     assert _runs(fresh_db, "skipped") == [], "a later run found the lock still held"
     for run_id in timed_out:
-        stages = ops.get_run(fresh_db, run_id)["stages"]
-        assert [(s["stage"], s["status"]) for s in stages] == [("ingest", "succeeded"), ("transform", "timed_out")]
+        stages = runs.get_run(fresh_db, run_id).stages
+        assert [(s.stage, s.status) for s in stages] == [("ingest", "succeeded"), ("transform", "timed_out")]
     assert sorted(titles) == sorted(f"fares: run {i} timed out at transform" for i in timed_out)

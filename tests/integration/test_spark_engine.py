@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from fares.lakehouse import spark_missing
-from fares.settings import Settings
-from fares.warehouse import Warehouse, drop_database, start_embedded
+from fares.config.settings import Settings
+from fares.config.warehouse import Warehouse, drop_database, start_embedded
+from fares.engines.spark_session import spark_missing
 from tests.conftest import REPO_ROOT, ChainRun, make_database
 
 pytestmark = [
@@ -29,7 +29,7 @@ MONTHS = ["2020-01", "2020-02", "2020-03", "2020-04"]
 @pytest.fixture(scope="session")
 def spark_chain(tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
     """ingest -> dbt build -> validate -> train on Spark once; ops tables in a fresh database on the embedded server."""
-    from fares.pipeline import run_chain
+    from fares.chain.pipeline import run_chain
 
     server = start_embedded(
         Settings(database_url=None, data_dir=Path(os.environ.get("FARES_TEST_DATA_DIR", REPO_ROOT / ".data" / "test")))
@@ -42,7 +42,7 @@ def spark_chain(tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _spark_rows(run: ChainRun, sql: str) -> list[tuple[Any, ...]]:
-    from fares.lakehouse import get_spark
+    from fares.engines.spark_session import get_spark
 
     return [tuple(r) for r in get_spark(run.settings).sql(sql).collect()]
 
@@ -167,7 +167,8 @@ def test_ops_tables_stay_in_postgres(spark_chain: ChainRun) -> None:
 
 def test_a_reloaded_month_is_rebuilt_alone_by_partition_overwrite(spark_chain: ChainRun, tlc_samples: Path) -> None:
     """Last in the file: reloads 2020-02 with the same rows, so the comparisons above hold before and after."""
-    from fares.stages import run_dbt_for, run_ingest
+    from fares.chain.stages import run_ingest
+    from fares.engines import get_engine
 
     summary = "select source_month, service, raw_trips, kept_trips from intermediate.int_months_summarised"
     counts = "select source_month, service, count(*) from marts.fct_trips group by 1, 2"
@@ -176,7 +177,7 @@ def test_a_reloaded_month_is_rebuilt_alone_by_partition_overwrite(spark_chain: C
     old_files = {f.name for f in folder.glob("*.parquet")}
     run_ingest(spark_chain.settings, spark_chain.wh, str(tlc_samples), ["2020-02"], force=True)
     assert old_files and not old_files & {f.name for f in folder.glob("*.parquet")}  # a new load replaced the month
-    run_dbt_for(spark_chain.settings, ["build"])
+    get_engine(spark_chain.settings).run_dbt(spark_chain.wh, ["build"])
     builds = _spark_rows(
         spark_chain,
         "select planned_at, collect_list(source_month) from intermediate.trip_month_builds where built"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fares.settings import Settings
+from fares.config.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from fares import runlog
+from fares.chain import runlog
+from fares.chain.executor import is_transient
+from fares.chain.stages import DEFAULT_STAGES, select_stages
+from fares.config.settings import Settings
 from fares.ingestion.sources import Source, SourceUnreachable
-from fares.runs import is_transient
-from fares.runs_view import ERROR_WIDTH, format_runs_table
-from fares.settings import Settings
-from fares.stages import DEFAULT_STAGES, select_stages
+from fares.ops.render import ERROR_WIDTH, format_runs_table
+from fares.ops.runs import RunRecord, StageRecord
 
 
 def _closed_port() -> int:
@@ -50,21 +51,36 @@ def test_stages_from_a_point_or_only_some_keep_the_chain_order() -> None:
 
 def test_the_runs_table_fits_a_terminal_whatever_the_error() -> None:
     start = datetime(2025, 1, 2, 3, 0, tzinfo=UTC)
+    stages = [
+        StageRecord(7, name, start, start, status, 1, None, None, None)
+        for name, status in (("ingest", "succeeded"), ("transform", "failed"))
+    ]
     rows = [
-        {
-            "run_id": 7,
-            "status": "failed",
-            "started_at": start,
-            "finished_at": start + timedelta(seconds=42),
-            "trigger": "daemon",
-            "months": ["2024-01", "2024-02", "2024-03"],
-            "stages": [{"stage": "ingest", "status": "succeeded"}, {"stage": "transform", "status": "failed"}],
-            "error": "transform failed: dbt build failed (exit 1)\n" + "Failure in test " * 200,
-        }
+        RunRecord(
+            run_id=7,
+            status="failed",
+            started_at=start,
+            finished_at=start + timedelta(seconds=42),
+            trigger="daemon",
+            months=["2024-01", "2024-02", "2024-03"],
+            stages=stages,
+            error="transform failed: dbt build failed (exit 1)\n" + "Failure in test " * 200,
+            source=None,
+            model_version=None,
+            rows_in=None,
+            rows_out=None,
+            pid=None,
+            host=None,
+            redo_of=None,
+            stages_requested=None,
+            log_path=None,
+            validation_run_ids=None,
+        )
     ]
     lines = format_runs_table(rows).splitlines()
     assert lines[0].split() == ["run", "status", "started", "took", "by", "months", "stages", "error"]
-    assert lines[1].split()[:2] == ["7", "failed"] and "42s" in lines[1] and "2024-01..2024-03" in lines[1]
+    # the duration as fares.ops.render writes it everywhere a run is shown (the CLI's table wrote "42s" before)
+    assert lines[1].split()[:2] == ["7", "failed"] and "42.0 s" in lines[1] and "2024-01..2024-03" in lines[1]
     assert "ingest:ok transform:FAIL" in lines[1] and lines[1].endswith("transform failed: dbt build failed (exit 1)")
     assert max(len(line) for line in lines) < 60 + 60 + ERROR_WIDTH
     assert format_runs_table([]) == "(no runs yet)"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fares.settings import Settings
-from fares.stages import dbt_command
-from fares.warehouse import DBT_PROJECT_DIR
+from fares.config.settings import Settings
+from fares.config.warehouse import DBT_PROJECT_DIR
+from fares.engines.transform import dbt_command
 
 
 def _vars(cmd: list[str]) -> dict:

@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 
-from fares import lakehouse
-from fares.ingestion.schema import FHVHV_COLUMNS, YELLOW_COLUMNS
+from fares.config.settings import Settings
+from fares.config.warehouse import parse_database_url
+from fares.engines import get_engine
+from fares.engines import spark_session as lakehouse
+from fares.engines.raw_tables import FHVHV_COLUMNS, YELLOW_COLUMNS
+from fares.engines.spark import SparkEngine
+from fares.engines.transform import DbtFailed
 from fares.quality.suites import training_batches
-from fares.settings import Settings
 
 
 def test_engine_defaults_to_postgres_and_the_lake_lives_under_the_data_folder(tmp_path: Path) -> None:
@@ -54,21 +58,26 @@ def test_a_machine_without_java_gets_one_line_saying_so(monkeypatch: pytest.Monk
 
 def test_training_window_query_is_written_for_each_engine() -> None:
     postgres = next(b for b in training_batches() if b.label == "aligned window").query or ""
-    spark = next(b for b in training_batches(dialect="spark") if b.label == "aligned window").query or ""
+    spark_agg = SparkEngine(Settings(engine="spark")).sorted_string_agg("service")
+    spark = next(b for b in training_batches(services_list=spark_agg) if b.label == "aligned window").query or ""
     assert "string_agg(service, ',' order by service)" in postgres
     assert "select distinct source_month, service" in postgres and "select distinct source_month, service" in spark
     assert "string_agg" not in spark and "sort_array(collect_list(service))" in spark
 
 
 def test_spark_training_strata_filter_samples_by_a_hash_of_the_trip_id() -> None:
-    from fares.ml.spark_reader import stratum_filter
+    from fares.ml.sample import _part_query
 
-    assert stratum_filter("2024-01", "taxi", 1.0) == "(source_month = '2024-01' and service = 'taxi')"
-    assert stratum_filter("2024-01", "uber", 0.25).endswith("and pmod(xxhash64(trip_id), 1000000) < 250000)")
+    engine = get_engine(Settings(engine="spark"))
+    assert engine.hash_below("trip_id", 0.25) == "pmod(xxhash64(trip_id), 1000000) < 250000"
+    assert _part_query(engine, "2024-01", "taxi", 1.0).endswith(" where source_month = '2024-01' and service = 'taxi'")
+    assert _part_query(engine, "2024-01", "uber", 0.25).endswith(
+        " where source_month = '2024-01' and service = 'uber' and pmod(xxhash64(trip_id), 1000000) < 250000"
+    )
 
 
 def test_the_gate_planner_sql_runs_on_spark_with_its_parameters_inlined() -> None:
-    from fares.quality.spark_catalog import SparkConnection
+    from fares.engines.spark import SparkCatalog
 
     seen: list[str] = []
 
@@ -80,8 +89,7 @@ def test_the_gate_planner_sql_runs_on_spark_with_its_parameters_inlined() -> Non
         def collect(self) -> list[tuple[str]]:
             return [("2024-01",)]
 
-    conn = SparkConnection.__new__(SparkConnection)
-    conn.spark = FakeSpark()  # type: ignore[assignment]  # a stand-in for the two calls it makes
+    conn = SparkCatalog(FakeSpark())  # a stand-in for the two calls it makes
     sql = "select distinct source_month from t where source_month = any(%s) order by 1"
     assert conn.execute(sql, (["2024-01", "o'k"],)).fetchall() == [("2024-01",)]
     assert seen == ["select distinct source_month from t where source_month in ('2024-01', 'o\\'k') order by 1"]
@@ -108,15 +116,15 @@ def test_a_stage_timeout_cancels_the_spark_jobs_and_fails_the_dbt_nodes_not_star
             for callback in self.callbacks:
                 callback(compiling)  # before the timeout: nodes run
             for stop in list(cancel):
-                stop()  # what fares.runs does with the stage's cancel callbacks past its deadline
+                stop()  # what fares.chain.executor does with the stage's cancel callbacks past its deadline
             for callback in self.callbacks:
-                with pytest.raises(lakehouse.DbtSparkError, match="stopped") as refused:
+                with pytest.raises(DbtFailed, match="stopped") as refused:
                     callback(compiling)
                 seen.append(str(refused.value))
             return SimpleNamespace(success=False, result=None, exception=RuntimeError("nodes failed"))
 
     monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
-    with pytest.raises(lakehouse.DbtSparkError, match="dbt build failed on Spark"):
+    with pytest.raises(DbtFailed, match="dbt build failed on Spark"):
         lakehouse.run_dbt_spark(Settings(data_dir=tmp_path, engine="spark"), ["build"], cancel=cancel)
     assert cancelled == [True]
     assert seen == ["dbt was stopped (stage timeout)"]
@@ -124,22 +132,25 @@ def test_a_stage_timeout_cancels_the_spark_jobs_and_fails_the_dbt_nodes_not_star
 
 
 def test_dbt_runs_on_the_engine_of_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from fares import stages
+    from fares.chain import stages
+    from fares.engines import postgres, spark
 
+    wh = parse_database_url("postgresql://fares@127.0.0.1:5432/fares")  # never connected to: dbt is a stand-in
     calls: list[tuple[str, list[str]]] = []
-    monkeypatch.setattr(lakehouse, "run_dbt_spark", lambda settings, args, cancel=None: calls.append(("spark", args)))
-    monkeypatch.setattr(stages, "run_dbt", lambda settings, wh, args, **kw: calls.append(("postgres", args)))
-    monkeypatch.setattr("fares.warehouse.get_warehouse", lambda settings: None)
-    stages.run_dbt_for(Settings(data_dir=tmp_path, engine="spark"), ["docs", "generate"])
-    stages.run_dbt_for(Settings(data_dir=tmp_path), ["build"])
+    monkeypatch.setattr(spark, "run_dbt_spark", lambda settings, args, cancel=None: calls.append(("spark", args)))
+    monkeypatch.setattr(postgres, "run_dbt", lambda settings, wh, args, **kw: calls.append(("postgres", args)))
+    get_engine(Settings(data_dir=tmp_path, engine="spark")).run_dbt(wh, ["docs", "generate"])
+    get_engine(Settings(data_dir=tmp_path)).run_dbt(wh, ["build"])
     assert calls == [("spark", ["docs", "generate"]), ("postgres", ["build"])]
 
     def failing(settings: Settings, args: list[str], cancel: object = None) -> None:
-        raise lakehouse.DbtSparkError("dbt build failed on Spark\nfct_trips: boom")
+        raise DbtFailed("dbt build failed on Spark\nfct_trips: boom")
 
-    monkeypatch.setattr(lakehouse, "run_dbt_spark", failing)
+    monkeypatch.setattr(spark, "run_dbt_spark", failing)
+    with pytest.raises(DbtFailed, match="dbt build failed on Spark"):
+        get_engine(Settings(data_dir=tmp_path, engine="spark")).run_dbt(wh, ["build"])
     with pytest.raises(stages.StageError, match="transform: dbt build failed on Spark"):
-        stages.run_dbt_for(Settings(data_dir=tmp_path, engine="spark"), ["build"])
+        stages.run_transform(Settings(data_dir=tmp_path, engine="spark"), wh)
 
 
 def test_dbt_on_spark_gets_the_settings_vars_and_keeps_its_files_under_the_data_folder(

@@ -9,10 +9,11 @@ import httpx
 import psycopg
 import pytest
 
-from fares import runs, scheduler
-from fares.settings import Settings
-from fares.stages import StageError
-from fares.warehouse import WarehouseError
+from fares import scheduler
+from fares.chain import executor
+from fares.chain.stages import StageError
+from fares.config.settings import Settings
+from fares.config.warehouse import WarehouseError
 
 NY = ZoneInfo("America/New_York")
 
@@ -50,12 +51,12 @@ def test_a_malformed_schedule_says_what_is_expected() -> None:
 
 
 def test_only_connection_and_network_errors_are_transient() -> None:
-    assert runs.is_transient(WarehouseError("cannot connect"))
-    assert runs.is_transient(psycopg.OperationalError("server closed the connection"))
-    assert runs.is_transient(httpx.ConnectError("refused"))
+    assert executor.is_transient(WarehouseError("cannot connect"))
+    assert executor.is_transient(psycopg.OperationalError("server closed the connection"))
+    assert executor.is_transient(httpx.ConnectError("refused"))
     wrapped = RuntimeError("dlt load failed")
     wrapped.__cause__ = psycopg.OperationalError("terminating connection due to administrator command")
-    assert runs.is_transient(wrapped)
-    assert not runs.is_transient(ValueError("3 rows have a negative fare"))
-    assert not runs.is_transient(StageError("transform", "dbt build failed"))
-    assert not runs.is_transient(psycopg.errors.UniqueViolation("duplicate key"))
+    assert executor.is_transient(wrapped)
+    assert not executor.is_transient(ValueError("3 rows have a negative fare"))
+    assert not executor.is_transient(StageError("transform", "dbt build failed"))
+    assert not executor.is_transient(psycopg.errors.UniqueViolation("duplicate key"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fares.cli import build_parser, main
-from fares.settings import Settings, get_settings
+from fares.config.settings import Settings, get_settings
 
 
 def test_env_reaches_settings(monkeypatch: pytest.MonkeyPatch) -> None:

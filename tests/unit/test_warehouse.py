@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fares.settings import Settings
-from fares.warehouse import Warehouse, WarehouseError, get_warehouse, parse_database_url
+from fares.config.settings import Settings
+from fares.config.warehouse import Warehouse, WarehouseError, get_warehouse, parse_database_url
 
 
 def test_tcp_url_round_trips_to_every_form() -> None:
@@ -45,7 +45,7 @@ def test_wrong_scheme_is_a_clear_error() -> None:
 
 
 def test_caused_by_follows_the_cause_chain_and_survives_cycles() -> None:
-    from fares.warehouse import caused_by
+    from fares.config.warehouse import caused_by
 
     outer = RuntimeError("stage failed")
     outer.__cause__ = ConnectionResetError("server closed the connection")

@@ -11,11 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fares import alerts, ops, runlog, runs
-from fares.runs import RunContext, StageFn
-from fares.settings import Settings, get_settings
-from fares.stages import DEFAULT_STAGES, STAGES, StageError, select_stages
-from fares.warehouse import Warehouse, get_warehouse
+from fares.chain import runlog
+from fares.chain.executor import RunContext, StageFn, StageResult, execute_stages
+from fares.chain.stages import DEFAULT_STAGES, STAGES, PublishOutcome, StageError, select_stages
+from fares.config.settings import Settings, get_settings
+from fares.config.warehouse import Warehouse, get_warehouse
+from fares.ops import alerts, runs
+from fares.ops.locks import RunLock
+from fares.ops.runs import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ current: dict[str, Any] = {}  # the run in progress: wh, run_id (for recording a
 class ChainResult:
     """What one run of the chain did, stage by stage."""
 
-    stages: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)  # each stage's own result (StageResult.value)
     model_version: str | None = None
     promoted: bool = False
 
@@ -57,21 +60,20 @@ def record_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
 class _Started:
     """A run that holds the lock and has its row: what is needed to execute it (now or in a thread)."""
 
-    def __init__(self, settings: Settings, wh: Warehouse, lock: ops.RunLock, run_id: int, job: Run) -> None:
+    def __init__(self, settings: Settings, wh: Warehouse, lock: RunLock, run_id: int, job: Run) -> None:
         self.settings, self.wh, self.lock, self.run_id, self.job = settings, wh, lock, run_id, job
 
 
-def _begin(settings: Settings, job: Run) -> tuple[_Started | None, dict[str, Any]]:
-    """Take the lock and insert the run's row; (None, the skipped row) when another run holds the lock."""
+def _begin(settings: Settings, job: Run) -> tuple[_Started | None, RunRecord | None]:
+    """Take the lock and insert the run's row; (None, the skipped run) when another run holds the lock."""
     wh = get_warehouse(settings)
-    ops.migrate(wh)
     stages = job.stages or DEFAULT_STAGES
     names = list(stages)
     shown_source, shown_months = job.source or settings.tlc_source, job.months or settings.months or None
-    lock = ops.RunLock(wh)
+    lock = RunLock(wh)
     if not lock.acquire():
-        row = ops.get_run(wh, runs.record_skipped(wh, shown_months, shown_source, job.trigger, names))
-        alerts.after_run(settings, wh, row, {})
+        row = runs.get_run(wh, runs.record_skipped(wh, shown_months, shown_source, job.trigger, names))
+        alerts.after_run(settings, wh, row)
         return None, row
     try:
         crashed = runs.mark_crashed(wh)
@@ -81,10 +83,10 @@ def _begin(settings: Settings, job: Run) -> tuple[_Started | None, dict[str, Any
     except BaseException:
         lock.release()
         raise
-    return _Started(settings, wh, lock, run_id, job), {}
+    return _Started(settings, wh, lock, run_id, job), None
 
 
-def _execute(started: _Started) -> tuple[dict[str, Any], dict[str, Any]]:
+def _execute(started: _Started) -> tuple[RunRecord, dict[str, StageResult]]:
     """Run the stages of a begun run, record the outcome, alert, release the lock; (run row, stage results)."""
     settings, wh, run_id, job = started.settings, started.wh, started.run_id, started.job
     ctx = RunContext(settings, wh, job.source, job.months, run_id, params=dict(job.params))
@@ -93,33 +95,43 @@ def _execute(started: _Started) -> tuple[dict[str, Any], dict[str, Any]]:
             runs.set_run_facts(wh, run_id, log_path=str(log_path))
             current.update(wh=wh, run_id=run_id)
             try:
-                status, error = runs.execute_stages(ctx, job.stages or DEFAULT_STAGES, started.lock, stop_requested)
+                status, error = execute_stages(ctx, job.stages or DEFAULT_STAGES, started.lock, stop_requested)
             except BaseException as exc:  # Ctrl+C in `fares run`, or the bookkeeping itself failed
                 record_interrupted(wh, run_id, f"interrupted: {type(exc).__name__}: {exc}")
                 raise
-            got = ctx.results
+            published = _published(ctx.results)
+            ingested, built = ctx.results.get("ingest"), ctx.results.get("transform")
             runs.finish_run(
                 wh,
                 run_id,
                 status,
                 error,
-                runs.result_field(got.get("publish"), "model_version"),
-                runs.result_field(got.get("ingest"), "rows_out"),
-                runs.result_field(got.get("transform"), "rows_out"),
+                published.model_version if published else None,
+                ingested.rows_out if ingested else None,
+                built.rows_out if built else None,
             )
             log.info("run %s %s%s", run_id, status, f": {error}" if error else "")
     finally:
         current.clear()
         started.lock.release()
-    row = ops.get_run(wh, run_id)
-    alerts.after_run(settings, wh, row, ctx.results)
+    row = runs.get_run(wh, run_id)
+    published = _published(ctx.results)
+    alerts.after_run(settings, wh, row, published.kept_model if published else None)
     return row, ctx.results
 
 
-def run_job(settings: Settings, job: Run) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run `job` now under the pipeline lock and record it; returns (run row with stages, stage results)."""
+def _published(results: dict[str, StageResult]) -> PublishOutcome | None:
+    done = results.get("publish")
+    return done.value if done is not None and isinstance(done.value, PublishOutcome) else None
+
+
+def run_job(settings: Settings, job: Run) -> tuple[RunRecord, dict[str, StageResult]]:
+    """Run `job` now under the pipeline lock and record it; returns (the run with its stages, stage results)."""
     started, skipped = _begin(settings, job)
-    return (skipped, {}) if started is None else _execute(started)
+    if started is None:
+        assert skipped is not None  # noqa: S101 - _begin returns one of the two
+        return skipped, {}
+    return _execute(started)
 
 
 def run_once(
@@ -131,8 +143,8 @@ def run_once(
     redo_of: int | None = None,
     trigger: str = "cli",
     params: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Run the chain (or `stages`) now under the pipeline lock and record it; returns the run row plus `stages`.
+) -> RunRecord:
+    """Run the chain (or `stages`) now under the pipeline lock and record it; returns the run with its stages.
 
     `status` is 'succeeded', 'failed' (a stage failed; later stages did not run, the current model is untouched),
     'timed_out' (a stage or the run passed its limit), 'interrupted' (shutdown) or 'skipped' (another run held the
@@ -141,13 +153,14 @@ def run_once(
     return run_job(settings, Run(source, months, stages, redo_of, trigger, dict(params or {})))[0]
 
 
-def start_in_background(settings: Settings, job: Run) -> dict[str, Any]:
-    """Take the lock and record the run now, run its stages in a thread; returns the 'running' (or skipped) row."""
+def start_in_background(settings: Settings, job: Run) -> RunRecord:
+    """Take the lock and record the run now, run its stages in a thread; returns the 'running' (or skipped) run."""
     started, skipped = _begin(settings, job)
     if started is None:
+        assert skipped is not None  # noqa: S101 - _begin returns one of the two
         return skipped
     threading.Thread(target=_execute, args=(started,), name=f"run-{started.run_id}", daemon=True).start()
-    return ops.get_run(started.wh, started.run_id)
+    return runs.get_run(started.wh, started.run_id)
 
 
 def run_chain(
@@ -156,12 +169,12 @@ def run_chain(
     """Run every stage once, in order, recorded like run_once; raises StageError naming the first failing stage."""
     settings = settings or get_settings()
     row, results = run_job(settings, Run(source, months))
-    if row["status"] != "succeeded":
-        failed = next((s["stage"] for s in row["stages"] if s["status"] != "succeeded"), "chain")
-        raise StageError(failed, row["error"] or row["status"])
-    trained = results.get("train", {}).get("value")
+    if row.status != "succeeded":
+        failed = next((s.stage for s in row.stages if s.status != "succeeded"), "chain")
+        raise StageError(failed, row.error or row.status)
+    trained = results["train"].value if "train" in results else None
     return ChainResult(
-        stages={k: v.get("value", v) if isinstance(v, dict) else v for k, v in results.items()},
+        stages={k: v.value for k, v in results.items()},
         model_version=trained.version if trained is not None else None,
         promoted=bool(trained is not None and trained.promoted),
     )

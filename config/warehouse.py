@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from fares.settings import PACKAGE_DIR, Settings
+from fares.config.settings import PACKAGE_DIR, Settings
 
 if TYPE_CHECKING:
     import psycopg

@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fares import ops
-from fares.settings import Settings
-from fares.warehouse import Warehouse
+from fares.config.settings import Settings
+from fares.config.warehouse import Warehouse
+from fares.ops import runs
+from fares.ops.render import format_run
+from fares.ops.runs import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -67,44 +69,42 @@ def _already(wh: Warehouse, event: str, run_id: int | None) -> bool:
     return row is not None
 
 
-def after_run(settings: Settings, wh: Warehouse, run: dict[str, Any], results: dict[str, Any]) -> None:
-    """The alerts one finished run calls for (never raises: alerting must not fail the run)."""
+def after_run(settings: Settings, wh: Warehouse, run: RunRecord, kept_model: str | None = None) -> None:
+    """The alerts one finished run calls for (never raises: alerting must not fail the run).
+
+    `kept_model`: why the run's retrained model was not published (None when it was, or none was trained).
+    """
     try:
-        _after_run(settings, wh, run, results)
+        _after_run(settings, wh, run, kept_model)
     except Exception:
-        log.exception("alerting after run %s failed", run.get("run_id"))
+        log.exception("alerting after run %s failed", run.run_id)
 
 
-def _after_run(settings: Settings, wh: Warehouse, run: dict[str, Any], results: dict[str, Any]) -> None:
-    ops.migrate(wh)
-    run_id, status, error = run["run_id"], run["status"], run.get("error") or ""
-    failed_stage = next((s["stage"] for s in run.get("stages", []) if s["status"] in ("failed", "timed_out")), None)
+def _after_run(settings: Settings, wh: Warehouse, run: RunRecord, kept_model: str | None) -> None:
+    run_id, status, failed_stage = run.run_id, run.status, run.failed_stage
+    body = format_run(run)  # the same text as `fares runs show` and the run's page
     if status == "failed" and failed_stage == "validate":
-        raise_alert(settings, wh, "quality_gate_failed", f"fares: quality gate failed (run {run_id})", error, run_id)
+        raise_alert(settings, wh, "quality_gate_failed", f"fares: quality gate failed (run {run_id})", body, run_id)
     elif status == "failed":
-        raise_alert(settings, wh, "run_failed", f"fares: run {run_id} failed at {failed_stage}", error, run_id)
+        raise_alert(settings, wh, "run_failed", f"fares: run {run_id} failed at {failed_stage}", body, run_id)
     elif status == "timed_out":
-        raise_alert(settings, wh, "run_timed_out", f"fares: run {run_id} timed out at {failed_stage}", error, run_id)
+        raise_alert(settings, wh, "run_timed_out", f"fares: run {run_id} timed out at {failed_stage}", body, run_id)
     elif status == "skipped":
         _lock_held(settings, wh, run)
     elif status == "succeeded":
-        published = results.get("publish")
-        if isinstance(published, dict) and not published.get("published") and published.get("retrained"):
-            reason = published.get("reason") or "judged worse than the current model"
+        if kept_model is not None:
             raise_alert(
-                settings, wh, "model_not_promoted", f"fares: run {run_id} kept the current model", reason, run_id
+                settings, wh, "model_not_promoted", f"fares: run {run_id} kept the current model", kept_model, run_id
             )
         resolve(settings, wh, run_id)
 
 
-def _lock_held(settings: Settings, wh: Warehouse, run: dict[str, Any]) -> None:
-    from fares import runs
-
+def _lock_held(settings: Settings, wh: Warehouse, run: RunRecord) -> None:
     holder = runs.running_since(wh)
     if holder is None or holder[1] < settings.run_timeout_seconds or _already(wh, "lock_held", holder[0]):
         return
     hours = holder[1] / 3600
-    body = f"{run.get('error')}; it has held the lock for {hours:.1f} h, past FARES_RUN_TIMEOUT_SECONDS"
+    body = f"{run.error}; it has held the lock for {hours:.1f} h, past FARES_RUN_TIMEOUT_SECONDS"
     raise_alert(
         settings, wh, "lock_held", f"fares: run {holder[0]} holds the run lock for {hours:.1f} h", body, holder[0]
     )
@@ -114,8 +114,8 @@ def crashed(settings: Settings, wh: Warehouse, run_ids: list[int]) -> None:
     """One alert per run found left 'running' by a dead process."""
     for run_id in run_ids:
         try:
-            error = ops.get_run(wh, run_id).get("error") or "the process stopped mid-run"
-            raise_alert(settings, wh, "run_crashed", f"fares: run {run_id} crashed", error, run_id)
+            body = format_run(runs.get_run(wh, run_id))
+            raise_alert(settings, wh, "run_crashed", f"fares: run {run_id} crashed", body, run_id)
         except Exception:
             log.exception("alerting the crash of run %s failed", run_id)
 
@@ -141,21 +141,16 @@ def resolve(settings: Settings, wh: Warehouse, run_id: int) -> None:
 
 def check_stale(settings: Settings, wh: Warehouse) -> bool:
     """Alert once when no run succeeded for FARES_ALERT_STALE_HOURS (counted from the first run before any success)."""
-    ops.migrate(wh)
-    with wh.connect() as conn:
-        row = conn.execute(
-            "select coalesce(max(finished_at) filter (where status = 'succeeded'), min(started_at)),"
-            " extract(epoch from now() - coalesce(max(finished_at) filter (where status = 'succeeded'),"
-            " min(started_at)))::float8 from ops.pipeline_runs where status <> 'skipped'"
-        ).fetchone()
-    if row is None or row[0] is None or row[1] < settings.alert_stale_hours * 3600 or _already(wh, "stale", None):
+    last = runs.last_success(wh)
+    if last is None or last[1] < settings.alert_stale_hours * 3600 or _already(wh, "stale", None):
         return False
+    at, seconds = last
     raise_alert(
         settings,
         wh,
         "stale",
-        f"fares: no successful run for {row[1] / 3600:.1f} h",
-        f"the last successful run finished at {row[0]:%Y-%m-%d %H:%M %Z} (limit FARES_ALERT_STALE_HOURS="
+        f"fares: no successful run for {seconds / 3600:.1f} h",
+        f"the last successful run finished at {at:%Y-%m-%d %H:%M %Z} (limit FARES_ALERT_STALE_HOURS="
         f"{settings.alert_stale_hours:g})",
     )
     return True

@@ -13,17 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fares.ingestion.schema import LINEAGE_COLUMNS, TRIP_COLUMNS
+from fares.engines.raw_tables import LINEAGE_COLUMNS, TABLES, TRIP_COLUMNS
+from fares.engines.transform import DbtFailed, dbt_command
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from fares.settings import Settings
+    from fares.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RAW = "raw"
-TRIP_TABLES = {"yellow": "yellow_trips", "fhvhv": "fhvhv_trips"}
 _SPARK_TYPES = {"int64": "bigint", "double": "double", "string": "string", "timestamp[us]": "timestamp"}
 # Small tables dlt replaces whole; Spark infers their schema from the parquet files.
 SMALL_TABLES = ("zones", "zone_shapes")
@@ -140,7 +140,7 @@ def register_raw_tables(spark: SparkSession, settings: Settings) -> list[str]:
     """
     spark.sql(f"create database if not exists {RAW}")
     names: list[str] = []
-    for kind, table in TRIP_TABLES.items():
+    for kind, table in TABLES.items():
         location = lake_path(settings, RAW, table)
         if is_local_lake(settings) and not Path(location).exists():
             continue
@@ -160,10 +160,6 @@ def register_raw_tables(spark: SparkSession, settings: Settings) -> list[str]:
     return names
 
 
-class DbtSparkError(RuntimeError):
-    """`dbt` on Spark failed; the message carries the failed nodes and dbt's errors."""
-
-
 def run_dbt_spark(settings: Settings, args: list[str], cancel: list[Callable[[], None]] | None = None) -> Any:
     """Run `dbt <args>` on the spark target inside this process's SparkSession (after registering the lake's tables).
 
@@ -173,13 +169,11 @@ def run_dbt_spark(settings: Settings, args: list[str], cancel: list[Callable[[],
     yet fails at once, while the session stays usable (a second Hive session in one JVM cannot reopen Derby).
 
     Raises:
-        DbtSparkError: dbt reported a failure (message lists the failed nodes).
+        DbtFailed: dbt reported a failure (message lists the failed nodes).
     """
     import threading
 
     from dbt.cli.main import dbtRunner
-
-    from fares.stages import dbt_command
 
     spark = get_spark(settings)
     register_raw_tables(spark, settings)
@@ -199,7 +193,7 @@ def run_dbt_spark(settings: Settings, args: list[str], cancel: list[Callable[[],
     def refuse_after_stop(event: Any) -> None:
         # Raised inside dbt's node runner, so the node fails before it sends any SQL to Spark.
         if stopped.is_set() and event.info.name == "NodeCompiling":
-            raise DbtSparkError("dbt was stopped (stage timeout)")
+            raise DbtFailed("dbt was stopped (stage timeout)")
 
     log.info("running dbt %s (spark)", " ".join(args))
     if cancel is not None:
@@ -215,12 +209,5 @@ def run_dbt_spark(settings: Settings, args: list[str], cancel: list[Callable[[],
             if str(getattr(node, "status", "")) in ("error", "fail"):
                 failed.append(f"{node.node.name}: {(node.message or '').strip()[:400]}")
         detail = "\n".join(failed) or str(result.exception or "see dbt's log")
-        raise DbtSparkError(f"dbt {' '.join(args)} failed on Spark\n{detail}")
+        raise DbtFailed(f"dbt {' '.join(args)} failed on Spark\n{detail}")
     return result
-
-
-def count_rows(settings: Settings, tables: tuple[str, ...]) -> int | None:
-    """Rows in those of `tables` that exist in Spark's catalog; None when none does."""
-    spark = get_spark(settings)
-    present = [t for t in tables if spark.catalog.tableExists(t)]
-    return sum(spark.table(t).count() for t in present) if present else None

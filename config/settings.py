@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Where the code and dbt_project/ live: the repository in a checkout, site-packages/fares in an installed package.
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 TLC_BASE_URL = "https://d37ci6vzurychx.cloudfront.net"
 
 
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
         ge=1,
         description=(
             "Newest aligned months the training sample is drawn from; also dbt's var zone_pair_months (the holdout, "
-            "zone-pair typicals and Uber levels), passed by fares.stages.run_dbt."
+            "zone-pair typicals and Uber levels), passed by fares.engines.transform.dbt_vars."
         ),
     )
     train_rows_per_month: int = Field(
@@ -124,6 +124,15 @@ class Settings(BaseSettings):
     def spark_dir(self) -> Path:
         """Spark engine: the local warehouse (marts), metastore and scratch folders."""
         return self.data_dir / "spark"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Folder of the per-run folders (run.log, dbt's run_results.json)."""
+        return self.data_dir / "runs"
+
+    def run_dir(self, run_id: int) -> Path:
+        """The folder of one run's files (not created here: `fares.chain.runlog` creates it when the run starts)."""
+        return self.runs_dir / str(run_id)
 
     @property
     def downloads_dir(self) -> Path:

@@ -15,7 +15,7 @@ import re
 import psycopg
 from psycopg import sql
 
-from fares.warehouse import Warehouse
+from fares.config.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

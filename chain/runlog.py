@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fares.settings import Settings
+from fares.config.settings import Settings
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(run)s%(message)s"
 _state: dict[str, int | None] = {"run_id": None}  # one run at a time per process (the run lock sees to it)
@@ -28,8 +28,8 @@ def install() -> None:
 
 
 def run_dir(settings: Settings, run_id: int) -> Path:
-    """The folder of one run's files (run.log, dbt's run_results.json), created on demand."""
-    folder = settings.data_dir / "runs" / str(run_id)
+    """The folder of one run's files (run.log, dbt's run_results.json: `Settings.run_dir`), created here."""
+    folder = settings.run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -9,21 +9,20 @@ month's older files, so a failed load leaves the month's earlier data in place.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fares.ingestion.loader import FILE_ROWS, FileLoadError, _batches, _open_checked, _root_message
-from fares.ingestion.schema import TABLES, dlt_columns
+from fares.engines.base import FILE_ROWS, LoadError, root_message
 
 if TYPE_CHECKING:
     import dlt
+    import pyarrow as pa
     from dlt.common.schema.typing import TTableSchemaColumns
     from fsspec import AbstractFileSystem
 
-    from fares.ingestion.progress import Progress
-    from fares.settings import Settings
-    from fares.warehouse import Warehouse
+    from fares.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +75,9 @@ def make_lake_sink(settings: Settings) -> LakeSink:
     return LakeSink(location, str(settings.data_dir / "dlt" / "lake"))
 
 
-def month_folder(sink: LakeSink, kind: str, month: str) -> str:
-    """The lake folder holding one month of one kind."""
-    return sink.folder(TABLES[kind], f"source_month={month}")
+def month_folder(sink: LakeSink, table: str, month: str) -> str:
+    """The lake folder holding one month of raw.<table>."""
+    return sink.folder(table, f"source_month={month}")
 
 
 def _remove_files(sink: LakeSink, folder: str, keep_load_id: str | None) -> int:
@@ -94,57 +93,52 @@ def _remove_files(sink: LakeSink, folder: str, keep_load_id: str | None) -> int:
     return len(stale)
 
 
-def load_trip_file(
-    sink: LakeSink,
-    wh: Warehouse,
-    path: Path,
-    kind: str,
-    month: str,
-    sample: float | None = None,
-    progress: Progress | None = None,
-) -> tuple[int, str | None]:
-    """Write one TLC file as the lake's month of `kind`, replacing what the month held before (`wh`, the ops
-    database, is not written: the signature is the PostgreSQL loader's).
+class LakeWriter:
+    """The Spark engine's raw writer: dlt's filesystem destination into the lake (the ledger stays in PostgreSQL)."""
 
-    Returns:
-        (rows written, dlt load id).
-    """
-    import dlt
+    def __init__(self, sink: LakeSink) -> None:
+        self.sink = sink
 
-    _open_checked(path, kind)
-    counter = {"rows": 0}
-    columns = dlt_columns(kind)
-    columns["_dlt_id"] = {"name": "_dlt_id", "data_type": "text", "nullable": False}
-    resource = dlt.resource(
-        _batches(path, kind, month, sample, counter, progress),
-        name=TABLES[kind],
-        table_name=TABLES[kind],
-        write_disposition="append",
-        columns=columns,
-    )
-    pipeline = sink.pipeline(_TRIP_LAYOUT, month)
-    try:
-        info = pipeline.run(resource, loader_file_format="parquet")
-    except Exception as exc:
-        pipeline.abort_packages()
-        raise FileLoadError(_root_message(exc, path.name)) from exc
-    load_id = info.loads_ids[-1] if info.loads_ids else None
-    removed = _remove_files(sink, month_folder(sink, kind, month), load_id if counter["rows"] else None)
-    log.debug("%s %s: %d older file(s) replaced", kind, month, removed)
-    return counter["rows"], load_id
+    def write_month(
+        self, table: str, month: str, file: str, batches: Iterable[pa.Table], columns: TTableSchemaColumns
+    ) -> tuple[int, str | None]:
+        """Write `batches` as the lake's month of raw.<table>, replacing what the month held before.
 
+        Returns:
+            (rows written, dlt load id).
+        """
+        import dlt
 
-def load_rows(
-    sink: LakeSink, table: str, rows: list[dict[str, Any]], columns: TTableSchemaColumns, file: str
-) -> str | None:
-    """Replace the lake's `table` (zones, shapes) with `rows`; returns the load id."""
-    import dlt
+        counter = {"rows": 0}
 
-    resource = dlt.resource(rows, name=table, table_name=table, write_disposition="replace", columns=columns)
-    pipeline = sink.pipeline(_TABLE_LAYOUT)
-    try:
-        info = pipeline.run(resource, loader_file_format="parquet")
-    except Exception as exc:
-        pipeline.abort_packages()
-        raise FileLoadError(_root_message(exc, file)) from exc
-    return info.loads_ids[-1] if info.loads_ids else None
+        def counted() -> Iterator[pa.Table]:
+            for batch in batches:
+                counter["rows"] += batch.num_rows
+                yield batch
+
+        resource = dlt.resource(counted(), name=table, table_name=table, write_disposition="append", columns=columns)
+        pipeline = self.sink.pipeline(_TRIP_LAYOUT, month)
+        try:
+            info = pipeline.run(resource, loader_file_format="parquet")
+        except Exception as exc:
+            pipeline.abort_packages()
+            raise LoadError(root_message(exc, file)) from exc
+        load_id = info.loads_ids[-1] if info.loads_ids else None
+        removed = _remove_files(self.sink, month_folder(self.sink, table, month), load_id if counter["rows"] else None)
+        log.debug("%s %s: %d older file(s) replaced", table, month, removed)
+        return counter["rows"], load_id
+
+    def write_table(
+        self, table: str, rows: list[dict[str, Any]], columns: TTableSchemaColumns, file: str
+    ) -> str | None:
+        """Replace the lake's `table` (zones, shapes) with `rows`; returns the load id."""
+        import dlt
+
+        resource = dlt.resource(rows, name=table, table_name=table, write_disposition="replace", columns=columns)
+        pipeline = self.sink.pipeline(_TABLE_LAYOUT)
+        try:
+            info = pipeline.run(resource, loader_file_format="parquet")
+        except Exception as exc:
+            pipeline.abort_packages()
+            raise LoadError(root_message(exc, file)) from exc
+        return info.loads_ids[-1] if info.loads_ids else None

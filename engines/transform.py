@@ -1,0 +1,139 @@
+"""Running dbt: the command line (project, profiles, the vars that are settings) and dbt as a child process.
+
+Both engines build their dbt command here; PostgreSQL runs it as a subprocess (`run_dbt`), Spark in its session.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fares.config.settings import Settings
+from fares.config.warehouse import DBT_PROJECT_DIR, Warehouse, dbt_environment
+
+log = logging.getLogger(__name__)
+
+
+class DbtFailed(RuntimeError):
+    """dbt reported a failure; the message carries dbt's own output (the failed nodes)."""
+
+
+class DbtTimeout(RuntimeError):
+    """dbt ran past its time limit and was stopped."""
+
+    transient = False
+
+
+def _dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def project_var(name: str) -> Any:
+    """A var's default in dbt_project.yml: for rules dbt applies and Python must apply alike (the holdout fraction),
+    dbt's file is the one definition."""
+    import yaml
+
+    with (DBT_PROJECT_DIR / "dbt_project.yml").open(encoding="utf-8") as project:
+        return yaml.safe_load(project)["vars"][name]
+
+
+def dbt_vars(settings: Settings) -> dict[str, Any]:
+    """The dbt vars that are settings: `zone_pair_months` is FARES_TRAIN_MONTHS, the one training window that bounds
+    the holdout, the zone-pair typicals and the Uber levels in dbt and the training sample in ml/."""
+    return {"zone_pair_months": settings.train_months}
+
+
+def dbt_command(settings: Settings, args: list[str]) -> list[str]:
+    """The dbt command line for `args`: the project, and `--vars` with dbt_vars(settings) plus any vars the caller
+    passes (`fares dbt build --vars '{max_trip_miles: 80}'`, for an experiment).
+
+    Raises ValueError when the caller's vars give a var that is a setting another value: set the setting instead.
+    """
+    rest: list[str] = []
+    given: dict[str, Any] = {}
+    items = iter(args)
+    for arg in items:
+        if arg == "--vars" or arg.startswith("--vars="):
+            import yaml
+
+            text = arg.partition("=")[2] if arg.startswith("--vars=") else next(items, "")
+            given |= yaml.safe_load(text) or {}  # dbt reads --vars as YAML (JSON is YAML too)
+        else:
+            rest.append(arg)
+    ours = dbt_vars(settings)
+    clash = {k: v for k, v in given.items() if k in ours and v != ours[k]}
+    if clash:
+        raise ValueError(
+            f"dbt var(s) {sorted(clash)} come from the settings (zone_pair_months is FARES_TRAIN_MONTHS, "
+            f"{settings.train_months} now): set the setting instead, so training reads the same window"
+        )
+    cmd = [_dbt_executable(), *rest, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    if rest and not rest[0].startswith("-"):  # a sub-command; `dbt --version` and the like take no vars
+        cmd += ["--vars", json.dumps(given | ours)]
+    return cmd
+
+
+def run_dbt(
+    settings: Settings,
+    wh: Warehouse,
+    args: list[str],
+    capture: bool = True,
+    timeout: float | None = None,
+    cancel: list[Callable[[], None]] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `dbt <args>` in dbt_project/ against `wh` (PostgreSQL) in its own process; raises DbtFailed with dbt's
+    own output on failure.
+
+    dbt writes its target/ and logs/ under `settings.dbt_dir`, never into the (possibly installed) dbt_project/, and
+    gets the vars that are settings (dbt_vars).
+
+    `timeout` (seconds) kills dbt and its children past it (DbtTimeout); `cancel` (a run stage's cancel callbacks)
+    gets the same kill while dbt runs.
+    """
+    cmd = dbt_command(settings, args)
+    log.info("running %s", " ".join(cmd))
+    out = subprocess.PIPE if capture else None
+    proc = subprocess.Popen(  # noqa: S603 - fixed executable, arguments from our own code
+        cmd,
+        cwd=DBT_PROJECT_DIR,
+        env=dbt_environment(wh, settings),
+        text=True,
+        stdout=out,
+        stderr=subprocess.STDOUT if capture else None,
+        start_new_session=True,  # its own process group: a timeout kills dbt's threads and children too
+    )
+    kill = functools.partial(_kill_group, proc)
+    if cancel is not None:
+        cancel.append(kill)
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        kill()
+        proc.communicate()
+        raise DbtTimeout(f"dbt {' '.join(args)} timed out after {timeout:.0f} s and was stopped") from exc
+    finally:
+        if cancel is not None and kill in cancel:
+            cancel.remove(kill)
+    for line in (stdout or "").splitlines():
+        log.info("dbt: %s", line)
+    if proc.returncode != 0:
+        if proc.returncode < 0:
+            raise DbtFailed(f"dbt {' '.join(args)} was stopped (signal {-proc.returncode})")
+        tail = "\n".join((stdout or "").splitlines()[-40:]) if capture else ""
+        raise DbtFailed(f"dbt {' '.join(args)} failed (exit {proc.returncode})\n{tail}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, None)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        log.warning("stopping dbt (pid %d)", proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,122 @@
+"""The ingest ledger, ops.ingested_files: what the loader loaded (file, size/ETag, rows, load id, time) or failed to."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from fares.config.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What is known of one file: its last successful load (facts) and its last attempt (status, error)."""
+
+    file: str
+    kind: str  # yellow | fhvhv | zones | zone_shapes
+    month: str | None
+    source: str
+    size_bytes: int | None
+    etag: str | None
+    sample: float | None
+    rows: int | None
+    load_id: str | None
+    status: str  # loaded | failed: the last attempt
+    loaded_at: datetime | None
+    last_attempt_at: datetime
+    last_error: str | None
+
+    def is_version(self, size: int | None, etag: str | None, sample: float | None) -> bool:
+        """True when this exact file version (and sample) is what is loaded."""
+        if self.status != "loaded" or self.sample != sample:
+            return False
+        if etag and self.etag:
+            return self.etag == etag
+        return size is not None and self.size_bytes == size
+
+
+@dataclass(frozen=True)
+class MonthRows:
+    """Trip rows the ledger says are loaded for one month and kind."""
+
+    month: str
+    kind: str
+    rows: int
+
+
+_COLUMNS = tuple(f.name for f in fields(LedgerEntry))
+
+
+def forget_months(wh: Warehouse, months: list[str]) -> int:
+    """Drop the ledger's rows of these months, so their files load again even if unchanged; returns rows dropped."""
+    with wh.connect() as conn:
+        return conn.execute("delete from ops.ingested_files where month = any(%s)", (months,)).rowcount
+
+
+def read_ledger(wh: Warehouse) -> dict[str, LedgerEntry]:
+    """Every ledger entry by file name."""
+    with wh.connect() as conn:
+        cur = conn.execute(f"select {', '.join(_COLUMNS)} from ops.ingested_files order by kind, month, file")  # noqa: S608 - fixed names
+        return {row[0]: LedgerEntry(*row) for row in cur.fetchall()}
+
+
+def loaded_trip_files(wh: Warehouse, kinds: tuple[str, ...], months: list[str]) -> list[LedgerEntry]:
+    """The loaded files of these kinds and months, by month and kind."""
+    with wh.connect() as conn:
+        cur = conn.execute(
+            f"select {', '.join(_COLUMNS)} from ops.ingested_files"  # noqa: S608 - fixed names
+            " where status = 'loaded' and kind = any(%s) and month = any(%s) order by month, kind",
+            (list(kinds), months),
+        )
+        return [LedgerEntry(*row) for row in cur.fetchall()]
+
+
+def rows_loaded_per_month(wh: Warehouse) -> list[MonthRows]:
+    """Trip rows the ledger says are loaded, per month and kind (the dashboard's chart)."""
+    with wh.connect() as conn:
+        rows = conn.execute(
+            "select month, kind, sum(rows)::bigint from ops.ingested_files"
+            " where month is not null and status = 'loaded' group by month, kind order by month, kind"
+        ).fetchall()
+    return [MonthRows(m, k, int(n or 0)) for m, k, n in rows]
+
+
+def record_loaded(
+    wh: Warehouse,
+    file: str,
+    kind: str,
+    month: str | None,
+    source: str,
+    size: int | None,
+    etag: str | None,
+    sample: float | None,
+    rows: int,
+    load_id: str | None,
+) -> None:
+    """Remember a successful load of `file` (replacing what was known of it)."""
+    with wh.connect() as conn:
+        conn.execute(
+            """insert into ops.ingested_files (file, kind, month, source, size_bytes, etag, sample, rows, load_id,
+                                               status, loaded_at, last_attempt_at, last_error)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'loaded', now(), now(), null)
+               on conflict (file) do update set kind = excluded.kind, month = excluded.month,
+                   source = excluded.source, size_bytes = excluded.size_bytes, etag = excluded.etag,
+                   sample = excluded.sample, rows = excluded.rows, load_id = excluded.load_id, status = 'loaded',
+                   loaded_at = excluded.loaded_at, last_attempt_at = excluded.last_attempt_at, last_error = null""",
+            (file, kind, month, source, size, etag, sample, rows, load_id),
+        )
+
+
+def record_failed(wh: Warehouse, file: str, kind: str, month: str | None, source: str, error: str) -> None:
+    """Remember a failed attempt; the data of an earlier successful load stays and so do its facts."""
+    with wh.connect() as conn:
+        conn.execute(
+            """insert into ops.ingested_files (file, kind, month, source, status, last_attempt_at, last_error)
+               values (%s, %s, %s, %s, 'failed', now(), %s)
+               on conflict (file) do update set status = 'failed', last_attempt_at = now(),
+                   last_error = excluded.last_error""",
+            (file, kind, month, source, error[:2000]),
+        )

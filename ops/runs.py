@@ -1,0 +1,306 @@
+"""Run and stage records (ops.pipeline_runs, ops.stage_runs): written for the chain, read by the CLI, API, alerts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from fares.config.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+CRASHED = "crashed:"
+_MAX_ERROR = 4000
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """One stage of a recorded run (a row of ops.stage_runs)."""
+
+    run_id: int
+    stage: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # running | succeeded | failed | interrupted | timed_out
+    attempts: int
+    rows_in: int | None
+    rows_out: int | None
+    error: str | None
+
+    @property
+    def seconds(self) -> float | None:
+        """How long the stage took (None while it runs)."""
+        return None if self.finished_at is None else (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One recorded run of the chain (a row of ops.pipeline_runs) with its stages, oldest first."""
+
+    run_id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # running | succeeded | failed | interrupted | skipped | timed_out
+    months: list[str] | None
+    source: str | None
+    error: str | None
+    model_version: str | None
+    rows_in: int | None
+    rows_out: int | None
+    pid: int | None
+    host: str | None
+    redo_of: int | None
+    trigger: str | None
+    stages_requested: list[str] | None
+    log_path: str | None
+    validation_run_ids: list[str] | None
+    stages: list[StageRecord] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float | None:
+        """How long the run took (None while it runs)."""
+        return None if self.finished_at is None else (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def failed_stage(self) -> str | None:
+        """The stage that failed or timed out, if one did."""
+        return next((s.stage for s in self.stages if s.status in ("failed", "timed_out")), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (the API's run body)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RedoItem:
+    """A run that did not finish (crashed or interrupted) and has not been redone."""
+
+    run_id: int
+    months: list[str] | None
+    source: str | None
+
+
+_RUN_COLUMNS = tuple(f.name for f in fields(RunRecord) if f.name != "stages")
+_STAGE_COLUMNS = tuple(f.name for f in fields(StageRecord))
+_RUN_LIST, _STAGE_LIST = ", ".join(_RUN_COLUMNS), ", ".join(_STAGE_COLUMNS)  # constants: safe to format into SQL
+
+
+def _exec(wh: Warehouse, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
+    with wh.connect(autocommit=True) as conn:
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description else []
+
+
+def _clip(error: str | None) -> str | None:
+    return None if error is None else error[:_MAX_ERROR]
+
+
+def start_run(
+    wh: Warehouse,
+    months: list[str] | None,
+    source: str | None,
+    redo_of: int | None = None,
+    trigger: str = "cli",
+    stages: list[str] | None = None,
+) -> int:
+    """Insert a 'running' row for this process; returns its run_id."""
+    return int(
+        _exec(
+            wh,
+            "insert into ops.pipeline_runs (status, months, source, pid, host, redo_of, trigger, stages_requested) "
+            "values ('running', %s, %s, %s, %s, %s, %s, %s) returning run_id",
+            (months, source, os.getpid(), socket.gethostname(), redo_of, trigger, stages),
+        )[0][0]
+    )
+
+
+def set_run_facts(
+    wh: Warehouse, run_id: int, log_path: str | None = None, validation_run_ids: list[str] | None = None
+) -> None:
+    """Remember where the run's log is and which validation runs it made."""
+    _exec(
+        wh,
+        "update ops.pipeline_runs set log_path = coalesce(%s, log_path),"
+        " validation_run_ids = coalesce(%s, validation_run_ids) where run_id = %s",
+        (log_path, validation_run_ids, run_id),
+    )
+
+
+def lock_holder(wh: Warehouse) -> str:
+    """Who holds the pipeline lock, in words (from the newest 'running' row)."""
+    rows = _exec(
+        wh, "select run_id, pid, host from ops.pipeline_runs where status = 'running' order by run_id desc limit 1"
+    )
+    return f"run {rows[0][0]}, pid {rows[0][1]} on {rows[0][2]}" if rows else "another process"
+
+
+def running_since(wh: Warehouse) -> tuple[int, float] | None:
+    """(run_id, seconds running) of the newest 'running' run, or None."""
+    rows = _exec(
+        wh,
+        "select run_id, extract(epoch from now() - started_at)::float8 from ops.pipeline_runs"
+        " where status = 'running' order by run_id desc limit 1",
+    )
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def last_success(wh: Warehouse) -> tuple[datetime, float] | None:
+    """(when, seconds ago) the newest succeeded run finished, or, before any success, when the first run started;
+    skipped runs do not count. None when no run was recorded yet."""
+    rows = _exec(
+        wh,
+        "select coalesce(max(finished_at) filter (where status = 'succeeded'), min(started_at)),"
+        " extract(epoch from now() - coalesce(max(finished_at) filter (where status = 'succeeded'),"
+        " min(started_at)))::float8 from ops.pipeline_runs where status <> 'skipped'",
+    )
+    return None if not rows or rows[0][0] is None else (rows[0][0], rows[0][1])
+
+
+def record_skipped(
+    wh: Warehouse, months: list[str] | None, source: str | None, trigger: str = "cli", stages: list[str] | None = None
+) -> int:
+    """Record a run that did not start because another one holds the lock; returns its run_id."""
+    reason = f"skipped: another run holds the lock ({lock_holder(wh)})"
+    log.warning(reason)
+    return int(
+        _exec(
+            wh,
+            "insert into ops.pipeline_runs (status, finished_at, months, source, error, pid, host, trigger,"
+            " stages_requested) values ('skipped', now(), %s, %s, %s, %s, %s, %s, %s) returning run_id",
+            (months, source, reason, os.getpid(), socket.gethostname(), trigger, stages),
+        )[0][0]
+    )
+
+
+def finish_run(
+    wh: Warehouse,
+    run_id: int,
+    status: str,
+    error: str | None = None,
+    model_version: str | None = None,
+    rows_in: int | None = None,
+    rows_out: int | None = None,
+) -> None:
+    """Close a run row with its outcome."""
+    _exec(
+        wh,
+        "update ops.pipeline_runs set status = %s, finished_at = now(), error = %s, model_version = %s, "
+        "rows_in = %s, rows_out = %s where run_id = %s",
+        (status, _clip(error), model_version, rows_in, rows_out, run_id),
+    )
+
+
+def start_stage(wh: Warehouse, run_id: int, stage: str) -> None:
+    """Insert a 'running' stage row."""
+    _exec(wh, "insert into ops.stage_runs (run_id, stage, status) values (%s, %s, 'running')", (run_id, stage))
+
+
+def finish_stage(
+    wh: Warehouse,
+    run_id: int,
+    stage: str,
+    status: str,
+    attempts: int = 1,
+    rows_in: int | None = None,
+    rows_out: int | None = None,
+    error: str | None = None,
+) -> None:
+    """Close a stage row with its outcome."""
+    _exec(
+        wh,
+        "update ops.stage_runs set status = %s, finished_at = now(), attempts = %s, rows_in = %s, "
+        "rows_out = %s, error = %s where run_id = %s and stage = %s",
+        (status, attempts, rows_in, rows_out, _clip(error), run_id, stage),
+    )
+
+
+def mark_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
+    """Record a run, and its running stage, as interrupted (shutdown)."""
+    _exec(
+        wh,
+        "update ops.stage_runs set status = 'interrupted', finished_at = now(), error = %s "
+        "where run_id = %s and status = 'running'",
+        (reason, run_id),
+    )
+    finish_run(wh, run_id, "interrupted", reason)
+
+
+def mark_crashed(wh: Warehouse) -> list[int]:
+    """Mark runs left 'running' by a dead process as failed. Call only while holding the lock: then no one else runs."""
+    rows = _exec(
+        wh,
+        "update ops.pipeline_runs set status = 'failed', finished_at = now(), error = "  # noqa: S608 - a constant
+        f"format('{CRASHED} the process (pid %s on %s) stopped mid-run; its months run again', pid, host) "
+        "where status = 'running' returning run_id",
+    )
+    ids = [int(r[0]) for r in rows]
+    if ids:
+        _exec(
+            wh,
+            "update ops.stage_runs set status = 'failed', finished_at = now(), error = 'the process died' "
+            "where status = 'running' and run_id = any(%s)",
+            (ids,),
+        )
+        log.warning("runs %s were left running by a dead process: marked failed", ids)
+    return ids
+
+
+def runs_to_redo(wh: Warehouse) -> list[RedoItem]:
+    """Crashed or interrupted runs not yet redone, oldest first; a redo itself is not redone again."""
+    rows = _exec(
+        wh,
+        f"""
+        select p.run_id, p.months, p.source from ops.pipeline_runs p
+        where (p.status = 'interrupted' or (p.status = 'failed' and p.error like '{CRASHED}%'))
+          and p.redo_of is null
+          and not exists (select 1 from ops.pipeline_runs r where r.redo_of = p.run_id)
+        order by p.run_id""",  # noqa: S608 - a constant
+    )
+    return [RedoItem(int(r[0]), r[1], r[2]) for r in rows]
+
+
+def validation_ids_since_start(wh: Warehouse, run_id: int) -> list[str]:
+    """Ids of the validation runs stored since pipeline run `run_id` started (a failed gate returns no report)."""
+    rows = _exec(
+        wh,
+        "select v.run_id from ops.validation_runs v, ops.pipeline_runs p"
+        " where p.run_id = %s and v.started_at >= p.started_at order by v.started_at",
+        (run_id,),
+    )
+    return [r[0] for r in rows]
+
+
+def _stages_of(wh: Warehouse, run_ids: list[int]) -> dict[int, list[StageRecord]]:
+    found: dict[int, list[StageRecord]] = {}
+    rows = _exec(
+        wh,
+        f"select {_STAGE_LIST} from ops.stage_runs where run_id = any(%s) order by started_at, stage",  # noqa: S608 - constant column list
+        (run_ids,),
+    )
+    for row in rows:
+        stage = StageRecord(*row)
+        found.setdefault(stage.run_id, []).append(stage)
+    return found
+
+
+def _record(row: tuple[Any, ...], stages: list[StageRecord]) -> RunRecord:
+    return RunRecord(**{**dict(zip(_RUN_COLUMNS, row, strict=True)), "stages": stages})
+
+
+def list_runs(wh: Warehouse, limit: int = 20) -> list[RunRecord]:
+    """The newest `limit` pipeline runs, newest first (run_id order), each with its stages."""
+    rows = _exec(wh, f"select {_RUN_LIST} from ops.pipeline_runs order by run_id desc limit %s", (limit,))  # noqa: S608 - constant columns
+    stages = _stages_of(wh, [r[0] for r in rows])
+    return [_record(row, stages.get(row[0], [])) for row in rows]
+
+
+def get_run(wh: Warehouse, run_id: int) -> RunRecord:
+    """One run with its stages; KeyError when there is no such run."""
+    rows = _exec(wh, f"select {_RUN_LIST} from ops.pipeline_runs where run_id = %s", (run_id,))  # noqa: S608 - constant columns
+    if not rows:
+        raise KeyError(f"no pipeline run {run_id}")
+    return _record(rows[0], _stages_of(wh, [run_id]).get(run_id, []))
