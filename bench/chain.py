@@ -57,10 +57,10 @@ def _settings(data_dir: Path):  # noqa: ANN202 - Settings, imported lazily
 def run_stage(stage: str, data_dir: Path, source: Path, month: str) -> None:
     """One stage of the chain for `month`, in this process (called in a child by `_measure`)."""
     from fares.chain import stages
-    from fares.config.warehouse import get_warehouse
+    from fares.ops.schema import prepare_warehouse
 
     settings = _settings(data_dir)
-    wh = get_warehouse(settings)
+    wh = prepare_warehouse(settings)
     if stage == "ingest":
         stages.run_ingest(settings, wh, source=str(source), months=[month])
     elif stage == "transform":
@@ -97,9 +97,9 @@ def _db_bytes(data_dir: Path) -> int:
 def _reset(data_dir: Path) -> None:
     import shutil
 
-    from fares.config.warehouse import get_warehouse
+    from fares.ops.schema import prepare_warehouse
 
-    wh = get_warehouse(_settings(data_dir))
+    wh = prepare_warehouse(_settings(data_dir))
     with wh.connect(autocommit=True) as conn:
         for schema in ("raw", "staging", "intermediate", "marts", "ops", "fares_ingest"):
             conn.execute(f"drop schema if exists {schema} cascade")

@@ -31,7 +31,7 @@ def run_child(engine: str, rows: int, work: Path) -> dict[str, float]:
     from bench.chain import write_month
     from fares.chain import stages
     from fares.config.settings import Settings
-    from fares.config.warehouse import get_warehouse
+    from fares.ops.schema import prepare_warehouse
 
     mirror = work / "mirror" / "trip-data"
     mirror.mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ def run_child(engine: str, rows: int, work: Path) -> dict[str, float]:
     write_zone_lookup(work / "mirror")
     write_zone_shapes(work / "mirror", 42)
     settings = Settings(database_url=None, data_dir=work / f"data-{engine}", db_name="bench_engines", engine=engine)
-    wh = get_warehouse(settings)
+    wh = prepare_warehouse(settings)
     times: dict[str, float] = {}
     if engine == "spark":
         from fares.engines.spark_session import get_spark

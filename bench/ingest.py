@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from fares.config.settings import Settings, get_settings
-from fares.config.warehouse import Warehouse, get_warehouse
+from fares.config.warehouse import Warehouse
+from fares.ops.schema import prepare_warehouse
 
 MONTH = "2024-01"
 CHUNK = 500_000
@@ -38,7 +39,7 @@ def _write_month(path: Path, rows: int) -> None:
 def _bench_settings(data_dir: Path) -> tuple[Settings, Warehouse]:
     settings = get_settings().model_copy(update={"db_name": "bench_ingest", "sample": None})
     settings = settings.model_copy(update={"data_dir": settings.data_dir}) if settings.database_url else settings
-    wh = get_warehouse(settings)
+    wh = prepare_warehouse(settings)
     with wh.connect(autocommit=True) as conn:
         conn.execute(
             "drop schema if exists raw cascade; drop schema if exists raw_staging cascade;"

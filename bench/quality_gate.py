@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from fares.config.settings import Settings, get_settings
-from fares.config.warehouse import Warehouse, get_warehouse
+from fares.config.warehouse import Warehouse
+from fares.ops.schema import prepare_warehouse
 
 MONTHS = ["2024-01", "2024-02", "2024-03"]
 REFERENCE_SQL = (
@@ -25,7 +26,7 @@ def _setup(rows: int, data_dir: Path) -> tuple[Settings, Warehouse]:
     from fares.ingestion.synthetic import write_mirror
 
     settings = get_settings().model_copy(update={"db_name": "bench_quality", "sample": None})
-    wh = get_warehouse(settings)
+    wh = prepare_warehouse(settings)
     with wh.connect(autocommit=True) as conn:
         conn.execute("drop schema if exists raw cascade; drop schema if exists ops cascade")
     settings = settings.model_copy(update={"data_dir": data_dir})

@@ -40,11 +40,11 @@ def main() -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
 
     from fares.config.settings import get_settings
-    from fares.config.warehouse import get_warehouse
     from fares.ml.evaluate import BaselineModel, evaluate_holdout
     from fares.ml.lookups import load_lookups
     from fares.ml.sample import fit_threads, load_training_sample
     from fares.ml.train import fit_fare_model, split_holdout
+    from fares.ops.schema import prepare_warehouse
 
     settings = get_settings().model_copy(
         update={
@@ -55,7 +55,7 @@ def main() -> int:
         }
     )
     started = time.perf_counter()
-    wh = get_warehouse(settings)
+    wh = prepare_warehouse(settings)
     sample, parts = load_training_sample(settings, wh)
     zones = load_lookups(settings, wh).zones
     print(

@@ -62,11 +62,13 @@ def run(rows_per_month: int, keep: bool) -> dict[str, Any]:
     """Ingest one month (1x), build; ingest the second month (2x), build; return both timings."""
     from fares.engines.transform import run_dbt
     from fares.ingestion.pipeline import ingest
+    from fares.ops.schema import migrate
 
     source = _mirror(rows_per_month)
     admin = _admin()
     drop_database(admin, DB_NAME)
     wh = ensure_database(admin, DB_NAME)
+    migrate(wh)  # this script is a process entry: schema ops first
     settings = get_settings().model_copy(update={"database_url": wh.url(), "sample": None})
     phases: list[dict[str, Any]] = []
     try:

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "transform", "validate", "train", "publish")  # the chain's order; everything else reads this
 _TRAINING_MART = "marts.ml_fare_training"
 _RAW_TRIPS = ("raw.yellow_trips", "raw.fhvhv_trips")
 
@@ -169,14 +168,15 @@ def _publish(ctx: RunContext) -> StageResult:
     return StageResult(run_publish(ctx.settings, trained.value if trained is not None else None))
 
 
-_ADAPTERS: dict[str, StageFn] = {
+# The chain's stages in their order, defined here once: everything else reads STAGES or DEFAULT_STAGES.
+DEFAULT_STAGES: dict[str, StageFn] = {
     "ingest": _ingest,
     "transform": _transform,
     "validate": _validate,
     "train": _train,
     "publish": _publish,
 }
-DEFAULT_STAGES: dict[str, StageFn] = {name: _ADAPTERS[name] for name in STAGES}
+STAGES: tuple[str, ...] = tuple(DEFAULT_STAGES)
 
 
 def select_stages(
