@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from fares.chain import pipeline, runlog
 from fares.chain.executor import StageFn
+from fares.chain.stage_process import clean_up_after_crash, stop_running_stage
 from fares.config.settings import Settings, get_settings
 from fares.config.warehouse import get_warehouse
 from fares.ops import alerts, runs
@@ -124,19 +125,25 @@ def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None
     try:
         crashed = runs.mark_crashed(wh)
         if crashed:
+            clean_up_after_crash(wh, crashed)
             alerts.crashed(settings, wh, crashed)
-        todo = runs.runs_to_redo(wh)
+        todo = runs.runs_to_redo(wh, settings.redo_max_age_hours)
     finally:
         lock.release()
     done = []
     for item in todo:
         if _stop.is_set():
             break
-        log.warning("run %s did not finish: running months %s again", item.run_id, item.months or "(newest)")
+        chosen = dict(stages or pipeline.DEFAULT_STAGES)
+        if item.stages is not None:
+            chosen = {name: fn for name, fn in chosen.items() if name in item.stages}
+        log.warning(
+            "run %s crashed: running %s again for months %s", item.run_id, ", ".join(chosen), item.months or "(newest)"
+        )
         with _busy:
             done.append(
                 pipeline.run_once(
-                    settings, item.source, item.months, stages=stages, redo_of=item.run_id, trigger="redo"
+                    settings, item.source, item.months, stages=chosen, redo_of=item.run_id, trigger="redo"
                 )
             )
     return done
@@ -151,7 +158,8 @@ def _stop_scheduler(sched: BlockingScheduler) -> None:
 
 def _on_signal(sched: BlockingScheduler) -> Callable[[int, Any], None]:
     def handle(signum: int, frame: Any) -> None:
-        if _stop.is_set():  # a second signal: stop now, and say so in the run's row
+        if _stop.is_set():  # a second signal: stop now (the running stage's process too), and say so in the run's row
+            stop_running_stage()
             if "run_id" in pipeline.current:
                 pipeline.record_interrupted(
                     pipeline.current["wh"], pipeline.current["run_id"], f"interrupted: signal {signum} during a stage"

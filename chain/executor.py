@@ -9,79 +9,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
+from fares.chain.context import RunContext, StageFn, StageResult
+from fares.chain.failures import StageFailed, StageStopped, StageTimeout, is_transient
+from fares.chain.stage_process import run_in_process
 from fares.config.settings import Settings
-from fares.config.warehouse import Warehouse, WarehouseError, caused_by
+from fares.config.warehouse import caused_by
 from fares.ops.locks import RunLock
-from fares.ops.runs import finish_stage, start_stage
+from fares.ops.runs import cancel_requested, finish_stage, start_stage
+
+__all__ = [
+    "RunContext",
+    "StageFn",
+    "StageResult",
+    "StageTimeout",
+    "call_with_retries",
+    "call_with_timeout",
+    "execute_stages",
+    "is_transient",
+    "stage_limit",
+]
 
 log = logging.getLogger(__name__)
-
-
-class StageTimeout(RuntimeError):
-    """A stage ran past its limit (FARES_STAGE_TIMEOUT_SECONDS / FARES_STAGE_TIMEOUTS / FARES_RUN_TIMEOUT_SECONDS)."""
-
-    transient = False
-
-
-@dataclass
-class RunContext:
-    """What a stage gets: the settings, the database, what this run covers and what earlier stages returned."""
-
-    settings: Settings
-    wh: Warehouse
-    source: str | None
-    months: list[str] | None
-    run_id: int
-    results: dict[str, StageResult] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)  # e.g. force=True: reload unchanged files
-    deadline: float | None = None  # time.monotonic() by which the running stage must end
-    cancel: list[Callable[[], None]] = field(default_factory=list)  # what stops the running stage's work (dbt, ...)
-
-    def remaining(self) -> float | None:
-        """Seconds left for the running stage (None: no limit)."""
-        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-
-
-@dataclass(frozen=True)
-class StageResult:
-    """What a stage returns to the chain: its own result (`value`: an IngestReport, a TrainOutcome, ...) and the rows
-    it read and wrote, for its record."""
-
-    value: Any = None
-    rows_in: int | None = None
-    rows_out: int | None = None
-
-
-StageFn = Callable[[RunContext], StageResult]
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying (the database or the network went away), never for bad data.
-
-    An error that says `transient = False` (an unreachable source, a timeout) is final whatever caused it.
-    """
-    import httpx
-    import psycopg
-    import psycopg2
-    from sqlalchemy.exc import OperationalError as SAOperationalError
-
-    cur: BaseException | None = exc
-    while cur is not None:
-        if getattr(cur, "transient", None) is False:
-            return False
-        cur = cur.__cause__ or cur.__context__
-    kinds = (
-        psycopg.OperationalError,
-        psycopg2.OperationalError,
-        SAOperationalError,
-        httpx.TransportError,
-        WarehouseError,
-        ConnectionError,
-    )
-    return caused_by(exc, kinds)
 
 
 def call_with_retries(
@@ -111,12 +60,31 @@ def stage_limit(settings: Settings, name: str) -> float:
 
 
 def call_with_timeout(
+    stage: StageFn,
+    ctx: RunContext,
+    name: str,
+    stop: threading.Event,
+    limit: float,
+    should_stop: Callable[[], str | None] = lambda: None,
+) -> tuple[StageResult | None, Exception | None, int]:
+    """call_with_retries, each attempt in its own process (fares.chain.stage_process), given `limit` seconds in all;
+    past it, or when `should_stop` gives a reason (a cancel), the stage's process is stopped and its sessions ended.
+
+    Where the engine cannot run a stage in a forked process (a Spark session already open in this one), the stage
+    runs in a thread of this process as before: past its limit its registered work (dbt) is cancelled.
+    """
+    from fares.engines import get_engine
+
+    ctx.deadline, ctx.limit, ctx.cancel = time.monotonic() + limit, limit, []
+    if not get_engine(ctx.settings).forks_stages():
+        return _call_in_thread(stage, ctx, name, stop, limit)
+    return call_with_retries(lambda c: run_in_process(stage, c, name, should_stop), ctx, name, stop)
+
+
+def _call_in_thread(
     stage: StageFn, ctx: RunContext, name: str, stop: threading.Event, limit: float
 ) -> tuple[StageResult | None, Exception | None, int]:
-    """call_with_retries in a worker thread, given `limit` seconds; past it the stage's work is cancelled (dbt killed)
-    and a StageTimeout is returned without waiting further for the thread."""
     outcome: list[tuple[StageResult | None, Exception | None, int]] = []
-    ctx.deadline, ctx.cancel = time.monotonic() + limit, []
     worker = threading.Thread(
         target=lambda: outcome.append(call_with_retries(stage, ctx, name, stop)), name=f"stage-{name}", daemon=True
     )
@@ -135,6 +103,19 @@ def call_with_timeout(
     return None, StageTimeout(f"{name} timed out after {limit:.0f} s"), 1
 
 
+def _status_of(error: Exception) -> str:
+    if getattr(error, "cancelled", False):
+        return "cancelled"
+    timed_out = getattr(error, "timed_out", False) or isinstance(error, StageTimeout) or caused_by(error, StageTimeout)
+    return "timed_out" if timed_out else "failed"
+
+
+def _message_of(error: Exception) -> str:
+    # StageError already names the stage, as do our own stop/timeout/child errors; anything else gets its type
+    named = getattr(error, "stage", None) or isinstance(error, StageTimeout | StageFailed | StageStopped)
+    return str(error) if named else f"{type(error).__name__}: {error}"
+
+
 def execute_stages(
     ctx: RunContext, stages: Mapping[str, StageFn], lock: RunLock, stop: threading.Event
 ) -> tuple[str, str | None]:
@@ -144,9 +125,16 @@ def execute_stages(
     """
     names = list(stages)
     run_deadline = time.monotonic() + ctx.settings.run_timeout_seconds
+
+    def cancelled() -> str | None:
+        by = cancel_requested(ctx.wh, ctx.run_id)
+        return None if by is None else f"was cancelled by {by}"
+
     for i, name in enumerate(names):
         if stop.is_set():
             return "interrupted", f"interrupted: shutdown requested; not run: {', '.join(names[i:])}"
+        if (why := cancelled()) is not None:
+            return "cancelled", f"run {why}; not run: {', '.join(names[i:])}"
         left = run_deadline - time.monotonic()
         if left <= 0:
             return (
@@ -157,19 +145,13 @@ def execute_stages(
         start_stage(ctx.wh, ctx.run_id, name)
         log.info("run %s: %s", ctx.run_id, name)
         limit = min(stage_limit(ctx.settings, name), left)
-        result, error, attempts = call_with_timeout(stages[name], ctx, name, stop, limit)
+        result, error, attempts = call_with_timeout(stages[name], ctx, name, stop, limit, cancelled)
         if error is not None:
-            # StageError already names the stage; anything else gets its type, which says a lot (KeyError, ...)
-            message = (
-                str(error)
-                if getattr(error, "stage", None) or isinstance(error, StageTimeout)
-                else f"{type(error).__name__}: {error}"
-            )
-            status = "timed_out" if isinstance(error, StageTimeout) or caused_by(error, StageTimeout) else "failed"
+            message, status = _message_of(error), _status_of(error)
             finish_stage(ctx.wh, ctx.run_id, name, status, attempts, error=message)
             log.error("run %s: %s %s: %s", ctx.run_id, name, status.replace("_", " "), message)
             return status, f"{name} {status.replace('_', ' ')}: {message}"
         result = result if result is not None else StageResult()
-        finish_stage(ctx.wh, ctx.run_id, name, "succeeded", attempts, result.rows_in, result.rows_out)
+        finish_stage(ctx.wh, ctx.run_id, name, "succeeded", attempts, result.rows_in, result.rows_out, note=result.note)
         ctx.results[name] = result
     return "succeeded", None

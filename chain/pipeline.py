@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fares.chain import runlog
 from fares.chain.executor import RunContext, StageFn, StageResult, execute_stages
+from fares.chain.stage_process import clean_up_after_crash
 from fares.chain.stages import DEFAULT_STAGES, STAGES, PublishOutcome, StageError, select_stages
 from fares.config.settings import Settings, get_settings
 from fares.config.warehouse import Warehouse, get_warehouse
@@ -47,6 +49,7 @@ class Run:
     redo_of: int | None = None
     trigger: str = "cli"
     params: dict[str, Any] = field(default_factory=dict)
+    wait: bool = True  # wait in line for the lock (FARES_LOCK_WAIT_SECONDS) rather than be recorded skipped at once
 
 
 def record_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
@@ -65,25 +68,57 @@ class _Started:
 
 
 def _begin(settings: Settings, job: Run) -> tuple[_Started | None, RunRecord | None]:
-    """Take the lock and insert the run's row; (None, the skipped run) when another run holds the lock."""
+    """Take the lock (waiting in line up to settings.lock_wait_seconds when `job.wait`) and insert the run's row;
+    (None, the skipped run) when another run holds the lock."""
     wh = get_warehouse(settings)
     stages = job.stages or DEFAULT_STAGES
     names = list(stages)
     shown_source, shown_months = job.source or settings.tlc_source, job.months or settings.months or None
     lock = RunLock(wh)
-    if not lock.acquire():
+    wait = settings.lock_wait_seconds if job.wait else 0
+    if not lock.acquire() and (wait <= 0 or not _wait_for(lock, wh, wait)):
         row = runs.get_run(wh, runs.record_skipped(wh, shown_months, shown_source, job.trigger, names))
         alerts.after_run(settings, wh, row)
         return None, row
     try:
         crashed = runs.mark_crashed(wh)
         if crashed:
+            clean_up_after_crash(wh, crashed)
             alerts.crashed(settings, wh, crashed)
         run_id = runs.start_run(wh, shown_months, shown_source, job.redo_of, job.trigger, names)
     except BaseException:
         lock.release()
         raise
     return _Started(settings, wh, lock, run_id, job), None
+
+
+class LockBusy(RuntimeError):
+    """Another run held the pipeline lock (past the wait, or at once when asked not to wait); `run` is the skipped
+    record made for it."""
+
+    def __init__(self, run: RunRecord) -> None:
+        super().__init__(run.error or "skipped: another run holds the lock")
+        self.run = run
+
+
+@contextmanager
+def writer_lock(settings: Settings, what: list[str], wait: bool = True, trigger: str = "cli") -> Iterator[Warehouse]:
+    """Hold the pipeline lock for work that is not a recorded run (`fares ingest`, `fares dbt`, `fares docs`), so that
+    every writer takes the same lock; LockBusy (with its skipped record) when it cannot be had."""
+    wh = get_warehouse(settings)
+    lock = RunLock(wh)
+    seconds = settings.lock_wait_seconds if wait else 0
+    if not lock.acquire() and (seconds <= 0 or not _wait_for(lock, wh, seconds)):
+        raise LockBusy(runs.get_run(wh, runs.record_skipped(wh, settings.months or None, None, trigger, what)))
+    try:
+        yield wh
+    finally:
+        lock.release()
+
+
+def _wait_for(lock: RunLock, wh: Warehouse, seconds: float) -> bool:
+    log.info("the pipeline lock is held (%s): waiting in line, up to %.0f s", runs.lock_holder(wh), seconds)
+    return lock.acquire(wait_seconds=seconds)
 
 
 def _execute(started: _Started) -> tuple[RunRecord, dict[str, StageResult]]:
@@ -143,19 +178,22 @@ def run_once(
     redo_of: int | None = None,
     trigger: str = "cli",
     params: dict[str, Any] | None = None,
+    wait: bool = True,
 ) -> RunRecord:
     """Run the chain (or `stages`) now under the pipeline lock and record it; returns the run with its stages.
 
     `status` is 'succeeded', 'failed' (a stage failed; later stages did not run, the current model is untouched),
     'timed_out' (a stage or the run passed its limit), 'interrupted' (shutdown) or 'skipped' (another run held the
-    lock). Pipeline rows_in = rows ingested, rows_out = rows in the training mart.
+    lock, and it did not wait or waited past FARES_LOCK_WAIT_SECONDS). Pipeline rows_in = rows ingested, rows_out =
+    rows in the training mart.
     """
-    return run_job(settings, Run(source, months, stages, redo_of, trigger, dict(params or {})))[0]
+    return run_job(settings, Run(source, months, stages, redo_of, trigger, dict(params or {}), wait))[0]
 
 
 def start_in_background(settings: Settings, job: Run) -> RunRecord:
-    """Take the lock and record the run now, run its stages in a thread; returns the 'running' (or skipped) run."""
-    started, skipped = _begin(settings, job)
+    """Take the lock (never waiting) and record the run now, run its stages in a thread; returns the 'running' (or
+    skipped) run."""
+    started, skipped = _begin(settings, replace(job, wait=False))
     if started is None:
         assert skipped is not None  # noqa: S101 - _begin returns one of the two
         return skipped

@@ -69,7 +69,7 @@ def run_ingest(
         forget_months(wh, parse_months(list(wanted)))
     report = ingest(settings, wh, source=source or settings.tlc_source, months=wanted, sample=settings.sample)
     if report.failed:
-        raise StageError("ingest", "; ".join(f"{r.file}: {r.error}" for r in report.failed))
+        raise StageError("ingest", "; ".join(r.error or r.file for r in report.failed))  # each error names its file
     trips = [r for r in report.results if r.month]
     if wanted and trips and all(r.status == "unpublished" for r in trips):
         # Months asked for by name that are nowhere to be found: say so rather than go on with old data.
@@ -141,7 +141,8 @@ def _count(ctx: RunContext, tables: tuple[str, ...]) -> int | None:
 
 def _ingest(ctx: RunContext) -> StageResult:
     report = run_ingest(ctx.settings, ctx.wh, ctx.source, ctx.months, force=bool(ctx.params.get("force")))
-    return StageResult(report, rows_out=report.rows)
+    note = None if report.loaded else "nothing new: every file was unchanged or unpublished"
+    return StageResult(report, rows_out=report.rows, note=note)
 
 
 def _transform(ctx: RunContext) -> StageResult:
@@ -165,7 +166,8 @@ def _train(ctx: RunContext) -> StageResult:
 
 def _publish(ctx: RunContext) -> StageResult:
     trained = ctx.results.get("train")
-    return StageResult(run_publish(ctx.settings, trained.value if trained is not None else None))
+    outcome = run_publish(ctx.settings, trained.value if trained is not None else None)
+    return StageResult(outcome, note=None if outcome.published else f"nothing published: {outcome.reason}")
 
 
 # The chain's stages in their order, defined here once: everything else reads STAGES or DEFAULT_STAGES.

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from fares.ml.registry import Registry
 
 DEMO_MONTHS = ["2025-01", "2025-02"]
+_DBT_OFFLINE = ("parse", "ls", "list", "clean", "--version", "-v", "--help", "-h")  # dbt commands needing no database
+EXIT_SKIPPED = 75  # EX_TEMPFAIL: another run held the pipeline lock; nothing was done, try again later
 log = logging.getLogger("fares")
 
 
@@ -52,13 +54,16 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if args.status:
         _print_table([asdict(entry) for entry in ingest_status(settings, wh)])
         return 0
-    report = ingest(
-        settings,
-        wh,
-        source=args.source or settings.tlc_source,
-        months=_months(args),
-        sample=args.sample if args.sample is not None else settings.sample,
-    )
+    from fares.chain.pipeline import writer_lock
+
+    with writer_lock(settings, ["ingest"], wait=not args.no_wait):
+        report = ingest(
+            settings,
+            wh,
+            source=args.source or settings.tlc_source,
+            months=_months(args),
+            sample=args.sample if args.sample is not None else settings.sample,
+        )
     for r in report.results:
         line = f"{r.status:<11} {r.file:<40} {r.rows if r.rows is not None else '':>10}"
         print(line + (f"  {r.error}" if r.error else ""))
@@ -70,7 +75,7 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace, Settings], int]:
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         only = ["train", "publish"] if name == "train" else [name]
-        return _recorded(settings, only=only)
+        return _recorded(settings, only=only, wait=not args.no_wait)
 
     return run
 
@@ -83,8 +88,10 @@ def _recorded(
     only: list[str] | None = None,
     trigger: str = "cli",
     params: dict | None = None,
+    wait: bool = True,
 ) -> int:
-    """Run the chain, or part of it, as one recorded run; print it; exit status 0 only when it succeeded."""
+    """Run the chain, or part of it, as one recorded run; print it; exit status 0 only when it succeeded,
+    EXIT_SKIPPED when another run held the lock."""
     from fares.chain import pipeline
     from fares.ops.render import format_run
 
@@ -93,9 +100,9 @@ def _recorded(
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     _warehouse(settings)
-    result = pipeline.run_once(settings, source, months, stages=stages, trigger=trigger, params=params)
+    result = pipeline.run_once(settings, source, months, stages=stages, trigger=trigger, params=params, wait=wait)
     print(format_run(result))
-    return 0 if result.status == "succeeded" else 1
+    return {"succeeded": 0, "skipped": EXIT_SKIPPED}.get(result.status, 1)
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
@@ -106,7 +113,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
         site = build_data_docs(settings)
         print(f"Data Docs: {site}")
         return _serve_folder(site.parent if site.is_file() else site, args.port)
-    code = _recorded(settings, only=["validate"])
+    code = _recorded(settings, only=["validate"], wait=not args.no_wait)
     from fares.ops.runs import list_runs
     from fares.ops.validation import validation_results
 
@@ -169,7 +176,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     start, only = getattr(args, "start", None), getattr(args, "only", None)
     if start and only:
         raise UserError("use --from or --only, not both")
-    return _recorded(settings, args.source, _months(args), start=start, only=only)
+    return _recorded(settings, args.source, _months(args), start=start, only=only, wait=not args.no_wait)
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
@@ -180,7 +187,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         months = parse_months([args.range])
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    failed: list[str] = []
+    outcome: dict[str, str] = {}
     for i, month in enumerate(months, start=1):
         print(f"[{i}/{len(months)}] {month}", flush=True)
         code = _recorded(
@@ -190,16 +197,19 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             only=["ingest", "transform"],
             trigger="backfill",
             params={"force": args.force},
+            wait=not args.no_wait,
         )
-        if code:
-            failed.append(month)
+        outcome[month] = {0: "loaded", EXIT_SKIPPED: "skipped (the lock was held)"}.get(code, "failed")
+    failed = [m for m, what in outcome.items() if what != "loaded"]
     print(
         f"backfill: {len(months) - len(failed)} of {len(months)} months loaded"
         + (f"; failed: {', '.join(failed)}" if failed else "")
     )
+    for month, what in outcome.items():
+        print(f"  {month}  {what}")
     if not args.no_train and len(failed) < len(months):
         print("then: validate -> train -> publish")
-        if _recorded(settings, args.source, months, start="validate", trigger="backfill"):
+        if _recorded(settings, args.source, months, start="validate", trigger="backfill", wait=not args.no_wait):
             return 1
     return 1 if failed else 0
 
@@ -209,7 +219,7 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     from fares import scheduler
 
     if args.once:
-        return _recorded(settings)
+        return _recorded(settings, wait=not args.no_wait)
     scheduler.start_daemon(settings)
     return 0
 
@@ -221,6 +231,8 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     from fares.ops.validation import validation_results
 
     wh = _warehouse(settings)
+    if args.action == "cancel":
+        return _cancel(wh, args.run_id)
     if args.action == "show":
         if args.run_id is None:
             raise UserError("usage: fares runs show RUN_ID")
@@ -237,11 +249,36 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cancel(wh: Warehouse, run_id: int | None) -> int:
+    """Ask a running run to stop; its chain stops the running stage's process and records it cancelled."""
+    import getpass
+    import socket
+
+    from fares.ops.runs import request_cancel
+
+    if run_id is None:
+        raise UserError("usage: fares runs cancel RUN_ID")
+    try:
+        run = request_cancel(wh, run_id, f"{getpass.getuser()}@{socket.gethostname()} (fares runs cancel)")
+    except KeyError as exc:
+        raise UserError(f"no pipeline run {run_id}") from exc
+    if run.status == "cancelled":
+        print(f"run {run_id} cancelled")
+    elif run.status == "running":
+        print(f"run {run_id}: cancel requested; its running stage is stopped within FARES_STAGE_GRACE_SECONDS")
+    else:
+        raise UserError(f"run {run_id} is not running (it {run.status.replace('_', ' ')})")
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the dbt docs site and serve it."""
+    from fares.chain.pipeline import writer_lock
     from fares.engines import get_engine
 
-    get_engine(settings).run_dbt(_warehouse(settings), ["docs", "generate"])
+    _warehouse(settings)
+    with writer_lock(settings, ["dbt docs generate"], wait=not args.no_wait) as wh:
+        get_engine(settings).run_dbt(wh, ["docs", "generate"])
     target = settings.dbt_dir / "target"
     if args.no_serve:
         print(f"dbt docs site written to {target / 'index.html'}")
@@ -251,10 +288,18 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     """Any dbt command against the database in use (e.g. `fares dbt build --select marts`)."""
+    from fares.chain.pipeline import writer_lock
     from fares.engines import get_engine
 
     dbt_args = [a for a in args.dbt_args if a != "--"] or ["build"]
-    get_engine(settings).run_dbt(_warehouse(settings), dbt_args, capture=False)
+    if dbt_args[0] in _DBT_OFFLINE:  # reads only the project: no database, no lock
+        from fares.config.warehouse import parse_database_url
+
+        get_engine(settings).run_dbt(parse_database_url(settings.database_url or "postgresql:///"), dbt_args, False)
+        return 0
+    _warehouse(settings)
+    with writer_lock(settings, [" ".join(["dbt", *dbt_args])], wait=not args.no_wait) as wh:
+        get_engine(settings).run_dbt(wh, dbt_args, capture=False)
     return 0
 
 

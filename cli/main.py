@@ -8,8 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fares.chain.pipeline import LockBusy
 from fares.chain.stages import STAGES
 from fares.cli.commands import (
+    EXIT_SKIPPED,
     UserError,
     cmd_backfill,
     cmd_db,
@@ -40,18 +42,32 @@ def build_parser() -> argparse.ArgumentParser:
     def months_arg(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--months", nargs="+", metavar="YYYY-MM", help="months, or a range 2024-01..2024-06")
 
+    def no_wait(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--no-wait",
+            action="store_true",
+            help=f"if another run holds the pipeline lock, exit at once (status {EXIT_SKIPPED}, recorded skipped)"
+            " instead of waiting in line (FARES_LOCK_WAIT_SECONDS)",
+        )
+
     sp = sub.add_parser("ingest", help="load TLC months into raw (dlt)")
     sp.add_argument("--source", help="TLC base URL or a folder laid out like it (default: the TLC)")
     months_arg(sp)
     sp.add_argument("--sample", type=float, help="deterministic sample fraction, e.g. 0.05")
     sp.add_argument("--status", action="store_true", help="list what has been loaded")
+    no_wait(sp)
     sp.set_defaults(func=cmd_ingest)
-    sub.add_parser("transform", help="dbt build").set_defaults(func=cmd_stage("transform"))
+    sp = sub.add_parser("transform", help="dbt build")
+    no_wait(sp)
+    sp.set_defaults(func=cmd_stage("transform"))
     sp = sub.add_parser("validate", help="the Great Expectations gate")
+    no_wait(sp)
     sp.add_argument("--docs", action="store_true", help="build and serve the GX Data Docs")
     sp.add_argument("--port", type=int, default=8081)
     sp.set_defaults(func=cmd_validate)
-    sub.add_parser("train", help="train, judge and register both fare models").set_defaults(func=cmd_stage("train"))
+    sp = sub.add_parser("train", help="train, judge and register both fare models")
+    no_wait(sp)
+    sp.set_defaults(func=cmd_stage("train"))
     sp = sub.add_parser("models", help="list model versions; promote VERSION; rollback")
     sp.add_argument("action", nargs="?", choices=["list", "promote", "rollback"], default="list")
     sp.add_argument("version", nargs="?")
@@ -69,26 +85,31 @@ def build_parser() -> argparse.ArgumentParser:
     months_arg(sp)
     sp.add_argument("--from", dest="start", choices=stage_names, help="resume: run this stage and the ones after it")
     sp.add_argument("--only", nargs="+", choices=stage_names, metavar="STAGE", help="run only these stages")
+    no_wait(sp)
     sp.set_defaults(func=cmd_run)
     sp = sub.add_parser("backfill", help="load and build months A..B one by one, then validate, train, publish")
     sp.add_argument("range", metavar="A..B", help="months, e.g. 2024-01..2024-06")
     sp.add_argument("--source")
     sp.add_argument("--force", action="store_true", help="reload files even when unchanged")
     sp.add_argument("--no-train", action="store_true", help="only load and build; no validate/train/publish")
+    no_wait(sp)
     sp.set_defaults(func=cmd_backfill)
     sp = sub.add_parser("schedule", help="the nightly daemon (APScheduler)")
     sp.add_argument("--once", action="store_true", help="run the chain now under the same lock and record it")
+    no_wait(sp)
     sp.set_defaults(func=cmd_schedule)
-    sp = sub.add_parser("runs", help="pipeline run history; `runs show ID` for one run")
-    sp.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    sp = sub.add_parser("runs", help="pipeline run history; `runs show ID` for one run; `runs cancel ID` stops one")
+    sp.add_argument("action", nargs="?", choices=["list", "show", "cancel"], default="list")
     sp.add_argument("run_id", nargs="?", type=int)
     sp.add_argument("--limit", type=int, default=20)
     sp.set_defaults(func=cmd_runs)
     sp = sub.add_parser("docs", help="generate the dbt docs site and serve it on 127.0.0.1:8080")
     sp.add_argument("--port", type=int, default=8080)
     sp.add_argument("--no-serve", action="store_true", help="only generate")
+    no_wait(sp)
     sp.set_defaults(func=cmd_docs)
     sp = sub.add_parser("dbt", help="run dbt against the database in use: fares dbt build --select marts")
+    no_wait(sp)
     sp.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own arguments (default: build)")
     sp.set_defaults(func=cmd_dbt)
     sp = sub.add_parser("synth", help="write a synthetic TLC-shaped mirror")
@@ -142,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"fares: {exc}", file=sys.stderr)
         return 1
+    except LockBusy as exc:
+        print(f"fares {args.command}: {exc} (recorded as run {exc.run.run_id})", file=sys.stderr)
+        return EXIT_SKIPPED
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a stage error: say what and where, without a traceback unless -v

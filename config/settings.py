@@ -100,6 +100,17 @@ class Settings(BaseSettings):
         default=3600, ge=0, description="PostgreSQL statement_timeout for our connections and dbt's; 0 = none."
     )
     download_timeout_seconds: float = Field(default=1800, gt=0, description="Longest one file download may take.")
+    stage_grace_seconds: float = Field(
+        default=30, ge=0, description="A stopped stage's process gets SIGTERM, then SIGKILL after this many seconds."
+    )
+    lock_wait_seconds: float = Field(
+        default=6 * 3600,
+        ge=0,
+        description="How long a run waits in line for the pipeline lock (0: not at all) before it is recorded skipped.",
+    )
+    redo_max_age_hours: float = Field(
+        default=24, ge=0, description="The daemon redoes a crashed run younger than this once; older ones it leaves."
+    )
 
     # Alerts (apprise URLs: slack://..., mailto://..., json://host/path, ...).
     alert_urls: list[str] = Field(default_factory=list, description="Where alerts go; empty means only ops.alerts.")

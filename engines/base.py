@@ -105,6 +105,10 @@ class Engine(ABC):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def forks_stages(self) -> bool:
+        """True when a stage can run in a process forked from this one (fares.chain.stage_process)."""
+        return True
+
     # raw storage
     @abstractmethod
     def raw_writer(self, wh: Warehouse) -> RawWriter:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fares.config.warehouse import Warehouse
 from fares.engines import pg_partitions
 from fares.engines.base import FILE_ROWS, Engine, LoadError, QueryError, root_message
+from fares.engines.raw_tables import LINEAGE_COLUMNS
 from fares.engines.transform import run_dbt
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class PgRawWriter:
         import psycopg
 
         pg_partitions.clear_incoming(self.wh, table)
+        # source_file, source_month and the load id are constants of the month's partition here, not row data
+        columns = {name: hint for name, hint in columns.items() if name not in LINEAGE_COLUMNS}
         counter = {"rows": 0}
 
         def counted() -> Iterator[pa.Table]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fares.config.warehouse import Warehouse
 from fares.engines.base import Engine
 from fares.engines.spark_lake import LakeWriter, make_lake_sink
-from fares.engines.spark_session import get_spark, register_raw_tables, run_dbt_spark
+from fares.engines.spark_session import get_spark, register_raw_tables, run_dbt_spark, session_running
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,6 +76,11 @@ class SparkEngine(Engine):
     """Raw data in a parquet lake (settings.lake_location), marts as Spark tables, all through one SparkSession."""
 
     name = "spark"
+
+    def forks_stages(self) -> bool:
+        """Not while this process holds a Spark session: a forked child would share its JVM gateway, and the embedded
+        Derby metastore admits one JVM at a time. Then stages run in a thread of this process (the session's)."""
+        return not session_running()
 
     def raw_writer(self, wh: Warehouse) -> LakeWriter:
         """dlt's filesystem destination into the lake (`wh` keeps only the ledger)."""

@@ -117,6 +117,11 @@ def get_spark(settings: Settings) -> SparkSession:
     return spark
 
 
+def session_running() -> bool:
+    """True when this process holds a SparkSession."""
+    return "spark" in _session
+
+
 def stop_spark() -> None:
     """Stop the process's SparkSession if one runs."""
     running = _session.pop("spark", None)

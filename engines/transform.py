@@ -5,6 +5,7 @@ Both engines build their dbt command here; PostgreSQL runs it as a subprocess (`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -12,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,8 +98,10 @@ def run_dbt(
     dbt writes its target/ and logs/ under `settings.dbt_dir`, never into the (possibly installed) dbt_project/, and
     gets the vars that are settings (dbt_vars).
 
-    `timeout` (seconds) kills dbt and its children past it (DbtTimeout); `cancel` (a run stage's cancel callbacks)
-    gets the same kill while dbt runs.
+    `timeout` (seconds) stops dbt past it (DbtTimeout): SIGINT first, so dbt cancels its queries and says what it
+    did, then SIGKILL to its process group if it has not ended within STOP_GRACE_SECONDS; its output is logged either
+    way. `cancel` (a run stage's cancel callbacks) gets the same stop; inside a stage dbt stays in the stage's process
+    group, so stopping the stage's process group stops dbt too.
     """
     cmd = dbt_command(settings, args)
     log.info("running %s", " ".join(cmd))
@@ -109,22 +113,25 @@ def run_dbt(
         text=True,
         stdout=out,
         stderr=subprocess.STDOUT if capture else None,
-        start_new_session=True,  # its own process group: a timeout kills dbt's threads and children too
+        start_new_session=cancel is None,  # alone, its own group; in a stage, the stage's (stopped as one)
     )
-    kill = functools.partial(_kill_group, proc)
+    stop = functools.partial(_stop, proc, cancel is None)
     if cancel is not None:
-        cancel.append(kill)
+        cancel.append(stop)
+    timed_out = False
     try:
         stdout, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        kill()
-        proc.communicate()
-        raise DbtTimeout(f"dbt {' '.join(args)} timed out after {timeout:.0f} s and was stopped") from exc
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        stop()
+        stdout, _ = proc.communicate()
     finally:
-        if cancel is not None and kill in cancel:
-            cancel.remove(kill)
+        if cancel is not None and stop in cancel:
+            cancel.remove(stop)
     for line in (stdout or "").splitlines():
         log.info("dbt: %s", line)
+    if timed_out:
+        raise DbtTimeout(f"dbt {' '.join(args)} timed out after {timeout:.0f} s and was stopped")
     if proc.returncode != 0:
         if proc.returncode < 0:
             raise DbtFailed(f"dbt {' '.join(args)} was stopped (signal {-proc.returncode})")
@@ -133,7 +140,29 @@ def run_dbt(
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, None)
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        log.warning("stopping dbt (pid %d)", proc.pid)
-        os.killpg(proc.pid, signal.SIGKILL)
+STOP_GRACE_SECONDS = 10
+
+
+def _signal(proc: subprocess.Popen[str], own_group: bool, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if own_group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+
+
+def _stop(proc: subprocess.Popen[str], own_group: bool) -> None:
+    """SIGINT to dbt (it cancels its open queries and reports), SIGKILL after STOP_GRACE_SECONDS if still running."""
+    if proc.poll() is not None:
+        return
+    log.warning("stopping dbt (pid %d)", proc.pid)
+    _signal(proc, own_group, signal.SIGINT)
+
+    def kill_if_alive() -> None:
+        if proc.poll() is None:
+            log.warning("dbt (pid %d) still running %d s after SIGINT: killing it", proc.pid, STOP_GRACE_SECONDS)
+            _signal(proc, own_group, signal.SIGKILL)
+
+    timer = threading.Timer(STOP_GRACE_SECONDS, kill_if_alive)
+    timer.daemon = True
+    timer.start()

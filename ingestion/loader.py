@@ -103,7 +103,7 @@ def load_trip_file(
         (rows loaded, load id).
     """
     _open_checked(path, kind)
-    columns = {name: hint for name, hint in dlt_columns(kind).items() if name not in LINEAGE_COLUMNS}
+    columns = dlt_columns(kind)  # the engine drops what it keeps as partition constants (PostgreSQL: the lineage)
     columns["_dlt_id"] = {"name": "_dlt_id", "data_type": "text", "nullable": False}
     counter = {"rows": 0}
     return writer.write_month(

@@ -96,7 +96,7 @@ def _after_run(settings: Settings, wh: Warehouse, run: RunRecord, kept_model: st
             raise_alert(
                 settings, wh, "model_not_promoted", f"fares: run {run_id} kept the current model", kept_model, run_id
             )
-        resolve(settings, wh, run_id)
+        resolve(settings, wh, run)
 
 
 def _lock_held(settings: Settings, wh: Warehouse, run: RunRecord) -> None:
@@ -120,17 +120,39 @@ def crashed(settings: Settings, wh: Warehouse, run_ids: list[int]) -> None:
             log.exception("alerting the crash of run %s failed", run_id)
 
 
-def resolve(settings: Settings, wh: Warehouse, run_id: int) -> None:
-    """A run succeeded: close the open problems with one "recovered" message (none when nothing was open)."""
-    problems = _open_problems(wh)
-    if not problems:
+def recovers(problem: RunRecord, success: RunRecord) -> bool:
+    """True when `success` did again what failed in `problem`: its failed (or unfinished) stage succeeded with work to
+    do (no "nothing to do" note), on the same months where the failed run named months."""
+    failed = problem.failed_stage or next((s.stage for s in problem.stages if s.status != "succeeded"), None)
+    needed = [failed] if failed else list(problem.stages_requested or [])
+    done = {s.stage for s in success.stages if s.status == "succeeded" and not s.note}
+    if not set(needed) <= done:
+        return False
+    return not problem.months or set(problem.months) <= set(success.months or [])
+
+
+def resolve(settings: Settings, wh: Warehouse, success: RunRecord) -> None:
+    """A run succeeded: close the open problems it recovers from (`recovers`; a problem of no run, such as `stale` or
+    a held lock, closes on any success) with one "recovered" message; none when nothing closes."""
+    closing = []
+    for problem in _open_problems(wh):
+        if problem["run_id"] is not None and problem["event"] != "lock_held":
+            try:
+                failed = runs.get_run(wh, problem["run_id"])
+            except KeyError:
+                failed = None
+            if failed is not None and not recovers(failed, success):
+                continue
+        closing.append(problem)
+    if not closing:
         return
-    what = ", ".join(sorted({p["event"].replace("_", " ") for p in problems}))
-    body = f"run {run_id} succeeded; {len(problems)} open alert(s) closed ({what})"
+    run_id = success.run_id
+    what = ", ".join(sorted({p["event"].replace("_", " ") for p in closing}))
+    body = f"run {run_id} succeeded; {len(closing)} open alert(s) closed ({what})"
     delivered = send(settings, f"fares: recovered (run {run_id})", body, failure=False)
     with wh.connect() as conn:
         conn.execute(
-            "update ops.alerts set resolved_at = now() where alert_id = any(%s)", ([p["alert_id"] for p in problems],)
+            "update ops.alerts set resolved_at = now() where alert_id = any(%s)", ([p["alert_id"] for p in closing],)
         )
         conn.execute(
             "insert into ops.alerts (event, run_id, title, body, delivered, resolved_at)"

@@ -35,11 +35,29 @@ class RunLock:
         self.wh, self.key = wh, key
         self._conn: psycopg.Connection | None = None
 
-    def acquire(self) -> bool:
-        """Try once, without waiting; True when this process now holds the lock."""
+    def acquire(self, wait_seconds: float = 0) -> bool:
+        """Take the lock; True when this process now holds it. With `wait_seconds` > 0, wait in line that long
+        (PostgreSQL grants a contended lock to its waiters in the order they asked), else try once."""
+        import psycopg
+
         conn = self.wh.connect(autocommit=True)
-        row = conn.execute("select pg_try_advisory_lock(%s)", (self.key,)).fetchone()
-        if row and row[0]:
+        try:
+            if wait_seconds <= 0:
+                row = conn.execute("select pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+                got = bool(row and row[0])
+            else:
+                # the wait is bounded by lock_timeout alone (not by the session's statement_timeout)
+                conn.execute(f"set lock_timeout = {int(wait_seconds * 1000)}; set statement_timeout = 0")
+                try:
+                    conn.execute("select pg_advisory_lock(%s)", (self.key,))
+                    got = True
+                except psycopg.errors.LockNotAvailable:
+                    got = False
+                conn.execute("reset lock_timeout; reset statement_timeout")
+        except BaseException:
+            conn.close()
+            raise
+        if got:
             self._conn = conn
             return True
         conn.close()

@@ -50,7 +50,8 @@ def stage_line(stage: StageRecord) -> str:
         if value is not None
     )
     retried = f", {stage.attempts} attempts" if (stage.attempts or 1) > 1 else ""
-    return f"  {stage.stage:<10} {stage.status:<11} {duration(stage.seconds):>9}  {rows}{retried}".rstrip()
+    note = f" ({stage.note})" if stage.note else ""
+    return f"  {stage.stage:<10} {stage.status:<11} {duration(stage.seconds):>9}  {rows}{retried}{note}".rstrip()
 
 
 def format_run(run: RunRecord) -> str:

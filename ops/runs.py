@@ -25,11 +25,13 @@ class StageRecord:
     stage: str
     started_at: datetime
     finished_at: datetime | None
-    status: str  # running | succeeded | failed | interrupted | timed_out
+    status: str  # running | succeeded | failed | interrupted | timed_out | cancelled
     attempts: int
     rows_in: int | None
     rows_out: int | None
     error: str | None
+    note: str | None = None  # what the stage says of its work when it had nothing to do
+    pid: int | None = None  # the stage's own process (its process group), on the run's host
 
     @property
     def seconds(self) -> float | None:
@@ -44,7 +46,7 @@ class RunRecord:
     run_id: int
     started_at: datetime
     finished_at: datetime | None
-    status: str  # running | succeeded | failed | interrupted | skipped | timed_out
+    status: str  # running | succeeded | failed | interrupted | skipped | timed_out | cancelled
     months: list[str] | None
     source: str | None
     error: str | None
@@ -58,6 +60,8 @@ class RunRecord:
     stages_requested: list[str] | None
     log_path: str | None
     validation_run_ids: list[str] | None
+    cancel_requested_at: datetime | None = None
+    cancel_requested_by: str | None = None
     stages: list[StageRecord] = field(default_factory=list)
 
     @property
@@ -77,11 +81,12 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class RedoItem:
-    """A run that did not finish (crashed or interrupted) and has not been redone."""
+    """A crashed run (its process died) not yet redone: what to run again, from its first unfinished stage."""
 
     run_id: int
     months: list[str] | None
     source: str | None
+    stages: list[str] | None  # None: every stage (a run recorded without its stage list)
 
 
 _RUN_COLUMNS = tuple(f.name for f in fields(RunRecord) if f.name != "stages")
@@ -208,14 +213,60 @@ def finish_stage(
     rows_in: int | None = None,
     rows_out: int | None = None,
     error: str | None = None,
+    note: str | None = None,
 ) -> None:
-    """Close a stage row with its outcome."""
+    """Close a stage row with its outcome (`note`: what it says of its work, e.g. that there was nothing to do)."""
     _exec(
         wh,
         "update ops.stage_runs set status = %s, finished_at = now(), attempts = %s, rows_in = %s, "
-        "rows_out = %s, error = %s where run_id = %s and stage = %s",
-        (status, attempts, rows_in, rows_out, _clip(error), run_id, stage),
+        "rows_out = %s, error = %s, note = %s where run_id = %s and stage = %s",
+        (status, attempts, rows_in, rows_out, _clip(error), note, run_id, stage),
     )
+
+
+def request_cancel(wh: Warehouse, run_id: int, by: str) -> RunRecord:
+    """Ask a running run to stop (its chain process polls for it); a run whose process is gone is recorded cancelled
+    at once. Returns the run as it is now; KeyError when there is no such run."""
+    run = get_run(wh, run_id)
+    if run.status != "running":
+        return run
+    _exec(
+        wh,
+        "update ops.pipeline_runs set cancel_requested_at = coalesce(cancel_requested_at, now()),"
+        " cancel_requested_by = coalesce(cancel_requested_by, %s) where run_id = %s",
+        (by, run_id),
+    )
+    if run.host == socket.gethostname() and run.pid is not None and not _alive(run.pid):
+        # nobody is left to notice the request: record it now (a cancelled run is never redone)
+        reason = f"cancelled by {by} (its process, pid {run.pid}, had already stopped)"
+        _exec(
+            wh,
+            "update ops.stage_runs set status = 'cancelled', finished_at = now(), error = %s"
+            " where run_id = %s and status = 'running'",
+            (reason, run_id),
+        )
+        finish_run(wh, run_id, "cancelled", reason)
+    return get_run(wh, run_id)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cancel_requested(wh: Warehouse, run_id: int) -> str | None:
+    """Who asked to cancel run `run_id` (None when nobody did)."""
+    rows = _exec(
+        wh,
+        "select cancel_requested_by from ops.pipeline_runs where run_id = %s and cancel_requested_at is not null",
+        (run_id,),
+    )
+    return str(rows[0][0] or "someone") if rows else None
 
 
 def mark_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
@@ -249,18 +300,44 @@ def mark_crashed(wh: Warehouse) -> list[int]:
     return ids
 
 
-def runs_to_redo(wh: Warehouse) -> list[RedoItem]:
-    """Crashed or interrupted runs not yet redone, oldest first; a redo itself is not redone again."""
+def runs_to_redo(wh: Warehouse, max_age_hours: float) -> list[RedoItem]:
+    """Crashed runs younger than `max_age_hours`, not redone yet, oldest first, each with the stages it did not
+    finish; a redo itself, an interrupted (stopped on purpose) or a cancelled run is never redone."""
     rows = _exec(
         wh,
         f"""
-        select p.run_id, p.months, p.source from ops.pipeline_runs p
-        where (p.status = 'interrupted' or (p.status = 'failed' and p.error like '{CRASHED}%'))
+        select p.run_id, p.months, p.source, p.stages_requested,
+               array(select s.stage from ops.stage_runs s where s.run_id = p.run_id and s.status = 'succeeded')
+        from ops.pipeline_runs p
+        where p.status = 'failed' and p.error like '{CRASHED}%%'
+          and p.started_at > now() - make_interval(secs => %s)
           and p.redo_of is null
           and not exists (select 1 from ops.pipeline_runs r where r.redo_of = p.run_id)
         order by p.run_id""",  # noqa: S608 - a constant
+        (max_age_hours * 3600,),
     )
-    return [RedoItem(int(r[0]), r[1], r[2]) for r in rows]
+    items = []
+    for run_id, months, source, requested, done in rows:
+        left = [s for s in requested if s not in done] if requested else None
+        first = requested.index(left[0]) if left else None
+        items.append(RedoItem(int(run_id), months, source, requested[first:] if first is not None else None))
+    return [i for i in items if i.stages is None or i.stages]
+
+
+def set_stage_pid(wh: Warehouse, run_id: int, stage: str, pid: int) -> None:
+    """Remember the process a stage runs in (so a crash can be cleaned up after)."""
+    _exec(wh, "update ops.stage_runs set pid = %s where run_id = %s and stage = %s", (pid, run_id, stage))
+
+
+def stage_processes(wh: Warehouse, run_ids: list[int]) -> list[tuple[int, str, int, str | None]]:
+    """(run_id, stage, pid, host) of the stages of these runs that ran in their own process."""
+    rows = _exec(
+        wh,
+        "select s.run_id, s.stage, s.pid, p.host from ops.stage_runs s join ops.pipeline_runs p using (run_id)"
+        " where s.run_id = any(%s) and s.pid is not null",
+        (run_ids,),
+    )
+    return [(int(r), str(st), int(pid), h) for r, st, pid, h in rows]
 
 
 def validation_ids_since_start(wh: Warehouse, run_id: int) -> list[str]:

@@ -17,6 +17,9 @@ DDL_LOCK = 0x4644444C
 
 RUN_STATUSES = ("running", "succeeded", "failed", "interrupted", "skipped", "timed_out")
 STAGE_STATUSES = ("running", "succeeded", "failed", "interrupted", "timed_out")
+# Migration 6 on: an operator can cancel a run (never redone), and a stage says when it had nothing to do.
+RUN_STATUSES_6 = (*RUN_STATUSES, "cancelled")
+STAGE_STATUSES_6 = (*STAGE_STATUSES, "cancelled")
 
 
 def _check(table: str, statuses: tuple[str, ...]) -> str:
@@ -148,6 +151,17 @@ create table if not exists ops.apscheduler_jobs (
     job_state bytea not null
 );
 create index if not exists ix_ops_apscheduler_jobs_next_run_time on ops.apscheduler_jobs (next_run_time);""",
+    ),
+    (
+        "cancel, stage notes and processes",
+        _check("pipeline_runs", RUN_STATUSES_6)
+        + "\n"
+        + _check("stage_runs", STAGE_STATUSES_6)
+        + """
+alter table ops.pipeline_runs add column if not exists cancel_requested_at timestamptz;
+alter table ops.pipeline_runs add column if not exists cancel_requested_by text;
+alter table ops.stage_runs add column if not exists note text;
+alter table ops.stage_runs add column if not exists pid integer;""",
     ),
 )
 

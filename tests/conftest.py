@@ -66,16 +66,30 @@ def pg_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return server
 
 
-def make_database(server: Warehouse, label: str) -> Warehouse:
-    """A new, empty database on `server` named after `label`."""
+def make_database(server: Warehouse, label: str, migrated: bool = True) -> Warehouse:
+    """A new database on `server` named after `label`: with schema ops migrated (as every fares process entry leaves
+    a database before it works on it), or, with `migrated=False`, empty."""
+    from fares.ops.schema import migrate
+
     name = f"fares_t_{label}_{uuid.uuid4().hex[:8]}"[:63]
-    return ensure_database(server, name)
+    wh = ensure_database(server, name)
+    if migrated:
+        migrate(wh)
+    return wh
 
 
 @pytest.fixture
 def fresh_db(pg_server: Warehouse) -> Iterator[Warehouse]:
-    """An empty database for one test, dropped afterwards."""
+    """A new database for one test (schema ops migrated, no data), dropped afterwards."""
     wh = make_database(pg_server, "fn")
+    yield wh
+    drop_database(pg_server, wh.dbname)
+
+
+@pytest.fixture
+def bare_db(pg_server: Warehouse) -> Iterator[Warehouse]:
+    """An empty database for one test (not even schema ops: for the migrations' own tests), dropped afterwards."""
+    wh = make_database(pg_server, "bare", migrated=False)
     yield wh
     drop_database(pg_server, wh.dbname)
 

@@ -116,3 +116,28 @@ def post_run(request: Request, body: RunIn) -> Any:
     if row.status == "skipped":
         raise HTTPException(409, f"run {row.run_id} {row.error}")
     return {"run_id": row.run_id, "status": row.status, "stages": list(stages), "url": f"/runs/{row.run_id}"}
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    status_code=202,
+    responses={
+        404: {"model": Problem, "description": "No such run"},
+        409: {"model": Problem, "description": "The run is not running"},
+        503: {"model": Problem, "description": "The database is unreachable"},
+    },
+    summary="Cancel a running pipeline run",
+)
+def post_cancel(request: Request, run_id: int) -> Any:
+    """Ask a running run to stop: its running stage's process is stopped (SIGTERM, then SIGKILL after
+    FARES_STAGE_GRACE_SECONDS), its database sessions ended, and it is recorded `cancelled`, never redone."""
+    from fares.api.database import read_ops
+    from fares.ops.runs import request_cancel
+
+    try:
+        run = read_ops(request.app.state.db, request_cancel, run_id, "the API (POST /v1/admin/runs/{id}/cancel)")
+    except KeyError as exc:
+        raise HTTPException(404, f"no pipeline run {run_id}") from exc
+    if run.status not in ("running", "cancelled"):
+        raise HTTPException(409, f"run {run_id} is not running (it {run.status.replace('_', ' ')})")
+    return {"run_id": run_id, "status": run.status, "cancel_requested": True, "url": f"/runs/{run_id}"}

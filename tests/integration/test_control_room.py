@@ -139,8 +139,8 @@ def test_a_crash_a_lock_held_too_long_and_a_model_kept_each_alert_once(settings:
                 "update ops.pipeline_runs set started_at = now() - interval '2 hours' where run_id = %s", (dead,)
             )
         with locks.try_lock(fresh_db, locks.RUN_LOCK):  # the dead run's process, as far as anyone can tell
-            assert pipeline.run_once(s, stages=probe_stages()).status == "skipped"
-            assert pipeline.run_once(s, stages=probe_stages()).status == "skipped"
+            assert pipeline.run_once(s, stages=probe_stages(), wait=False).status == "skipped"
+            assert pipeline.run_once(s, stages=probe_stages(), wait=False).status == "skipped"
         row = pipeline.run_once(s, stages={**probe_stages(), "publish": kept})
         titles = receiver.wait_for(4)
     assert titles == [

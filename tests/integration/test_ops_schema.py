@@ -36,24 +36,24 @@ def _applied(wh: Warehouse) -> list[tuple[int, str]]:
         return conn.execute("select version, name from ops.schema_migrations order by version").fetchall()
 
 
-def test_migrations_apply_once_in_order(fresh_db: Warehouse) -> None:
-    assert schema.migrate(fresh_db) == list(range(1, len(schema.MIGRATIONS) + 1))
+def test_migrations_apply_once_in_order(bare_db: Warehouse) -> None:
+    assert schema.migrate(bare_db) == list(range(1, len(schema.MIGRATIONS) + 1))
     schema._migrated.clear()  # noqa: SLF001 - forget what this process applied, as a new process would
-    assert schema.migrate(fresh_db) == []
-    assert _applied(fresh_db) == [(i, name) for i, (name, _) in enumerate(schema.MIGRATIONS, start=1)]
+    assert schema.migrate(bare_db) == []
+    assert _applied(bare_db) == [(i, name) for i, (name, _) in enumerate(schema.MIGRATIONS, start=1)]
 
 
-def test_a_database_from_before_the_migrations_is_brought_up_to_date(fresh_db: Warehouse) -> None:
-    with fresh_db.connect() as conn:
+def test_a_database_from_before_the_migrations_is_brought_up_to_date(bare_db: Warehouse) -> None:
+    with bare_db.connect() as conn:
         conn.execute(_OLD_DDL)
-    schema.migrate(fresh_db)
-    [old] = runs.list_runs(fresh_db)
+    schema.migrate(bare_db)
+    [old] = runs.list_runs(bare_db)
     assert (old.status, old.months, old.trigger) == ("succeeded", ["2024-01"], None)
-    run_id = runs.start_run(fresh_db, None, "x")
-    runs.start_stage(fresh_db, run_id, "transform")
-    runs.finish_stage(fresh_db, run_id, "transform", "timed_out", error="transform timed out after 1 s")
-    runs.finish_run(fresh_db, run_id, "timed_out", "transform timed out")
-    assert runs.get_run(fresh_db, run_id).stages[0].status == "timed_out"
+    run_id = runs.start_run(bare_db, None, "x")
+    runs.start_stage(bare_db, run_id, "transform")
+    runs.finish_stage(bare_db, run_id, "transform", "timed_out", error="transform timed out after 1 s")
+    runs.finish_run(bare_db, run_id, "timed_out", "transform timed out")
+    assert runs.get_run(bare_db, run_id).stages[0].status == "timed_out"
 
 
 def test_the_cli_and_the_api_read_the_same_history(fresh_db: Warehouse, tmp_path: Path, monkeypatch, capsys) -> None:

@@ -32,12 +32,13 @@ def probe_stages(
     sleep: dict[str, float] | None = None,
     fail: str | None = None,
     transient: dict[str, int] | None = None,
-    gate: threading.Event | None = None,
+    gate: Path | None = None,
 ) -> dict[str, StageFn]:
     """Five stages that log themselves in public.scheduler_probe; train writes a bundle, publish moves CURRENT.
 
     sleep: seconds per stage; fail: the stage that raises a data error; transient: the stage and how many times it
-    raises WarehouseError first; gate: the ingest stage waits for it.
+    raises WarehouseError first (each stage attempt runs in its own process: attempts are counted in the probe table);
+    gate: the ingest stage waits until this file exists.
     """
     sleep, transient = sleep or {}, dict(transient or {})
 
@@ -49,11 +50,15 @@ def probe_stages(
                     "insert into public.scheduler_probe values (%s, %s, %s, clock_timestamp(), null)",
                     (ctx.run_id, name, os.getpid()),
                 )
-            if transient.get(name, 0) > 0:
-                transient[name] -= 1
+                attempt = conn.execute(
+                    "select count(*) from public.scheduler_probe where run_id = %s and stage = %s", (ctx.run_id, name)
+                ).fetchone()
+            if attempt is not None and attempt[0] <= transient.get(name, 0):
                 raise WarehouseError("cannot connect to PostgreSQL: server closed the connection unexpectedly")
             if gate is not None and name == "ingest":
-                gate.wait(30)
+                deadline = time.monotonic() + 30
+                while not gate.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
             time.sleep(sleep.get(name, 0))
             if name == fail:
                 raise ValueError(f"{name}: 3 rows have a negative fare")
@@ -151,8 +156,10 @@ def test_a_transient_error_is_retried_and_a_lasting_one_fails(settings: Settings
     assert [(s.stage, s.attempts) for s in row.stages] == [("ingest", 3)]
 
 
-def test_a_run_while_another_holds_the_lock_is_recorded_skipped(settings: Settings, fresh_db: Warehouse) -> None:
-    gate = threading.Event()
+def test_a_run_while_another_holds_the_lock_is_recorded_skipped(
+    settings: Settings, fresh_db: Warehouse, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
     got: dict[str, RunRecord] = {}
     worker = threading.Thread(
         target=lambda: got.update(first=pipeline.run_once(settings, stages=probe_stages(gate=gate)))
@@ -162,9 +169,9 @@ def test_a_run_while_another_holds_the_lock_is_recorded_skipped(settings: Settin
         deadline = time.monotonic() + 20
         while not probe_rows(fresh_db) and time.monotonic() < deadline:
             time.sleep(0.05)
-        second = pipeline.run_once(settings, stages=probe_stages())
+        second = pipeline.run_once(settings, stages=probe_stages(), wait=False)
     finally:
-        gate.set()
+        gate.touch()
         worker.join(30)
     first = got["first"]
     running_id = first.run_id

@@ -37,6 +37,7 @@ class Daemons:
     def __init__(self, wh: Warehouse, tmp_path: Path) -> None:
         self.wh, self.tmp_path = wh, tmp_path
         self.procs: list[subprocess.Popen] = []
+        schema.migrate(wh)  # the test reads ops before the first daemon has started (each daemon migrates too)
 
     def start(self, cron: str, **env: str) -> subprocess.Popen:
         base = {k: v for k, v in os.environ.items() if not k.startswith("FARES_") and k != "DATABASE_URL"}
