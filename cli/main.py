@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from fares.chain.schedule import ScheduleError
 from fares.chain.stages import STAGES
 from fares.cli.commands import (
     UserError,
@@ -29,6 +30,13 @@ from fares.cli.commands import (
 from fares.config.settings import get_settings
 
 log = logging.getLogger("fares")
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_backfill)
     sp = sub.add_parser("schedule", help="the nightly daemon (APScheduler)")
     sp.add_argument("--once", action="store_true", help="run the chain now under the same lock and record it")
+    sp.add_argument(
+        "--next", type=_positive, metavar="N", help="print the next N fire times in the schedule's time zone, then exit"
+    )
     sp.set_defaults(func=cmd_schedule)
     sp = sub.add_parser("runs", help="pipeline run history; `runs show ID` for one run")
     sp.add_argument("action", nargs="?", choices=["list", "show"], default="list")
@@ -142,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"fares: {exc}", file=sys.stderr)
         return 1
+    except ScheduleError as exc:  # bad configuration, like a bad variable above: the daemon must not crash-loop on it
+        print(f"fares {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a stage error: say what and where, without a traceback unless -v
