@@ -46,10 +46,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         # A browser asking for a page gets the login form (same status); scripts get the JSON body and the header.
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            form = exc.status_code == 401
-            return login.login_page(
-                path, exc.detail if not form else "This page needs the admin token.", exc.status_code, form=form
-            )
+            wanted = exc.status_code == 401  # 403: no token is configured, so there is nothing to type in
+            message = "This page needs the admin token." if wanted else exc.detail
+            return login.login_page(path, message, exc.status_code, form=wanted)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PlaceError)

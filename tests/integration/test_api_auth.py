@@ -111,6 +111,8 @@ def test_without_a_configured_token_ops_pages_say_how_to_open_them(ops_world: di
         assert client.post("/v1/admin/reload").status_code == 403
         form = client.get("/login")
         assert form.status_code == 403 and "set FARES_ADMIN_TOKEN" in form.text and "<form" not in form.text
+        page = client.get("/runs", headers={"Accept": "text/html"})  # a browser: the sentence, and no form to fill
+        assert page.status_code == 403 and "set FARES_ADMIN_TOKEN" in page.text and "<form" not in page.text
 
 
 def test_ops_public_opens_the_ops_pages_but_not_the_admin_routes(ops_world: dict[str, Any]) -> None:
