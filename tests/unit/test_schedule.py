@@ -132,7 +132,11 @@ def _fares(*argv: str, cron: str, tmp_path: Path) -> subprocess.CompletedProcess
     return subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("command", [[str(FARES), "schedule"], [sys.executable, "-m", "fares.scheduler"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "command",
+    [[str(FARES), "schedule"], [str(FARES), "schedule", "--next", "3"], [sys.executable, "-m", "fares.scheduler"]],
+    ids=["fares schedule", "fares schedule --next 3", "python -m fares.scheduler"],
+)
 def test_the_daemon_exits_with_the_message_on_a_malformed_schedule(command: list[str], tmp_path: Path) -> None:
     done = _fares(*command, cron="0 3 * * 8", tmp_path=tmp_path)
     assert done.returncode == 2
