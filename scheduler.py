@@ -6,12 +6,14 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fares.chain import pipeline, runlog
 from fares.chain.executor import StageFn
+from fares.chain.schedule import CrontabTrigger, ScheduleError
 from fares.chain.stage_process import clean_up_after_crash, stop_running_stage
 from fares.config.settings import Settings, get_settings
 from fares.config.warehouse import get_warehouse
@@ -22,7 +24,6 @@ from fares.ops.schema import prepare_warehouse
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.blocking import BlockingScheduler
-    from apscheduler.triggers.cron import CronTrigger
 
 log = logging.getLogger(__name__)
 
@@ -36,31 +37,9 @@ _busy = threading.Lock()  # held while the daemon runs the chain, so shutdown ca
 _daemon: dict[str, Any] = {}  # the settings and stages start_daemon was given, for the job the store names
 
 
-def build_trigger(settings: Settings) -> CronTrigger:
-    """schedule_cron in schedule_timezone; crontab weekdays (0 or 7 = Sunday); 6 fields: seconds first."""
-    import re
-
-    from apscheduler.triggers.cron import CronTrigger
-
-    fields = settings.schedule_cron.split()
-    if len(fields) not in (5, 6):
-        raise ValueError(
-            f"FARES_SCHEDULE_CRON needs 5 fields (minute hour day month weekday), got {settings.schedule_cron!r}"
-        )
-    second = fields.pop(0) if len(fields) == 6 else "0"
-    minute, hour, day, month, weekday = fields
-    # APScheduler 3 counts weekdays from Monday = 0; crontab from Sunday = 0: use names, which both read alike.
-    names = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-    weekday = re.sub(r"(?<![/\d])\d+", lambda m: names[int(m.group())] if int(m.group()) < 8 else m.group(), weekday)
-    return CronTrigger(
-        second=second,
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=weekday,
-        timezone=settings.schedule_timezone,
-    )
+def build_trigger(settings: Settings) -> CrontabTrigger:
+    """schedule_cron read as crontab(5) reads it, in schedule_timezone (fares.chain.schedule); ScheduleError if not."""
+    return CrontabTrigger(settings.schedule_cron, settings.schedule_timezone)
 
 
 def build_scheduler(settings: Settings) -> BlockingScheduler:
@@ -159,7 +138,10 @@ def _stop_scheduler(sched: BlockingScheduler) -> None:
 def _on_signal(sched: BlockingScheduler) -> Callable[[int, Any], None]:
     def handle(signum: int, frame: Any) -> None:
         if _stop.is_set():  # a second signal: stop now (the running stage's process too), and say so in the run's row
-            stop_running_stage()
+            try:
+                stop_running_stage(grace=2.0)
+            except Exception:  # the exit below must happen whatever the stage's process did
+                log.exception("could not stop the running stage's process")
             if "run_id" in pipeline.current:
                 pipeline.record_interrupted(
                     pipeline.current["wh"], pipeline.current["run_id"], f"interrupted: signal {signum} during a stage"
@@ -180,6 +162,7 @@ def start_daemon(settings: Settings, stages: Mapping[str, StageFn] | None = None
     On a signal the running stage finishes, later stages do not start and the run is recorded 'interrupted';
     a second signal records it at once and exits.
     """
+    build_trigger(settings)  # a schedule that is not one stops the daemon here, before it touches anything
     _daemon.update(settings=settings, stages=stages)
     _stop.clear()
     prepare_warehouse(settings)  # the daemon's process entry: schema ops up to date, once
@@ -203,7 +186,11 @@ def main() -> None:
     """`python scheduler.py`: the daemon with settings from the environment."""
     runlog.install()
     logging.basicConfig(level=logging.INFO, format=runlog.LINE_FORMAT)
-    start_daemon(get_settings())
+    try:
+        start_daemon(get_settings())
+    except ScheduleError as exc:  # a crash-loop under `restart: unless-stopped` otherwise; one line says why
+        log.error("%s", exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

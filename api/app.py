@@ -18,10 +18,11 @@ from fastapi.staticfiles import StaticFiles
 
 from fares.api.batcher import QuoteBatcher
 from fares.api.database import Database, DatabaseUnavailable
+from fares.api.deps import AdminRequired
 from fares.api.metrics import Metrics, MetricsMiddleware
 from fares.api.model_store import ModelStore, NoModelError
 from fares.api.responses import json_safe
-from fares.api.routes import admin, info, quotes, runs
+from fares.api.routes import admin, info, login, quotes, runs
 from fares.api.zones import PlaceError
 from fares.config.settings import Settings
 
@@ -39,6 +40,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         # The errors echo the input, which may hold NaN, Infinity or a 100-digit integer: the stock handler 500s.
         body = orjson.dumps({"detail": json_safe(jsonable_encoder(exc.errors()))}, default=str)
         return Response(body, status_code=422, media_type="application/json")
+
+    @app.exception_handler(AdminRequired)
+    async def _admin_required(request: Request, exc: AdminRequired) -> Response:
+        # A browser asking for a page gets the login form (same status); scripts get the JSON body and the header.
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            wanted = exc.status_code == 401  # 403: no token is configured, so there is nothing to type in
+            message = "This page needs the admin token." if wanted else exc.detail
+            return login.login_page(path, message, exc.status_code, form=wanted)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PlaceError)
     async def _place(_: Request, exc: PlaceError) -> JSONResponse:
@@ -110,6 +121,7 @@ def create_app(settings: Settings, poll_seconds: float = 1.0, freeze_gc: bool = 
     app.include_router(info.router)
     app.include_router(admin.router)
     app.include_router(runs.router)
+    app.include_router(login.router)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

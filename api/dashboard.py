@@ -23,7 +23,7 @@ def _page(title: str, body: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>{_STYLE}</head><body><main>"
         '<nav><a href="/">quote</a> · <a href="/runs">runs</a> · <a href="/dbt-docs/">dbt docs</a> · '
-        '<a href="/data-docs/">Data Docs</a> · <a href="/docs">API</a></nav>'
+        '<a href="/data-docs/">Data Docs</a> · <a href="/docs">API</a> · <a href="/logout">log out</a></nav>'
         f"{body}</main></body></html>"
     )
 

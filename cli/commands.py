@@ -215,9 +215,17 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
-    """The nightly daemon (or one recorded run with --once)."""
+    """The nightly daemon (or one recorded run with --once, or the next N fire times with --next N)."""
     from fares import scheduler
+    from fares.chain.schedule import next_fire_times
 
+    if args.next:
+        times = next_fire_times(settings.schedule_cron, settings.schedule_timezone, args.next)
+        runs = "run" if len(times) == 1 else f"{len(times)} runs"
+        print(f"{settings.schedule_cron} ({settings.schedule_timezone}): the next {runs}")
+        for fire in times:
+            print(f"  {fire:%a %Y-%m-%d %H:%M:%S %Z (UTC%z)}")
+        return 0
     if args.once:
         return _recorded(settings, wait=not args.no_wait)
     scheduler.start_daemon(settings)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from fares.chain.pipeline import LockBusy
+from fares.chain.schedule import ScheduleError
 from fares.chain.stages import STAGES
 from fares.cli.commands import (
     EXIT_SKIPPED,
@@ -31,6 +32,13 @@ from fares.cli.commands import (
 from fares.config.settings import get_settings
 
 log = logging.getLogger("fares")
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("schedule", help="the nightly daemon (APScheduler)")
     sp.add_argument("--once", action="store_true", help="run the chain now under the same lock and record it")
     no_wait(sp)
+    sp.add_argument(
+        "--next", type=_positive, metavar="N", help="print the next N fire times in the schedule's time zone, then exit"
+    )
     sp.set_defaults(func=cmd_schedule)
     sp = sub.add_parser("runs", help="pipeline run history; `runs show ID` for one run; `runs cancel ID` stops one")
     sp.add_argument("action", nargs="?", choices=["list", "show", "cancel"], default="list")
@@ -166,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LockBusy as exc:
         print(f"fares {args.command}: {exc} (recorded as run {exc.run.run_id})", file=sys.stderr)
         return EXIT_SKIPPED
+    except ScheduleError as exc:  # bad configuration, like a bad variable above: the daemon must not crash-loop on it
+        print(f"fares {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a stage error: say what and where, without a traceback unless -v

@@ -79,7 +79,13 @@ class Settings(BaseSettings):
     # API.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
-    admin_token: str | None = Field(default=None, description="Bearer token for admin endpoints; unset disables them.")
+    admin_token: str | None = Field(
+        default=None, description="Bearer token (or /login) for the ops pages and admin endpoints; unset closes them."
+    )
+    ops_public: bool = Field(
+        default=False,
+        description="Open the ops pages (runs, logs, docs sites, metrics) without the token, on a private network.",
+    )
     cors_origins: list[str] = Field(default_factory=list)
     demo_once: bool = Field(default=False, description="`make demo` exits after the first successful quote.")
 

@@ -1,41 +1,19 @@
-"""Admin routes (reload, promote): need `Authorization: Bearer <admin_token>`; disabled when no token is configured."""
+"""Admin routes (reload, promote, start a run): need the admin token (fares.api.deps.require_admin), always."""
 
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from fares.api.deps import AUTH_ERRORS, require_admin
 from fares.api.schemas import Problem, ReloadOut
 
-_bearer = HTTPBearer(auto_error=False, description="The admin token from FARES_ADMIN_TOKEN")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def require_admin(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
-    """403 when admin is disabled, 401 without the right bearer token."""
-    token = request.app.state.settings.admin_token
-    if not token:
-        raise HTTPException(403, "admin endpoints are disabled: set FARES_ADMIN_TOKEN to enable them")
-    given = credentials.credentials if credentials is not None else ""
-    if not secrets.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(
-            401,
-            "a valid admin token is required (Authorization: Bearer <token>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "Missing or wrong token"},
-    403: {"model": Problem, "description": "Admin endpoints are disabled"},
-}
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=AUTH_ERRORS)
 
 
 def _answer(request: Request, changed: bool) -> dict[str, Any]:

@@ -1,15 +1,15 @@
-"""Read-only routes: zone search, the model in service, pipeline runs, health and Prometheus metrics."""
+"""Read-only routes: zone search, the model in service, health (open), and Prometheus metrics (an ops page)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 
-from fares.api.database import list_runs
+from fares.api.deps import require_ops
 from fares.api.quotes import source_of, window_of
 from fares.api.responses import json_response, json_safe
 from fares.api.schemas import HealthOut, ModelOut, Problem, ZoneMap, ZoneOut
@@ -17,7 +17,6 @@ from fares.api.schemas import HealthOut, ModelOut, Problem, ZoneMap, ZoneOut
 router = APIRouter(tags=["info"])
 
 NO_MODEL: dict[int | str, dict[str, Any]] = {503: {"model": Problem, "description": "No model is loaded yet"}}
-NO_DATABASE: dict[int | str, dict[str, Any]] = {503: {"model": Problem, "description": "The database is unreachable"}}
 
 
 @router.get("/v1/zones", response_model=list[ZoneOut], responses=NO_MODEL, summary="Search taxi zones")
@@ -59,12 +58,6 @@ async def get_model(request: Request) -> Response:
     )
 
 
-@router.get("/v1/runs", responses=NO_DATABASE, summary="Pipeline run history")
-def get_runs(request: Request, limit: int = Query(default=20, ge=1, le=500)) -> list[dict[str, Any]]:
-    """Newest runs of the scheduler's stage chain with their stages; empty before the first recorded run."""
-    return jsonable_encoder([run.to_dict() for run in list_runs(request.app.state.db, limit)])
-
-
 @router.get("/health", response_model=HealthOut, summary="Model loaded, database reachable")
 async def get_health(request: Request) -> Response:
     """Always 200 while the process serves: `degraded` says what does not work (quotes need only the model)."""
@@ -89,7 +82,7 @@ async def _db_status(db: Any) -> tuple[bool, str | None]:
     return await run_in_threadpool(db.status)
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_ops)])
 async def get_metrics(request: Request) -> Response:
     """Prometheus text format."""
     state = request.app.state

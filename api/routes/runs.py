@@ -1,5 +1,6 @@
 """The runs dashboard (/runs, /runs/{id}) and what it links to: the run's log and dbt results, the training report,
-the GX Data Docs and the dbt docs, all served by the API itself; plus GET /v1/runs/{id}."""
+the GX Data Docs and the dbt docs, all served by the API itself; plus GET /v1/runs and /v1/runs/{id}. Every one of
+them needs the admin token (fares.api.deps.require_ops)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,28 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from fares.api import dashboard
-from fares.api.database import read_ops
+from fares.api.database import list_runs, read_ops
+from fares.api.deps import AUTH_ERRORS, require_ops
 from fares.api.schemas import Problem
 
 if TYPE_CHECKING:
     from fares.ops.runs import RunRecord
     from fares.ops.validation import ValidationRunSummary
 
-router = APIRouter(tags=["runs"])
+# Every route here is an ops page: the admin token (or FARES_OPS_PUBLIC), checked once for the router.
+router = APIRouter(tags=["runs"], dependencies=[Depends(require_ops)], responses=AUTH_ERRORS)
 
 LOG_TAIL_LINES = 300
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _DBT_DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such run"},
-    503: {"model": Problem, "description": "The database is unreachable"},
-}
+NO_DATABASE: dict[int | str, dict[str, Any]] = {503: {"model": Problem, "description": "The database is unreachable"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No such run"}, **NO_DATABASE}
 
 
 def _run(request: Request, run_id: int) -> RunRecord:
@@ -101,6 +102,12 @@ def get_run_dbt(request: Request, run_id: int) -> Response:
     if not path.is_file():
         raise HTTPException(404, f"run {run_id} kept no dbt results")
     return FileResponse(path, media_type="application/json")
+
+
+@router.get("/v1/runs", responses=NO_DATABASE, summary="Pipeline run history")
+def get_runs(request: Request, limit: int = Query(default=20, ge=1, le=500)) -> list[dict[str, Any]]:
+    """Newest runs of the scheduler's stage chain with their stages; empty before the first recorded run."""
+    return jsonable_encoder([run.to_dict() for run in list_runs(request.app.state.db, limit)])
 
 
 @router.get("/v1/runs/{run_id}", responses=NOT_FOUND, summary="One pipeline run")

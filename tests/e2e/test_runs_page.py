@@ -1,4 +1,4 @@
-"""The runs dashboard in headless Chromium: an operator finds the failed run and reads why it failed."""
+"""The runs dashboard in headless Chromium: an operator logs in, finds the failed run and reads why it failed."""
 
 from __future__ import annotations
 
@@ -31,14 +31,21 @@ def test_the_dashboard_shows_a_failed_runs_error(browser, fresh_db: Warehouse, t
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    settings = settings_for(fresh_db, tmp_path / "data", stage_retries=0)
+    settings = settings_for(fresh_db, tmp_path / "data", stage_retries=0, admin_token="s3cret")
     row = pipeline.run_once(settings, months=["2024-01"], stages={"ingest": _ingest, "transform": _transform})
     assert row.status == "failed"
     port = free_port()
     with running_server(settings, port):
-        browser.get(f"http://127.0.0.1:{port}/")
-        browser.find_element("link text", "Pipeline runs").click()
+        browser.delete_all_cookies()
+        browser.get(f"http://127.0.0.1:{port}/runs")  # an operator's bookmark: the login form first
         wait = WebDriverWait(browser, 20)
+        token = wait.until(ec.visibility_of_element_located(("id", "token")))
+        assert "needs the admin token" in browser.find_element("id", "login-message").text
+        token.send_keys("wrong")
+        token.submit()
+        wait.until(ec.text_to_be_present_in_element(("id", "login-message"), "That is not the admin token."))
+        browser.find_element("id", "token").send_keys("s3cret")
+        browser.find_element("id", "token").submit()
         wait.until(ec.visibility_of_element_located(("id", "runs")))
         listed = browser.find_element("css selector", "tr.run.failed td.error").text
         assert listed == "transform failed: RuntimeError: dbt build failed (exit 1)"

@@ -21,7 +21,7 @@ UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:9/none"  # never contacted by 
 @pytest.fixture(scope="module")
 def api(tlc_samples, tmp_path_factory) -> Iterator[tuple[TestClient, str]]:
     models_dir, version = registry_copy(tlc_samples, tmp_path_factory.mktemp("api") / "models")
-    settings = Settings(data_dir=models_dir.parent, database_url=UNREACHABLE_DB)
+    settings = Settings(data_dir=models_dir.parent, database_url=UNREACHABLE_DB, admin_token="s3cret")
     with TestClient(create_app(settings, poll_seconds=0)) as client:
         yield client, version
 
@@ -231,7 +231,7 @@ def test_the_web_page_and_metrics_are_served(api) -> None:
     assert page.status_code == 200 and 'id="quote-form"' in page.text
     assert client.get("/static/app.js").status_code == 200
     quote(client, {"zone_id": 132}, {"zone_id": 230})
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer s3cret"}).text  # an ops page
     assert 'fares_http_requests_total{method="POST",route="/v1/quotes",status="200"}' in metrics
     assert "fares_model_loaded 1.0" in metrics and "fares_quotes_total" in metrics
 

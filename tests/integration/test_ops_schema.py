@@ -73,9 +73,9 @@ def test_the_cli_and_the_api_read_the_same_history(fresh_db: Warehouse, tmp_path
             "update ops.pipeline_runs set started_at = now() + interval '1 hour' where run_id = %s", (crashed,)
         )
 
-    settings = settings_for(fresh_db, tmp_path / "data")
+    settings = settings_for(fresh_db, tmp_path / "data", admin_token="s3cret")
     with TestClient(create_app(settings, poll_seconds=0)) as client:
-        api = client.get("/v1/runs").json()
+        api = client.get("/v1/runs", headers={"Authorization": "Bearer s3cret"}).json()
     assert [(r["run_id"], r["redo_of"]) for r in api] == [(redo, crashed), (crashed, None)]
 
     monkeypatch.setenv("DATABASE_URL", fresh_db.url())

@@ -35,7 +35,7 @@ def test_the_dashboard_shows_runs_their_error_log_and_charts(settings: Settings,
             "insert into ops.ingested_files (file, kind, month, source, rows, status)"
             " values ('yellow_tripdata_2024-01.parquet', 'yellow', '2024-01', 'x', 1234, 'loaded')"
         )
-    with TestClient(create_app(settings, poll_seconds=0)) as client:
+    with TestClient(create_app(settings, poll_seconds=0), headers=TOKEN) as client:  # ops pages: the admin token
         page = client.get("/runs")
         assert page.status_code == 200
         assert page.text.index(f'href="/runs/{bad.run_id}"') < page.text.index(f'href="/runs/{ok.run_id}"')

@@ -89,7 +89,8 @@ class Daemons:
 
 @pytest.fixture
 def daemons(fresh_db: Warehouse, tmp_path: Path) -> Iterator[Daemons]:
-    """A daemon launcher on an empty database."""
+    """A daemon launcher on an empty database, its schema ops prepared (the tests read ops.* before a daemon has)."""
+    schema.migrate(fresh_db)
     d = Daemons(fresh_db, tmp_path)
     yield d
     d.cleanup()
