@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     alert_urls: list[str] = Field(default_factory=list, description="Where alerts go; empty means only ops.alerts.")
     alert_stale_hours: float = Field(default=48, gt=0, description="Alert when no run succeeded for this long.")
 
+    # Health: the daemon's heartbeat (ops.scheduler_heartbeats), which the API watches.
+    heartbeat_seconds: float = Field(default=30, gt=0, description="How often the daemon writes its heartbeat.")
+    heartbeat_timeout_seconds: float = Field(
+        default=300, gt=0, description="The API reports the scheduler dead (and alerts once) past this without a beat."
+    )
+
     @property
     def models_dir(self) -> Path:
         """Folder of the model registry."""
