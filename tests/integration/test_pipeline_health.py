@@ -165,7 +165,9 @@ def test_metrics_show_the_recorded_runs_stages_rows_and_model_age(
     good, bad = runs.get_run(fresh_db, good.run_id), runs.get_run(fresh_db, bad.run_id)
 
     m = _metrics(settings)
-    succeeded = {s.stage: s.finished_at for run in (good, bad) for s in run.stages if s.status == "succeeded"}
+    succeeded = {
+        s.stage: s.finished_at for run in (good, bad) for s in run.stages if s.status == "succeeded" and s.finished_at
+    }
     assert set(succeeded) == set(pipeline.STAGES)
     for stage, finished_at in succeeded.items():  # the bad run's stages overwrite the good one's: they are newer
         key = ("fares_stage_last_success_timestamp_seconds", (("stage", stage),))
@@ -185,6 +187,7 @@ def test_metrics_show_the_recorded_runs_stages_rows_and_model_age(
     )
     assert m[("fares_pipeline_last_run_status", (("status", "failed"),))] == 1
     assert m[("fares_pipeline_last_run_duration_seconds", ())] == pytest.approx(bad.seconds)
+    assert good.finished_at is not None
     assert m[("fares_pipeline_last_success_timestamp_seconds", ())] == pytest.approx(good.finished_at.timestamp())
     loaded = {(dict(k[1])["month"], dict(k[1])["kind"]): v for k, v in m.items() if k[0] == "fares_rows_loaded"}
     assert loaded == {("2024-01", "yellow"): 1200, ("2024-01", "fhvhv"): 3400, ("2024-02", "yellow"): 1300}
