@@ -1,5 +1,5 @@
 """The APScheduler daemon: the chain (fares.chain.pipeline) on a crontab, redo of what a crash left, staleness, its
-heartbeat (ops.scheduler_heartbeats, which the API watches)."""
+heartbeat (ops.scheduler_heartbeats, which the API watches) and the nightly prune (fares.ops.retention)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from fares.chain import pipeline, runlog
 from fares.chain.executor import StageFn
 from fares.config.settings import Settings, get_settings
 from fares.config.warehouse import get_warehouse
-from fares.ops import alerts, runs
+from fares.ops import alerts, retention, runs
 from fares.ops.heartbeat import write_beat
 from fares.ops.locks import RunLock
 from fares.ops.runs import RunRecord
@@ -33,6 +33,7 @@ JOB_FUNC = "fares.scheduler:scheduled_run"
 JOB_TABLE = "apscheduler_jobs"
 STALE_JOB_ID = "fares-stale-check"
 HEARTBEAT_JOB_ID = "fares-heartbeat"
+PRUNE_JOB_ID = "fares-prune"
 
 _stop = pipeline.stop_requested  # set by SIGTERM/SIGINT: finish the running stage, start no other
 _busy = threading.Lock()  # held while the daemon runs the chain, so shutdown can wait for it
@@ -75,6 +76,7 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
     from apscheduler.jobstores.memory import MemoryJobStore
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.cron import CronTrigger
 
     wh = get_warehouse(settings)
     store = SQLAlchemyJobStore(
@@ -99,6 +101,8 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
     sched.add_job(stale_check, "interval", seconds=every, id=STALE_JOB_ID, jobstore="memory", max_instances=1)
     # A job, not a thread: a beat says the scheduler's loop still hands out jobs.
     sched.add_job(heartbeat, "interval", seconds=settings.heartbeat_seconds, id=HEARTBEAT_JOB_ID, jobstore="memory")
+    prune_at = CronTrigger(hour=settings.prune_hour, minute=0, timezone=settings.schedule_timezone)
+    sched.add_job(nightly_prune, prune_at, id=PRUNE_JOB_ID, jobstore="memory", max_instances=1)
     return sched
 
 
@@ -149,6 +153,17 @@ def _beating(settings: Settings) -> Iterator[None]:
         yield
     finally:
         stop.set()
+
+
+def nightly_prune() -> None:
+    """The daemon's nightly job: remove what the retention settings no longer keep (fares.ops.retention)."""
+    from fares.ml.registry import Registry
+
+    settings = _daemon.get("settings") or get_settings()
+    try:
+        retention.prune(settings, get_warehouse(settings), Registry(settings.models_dir))
+    except Exception:  # the next night tries again
+        log.exception("nightly prune failed")
 
 
 def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None) -> list[RunRecord]:
