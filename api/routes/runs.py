@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Red
 from fares.api import dashboard
 from fares.api.database import read_ops
 from fares.api.schemas import Problem
+from fares.ops.render import FRESHNESS_FILE, read_freshness
 
 if TYPE_CHECKING:
     from fares.ops.runs import RunRecord
@@ -80,7 +81,9 @@ def get_run_page(request: Request, run_id: int) -> HTMLResponse:
         if log.is_file()
         else ""
     )
-    page = dashboard.run_page(run, tail, _run_dir(request, run_id) / "run_results.json", validation)
+    run_dir = _run_dir(request, run_id)
+    freshness = read_freshness(run_dir / FRESHNESS_FILE)
+    page = dashboard.run_page(run, tail, run_dir / "run_results.json", validation, freshness)
     return HTMLResponse(page)
 
 
@@ -100,6 +103,16 @@ def get_run_dbt(request: Request, run_id: int) -> Response:
     path = _run_dir(request, run_id) / "run_results.json"
     if not path.is_file():
         raise HTTPException(404, f"run {run_id} kept no dbt results")
+    return FileResponse(path, media_type="application/json")
+
+
+@router.get("/runs/{run_id}/freshness", include_in_schema=False)
+def get_run_freshness(request: Request, run_id: int) -> Response:
+    """dbt's sources.json of the run's `dbt source freshness` (after its transform)."""
+    _run(request, run_id)
+    path = _run_dir(request, run_id) / FRESHNESS_FILE
+    if not path.is_file():
+        raise HTTPException(404, f"run {run_id} checked no source freshness")
     return FileResponse(path, media_type="application/json")
 
 
