@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 import signal
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from alert_receiver import alert_receiver
 from api_kit import registry_copy
 from fastapi.testclient import TestClient
@@ -131,6 +133,30 @@ def test_a_stale_heartbeat_degrades_health_alerts_once_and_the_next_beat_closes_
     assert rows == [(alerts.SCHEDULER_DEAD, False), ("recovered", False)]
 
 
+def test_a_beating_scheduler_without_a_recent_success_is_late_and_alerted_once(
+    fresh_db: Warehouse, tmp_path: Path
+) -> None:
+    from conftest import settings_for
+
+    from fares.ops.heartbeat import write_beat
+
+    schema.migrate(fresh_db)
+    run_id = runs.start_run(fresh_db, MONTHS, "test")
+    runs.finish_run(fresh_db, run_id, "succeeded")
+    with fresh_db.connect() as conn:
+        conn.execute(
+            "update ops.pipeline_runs set finished_at = now() - interval '3 hours' where run_id = %s", (run_id,)
+        )
+    write_beat(fresh_db, datetime.now(UTC), None)
+    with alert_receiver() as receiver:
+        settings = settings_for(fresh_db, tmp_path, alert_stale_hours=1, alert_urls=[receiver.url])
+        first, second = _health(settings), _health(settings)
+        assert receiver.wait_for(2, timeout=3) == ["fares: no successful run for 3.0 h"]
+    assert first["status"] == second["status"] == "degraded"
+    assert first["scheduler"]["status"] == "late"
+    assert first["scheduler"]["reason"] == "no successful run for 3.0 h (limit FARES_ALERT_STALE_HOURS=1)"
+
+
 def test_health_is_ok_with_a_model_a_database_and_a_beating_scheduler(
     fresh_db: Warehouse, tlc_samples: Path, tmp_path: Path
 ) -> None:
@@ -208,6 +234,9 @@ def _readme_rule_metrics() -> set[str]:
     text = (REPO_ROOT / "README.md").read_text()
     blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "alert:" in b]
     assert blocks, "the README has no Prometheus alert rules"
+    for block in blocks:  # a rules file Prometheus would load: groups of rules, each with a name and an expression
+        rules = [r for g in yaml.safe_load(textwrap.dedent(block))["groups"] for r in g["rules"]]
+        assert rules and all(r["alert"] and r["expr"] for r in rules)
     names = set(re.findall(r"\b(fares_[a-z_]+)\b", "".join(blocks)))
     assert {"fares_scheduler_heartbeat_timestamp_seconds", "fares_pipeline_last_success_timestamp_seconds"} <= names
     return names
