@@ -1,4 +1,5 @@
-"""The APScheduler daemon: the chain (fares.chain.pipeline) on a crontab, redo of what a crash left, staleness."""
+"""The APScheduler daemon: the chain (fares.chain.pipeline) on a crontab, redo of what a crash left, staleness, its
+heartbeat (ops.scheduler_heartbeats, which the API watches) and the nightly prune (fares.ops.retention)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fares.chain import pipeline, runlog
@@ -17,7 +19,8 @@ from fares.chain.schedule import CrontabTrigger, ScheduleError
 from fares.chain.stage_process import clean_up_after_crash, stop_running_stage
 from fares.config.settings import Settings, get_settings
 from fares.config.warehouse import get_warehouse
-from fares.ops import alerts, runs
+from fares.ops import alerts, retention, runs
+from fares.ops.heartbeat import write_beat
 from fares.ops.locks import RunLock
 from fares.ops.runs import RunRecord
 from fares.ops.schema import prepare_warehouse
@@ -31,6 +34,8 @@ JOB_ID = "fares-chain"
 JOB_FUNC = "fares.scheduler:scheduled_run"
 JOB_TABLE = "apscheduler_jobs"
 STALE_JOB_ID = "fares-stale-check"
+HEARTBEAT_JOB_ID = "fares-heartbeat"
+PRUNE_JOB_ID = "fares-prune"
 
 _stop = pipeline.stop_requested  # set by SIGTERM/SIGINT: finish the running stage, start no other
 _busy = threading.Lock()  # held while the daemon runs the chain, so shutdown can wait for it
@@ -51,6 +56,7 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
     from apscheduler.jobstores.memory import MemoryJobStore
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.cron import CronTrigger
 
     wh = get_warehouse(settings)
     store = SQLAlchemyJobStore(
@@ -73,6 +79,10 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
     # Not stored: each daemon checks staleness itself; ops.alerts keeps two daemons from alerting twice.
     every = min(3600.0, max(1.0, settings.alert_stale_hours * 3600 / 4))
     sched.add_job(stale_check, "interval", seconds=every, id=STALE_JOB_ID, jobstore="memory", max_instances=1)
+    # A job, not a thread: a beat says the scheduler's loop still hands out jobs.
+    sched.add_job(heartbeat, "interval", seconds=settings.heartbeat_seconds, id=HEARTBEAT_JOB_ID, jobstore="memory")
+    prune_at = CronTrigger(hour=settings.prune_hour, minute=0, timezone=settings.schedule_timezone)
+    sched.add_job(nightly_prune, prune_at, id=PRUNE_JOB_ID, jobstore="memory", max_instances=1)
     return sched
 
 
@@ -92,6 +102,48 @@ def stale_check() -> None:
         alerts.check_stale(settings, get_warehouse(settings))
     except Exception:  # a database away now is the next check's problem
         log.exception("stale-run check failed")
+
+
+def heartbeat() -> None:
+    """The daemon's heartbeat job: record that this process is alive and when its schedule fires next; a beat after
+    a `scheduler_dead` alert closes it with one "recovered" message."""
+    settings = _daemon.get("settings") or get_settings()
+    try:
+        sched = _daemon.get("scheduler")
+        job = sched.get_job(JOB_ID) if sched is not None else None
+        wh = get_warehouse(settings)
+        write_beat(wh, _daemon.get("started_at") or datetime.now(UTC), getattr(job, "next_run_time", None))
+        alerts.scheduler_back(settings, wh)
+    except Exception:  # a database away now: the API reports the missing beats
+        log.exception("heartbeat failed")
+
+
+@contextlib.contextmanager
+def _beating(settings: Settings) -> Iterator[None]:
+    """Beat from a thread while the scheduler's loop is not running yet (crash recovery may take a whole run)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(settings.heartbeat_seconds):
+            heartbeat()
+
+    thread = threading.Thread(target=loop, name="fares-heartbeat-recovery", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+def nightly_prune() -> None:
+    """The daemon's nightly job: remove what the retention settings no longer keep (fares.ops.retention)."""
+    from fares.ml.registry import Registry
+
+    settings = _daemon.get("settings") or get_settings()
+    try:
+        retention.prune(settings, get_warehouse(settings), Registry(settings.models_dir))
+    except Exception:  # the next night tries again
+        log.exception("nightly prune failed")
 
 
 def recover_runs(settings: Settings, stages: Mapping[str, StageFn] | None = None) -> list[RunRecord]:
@@ -167,13 +219,16 @@ def start_daemon(settings: Settings, stages: Mapping[str, StageFn] | None = None
     _stop.clear()
     prepare_warehouse(settings)  # the daemon's process entry: schema ops up to date, once
     sched = build_scheduler(settings)
+    _daemon.update(scheduler=sched, started_at=datetime.now(UTC))
+    heartbeat()
     from apscheduler.events import EVENT_SCHEDULER_START
 
     sched.add_listener(lambda _event: _stop_scheduler(sched) if _stop.is_set() else None, EVENT_SCHEDULER_START)
     handler = _on_signal(sched)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
-    recover_runs(settings, stages)
+    with _beating(settings):
+        recover_runs(settings, stages)
     if _stop.is_set():
         return
     log.info("daemon started (pid %d): %s %s", os.getpid(), settings.schedule_cron, settings.schedule_timezone)

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fares.api.batcher import QuoteBatcher
 from fares.api.database import Database, DatabaseUnavailable
 from fares.api.deps import AdminRequired
-from fares.api.metrics import Metrics, MetricsMiddleware
+from fares.api.metrics import Metrics, MetricsMiddleware, PipelineWatch
 from fares.api.model_store import ModelStore, NoModelError
 from fares.api.responses import json_safe
 from fares.api.routes import admin, info, login, quotes, runs
@@ -111,6 +111,7 @@ def create_app(settings: Settings, poll_seconds: float = 1.0, freeze_gc: bool = 
     app.state.settings = settings
     app.state.store = store
     app.state.db = Database(settings)
+    app.state.pipeline = PipelineWatch(settings, app.state.db)
     app.state.metrics = metrics
     app.state.batcher = QuoteBatcher(observe=metrics.quote_batch.observe)
     app.state.first_quote_done = False

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fares.ops.ledger import MonthRows
-from fares.ops.render import counts_text, dbt_counts, duration, first_line, months_label
+from fares.ops.render import SourceFreshness, counts_text, dbt_counts, duration, first_line, months_label
 from fares.ops.runs import RunRecord, StageRecord
 from fares.ops.validation import ValidationRunSummary
 
@@ -136,11 +136,38 @@ def _validation(found: list[ValidationRunSummary]) -> str:
     )
 
 
-def run_page(run: RunRecord, log_tail: str, dbt_results: Path, validation: list[ValidationRunSummary]) -> str:
-    """One run: facts, stages, error, links, dbt's results, the validation results and the log."""
+_FRESHNESS_LOOK = {"pass": "succeeded", "error": "failed", "runtime error": "failed"}  # warn: the plain look
+
+
+def _freshness(run_id: int, found: list[SourceFreshness] | None) -> str:
+    if found is None:
+        return '<p class="empty">no source freshness checked in this run (it runs after the transform)</p>'
+    rows = "".join(
+        f'<tr><td>{escape(f.source)}</td><td><span class="status {_FRESHNESS_LOOK.get(f.status, "")}">'
+        f"{escape(f.status)}</span></td><td>{escape(f.max_loaded_at or '')}</td>"
+        f"<td>{'' if f.age_seconds is None else f'{f.age_seconds / 86400:.1f} days'}</td></tr>"
+        for f in found
+    )
+    return (
+        f'<p><a href="/runs/{run_id}/freshness">sources.json</a> (dbt source freshness; thresholds from the TLC\'s '
+        'publication delay)</p><table class="dbt"><tr><th>source</th><th>status</th><th>newest load</th>'
+        f"<th>age</th></tr>{rows}</table>"
+    )
+
+
+def run_page(
+    run: RunRecord,
+    log_tail: str,
+    dbt_results: Path,
+    validation: list[ValidationRunSummary],
+    freshness: list[SourceFreshness] | None = None,
+) -> str:
+    """One run: facts, stages, error, links, dbt's results, source freshness, the validation results and the log."""
     version = run.model_version
     links = [f'<a href="/runs/{run.run_id}/log">full log</a>', '<a href="/data-docs/">Data Docs</a>']
     links.append('<a href="/dbt-docs/">dbt docs</a>')
+    if freshness is not None:
+        links.append(f'<a href="/runs/{run.run_id}/freshness">source freshness</a>')
     if version:
         links.append(f'<a href="/reports/{escape(version)}">training report ({escape(version)})</a>')
     stages = "".join(
@@ -159,7 +186,8 @@ def run_page(run: RunRecord, log_tail: str, dbt_results: Path, validation: list[
         f'<h1>Run {run.run_id}</h1>{facts}{error}<p class="links">{" · ".join(links)}</p>'
         "<h2>Stages</h2><table><tr><th>stage</th><th>status</th><th>took</th><th>attempts</th><th>rows in</th>"
         f"<th>rows out</th><th>error</th></tr>{stages}</table>"
-        f"<h2>dbt</h2>{_dbt_table(dbt_results)}<h2>Validation</h2>{_validation(validation)}"
+        f"<h2>dbt</h2>{_dbt_table(dbt_results)}<h2>Source freshness</h2>{_freshness(run.run_id, freshness)}"
+        f"<h2>Validation</h2>{_validation(validation)}"
         f'<h2>Log</h2><pre class="log">{escape(log_tail) or "(no log)"}</pre>'
     )
     return _page(f"fares: run {run.run_id}", body)

@@ -274,8 +274,24 @@ class ZoneMap(BaseModel):
     zones: list[MapZone]
 
 
+class SchedulerOut(BaseModel):
+    """The daemon as its heartbeat shows it: `none` before any daemon beat on this database, `unknown` when the
+    database cannot be read, `dead` without a beat for FARES_HEARTBEAT_TIMEOUT_SECONDS, `late` when no run succeeded
+    for FARES_ALERT_STALE_HOURS."""
+
+    status: Literal["ok", "late", "dead", "none", "unknown"]
+    reason: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    started_at: datetime | None = None
+    beat_at: datetime | None = None
+    seconds_since_beat: float | None = None
+    next_run_at: datetime | None = None
+    last_success_at: datetime | None = None
+
+
 class HealthOut(BaseModel):
-    """Liveness and what works: the model, the database."""
+    """Liveness and what works: the model, the database, the scheduler."""
 
     status: Literal["ok", "degraded"]
     model_loaded: bool
@@ -283,6 +299,7 @@ class HealthOut(BaseModel):
     database_reachable: bool
     database_error: str | None = None
     model_error: str | None = None
+    scheduler: SchedulerOut
 
 
 class ReloadOut(BaseModel):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fares.chain.executor import RunContext, StageFn, StageResult, StageTimeout
+from fares.chain.reports import check_source_freshness, rebuild_data_docs
 from fares.config.settings import Settings
 from fares.config.warehouse import Warehouse
 from fares.engines import get_engine
@@ -147,6 +148,7 @@ def _ingest(ctx: RunContext) -> StageResult:
 
 def _transform(ctx: RunContext) -> StageResult:
     done = run_transform(ctx.settings, ctx.wh, ctx)
+    check_source_freshness(ctx)  # kept in the run's folder, shown on its page; stale sources do not fail it
     return StageResult(done, _count(ctx, _RAW_TRIPS), _count(ctx, (_TRAINING_MART,)))
 
 
@@ -157,6 +159,7 @@ def _validate(ctx: RunContext) -> StageResult:
         stored = runs.validation_ids_since_start(ctx.wh, ctx.run_id)
         if stored:
             runs.set_run_facts(ctx.wh, ctx.run_id, validation_run_ids=stored)
+        rebuild_data_docs(ctx.settings)  # the run's page links them
     return StageResult(reports, rows_in=_count(ctx, (_TRAINING_MART,)))
 
 

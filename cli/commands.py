@@ -279,6 +279,16 @@ def _cancel(wh: Warehouse, run_id: int | None) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    """Remove what the retention settings no longer keep (`--dry-run`: list it, delete nothing)."""
+    from fares.ml.registry import Registry
+    from fares.ops.retention import prune
+
+    report = prune(settings, _warehouse(settings), Registry(settings.models_dir), dry_run=args.dry_run)
+    print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the dbt docs site and serve it."""
     from fares.chain.pipeline import writer_lock

@@ -21,6 +21,7 @@ from fares.cli.commands import (
     cmd_docs,
     cmd_ingest,
     cmd_models,
+    cmd_prune,
     cmd_run,
     cmd_runs,
     cmd_schedule,
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run_id", nargs="?", type=int)
     sp.add_argument("--limit", type=int, default=20)
     sp.set_defaults(func=cmd_runs)
+    sp = sub.add_parser("prune", help="remove old run folders, ops rows, GX results and model versions (retention)")
+    sp.add_argument("--dry-run", action="store_true", help="print what would be removed; delete nothing")
+    sp.set_defaults(func=cmd_prune)
     sp = sub.add_parser("docs", help="generate the dbt docs site and serve it on 127.0.0.1:8080")
     sp.add_argument("--port", type=int, default=8080)
     sp.add_argument("--no-serve", action="store_true", help="only generate")

@@ -122,6 +122,30 @@ class Settings(BaseSettings):
     alert_urls: list[str] = Field(default_factory=list, description="Where alerts go; empty means only ops.alerts.")
     alert_stale_hours: float = Field(default=48, gt=0, description="Alert when no run succeeded for this long.")
 
+    # Health: the daemon's heartbeat (ops.scheduler_heartbeats), which the API watches.
+    heartbeat_seconds: float = Field(default=30, gt=0, description="How often the daemon writes its heartbeat.")
+    heartbeat_timeout_seconds: float = Field(
+        default=300, gt=0, description="The API reports the scheduler dead (and alerts once) past this without a beat."
+    )
+
+    # Retention: what the nightly prune (and `fares prune`) keeps; 0 days keeps forever. Running runs, the newest run,
+    # the current model and the one before it are always kept.
+    keep_run_folders_days: float = Field(
+        default=30, ge=0, description="Days a run's folder (data_dir/runs/ID) is kept."
+    )
+    keep_ops_days: float = Field(
+        default=180,
+        ge=0,
+        description="Days ops rows are kept: pipeline and stage runs, validation runs, closed alerts.",
+    )
+    keep_gx_days: float = Field(default=30, ge=0, description="Days GX validation results (data_dir/gx) are kept.")
+    keep_model_versions: int = Field(
+        default=10, ge=1, description="Newest model versions kept, besides the current one and the one before it."
+    )
+    prune_hour: int = Field(
+        default=5, ge=0, le=23, description="Hour of the day (schedule_timezone) the daemon prunes."
+    )
+
     @property
     def models_dir(self) -> Path:
         """Folder of the model registry."""
@@ -150,6 +174,11 @@ class Settings(BaseSettings):
     def run_dir(self, run_id: int) -> Path:
         """The folder of one run's files (not created here: `fares.chain.runlog` creates it when the run starts)."""
         return self.runs_dir / str(run_id)
+
+    @property
+    def gx_dir(self) -> Path:
+        """Great Expectations' folder: suites, validation results and the Data Docs site."""
+        return self.data_dir / "gx"
 
     @property
     def downloads_dir(self) -> Path:

@@ -203,15 +203,44 @@ class Registry:
     def rollback(self) -> str:
         """Make the previously current version current again; returns it. RegistryError when there is none."""
         with self._locked():
-            history = self._history()
             current = self.current_version()
-            while history and history[-1]["version"] == current:
-                history.pop()
-            while history and not self.exists(history[-1]["version"]):
-                history.pop()
+            history = self._history_before(current)
             if not history:
                 raise RegistryError("no earlier model version to roll back to")
             previous = history[-1]["version"]
             self._set_current(previous, history)
         log.info("rolled back from %s to %s", current, previous)
         return previous
+
+    def _history_before(self, current: str | None) -> list[dict[str, str]]:
+        """The promotion history without its top entries of `current` and of versions no longer saved."""
+        history = self._history()
+        while history and history[-1]["version"] == current:
+            history.pop()
+        while history and not self.exists(history[-1]["version"]):
+            history.pop()
+        return history
+
+    def previous_version(self) -> str | None:
+        """The version `rollback` would return to (the one before the current in the history), or None."""
+        history = self._history_before(self.current_version())
+        return history[-1]["version"] if history else None
+
+    def prune(self, keep: int, dry_run: bool = False) -> list[str]:
+        """Remove every version but the newest `keep`, the current one and the one before it; returns the removed
+        (with `dry_run`, what would be removed), oldest first. A folder goes by rename first, so none is half there."""
+        with self._locked():
+            if not self.models_dir.is_dir():
+                return []
+            names = sorted(p.name for p in self.models_dir.iterdir() if self.exists(p.name))
+            kept = set(names[-keep:] if keep > 0 else []) | {self.current_version(), self.previous_version()}
+            gone = [name for name in names if name not in kept]
+            if dry_run:
+                return gone
+            for name in gone:
+                trash = self.models_dir / f".trash-{uuid.uuid4().hex}"
+                os.rename(self.models_dir / name, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+        if gone:
+            log.info("pruned model versions %s", gone)
+        return gone

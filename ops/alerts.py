@@ -1,5 +1,6 @@
 """Alerts through apprise: one message per event (failed, crashed or timed-out run, quality gate, model not promoted,
-lock held too long, no success for too long), then one "recovered" message when a later run succeeds.
+lock held too long, no success for too long, the scheduler's heartbeat missing), then one "recovered" message when a
+later run succeeds (or, for the scheduler, when it beats again).
 
 Every alert is also kept in ops.alerts; an alert of a problem stays open until a run succeeds, which closes it.
 """
@@ -7,17 +8,24 @@ Every alert is also kept in ops.alerts; an alert of a problem stays open until a
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from typing import Any
 
 from fares.config.settings import Settings
 from fares.config.warehouse import Warehouse
-from fares.ops import runs
+from fares.ops import heartbeat, runs
+from fares.ops.heartbeat import SchedulerHealth
 from fares.ops.render import format_run
 from fares.ops.runs import RunRecord
 
 log = logging.getLogger(__name__)
 
 PROBLEMS = ("run_failed", "run_crashed", "run_timed_out", "quality_gate_failed", "lock_held", "stale")
+# Not a run's problem: opened by whoever sees the heartbeat missing (the API), closed by the next heartbeat.
+SCHEDULER_DEAD = "scheduler_dead"
+SCHEDULER_DEAD_TITLE = "fares: the scheduler is not running"
+_DEAD_HINT = "No scheduled run starts until the daemon (`fares schedule`) is back; quotes keep working."
 
 
 def send(settings: Settings, title: str, body: str, failure: bool = True) -> bool:
@@ -167,7 +175,7 @@ def check_stale(settings: Settings, wh: Warehouse) -> bool:
     if last is None or last[1] < settings.alert_stale_hours * 3600 or _already(wh, "stale", None):
         return False
     at, seconds = last
-    raise_alert(
+    return raise_once(
         settings,
         wh,
         "stale",
@@ -175,4 +183,56 @@ def check_stale(settings: Settings, wh: Warehouse) -> bool:
         f"the last successful run finished at {at:%Y-%m-%d %H:%M %Z} (limit FARES_ALERT_STALE_HOURS="
         f"{settings.alert_stale_hours:g})",
     )
+
+
+def raise_once(settings: Settings, wh: Warehouse, event: str, title: str, body: str) -> bool:
+    """Send a run-less problem (`stale`, `scheduler_dead`) unless one is open; True when this call sent it.
+
+    The alert row is claimed before sending: of the processes that check at once (daemons, API workers), the one whose
+    insert the unique index lets through sends; the others see the open alert and stay quiet.
+    """
+    with wh.connect() as conn:
+        row = conn.execute(
+            "insert into ops.alerts (event, title, body, delivered) values (%s, %s, %s, false)"
+            " on conflict (event) where resolved_at is null and run_id is null"
+            " and event in ('stale', 'scheduler_dead') do nothing returning alert_id",
+            (event, title, body[:8000]),
+        ).fetchone()
+    if row is None:
+        return False
+    delivered = send(settings, title, body)
+    with wh.connect() as conn:
+        conn.execute("update ops.alerts set delivered = %s where alert_id = %s", (delivered, row[0]))
+    return True
+
+
+def check_scheduler(settings: Settings, wh: Warehouse) -> SchedulerHealth:
+    """The scheduler's health; alert once when it is dead (no heartbeat) or late (no success), so a dead daemon is
+    noticed by another process (the API). The next heartbeat closes `scheduler_dead`, the next success `stale`."""
+    health = heartbeat.assess_scheduler(settings, wh)
+    if health.status == "dead" and health.reason is not None:
+        raise_once(settings, wh, SCHEDULER_DEAD, SCHEDULER_DEAD_TITLE, f"{health.reason}. {_DEAD_HINT}")
+    elif health.status == "late":
+        check_stale(settings, wh)
+    return health
+
+
+def scheduler_back(settings: Settings, wh: Warehouse) -> bool:
+    """A heartbeat was written: close an open `scheduler_dead` with one "recovered" message; True when one was open."""
+    host, pid = socket.gethostname(), os.getpid()
+    with wh.connect() as conn:
+        closed = conn.execute(
+            "update ops.alerts set resolved_at = now() where event = %s and resolved_at is null returning alert_id",
+            (SCHEDULER_DEAD,),
+        ).fetchall()
+    if not closed:
+        return False
+    title, body = "fares: recovered (the scheduler beats again)", f"heartbeat from pid {pid} on {host}"
+    delivered = send(settings, title, body, failure=False)
+    with wh.connect() as conn:
+        conn.execute(
+            "insert into ops.alerts (event, title, body, delivered, resolved_at)"
+            " values ('recovered', %s, %s, %s, now())",
+            (title, body, delivered),
+        )
     return True

@@ -4,11 +4,13 @@ show (duration, months, status mark, dbt counts), so a run reads the same wherev
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from fares.ops.runs import RunRecord, StageRecord
 from fares.ops.validation import ValidationRunSummary
 
+FRESHNESS_FILE = "sources.json"  # a run's `dbt source freshness` result, in its folder
 _MARK = {"succeeded": "ok", "failed": "FAIL", "timed_out": "TIMEOUT", "interrupted": "stop", "running": "..."}
 ERROR_WIDTH = 60
 
@@ -103,6 +105,32 @@ def counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
 
+@dataclass(frozen=True)
+class SourceFreshness:
+    """One source table in a run's `dbt source freshness`: pass, warn, error or runtime error."""
+
+    source: str  # tlc.yellow_trips
+    status: str
+    max_loaded_at: str | None
+    age_seconds: float | None
+
+
+def read_freshness(path: Path) -> list[SourceFreshness] | None:
+    """The source tables of a run's sources.json, by name (None when the run kept none)."""
+    if not path.is_file():
+        return None
+    found = [
+        SourceFreshness(
+            str(r.get("unique_id", "?")).removeprefix("source.").split(".", 1)[-1],
+            str(r.get("status", "?")),
+            r.get("max_loaded_at"),
+            r.get("max_loaded_at_time_ago_in_s"),
+        )
+        for r in json.loads(path.read_text(encoding="utf-8")).get("results", [])
+    ]
+    return sorted(found, key=lambda f: f.source)
+
+
 def format_run_detail(
     run: RunRecord, run_dir: Path, validation: list[ValidationRunSummary], tail_lines: int = 15
 ) -> str:
@@ -114,6 +142,9 @@ def format_run_detail(
     counts = dbt_counts(dbt)
     if counts is not None:
         lines.append(f"  dbt: {counts_text(counts)} ({dbt})")
+    freshness = read_freshness(run_dir / FRESHNESS_FILE)
+    if freshness is not None:
+        lines.append(f"  source freshness: {', '.join(f'{f.source} {f.status}' for f in freshness)}")
     for found in validation:
         lines.append("  " + found.summary.replace("\n", "\n  "))
     log_path = Path(run.log_path) if run.log_path else run_dir / "run.log"

@@ -163,6 +163,26 @@ alter table ops.pipeline_runs add column if not exists cancel_requested_by text;
 alter table ops.stage_runs add column if not exists note text;
 alter table ops.stage_runs add column if not exists pid integer;""",
     ),
+    (
+        "scheduler heartbeats; one open scheduler alert per event",
+        # One row per daemon process. At most one open `stale` or `scheduler_dead` alert: the daemon and the API both
+        # check, and the index makes the first insert win (older duplicates are closed first, so it can be built).
+        """
+create table if not exists ops.scheduler_heartbeats (
+    host text not null,
+    pid integer not null,
+    started_at timestamptz not null,
+    beat_at timestamptz not null,
+    next_run_at timestamptz,
+    primary key (host, pid)
+);
+update ops.alerts a set resolved_at = now()
+where a.resolved_at is null and a.run_id is null and a.event in ('stale', 'scheduler_dead')
+  and a.alert_id < (select max(b.alert_id) from ops.alerts b
+                    where b.event = a.event and b.resolved_at is null and b.run_id is null);
+create unique index if not exists ux_ops_alerts_one_open_scheduler_alert on ops.alerts (event)
+    where resolved_at is null and run_id is null and event in ('stale', 'scheduler_dead');""",
+    ),
 )
 
 _migrated: set[Warehouse] = set()

@@ -31,7 +31,7 @@ DETAIL_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 5}
 
 def gx_root(settings: Settings) -> Path:
     """The folder holding GX suites, validation results and the Data Docs site."""
-    return settings.data_dir / "gx"
+    return settings.gx_dir
 
 
 def open_context(settings: Settings) -> AbstractDataContext:

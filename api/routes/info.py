@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 
 from fares.api.deps import require_ops
+from fares.api.metrics import PipelineView, PipelineWatch, model_age_seconds
 from fares.api.quotes import source_of, window_of
 from fares.api.responses import json_response, json_safe
 from fares.api.schemas import HealthOut, ModelOut, Problem, ZoneMap, ZoneOut
@@ -58,21 +60,29 @@ async def get_model(request: Request) -> Response:
     )
 
 
-@router.get("/health", response_model=HealthOut, summary="Model loaded, database reachable")
+@router.get("/health", response_model=HealthOut, summary="Model loaded, database reachable, scheduler alive")
 async def get_health(request: Request) -> Response:
-    """Always 200 while the process serves: `degraded` says what does not work (quotes need only the model)."""
+    """Always 200 while the process serves: `degraded` says what does not work (quotes need only the model).
+
+    A dead or late scheduler (see `scheduler`) makes it `degraded` too, and is alerted once."""
     state = request.app.state
     reachable, db_error = await _db_status(state.db)
+    view = await _pipeline(state.pipeline) if reachable else None
+    scheduler = _scheduler_out(view)
     bundle = state.store.bundle
+    ok = bundle is not None and reachable and scheduler["status"] not in ("dead", "late")
     return json_response(
-        {
-            "status": "ok" if bundle is not None and reachable else "degraded",
-            "model_loaded": bundle is not None,
-            "model_version": bundle.version if bundle is not None else None,
-            "database_reachable": reachable,
-            "database_error": db_error,
-            "model_error": state.store.last_error,
-        }
+        jsonable_encoder(
+            {
+                "status": "ok" if ok else "degraded",
+                "model_loaded": bundle is not None,
+                "model_version": bundle.version if bundle is not None else None,
+                "database_reachable": reachable,
+                "database_error": db_error,
+                "model_error": state.store.last_error,
+                "scheduler": scheduler,
+            }
+        )
     )
 
 
@@ -82,9 +92,29 @@ async def _db_status(db: Any) -> tuple[bool, str | None]:
     return await run_in_threadpool(db.status)
 
 
+async def _pipeline(watch: PipelineWatch) -> PipelineView | None:
+    if watch.fresh():
+        return watch.view()
+    return await run_in_threadpool(watch.view)
+
+
+def _scheduler_out(view: PipelineView | None) -> dict[str, Any]:
+    """The `scheduler` part of /health."""
+    if view is None:
+        return {"status": "unknown", "reason": "the database cannot be read"}
+    beat = view.scheduler.heartbeat
+    facts = {} if beat is None else asdict(beat)
+    return {
+        "status": view.scheduler.status,
+        "reason": view.scheduler.reason,
+        **facts,
+        "last_success_at": view.health.last_success_at,
+    }
+
+
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_ops)])
 async def get_metrics(request: Request) -> Response:
-    """Prometheus text format."""
+    """Prometheus text format: the API's own figures, the model's age and the pipeline's (from schema ops)."""
     state = request.app.state
     bundle = state.store.bundle
     state.metrics.model_loaded.set(1 if bundle is not None else 0)
@@ -92,4 +122,8 @@ async def get_metrics(request: Request) -> Response:
     state.metrics.model_info.clear()
     if bundle is not None:
         state.metrics.model_info.labels(bundle.version).set(1)
-    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    reachable, _ = await _db_status(state.db)
+    view = await _pipeline(state.pipeline) if reachable else None
+    version = bundle.version if bundle is not None else None
+    body = await run_in_threadpool(state.metrics.render, view, model_age_seconds(state.store.models_dir, version))
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -18,6 +18,7 @@ from fares.api import dashboard
 from fares.api.database import list_runs, read_ops
 from fares.api.deps import AUTH_ERRORS, require_ops
 from fares.api.schemas import Problem
+from fares.ops.render import FRESHNESS_FILE, read_freshness
 
 if TYPE_CHECKING:
     from fares.ops.runs import RunRecord
@@ -81,7 +82,9 @@ def get_run_page(request: Request, run_id: int) -> HTMLResponse:
         if log.is_file()
         else ""
     )
-    page = dashboard.run_page(run, tail, _run_dir(request, run_id) / "run_results.json", validation)
+    run_dir = _run_dir(request, run_id)
+    freshness = read_freshness(run_dir / FRESHNESS_FILE)
+    page = dashboard.run_page(run, tail, run_dir / "run_results.json", validation, freshness)
     return HTMLResponse(page)
 
 
@@ -108,6 +111,16 @@ def get_run_dbt(request: Request, run_id: int) -> Response:
 def get_runs(request: Request, limit: int = Query(default=20, ge=1, le=500)) -> list[dict[str, Any]]:
     """Newest runs of the scheduler's stage chain with their stages; empty before the first recorded run."""
     return jsonable_encoder([run.to_dict() for run in list_runs(request.app.state.db, limit)])
+
+
+@router.get("/runs/{run_id}/freshness", include_in_schema=False)
+def get_run_freshness(request: Request, run_id: int) -> Response:
+    """dbt's sources.json of the run's `dbt source freshness` (after its transform)."""
+    _run(request, run_id)
+    path = _run_dir(request, run_id) / FRESHNESS_FILE
+    if not path.is_file():
+        raise HTTPException(404, f"run {run_id} checked no source freshness")
+    return FileResponse(path, media_type="application/json")
 
 
 @router.get("/v1/runs/{run_id}", responses=NOT_FOUND, summary="One pipeline run")
