@@ -35,6 +35,7 @@ JOB_FUNC = "fares.scheduler:scheduled_run"
 JOB_TABLE = "apscheduler_jobs"
 STALE_JOB_ID = "fares-stale-check"
 HEARTBEAT_JOB_ID = "fares-heartbeat"
+REQUESTS_JOB_ID = "fares-run-requests"
 PRUNE_JOB_ID = "fares-prune"
 
 _stop = pipeline.stop_requested  # set by SIGTERM/SIGINT: finish the running stage, start no other
@@ -81,6 +82,14 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
     sched.add_job(stale_check, "interval", seconds=every, id=STALE_JOB_ID, jobstore="memory", max_instances=1)
     # A job, not a thread: a beat says the scheduler's loop still hands out jobs.
     sched.add_job(heartbeat, "interval", seconds=settings.heartbeat_seconds, id=HEARTBEAT_JOB_ID, jobstore="memory")
+    sched.add_job(
+        _take_requests_job,
+        "interval",
+        seconds=settings.request_poll_seconds,
+        id=REQUESTS_JOB_ID,
+        jobstore="memory",
+        max_instances=1,
+    )
     prune_at = CronTrigger(hour=settings.prune_hour, minute=0, timezone=settings.schedule_timezone)
     sched.add_job(nightly_prune, prune_at, id=PRUNE_JOB_ID, jobstore="memory", max_instances=1)
     return sched
@@ -102,6 +111,36 @@ def stale_check() -> None:
         alerts.check_stale(settings, get_warehouse(settings))
     except Exception:  # a database away now is the next check's problem
         log.exception("stale-run check failed")
+
+
+def take_run_requests(settings: Settings | None = None, stages: Mapping[str, StageFn] | None = None) -> list[RunRecord]:
+    """The daemon's job for runs asked for through the API (POST /v1/admin/runs while this daemon beats): each one
+    made here, in the scheduler's process and container, not in the API's; returns the runs made."""
+    settings = settings or _daemon.get("settings") or get_settings()
+    stages = stages if stages is not None else _daemon.get("stages")
+    wh = get_warehouse(settings)
+    done = []
+    while not _stop.is_set() and (asked := runs.take_run_request(wh)) is not None:
+        chosen = {n: fn for n, fn in dict(stages or pipeline.DEFAULT_STAGES).items() if n in asked.stages}
+        log.info("run request %s (%s): %s", asked.request_id, asked.requested_by, ", ".join(chosen))
+        with _busy:
+            job = pipeline.Run(
+                asked.source,
+                asked.months,
+                chosen,
+                trigger="api",
+                params={"force": asked.force},
+                request_id=asked.request_id,
+            )
+            done.append(pipeline.run_job(settings, job)[0])
+    return done
+
+
+def _take_requests_job() -> None:
+    try:
+        take_run_requests()
+    except Exception:  # a database away now: the next poll tries again
+        log.exception("taking run requests failed")
 
 
 def heartbeat() -> None:

@@ -50,6 +50,7 @@ class Run:
     trigger: str = "cli"
     params: dict[str, Any] = field(default_factory=dict)
     wait: bool = True  # wait in line for the lock (FARES_LOCK_WAIT_SECONDS) rather than be recorded skipped at once
+    request_id: int | None = None  # the API's run request (ops.run_requests) this run makes
 
 
 def record_interrupted(wh: Warehouse, run_id: int, reason: str) -> None:
@@ -86,6 +87,8 @@ def _begin(settings: Settings, job: Run) -> tuple[_Started | None, RunRecord | N
             clean_up_after_crash(wh, crashed)
             alerts.crashed(settings, wh, crashed)
         run_id = runs.start_run(wh, shown_months, shown_source, job.redo_of, job.trigger, names)
+        if job.request_id is not None:
+            runs.link_request(wh, job.request_id, run_id)
     except BaseException:
         lock.release()
         raise

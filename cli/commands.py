@@ -226,9 +226,29 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
         for fire in times:
             print(f"  {fire:%a %Y-%m-%d %H:%M:%S %Z (UTC%z)}")
         return 0
+    if args.alive:
+        return _daemon_alive(settings)
     if args.once:
         return _recorded(settings, wait=not args.no_wait)
     scheduler.start_daemon(settings)
+    return 0
+
+
+def _daemon_alive(settings: Settings) -> int:
+    """The container healthcheck: 0 when a daemon on this host beat within FARES_HEARTBEAT_TIMEOUT_SECONDS."""
+    import socket
+
+    from fares.config.warehouse import get_warehouse
+    from fares.ops.heartbeat import beat_of_host
+
+    beat = beat_of_host(get_warehouse(settings), socket.gethostname())
+    if beat is None:
+        print(f"no daemon has beaten on {socket.gethostname()} yet")
+        return 1
+    if beat.seconds_since_beat > settings.heartbeat_timeout_seconds:
+        print(f"the daemon (pid {beat.pid}) last beat {beat.seconds_since_beat:.0f} s ago")
+        return 1
+    print(f"alive: pid {beat.pid}, last beat {beat.seconds_since_beat:.0f} s ago, next run {beat.next_run_at}")
     return 0
 
 

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--next", type=_positive, metavar="N", help="print the next N fire times in the schedule's time zone, then exit"
     )
+    sp.add_argument(
+        "--alive", action="store_true", help="exit 0 when a daemon on this host beat recently (a healthcheck)"
+    )
     sp.set_defaults(func=cmd_schedule)
     sp = sub.add_parser("runs", help="pipeline run history; `runs show ID` for one run; `runs cancel ID` stops one")
     sp.add_argument("action", nargs="?", choices=["list", "show", "cancel"], default="list")

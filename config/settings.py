@@ -124,6 +124,9 @@ class Settings(BaseSettings):
 
     # Health: the daemon's heartbeat (ops.scheduler_heartbeats), which the API watches.
     heartbeat_seconds: float = Field(default=30, gt=0, description="How often the daemon writes its heartbeat.")
+    request_poll_seconds: float = Field(
+        default=5, gt=0, description="How often the daemon looks for runs asked for through the API."
+    )
     heartbeat_timeout_seconds: float = Field(
         default=300, gt=0, description="The API reports the scheduler dead (and alerts once) past this without a beat."
     )

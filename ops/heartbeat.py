@@ -61,6 +61,17 @@ def latest_beat(wh: Warehouse) -> Heartbeat | None:
     return None if row is None else Heartbeat(*row)
 
 
+def beat_of_host(wh: Warehouse, host: str) -> Heartbeat | None:
+    """The newest heartbeat of a daemon on `host` (a container's healthcheck asks for its own)."""
+    with wh.connect(autocommit=True) as conn:
+        row = conn.execute(
+            "select host, pid, started_at, beat_at, next_run_at, extract(epoch from now() - beat_at)::float8"
+            " from ops.scheduler_heartbeats where host = %s order by beat_at desc limit 1",
+            (host,),
+        ).fetchone()
+    return None if row is None else Heartbeat(*row)
+
+
 def assess_scheduler(settings: Settings, wh: Warehouse) -> SchedulerHealth:
     """The scheduler's state from its newest heartbeat and the newest successful run."""
     beat = latest_beat(wh)

@@ -381,3 +381,55 @@ def get_run(wh: Warehouse, run_id: int) -> RunRecord:
     if not rows:
         raise KeyError(f"no pipeline run {run_id}")
     return _record(rows[0], _stages_of(wh, [run_id]).get(run_id, []))
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run asked for through the API, for the daemon's process to make."""
+
+    request_id: int
+    months: list[str] | None
+    source: str | None
+    stages: list[str]
+    force: bool
+    requested_by: str
+
+
+def request_run(
+    wh: Warehouse, months: list[str] | None, source: str | None, stages: list[str], force: bool, by: str
+) -> int:
+    """Queue a run for the daemon; returns the request id."""
+    return int(
+        _exec(
+            wh,
+            "insert into ops.run_requests (requested_by, months, source, stages, force)"
+            " values (%s, %s, %s, %s, %s) returning request_id",
+            (by, months, source, stages, force),
+        )[0][0]
+    )
+
+
+def take_run_request(wh: Warehouse) -> RunRequest | None:
+    """Claim the oldest request nobody took (two daemons never take the same one)."""
+    rows = _exec(
+        wh,
+        "update ops.run_requests set taken_at = now(), taken_by = %s where request_id = ("
+        " select request_id from ops.run_requests where taken_at is null order by request_id"
+        " for update skip locked limit 1)"
+        " returning request_id, months, source, stages, force, requested_by",
+        (f"pid {os.getpid()} on {socket.gethostname()}",),
+    )
+    return RunRequest(*rows[0]) if rows else None
+
+
+def link_request(wh: Warehouse, request_id: int, run_id: int) -> None:
+    """Remember which run a request became."""
+    _exec(wh, "update ops.run_requests set run_id = %s where request_id = %s", (run_id, request_id))
+
+
+def request_state(wh: Warehouse, request_id: int) -> tuple[bool, int | None]:
+    """(taken, run_id) of a request; KeyError when there is no such request."""
+    rows = _exec(wh, "select taken_at is not null, run_id from ops.run_requests where request_id = %s", (request_id,))
+    if not rows:
+        raise KeyError(f"no run request {request_id}")
+    return bool(rows[0][0]), rows[0][1]

@@ -183,6 +183,23 @@ where a.resolved_at is null and a.run_id is null and a.event in ('stale', 'sched
 create unique index if not exists ux_ops_alerts_one_open_scheduler_alert on ops.alerts (event)
     where resolved_at is null and run_id is null and event in ('stale', 'scheduler_dead');""",
     ),
+    (
+        "run requests for the daemon",
+        # POST /v1/admin/runs while a daemon beats: the request waits here and the daemon's process runs it.
+        """
+create table if not exists ops.run_requests (
+    request_id bigint generated always as identity primary key,
+    requested_at timestamptz not null default now(),
+    requested_by text not null,
+    months text[],
+    source text,
+    stages text[] not null,
+    force boolean not null default false,
+    taken_at timestamptz,
+    taken_by text,
+    run_id bigint references ops.pipeline_runs (run_id) on delete set null
+);""",
+    ),
 )
 
 _migrated: set[Warehouse] = set()

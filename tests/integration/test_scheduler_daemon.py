@@ -153,6 +153,12 @@ def test_kill_9_mid_run_then_restart_marks_it_failed_and_runs_its_months_again(
     assert [(s.stage, s.status) for s in old.stages] == [("ingest", "succeeded"), ("transform", "failed")]
     [redo] = _runs(fresh_db, "succeeded")
     assert (redo.months, redo.pid) == (MONTHS, second.pid)
+    # redone from the stage it did not finish, with the stages it asked for
+    assert [s.stage for s in runs.get_run(fresh_db, redo.run_id).stages] == list(pipeline.STAGES)[1:]
+    killed_stage = next(s.pid for s in old.stages if s.stage == "transform")
+    assert killed_stage is not None
+    with pytest.raises(ProcessLookupError):  # the dead daemon's stage process did not run on alone
+        os.kill(killed_stage, 0)
     with fresh_db.connect() as conn:
         assert scalar(conn, "select redo_of from ops.pipeline_runs where run_id = %s", (redo.run_id,)) == crashed.run_id
 
