@@ -54,6 +54,8 @@ def _child(fn: StageFn, ctx: RunContext, name: str, out: int) -> None:
     os.setsid()
     _die_with_parent()
     os.environ["PGAPPNAME"] = app_name(ctx.run_id, name)  # libpq: psycopg, dlt's adbc, GX's psycopg2 and dbt
+    if ctx.wh.statement_timeout_ms:  # the same statement_timeout for the sessions libpq opens without our conninfo
+        os.environ["PGOPTIONS"] = f"-c statement_timeout={ctx.wh.statement_timeout_ms}"
 
     def on_term(signum: int, frame: Any) -> None:
         if ctx.cancel:  # dbt: SIGINT lets it cancel its queries and report; its exit then ends the stage

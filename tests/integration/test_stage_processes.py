@@ -260,3 +260,26 @@ def test_a_run_asked_through_the_api_while_a_daemon_beats_is_made_by_the_daemon(
     assert made.pid == os.getpid()
     assert runs.request_state(fresh_db, body["request_id"]) == (True, made.run_id)
     assert scheduler.take_run_requests(keyed, probe_stages()) == []  # taken once
+
+
+def _session_facts(ctx: RunContext) -> StageResult:
+    import psycopg2
+
+    # a connection opened the way GX and dlt open theirs: a URL, without fares' own conninfo options
+    conn = psycopg2.connect(ctx.wh.url())
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select current_setting('statement_timeout'), current_setting('application_name')")
+            facts = cur.fetchone()
+    finally:
+        conn.close()
+    return StageResult(facts)
+
+
+def test_every_session_of_a_stage_is_named_for_its_run_and_has_the_statement_timeout(
+    settings: Settings, fresh_db: Warehouse
+) -> None:
+    s = settings.model_copy(update={"statement_timeout_seconds": 1234})
+    row, results = pipeline.run_job(s, pipeline.Run(stages={"transform": _session_facts}))
+    assert row.status == "succeeded"
+    assert results["transform"].value == ("1234s", f"fares:run{row.run_id}:transform")
