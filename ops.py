@@ -164,6 +164,10 @@ create table if not exists ops.alerts (
     resolved_at timestamptz
 );""",
     ),
+    (
+        "ledger: the load each trip file was last built from",
+        "alter table ops.ingested_files add column if not exists built_load_id text;",
+    ),
 )
 
 _migrated: set[Warehouse] = set()

@@ -188,12 +188,22 @@ def run_ingest(
 def run_transform(settings: Settings, wh: Warehouse, ctx: RunContext | None = None) -> Any:
     """`dbt build`: models, tests and unit tests; in a run, dbt's run_results.json is kept in the run's folder.
 
+    The months to build come from the ledger (loaded or reloaded since last built) and reach dbt as the var
+    `trip_months`; once dbt succeeded they are marked built in the ledger.
     With the Spark engine dbt-spark runs inside this process's SparkSession; `wh` (PostgreSQL) then only holds ops.
     """
+    from fares.ingestion.ledger import mark_months_built, plan_trip_months
+
+    plan = plan_trip_months(wh)
+    log.info("trip months to build (ledger): %s", ", ".join(sorted(plan.loads)) or "none")
+    args = ["build", "--vars", json.dumps({"trip_months": plan.loads})]
     try:
         if settings.engine == "spark":
-            return run_dbt_for(settings, ["build"], ctx=ctx)
-        return run_dbt(settings, wh, ["build"], timeout=ctx.remaining() if ctx else None, ctx=ctx)
+            done = run_dbt_for(settings, args, ctx=ctx)
+        else:
+            done = run_dbt(settings, wh, args, timeout=ctx.remaining() if ctx else None, ctx=ctx)
+        mark_months_built(wh, plan)
+        return done
     finally:
         results = settings.dbt_dir / "target" / "run_results.json"
         if ctx is not None and results.is_file():

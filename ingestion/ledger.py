@@ -1,10 +1,12 @@
-"""ops.ingested_files: what the loader loaded (file, size/ETag, rows, load id, time), and the ingest lock."""
+"""ops.ingested_files: what the loader loaded (file, size/ETag, rows, load id, time), what the transform stage built
+from it (built_load_id), and the ingest lock."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from fares import ops
@@ -27,6 +29,17 @@ _COLUMNS = (
     "last_attempt_at",
     "last_error",
 )
+
+
+_TRIP_KINDS = ("yellow", "fhvhv")
+
+
+@dataclass(frozen=True)
+class TripMonthPlan:
+    """The trip months to (re)build: {month: newest load id of its files}, and the (file, load id) pairs behind it."""
+
+    loads: dict[str, str] = field(default_factory=dict)
+    files: tuple[tuple[str, str], ...] = ()
 
 
 class IngestLockedError(RuntimeError):
@@ -109,3 +122,48 @@ def is_unchanged(entry: dict[str, Any] | None, size: int | None, etag: str | Non
     if etag and entry["etag"]:
         return entry["etag"] == etag
     return size is not None and entry["size_bytes"] == size
+
+
+def plan_trip_months(wh: Warehouse) -> TripMonthPlan:
+    """The trip months whose files were loaded or reloaded since the transform stage last built them."""
+    ops.migrate(wh)
+    with wh.connect() as conn:
+        rows = conn.execute(
+            "select file, month, load_id from ops.ingested_files"
+            " where kind = any(%s) and month is not null and load_id is not null and month in ("
+            "   select month from ops.ingested_files where kind = any(%s) and load_id is not null"
+            "   and built_load_id is distinct from load_id)"
+            " order by month, file",
+            (list(_TRIP_KINDS), list(_TRIP_KINDS)),
+        ).fetchall()
+    loads: dict[str, str] = {}
+    for _, month, load_id in rows:
+        loads[month] = max(loads.get(month, ""), load_id)
+    return TripMonthPlan(loads, tuple((file, load_id) for file, _, load_id in rows))
+
+
+def mark_months_built(wh: Warehouse, plan: TripMonthPlan) -> None:
+    """Record that the plan's files were built (a file reloaded since keeps its newer load id unbuilt)."""
+    if not plan.files:
+        return
+    with wh.connect() as conn:
+        conn.execute(
+            "update ops.ingested_files as f set built_load_id = f.load_id"
+            " from unnest(%s::text[], %s::text[]) as p(file, load_id)"
+            " where f.file = p.file and f.load_id = p.load_id",
+            ([f for f, _ in plan.files], [lid for _, lid in plan.files]),
+        )
+
+
+def built_trip_months(wh: Warehouse) -> dict[str, str]:
+    """{trip month: the load id its last transform-stage build came from}, for months whose every file is built
+    from its current load (a month loaded again since, or built only by a plain `dbt build`, is not here)."""
+    ops.migrate(wh)
+    with wh.connect() as conn:
+        rows = conn.execute(
+            "select month, max(load_id) from ops.ingested_files"
+            " where kind = any(%s) and month is not null and load_id is not null"
+            " group by month having bool_and(built_load_id is not distinct from load_id)",
+            (list(_TRIP_KINDS),),
+        ).fetchall()
+    return {month: str(load) for month, load in rows}
