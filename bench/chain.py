@@ -112,11 +112,18 @@ def duckdb_reference(source: Path, month: str, threads: int = 2) -> dict[str, fl
 
 
 def _reference(source: Path, month: str) -> dict[str, float] | None:
+    """duckdb_reference in a child process: its memory must not count in the later stages' peaks (a child's
+    ru_maxrss starts from its parent's)."""
     try:
-        return duckdb_reference(source, month)
+        import duckdb  # noqa: F401 - only whether it is installed
     except ImportError:
         print("  reference: DuckDB is not installed (pip install '.[bench]'): no reference", flush=True)
         return None
+    cmd = [sys.executable, __file__, "--reference", month, "--source", str(source)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"DuckDB reference failed:\n{proc.stderr[-3000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 def slowest_nodes(run_results: Path, n: int = 10) -> list[tuple[str, float]]:
@@ -194,10 +201,14 @@ def main() -> int:
     parser.add_argument("--source", type=Path, default=None, help="mirror folder (default DATA_DIR/mirror)")
     parser.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB reference (needs '.[bench]')")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--reference", help=argparse.SUPPRESS)
     parser.add_argument("--month", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
     source = (args.source or data_dir / "mirror").resolve()
+    if args.reference:  # a child: the DuckDB reference for one month
+        print(json.dumps(duckdb_reference(source, args.reference)))
+        return 0
     if args.stage:  # a child: run one stage and report its peak memory
         run_stage(args.stage, data_dir, source, args.month)
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
