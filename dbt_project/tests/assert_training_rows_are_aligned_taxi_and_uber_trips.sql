@@ -1,20 +1,20 @@
--- ml_fare_training holds every taxi and Uber trip of fct_trips (counted per month and service), and only from
--- aligned months. Returns the months and services where that does not hold. In `dbt build` it checks the months the
--- build (re)built (macros/trip_months.sql); `dbt test` checks every month.
+-- ml_fare_training holds every kept taxi and Uber trip (the rule counts' kept_trips) of the aligned months, and only
+-- from aligned months. Returns the months and services where that does not hold. Reads the view once (a count,
+-- which skips its per-row tariff), on the months this build built (var tested_months_where).
 {%- set services = var('training_services') %}
 with
 
 training as (
 
     select * from {{ ref('ml_fare_training') }}
-    where {{ tested_months_filter() }}
+    where {{ var('tested_months_where') }}
 
 ),
 
-trips as (
+counts as (
 
-    select * from {{ ref('fct_trips') }}
-    where {{ tested_months_filter() }}
+    select * from {{ ref('cleaning_rule_counts') }}
+    where {{ var('tested_months_where') }}
 
 ),
 
@@ -34,10 +34,13 @@ training_counts as (
 
 expected_counts as (
 
-    select source_month, service, count(*) as expected_trips
-    from trips
-    where service in ({% for service in services %}'{{ service }}'{{ ", " if not loop.last }}{% endfor %})
-    group by source_month, service
+    select counts.source_month, counts.service, max(counts.kept_trips) as expected_trips
+    from counts
+    inner join months_aligned on counts.source_month = months_aligned.source_month
+    where months_aligned.is_aligned
+        and counts.kept_trips > 0
+        and counts.service in ({% for service in services %}'{{ service }}'{{ ", " if not loop.last }}{% endfor %})
+    group by counts.source_month, counts.service
 
 )
 
