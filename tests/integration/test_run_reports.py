@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 MONTHS = ["2024-01", "2024-02"]
 TRIP_SOURCES = ("tlc.fhvhv_trips", "tlc.yellow_trips")
+TOKEN = {"Authorization": "Bearer s3cret"}  # the run pages are ops pages (fares.api.deps)
 
 
 def _freshness_rows(page: str) -> dict[str, str]:
@@ -46,10 +47,11 @@ def test_a_run_checks_source_freshness_and_rebuilds_the_data_docs_both_on_its_pa
     assert run.status == "succeeded", run.error
     assert docs.is_file() and docs.stat().st_mtime >= run.started_at.timestamp() - 1
 
-    with TestClient(create_app(settings, poll_seconds=0)) as client:
-        page = client.get(f"/runs/{run.run_id}").text
-        sources = client.get(f"/runs/{run.run_id}/freshness").json()
-        site = client.get("/data-docs/index.html")
+    keyed = settings.model_copy(update={"admin_token": "s3cret"})
+    with TestClient(create_app(keyed, poll_seconds=0)) as client:
+        page = client.get(f"/runs/{run.run_id}", headers=TOKEN).text
+        sources = client.get(f"/runs/{run.run_id}/freshness", headers=TOKEN).json()
+        site = client.get("/data-docs/index.html", headers=TOKEN)
     shown = _freshness_rows(page)
     assert {s: shown.get(s) for s in TRIP_SOURCES} == dict.fromkeys(TRIP_SOURCES, "pass")
     assert f'<a href="/runs/{run.run_id}/freshness">source freshness</a>' in page
@@ -67,6 +69,7 @@ def test_a_run_checks_source_freshness_and_rebuilds_the_data_docs_both_on_its_pa
         conn.execute("update raw.yellow_trips set _dlt_load_id = %s", (sixty_days_ago,))
     later = pipeline.run_once(settings, stages=select_stages(DEFAULT_STAGES, only=["transform"]))
     assert later.status == "succeeded", later.error
-    with TestClient(create_app(settings, poll_seconds=0)) as client:
-        shown = _freshness_rows(client.get(f"/runs/{later.run_id}").text)
+    keyed = settings.model_copy(update={"admin_token": "s3cret"})
+    with TestClient(create_app(keyed, poll_seconds=0)) as client:
+        shown = _freshness_rows(client.get(f"/runs/{later.run_id}", headers=TOKEN).text)
     assert (shown["tlc.yellow_trips"], shown["tlc.fhvhv_trips"]) == ("warn", "pass")
