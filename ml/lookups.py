@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from fares.ml import TrainingDataError
+from fares.ml import SERVICES, TrainingDataError
+from fares.ml.holdout import HoldoutPlan
 from fares.warehouse import scalar
 
 if TYPE_CHECKING:
@@ -64,6 +65,17 @@ class Lookups:
     price_levels: pd.DataFrame
     rate_card: pd.DataFrame
     holdout_from: pd.Timestamp | None
+    holdout: HoldoutPlan | None = None  # what marts.ml_holdout_window says the holdout holds
+
+
+HOLDOUT_COLUMNS: tuple[str, ...] = (
+    "holdout_from",
+    "shared_hours",
+    "holdout_hours",
+    *(f"holdout_trips_{s}" for s in SERVICES),
+    "holdout_cells",
+    "has_minimum",
+)
 
 
 def _read_postgres(wh: Warehouse, tables: dict[str, tuple[str, ...]]) -> dict[str, pd.DataFrame]:
@@ -80,7 +92,7 @@ def _read_postgres(wh: Warehouse, tables: dict[str, tuple[str, ...]]) -> dict[st
 def load_lookups(settings: Settings, wh: Warehouse) -> Lookups:
     """Read the lookup marts and the holdout start (through Spark with the Spark engine); TrainingDataError names a
     missing table."""
-    tables = {**LOOKUP_TABLES, "ml_holdout_window": ("holdout_from",)}
+    tables = {**LOOKUP_TABLES, "ml_holdout_window": HOLDOUT_COLUMNS}
     if settings.engine == "spark":
         from fares.ml.spark_reader import read_marts_spark
 
@@ -97,11 +109,21 @@ def load_lookups(settings: Settings, wh: Warehouse) -> Lookups:
         )
     levels = frames["uber_monthly_price_levels"]
     levels["price_level"] = levels["price_level"].astype(float)
+    row = window.iloc[0]
+    holdout = HoldoutPlan(
+        start=pd.Timestamp(row["holdout_from"]),
+        shared_hours=int(row["shared_hours"]),
+        holdout_hours=int(row["holdout_hours"]),
+        trips={s: int(row[f"holdout_trips_{s}"]) for s in SERVICES},
+        cells=int(row["holdout_cells"]),
+        has_minimum=bool(row["has_minimum"]),
+    )
     return Lookups(
         zones=zones,
         zone_pairs=frames["dim_zone_pairs"],
         typicals=frames["zone_pair_hourly_typicals"],
         price_levels=levels,
         rate_card=frames["taxi_rate_card"],
-        holdout_from=pd.Timestamp(window["holdout_from"].iloc[0]),
+        holdout_from=holdout.start,
+        holdout=holdout,
     )

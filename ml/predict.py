@@ -201,11 +201,22 @@ class FareModel:
             ]
         )
 
-    def bases(self, at: np.ndarray, pickup: np.ndarray, dropoff: np.ndarray, hour: np.ndarray) -> dict[str, np.ndarray]:
+    def bases(
+        self,
+        at: np.ndarray,
+        pickup: np.ndarray,
+        dropoff: np.ndarray,
+        hour: np.ndarray,
+        typical: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
         """What each model multiplies: the taxi meter under the tariff in force at `at` and the Uber level of its
-        month, both applied to the zone pair's typical trip at that hour; plus how stale the Uber level is."""
-        miles = self.pairs.miles[pickup, dropoff, hour].astype(float)
-        minutes = self.pairs.minutes[pickup, dropoff, hour].astype(float)
+        month, both applied to the zone pair's typical trip at that hour (or `typical` (miles, minutes): a training
+        trip's, with itself left out); plus how stale the Uber level is."""
+        if typical is None:
+            miles = self.pairs.miles[pickup, dropoff, hour].astype(float)
+            minutes = self.pairs.minutes[pickup, dropoff, hour].astype(float)
+        else:
+            miles, minutes = (np.asarray(a, dtype=float) for a in typical)
         flags = {name: flag[pickup, dropoff] for name, flag in self.routes.flags.items()}
         level, away = self.levels.at(at)
         return {

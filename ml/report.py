@@ -137,6 +137,15 @@ def _decision_section(metrics: dict) -> str:
     return "".join(parts)
 
 
+def _holdout_note(metrics: dict) -> str:
+    """What the holdout holds, flagged when it is below its minimum (ml.holdout.HoldoutPlan.describe)."""
+    holdout = metrics.get("holdout") or {}
+    if not holdout.get("statement"):
+        return ""
+    css = "" if holdout.get("has_minimum") else ' class="bad"'
+    return f"<p{css}>{html.escape(holdout['statement'])}</p>"
+
+
 def render_report(version: str, metrics: dict, detail: pd.DataFrame, info: dict[str, Any]) -> str:
     """The whole report page; `info` holds the training window, fingerprint, promotion decision and timings."""
     gain = metrics["mae_improvement_pct"]
@@ -152,8 +161,8 @@ def render_report(version: str, metrics: dict, detail: pd.DataFrame, info: dict[
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>fares model {html.escape(version)}</title><style>{_STYLE}</style></head><body>
 <h1>Fare model {html.escape(version)}</h1>{verdict}
-<h2>Holdout metrics (both services from {html.escape(str(metrics.get("holdout_from", "")))}: the latest fifth of
-the hours in which both have trips)</h2>{_service_table(metrics)}
+<h2>Holdout metrics (both services from {html.escape(str(metrics.get("holdout_from", "")))})</h2>
+{_holdout_note(metrics)}{_service_table(metrics)}
 <p>Baseline: median fare by zone pair × hour from the training split, falling back to zone pair, then borough pair.</p>
 {_decision_section(metrics)}
 <h2>Run</h2><table>{facts}</table><h2>Plots</h2>{plots}</body></html>"""

@@ -1,9 +1,10 @@
 """The training sample: a bounded, stratified, deterministic sample of marts.ml_fare_training, streamed from PostgreSQL.
 
-Training never reads the whole mart: it takes the newest `train_months` aligned months and at most
-`train_rows_per_month` trips per service and month, chosen by a hash of the trip id (the same trips every run while
-the data is unchanged). Each (month, service) part is copied out on its own and parsed before the next one, so memory
-holds the sample, never the table. Peak memory therefore depends on the two settings, not on the history loaded.
+Training never reads the whole mart: it takes the newest `train_months` months with taxi or Uber trips (each service
+from its own months among them, aligned or not) and at most `train_rows_per_month` trips per service and month,
+chosen by a hash of the trip id (the same trips every run while the data is unchanged). Each (month, service) part
+is copied out on its own and parsed before the next one, so memory holds the sample, never the table. Peak memory
+therefore depends on the two settings, not on the history loaded.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ COLUMNS: tuple[str, ...] = (
     *MART_FEATURES,
     "rider_fare",
 )
+# What happened on each trip, read beside COLUMNS for one purpose: a training trip's zone-pair typicals are computed
+# without the trip itself (ml.features.leave_one_out). Never model inputs.
+OUTCOME_COLUMNS: tuple[str, ...] = ("trip_miles", "duration_minutes")
 _ZONES_SQL = (
     "select zone_id, borough, zone_name, service_zone, centroid_lat, centroid_lon, geometry_wkt, is_airport"
     " from marts.dim_zones order by zone_id"
@@ -62,13 +66,13 @@ def _exists(conn: psycopg.Connection, table: str) -> bool:
 
 
 def _strata(conn: psycopg.Connection, months: int) -> list[tuple[str, str, int]]:
-    """(month, service, cleaned trips) of the newest `months` aligned months, from the month-level coverage mart."""
+    """(month, service, cleaned trips) of the newest `months` months with taxi or Uber trips (month coverage mart)."""
     rows = conn.execute(
-        "with newest as (select distinct source_month from marts.service_month_coverage where is_aligned"
-        " order by source_month desc limit %s)"
+        "with newest as (select distinct source_month from marts.service_month_coverage"
+        " where service = any(%s) order by source_month desc limit %s)"
         " select c.source_month, c.service, c.trips from marts.service_month_coverage c"
         " join newest using (source_month) where c.service = any(%s) order by 1, 2",
-        (months, list(SERVICES)),
+        (list(SERVICES), months, list(SERVICES)),
     ).fetchall()
     return [(m, s, int(n)) for m, s, n in rows]
 
@@ -79,7 +83,7 @@ def _copy_part(conn: psycopg.Connection, month: str, service: str, fraction: flo
     if fraction < 1:
         where += " and (hashtext(trip_id) & 2147483647) < %s"
         params = (*params, int(fraction * _HASH_RANGE))
-    query = f"select {', '.join(COLUMNS)} from {TRAINING_VIEW} where {where}"  # noqa: S608 - fixed names
+    query = f"select {', '.join((*COLUMNS, *OUTCOME_COLUMNS))} from {TRAINING_VIEW} where {where}"  # noqa: S608 - fixed names
     buf = io.BytesIO()
     with conn.cursor().copy(f"copy ({query}) to stdout with (format csv, header)", params) as copy:
         for chunk in copy:
@@ -96,7 +100,7 @@ def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFram
     """The bounded training sample, marts.dim_zones, and what was kept of each (month, service) stratum.
 
     Raises:
-        TrainingDataError: the marts do not exist yet, or hold no aligned month.
+        TrainingDataError: the marts do not exist yet, or hold no month of taxi or Uber trips.
     """
     per_stratum = settings.train_rows_per_month
     with wh.connect() as conn:
@@ -105,7 +109,9 @@ def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFram
                 raise TrainingDataError(f"{table} does not exist: run the transform stage (dbt build) first")
         strata = _strata(conn, settings.train_months)
         if not strata:
-            raise TrainingDataError("the training data is empty: no aligned month (run ingest and transform first)")
+            raise TrainingDataError(
+                "the training data is empty: no month of taxi or Uber trips (run ingest and transform first)"
+            )
         parts, kept = [], []
         for month, service, available in strata:
             # A little over the share, then capped: the hash draw varies by a few hundred rows around its mean.

@@ -9,7 +9,7 @@ import pandas as pd
 
 from fares.ml import SERVICES, TrainingDataError
 from fares.ml.lookups import LOOKUP_TABLES
-from fares.ml.sample import COLUMNS, TRAINING_VIEW, SamplePart
+from fares.ml.sample import COLUMNS, OUTCOME_COLUMNS, TRAINING_VIEW, SamplePart
 
 if TYPE_CHECKING:
     from fares.settings import Settings
@@ -30,12 +30,13 @@ def stratum_filter(month: str, service: str, fraction: float) -> str:
 def load_training_sample_spark(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame, list[SamplePart]]:
     """The bounded training sample, marts.dim_zones, and what was kept of each (month, service), through Spark.
 
-    The PostgreSQL sampler's rules: the newest `train_months` aligned months, at most `train_rows_per_month` trips per
-    service and month chosen by a hash of trip_id (Spark's xxhash64, so a sampled stratum keeps other trips than on
-    PostgreSQL; an unsampled one the same), rows ordered by trip_id. Spark reads the strata in one pass.
+    The PostgreSQL sampler's rules: the newest `train_months` months with taxi or Uber trips, at most
+    `train_rows_per_month` trips per service and month chosen by a hash of trip_id (Spark's xxhash64, so a sampled
+    stratum keeps other trips than on PostgreSQL; an unsampled one the same), rows ordered by trip_id. Spark reads the
+    strata in one pass.
 
     Raises:
-        TrainingDataError: the marts do not exist yet, or hold no aligned month.
+        TrainingDataError: the marts do not exist yet, or hold no month of taxi or Uber trips.
     """
     from fares.lakehouse import get_spark
 
@@ -45,17 +46,22 @@ def load_training_sample_spark(settings: Settings) -> tuple[pd.DataFrame, pd.Dat
             raise TrainingDataError(f"{table} does not exist: run the transform stage (dbt build) first")
     services = ", ".join(f"'{s}'" for s in SERVICES)
     query = (
-        "with newest as (select distinct source_month from marts.service_month_coverage where is_aligned"  # noqa: S608 - constants, an int
+        "with newest as (select distinct source_month from marts.service_month_coverage"  # noqa: S608 - constants, an int
+        f" where service in ({services})"
         f" order by source_month desc limit {int(settings.train_months)})"
         " select c.source_month, c.service, c.trips from marts.service_month_coverage c"
         f" join newest on c.source_month = newest.source_month where c.service in ({services}) order by 1, 2"
     )
     strata = spark.sql(query).collect()
     if not strata:
-        raise TrainingDataError("the training data is empty: no aligned month (run ingest and transform first)")
+        raise TrainingDataError(
+            "the training data is empty: no month of taxi or Uber trips (run ingest and transform first)"
+        )
     cap = settings.train_rows_per_month
     where = " or ".join(stratum_filter(m, s, 1.0 if n <= cap else min(1.0, 1.01 * cap / n)) for m, s, n in strata)
-    sample = spark.table(TRAINING_VIEW).where(where).select("source_month", *COLUMNS).orderBy("trip_id")
+    sample = (
+        spark.table(TRAINING_VIEW).where(where).select("source_month", *COLUMNS, *OUTCOME_COLUMNS).orderBy("trip_id")
+    )
     rows: pd.DataFrame = sample.toPandas()
     parts, kept = [], []
     for month, service, available in strata:

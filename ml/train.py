@@ -14,19 +14,22 @@ import pandas as pd
 
 from fares.ml import SERVICES, RegistryError, TrainingDataError
 from fares.ml.features import (
+    FEATURE_NAMES,
     MART_FEATURES,
     build_matrix,
     build_pair_stats,
     build_route_table,
     build_zone_table,
+    leave_one_out,
     mart_columns,
     request_columns,
 )
+from fares.ml.holdout import holdout_start, plan_holdout, split_holdout
 from fares.ml.lookups import Lookups, load_lookups
 from fares.ml.predict import SUPPORT_LABELS, FareModel, PriceLevels, ServiceModel, support_bucket
 from fares.ml.provenance import code_version, library_versions
 from fares.ml.registry import Registry
-from fares.ml.sample import fit_threads, load_training_sample
+from fares.ml.sample import OUTCOME_COLUMNS, fit_threads, load_training_sample
 from fares.ml.tariff import Tariff
 
 if TYPE_CHECKING:
@@ -36,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("service", "pickup_at", "pickup_zone_id", "dropoff_zone_id", "rider_fare")
-HOLDOUT_FRACTION = 0.2
 MIN_ROWS_PER_SERVICE = 20
 MIN_FARE = 1.0  # dollars; the log target needs a floor, and no real fare is lower
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -93,32 +95,8 @@ def check_training(training: pd.DataFrame) -> None:
         if counts.get(service, 0) < MIN_ROWS_PER_SERVICE:
             raise TrainingDataError(
                 f"the training data has {counts.get(service, 0)} {service!r} rows (at least {MIN_ROWS_PER_SERVICE} "
-                f"needed): the aligned window must hold both yellow taxi and Uber trips"
+                f"needed): the training window must hold both yellow taxi and Uber trips"
             )
-
-
-def split_holdout(
-    training: pd.DataFrame, holdout_from: pd.Timestamp | None = None, fraction: float = HOLDOUT_FRACTION
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One time for every service: trips at or after `holdout_from` (marts.ml_holdout_window) are the holdout.
-
-    Without it (DB-free fits) the same rule as the mart: the start of the latest `fraction` of the clock hours in
-    which every service has trips.
-    """
-    if holdout_from is None:
-        holdout_from = holdout_start(training, fraction)
-    ordered = training.sort_values(["pickup_at", "service"], kind="stable")
-    is_holdout = (ordered["pickup_at"] >= holdout_from).to_numpy()
-    return ordered[~is_holdout], ordered[is_holdout]
-
-
-def holdout_start(training: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> pd.Timestamp:
-    """The start of the latest `fraction` of the clock hours in which every service has trips (ml_holdout_window)."""
-    hours = training.assign(hour=training["pickup_at"].dt.floor("h")).groupby("hour")["service"].nunique()
-    shared = hours[hours == len(SERVICES)].index.sort_values()
-    if not len(shared):
-        raise TrainingDataError("no clock hour holds trips of both taxi and Uber: nothing to judge on")
-    return pd.Timestamp(shared[-max(1, int(np.ceil(len(shared) * fraction)))])
 
 
 def _residual_quantiles(resid: np.ndarray, log_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,15 +105,22 @@ def _residual_quantiles(resid: np.ndarray, log_count: np.ndarray) -> tuple[np.nd
     bucket = support_bucket(log_count)
     n = len(SUPPORT_LABELS)
     q_low, q_high = np.zeros(n), np.zeros(n)
+    measured = np.zeros(n, dtype=bool)
     overall = (np.quantile(resid, 0.1), np.quantile(resid, 0.9)) if len(resid) else (0.0, 0.0)
     for b in reversed(range(n)):
         rows = resid[bucket == b]
-        if len(rows) >= 30:
+        measured[b] = len(rows) >= 30
+        if measured[b]:
             q_low[b], q_high[b] = np.quantile(rows, 0.1), np.quantile(rows, 0.9)
         else:
             q_low[b], q_high[b] = overall if b == n - 1 else (q_low[b + 1] * 1.25, q_high[b + 1] * 1.25)
-    for b in reversed(range(n - 1)):  # monotone: never narrower than the better-known bucket
-        q_low[b], q_high[b] = min(q_low[b], q_low[b + 1]), max(q_high[b], q_high[b + 1])
+    # monotone: never narrower than a better-known bucket that was measured (a borrowed guess for a thin bucket does
+    # not widen the buckets that have their own residuals)
+    envelope = (0.0, 0.0)
+    for b in reversed(range(n)):
+        if measured[b]:
+            envelope = (min(envelope[0], q_low[b]), max(envelope[1], q_high[b]))
+        q_low[b], q_high[b] = min(q_low[b], envelope[0]), max(q_high[b], envelope[1])
     return np.minimum(q_low, 0.0), np.maximum(q_high, 0.0)
 
 
@@ -213,6 +198,20 @@ def fit_fare_model(
         else request_columns(at, pu, do, table, routes)
     )
     x = build_matrix(cols, pu, do, table, pairs)
+    hour = np.asarray(cols["pickup_hour"], dtype=np.int64)
+    typical = None
+    if set(OUTCOME_COLUMNS) <= set(training.columns):
+        # the training trips are inside the typicals: each sees its pair x hour without itself
+        miles, minutes, loo_count = leave_one_out(
+            lookups.typicals,
+            routes,
+            table.size,
+            (pu, do, hour),
+            (training["trip_miles"].to_numpy(dtype=float), training["duration_minutes"].to_numpy(dtype=float)),
+        )
+        for name, values in (("pair_miles", miles), ("pair_minutes", minutes), ("pair_log_count", loo_count)):
+            x[:, FEATURE_NAMES.index(name)] = values
+        typical = (miles, minutes)
     model = FareModel(
         services={},
         zone_table=table,
@@ -224,8 +223,7 @@ def fit_fare_model(
         trained_from=str(pd.Timestamp(at.min()).date()),
         trained_to=str(pd.Timestamp(at.max()).date()),
     )
-    hour = np.asarray(cols["pickup_hour"], dtype=np.int64)
-    base = model.bases(at, pu, do, hour)
+    base = model.bases(at, pu, do, hour, typical)
     log_count = pairs.log_count[pu, do, hour].astype(float)
     fare = np.log(np.maximum(training["rider_fare"].to_numpy(dtype=float), MIN_FARE))
     for service in SERVICES:
@@ -337,6 +335,25 @@ def _data_source(wh: Warehouse, training: pd.DataFrame) -> dict[str, Any]:
     return describe_data_source(wh, months)
 
 
+def _holdout_summary(lookups: Lookups, training: pd.DataFrame, settings: Settings) -> dict[str, Any]:
+    """What the holdout holds (marts.ml_holdout_window over every trip, else the same rule on the sample), against
+    the minimums asked, with a sentence that says plainly when it is too small to mean much."""
+    plan = lookups.holdout or plan_holdout(
+        training, min_trips=settings.holdout_min_trips, min_cells=settings.holdout_min_cells
+    )
+    return {
+        "from": str(plan.start),
+        "shared_hours": plan.shared_hours,
+        "holdout_hours": plan.holdout_hours,
+        "trips": plan.trips,
+        "route_hour_cells_with_both": plan.cells,
+        "has_minimum": plan.has_minimum,
+        "min_trips": settings.holdout_min_trips,
+        "min_cells": settings.holdout_min_cells,
+        "statement": plan.describe(settings.holdout_min_trips, settings.holdout_min_cells),
+    }
+
+
 def train_models(
     settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None, publish: bool = True
 ) -> TrainOutcome:
@@ -399,6 +416,7 @@ def train_models(
                 "strata": [vars(p) for p in parts],
             },
             "holdout_from": str(lookups.holdout_from),
+            "holdout": _holdout_summary(lookups, training, settings),
             "data_coverage": data_coverage(train, holdout),
             "promotion": {
                 "previous_version": previous,
@@ -417,6 +435,7 @@ def train_models(
         "training window": f"{model.trained_from} .. {model.trained_to}",
         "holdout windows": windows,
         "training rows": metrics["n_train"],
+        "holdout": metrics["holdout"]["statement"],
         "data source": model.data_source.get("label", "unknown"),
         "sample (month, service: kept of available)": {
             f"{p.month} {p.service}": f"{p.kept:,} of {p.available:,}" for p in parts

@@ -208,13 +208,14 @@ def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _P
 
 
 def _built_months(conn: Any) -> dict[str, str]:
-    """{aligned month in the training mart: the raw load its last complete dbt build came from} (month-level tables
+    """{month in the training mart: the raw load its last complete dbt build came from} (month-level tables
     only: the mart itself is never scanned to find its months)."""
     months = (
         {
             r[0]: ""
             for r in conn.execute(
-                "select distinct source_month from marts.service_month_coverage where is_aligned order by 1"
+                "select distinct source_month from marts.service_month_coverage"
+                " where service in ('taxi', 'uber') order by 1"
             )
         }
         if _table_exists(conn, "marts.service_month_coverage")
@@ -232,7 +233,7 @@ def _built_months(conn: Any) -> dict[str, str]:
 def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _Plan:
     """The training-mart batches, or a failure when the mart does not exist.
 
-    With `months` None, each aligned month is validated once per build of it: a month whose data (the raw load its
+    With `months` None, each training month is validated once per build of it: a month whose data (the raw load its
     build came from) and suite did not change since it last passed is not validated again.
     """
     dialect = settings.engine
