@@ -126,7 +126,8 @@ def meter_fare(
         fare
         + np.where(flags["is_newark_dropoff"], 0, get("mta_tax"))
         + get("improvement_surcharge")
-        + np.where(flags["is_congestion_trip"], get("congestion_surcharge"), 0)
+        # the congestion surcharge needs a trip that begins and ends in New York State: never to Newark
+        + np.where(flags["is_congestion_trip"] & ~flags["is_newark_dropoff"], get("congestion_surcharge"), 0)
         + np.where(flags["is_relief_zone_trip"], get("congestion_relief_zone_fee"), 0)
         + np.where(flags["is_airport_fee_pickup"], get("airport_access_fee"), 0)
     )

@@ -148,6 +148,27 @@ def test_taxi_quote_follows_the_tariff_of_the_requested_date(model, zones) -> No
     assert metered[0].taxi_fare < 0.9 * metered[1].taxi_fare
 
 
+def test_a_2010_and_a_2024_quote_differ_by_the_cards_difference(model, zones) -> None:
+    """The same metered trip on a Tuesday at 14:00 in 2010 and in 2024: the taxi fares differ by what the two rate
+    cards charge for the route's typical trip ($2.50 + $0.40 a unit + MTA tax, against $3.00 + $0.70 a unit + MTA
+    tax + $1 improvement surcharge + the congestion surcharge where it applies), never by a collapse to $1."""
+    from fares.ml.tariff import meter_fare
+
+    short, _ = _manhattan_pair_extremes(zones)
+    quotes = [model.predict_frame(_requests([short], at=at)).iloc[0] for at in ("2010-06-08 14:00", "2024-06-04 14:00")]
+    miles = np.array([model.pairs.miles[short[0], short[1], 14]], dtype=float)
+    minutes = np.array([model.pairs.minutes[short[0], short[1], 14]], dtype=float)
+    flags = {name: flag[short[0], short[1]][None] for name, flag in model.routes.flags.items()}
+    cards = [
+        meter_fare(model.tariff, np.array([np.datetime64(at)]), miles, minutes, flags)[0]
+        for at in ("2010-06-08T14:00", "2024-06-04T14:00")
+    ]
+    units = 5 * miles[0] + max(minutes[0] - 5 * miles[0], 0)
+    assert cards[0] == pytest.approx(2.5 + 0.4 * units + 0.5)
+    assert quotes[1].taxi_fare - quotes[0].taxi_fare == pytest.approx(cards[1] - cards[0], abs=0.01)
+    assert quotes[0].taxi_fare > 5
+
+
 def test_uber_quote_past_the_newest_month_is_stale_with_a_wider_band(model, zones) -> None:
     """The newest Uber level is reused after the training window; the quote says how many months stale it is and its
     band widens with that number."""
