@@ -15,6 +15,7 @@ import pandas as pd
 from fares.api.model_store import Bundle
 from fares.api.schemas import PointPlace, QuoteRequest, ZoneIdPlace, ZoneNamePlace
 from fares.api.zones import PlaceError, ZoneIndex
+from fares.ml.predict import SAME_REASONS, answer_reasons
 
 NEW_YORK = TimeZone("America/New_York")
 EARLIEST, LATEST = datetime(1900, 1, 1), datetime(2200, 1, 1)  # what a request may say at all
@@ -30,7 +31,6 @@ _PRICE_COLUMNS = (
     "p_uber_cheaper",
     "uber_stale_months",
 )
-SAME_MARGIN = 0.15  # ml.predict.SAME_MARGIN: |p_uber_cheaper - 0.5| below it is "about the same"
 
 
 def to_new_york(pickup_at: datetime | None) -> datetime:
@@ -134,7 +134,8 @@ def predict(
 
 def price_matrix(prices: pd.DataFrame) -> np.ndarray:
     """Columns [taxi fare, low, high, uber fare, low, high, p_uber_cheaper, savings, uber_is_cheaper,
-    uber_stale_months, about_the_same] as floats (money rounded to cents, ranges widened to hold the fare)."""
+    uber_stale_months, why about the same (0 = a service is named, else an index into SAME_REASONS)] as floats (money
+    rounded to cents, ranges widened to hold the fare)."""
     if tuple(prices.columns[: len(_PRICE_COLUMNS)]) == _PRICE_COLUMNS:  # the model's own order: one block
         raw = prices.to_numpy(dtype=float)[:, : len(_PRICE_COLUMNS)]
     else:
@@ -151,7 +152,7 @@ def price_matrix(prices: pd.DataFrame) -> np.ndarray:
     out[:, 7] = np.round(np.abs(out[:, 0] - out[:, 3]), 2)
     out[:, 8] = out[:, 3] < out[:, 0]
     out[:, 9] = raw[:, 7]
-    out[:, 10] = np.abs(raw[:, 6] - 0.5) < SAME_MARGIN
+    out[:, 10] = answer_reasons(out[:, 0], out[:, 3], raw[:, 6])
     return out
 
 
@@ -169,6 +170,7 @@ def _priced(row: list[float]) -> dict[str, Any]:
         "uber": {"fare": uber, "low": uber_low, "high": uber_high},
         "cheaper": cheaper,
         "answer": "about the same" if same else cheaper,
+        "answer_reason": SAME_REASONS[int(same)],
         "savings": savings,
         "p_uber_cheaper": p_uber,
         "uber_stale_months": int(stale),
@@ -289,8 +291,10 @@ def _flagged(bundle: Bundle, times: np.ndarray, pickups: np.ndarray, dropoffs: n
 _QUOTE_JSON = (
     '{"index":%d,"pickup_zone_id":%d,"dropoff_zone_id":%d,'
     '"taxi":{"fare":%s,"low":%s,"high":%s},"uber":{"fare":%s,"low":%s,"high":%s},'
-    '"cheaper":"%s","answer":"%s","savings":%s,"p_uber_cheaper":%s,"uber_stale_months":%d,"warnings":%s}'
+    '"cheaper":"%s","answer":"%s","answer_reason":%s,"savings":%s,"p_uber_cheaper":%s,"uber_stale_months":%d,'
+    '"warnings":%s}'
 )
+_REASONS_JSON = [orjson.dumps(reason).decode() for reason in SAME_REASONS]
 
 
 @dataclass(frozen=True)
@@ -319,7 +323,9 @@ def _quotes_json(
     columns = np.ascontiguousarray(values[:, :8].T)
     text = [orjson.dumps(col, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",") for col in columns]
     cheaper = ["uber" if c else "taxi" for c in values[:, 8].tolist()]
-    answers = ["about the same" if same else c for c, same in zip(cheaper, values[:, 10].tolist(), strict=True)]
+    same = values[:, 10].astype(np.int64).tolist()
+    answers = ["about the same" if why else c for c, why in zip(cheaper, same, strict=True)]
+    reasons = [_REASONS_JSON[why] for why in same]
     stale = values[:, 9].astype(np.int64).tolist()
     notes = ["[]"] * len(rows)
     for k in np.flatnonzero(flagged).tolist():
@@ -340,6 +346,7 @@ def _quotes_json(
                 uber_high,
                 cheaper,
                 answers,
+                reasons,
                 savings,
                 p_uber,
                 stale,

@@ -292,6 +292,30 @@ def answer(p_uber_cheaper: np.ndarray) -> np.ndarray:
     )
 
 
+# "About the same" also when the expected fares are this close: a dollar, or this share of the cheaper fare.
+SAME_PRICE_DOLLARS = 1.0
+SAME_PRICE_SHARE = 0.05
+# Why the answer is "about the same" (answer_reasons' codes; 0 = a service is named)
+SAME_REASONS: tuple[str | None, ...] = (
+    None,
+    f"the expected fares differ by less than ${SAME_PRICE_DOLLARS:.0f} or {SAME_PRICE_SHARE:.0%}",
+    (
+        "the data cannot tell which is cheaper: the two bands overlap too much (p_uber_cheaper within "
+        f"{SAME_MARGIN} of a coin flip)"
+    ),
+)
+
+
+def answer_reasons(taxi_fare: np.ndarray, uber_fare: np.ndarray, p_uber_cheaper: np.ndarray) -> np.ndarray:
+    """Index into SAME_REASONS for each trip: 1 when the fares are within SAME_PRICE_DOLLARS or SAME_PRICE_SHARE of
+    each other (they cost nearly the same), else 2 when p_uber_cheaper is within SAME_MARGIN of a coin flip (the data
+    cannot tell), else 0 (the answer names the cheaper service)."""
+    gap = np.abs(taxi_fare - uber_fare)
+    close = gap < np.maximum(SAME_PRICE_DOLLARS, SAME_PRICE_SHARE * np.minimum(taxi_fare, uber_fare))
+    unsure = np.abs(p_uber_cheaper - 0.5) < SAME_MARGIN
+    return np.where(close, 1, np.where(unsure, 2, 0))
+
+
 def load_version(models_dir: Path, version: str) -> FareModel:
     """Load one registered version; raises RegistryError when it is missing or unreadable."""
     path = Path(models_dir) / version / MODEL_FILE

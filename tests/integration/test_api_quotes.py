@@ -49,8 +49,33 @@ def test_a_quote_by_zone_ids_follows_the_contract(api) -> None:
     assert q["pickup_at"] == "2024-02-14T08:30:00"
     assert q["warnings"] == []
     assert q["answer"] in (q["cheaper"], "about the same")
-    assert (q["answer"] == "about the same") == (abs(q["p_uber_cheaper"] - 0.5) < 0.15)
+    close = abs(fares["taxi"] - fares["uber"]) < max(1.0, 0.05 * min(fares.values()))
+    unsure = abs(q["p_uber_cheaper"] - 0.5) < 0.15
+    assert (q["answer"] == "about the same") == (close or unsure)
+    assert (q["answer_reason"] is None) == (q["answer"] != "about the same")
     assert q["uber_stale_months"] == 0 and q["taxi_tariff_from"] == "2022-12-19"
+
+
+def test_about_the_same_says_which_reason_applies(api) -> None:
+    """Every "about the same" of a batch over all pickups from Midtown says why: the fares are within $1 or 5% of each
+    other, or the data cannot tell which is cheaper; a named service has no reason."""
+    client, _ = api
+    ids = list(range(1, 264))
+    columns = {"pickup_at": ["2024-02-14T08:30:00"] * len(ids), "pickup_zone_id": [161] * len(ids)}
+    body = client.post("/v1/quotes/batch", json={"columns": {**columns, "dropoff_zone_id": ids}}).json()
+    reasons = {}
+    for q in body["quotes"]:
+        taxi, uber = q["taxi"]["fare"], q["uber"]["fare"]
+        if abs(taxi - uber) < max(1.0, 0.05 * min(taxi, uber)):
+            expected = "the expected fares differ by less than $1 or 5%"
+        elif abs(q["p_uber_cheaper"] - 0.5) < 0.15:
+            expected = "the data cannot tell which is cheaper: the two bands overlap too much"
+        else:
+            expected = None
+        assert (q["answer"] == "about the same") == (expected is not None), q
+        assert q["answer_reason"] is None if expected is None else q["answer_reason"].startswith(expected), q
+        reasons[q["answer_reason"]] = reasons.get(q["answer_reason"], 0) + 1
+    assert None in reasons and len(reasons) >= 2, reasons
 
 
 def test_quotes_follow_the_rate_card_and_say_how_stale_uber_is(api) -> None:

@@ -269,3 +269,22 @@ def test_pickup_time_may_be_text_or_new_york_aware(model) -> None:
     pd.testing.assert_frame_equal(model.predict_frame(aware), expected)
     pd.testing.assert_frame_equal(model.predict_frame(text), expected)
     assert model.predict_frame(naive.head(0)).empty
+
+
+def test_about_the_same_says_whether_the_fares_are_close_or_the_data_cannot_tell() -> None:
+    """$20.00 vs $20.90 is within $1 (close, however sure); $60 vs $62.50 within 5%; $20 vs $30 at p = 0.55 cannot be
+    told apart; $20 vs $30 at p = 0.9 names Uber."""
+    from fares.ml.predict import SAME_REASONS, answer_reasons
+
+    taxi = np.array([20.0, 60.0, 30.0, 30.0])
+    uber = np.array([20.9, 62.5, 20.0, 20.0])
+    codes = answer_reasons(taxi, uber, np.array([0.95, 0.1, 0.55, 0.9]))
+    assert [SAME_REASONS[c] for c in codes] == [
+        "the expected fares differ by less than $1 or 5%",
+        "the expected fares differ by less than $1 or 5%",
+        (
+            "the data cannot tell which is cheaper: the two bands overlap too much (p_uber_cheaper within 0.15 of a "
+            "coin flip)"
+        ),
+        None,
+    ]
