@@ -63,7 +63,7 @@ def test_about_the_same_says_which_reason_applies(api) -> None:
     ids = list(range(1, 264))
     columns = {"pickup_at": ["2024-02-14T08:30:00"] * len(ids), "pickup_zone_id": [161] * len(ids)}
     body = client.post("/v1/quotes/batch", json={"columns": {**columns, "dropoff_zone_id": ids}}).json()
-    reasons = {}
+    reasons: dict[str | None, int] = {}
     for q in body["quotes"]:
         taxi, uber = q["taxi"]["fare"], q["uber"]["fare"]
         if abs(taxi - uber) < max(1.0, 0.05 * min(taxi, uber)):
