@@ -20,6 +20,7 @@ trips before 2020 in the samples). No timing: accuracy only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,13 +122,9 @@ def main() -> int:
     held = (pd.util.hash_pandas_object(inside["trip_id"], index=False).to_numpy() % 5) == 0
     fit, holdout = inside[~held], inside[held]
     rebuilt = build_lookups(fit, zones)
-    lookups = type(marts)(
-        zones=marts.zones,
-        zone_pairs=marts.zone_pairs,
-        typicals=rebuilt.typicals,
-        price_levels=rebuilt.price_levels,
-        rate_card=marts.rate_card,
-        holdout_from=None,
+    # the marts' zone pairs, rate card and HVFHV charges; typicals and Uber levels from the fitted trips only
+    lookups = dataclasses.replace(
+        marts, typicals=rebuilt.typicals, price_levels=rebuilt.price_levels, holdout_from=None, holdout=None
     )
     # without a trip's own miles and minutes the fit reads the in-sample typicals, as before leave-one-out
     fitted_on = fit.drop(columns=list(OUTCOME_COLUMNS)) if args.in_sample_typicals else fit

@@ -1,6 +1,6 @@
 """The dbt-built lookups a fare model is fitted with and carries in its bundle.
 
-Zones, zone pairs, pair x hour typicals, Uber price levels and the taxi tariff.
+Zones, zone pairs, pair x hour typicals, Uber price levels, the taxi tariff and the HVFHV charges.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ LOOKUP_TABLES: dict[str, tuple[str, ...]] = {
     ),
     "uber_monthly_price_levels": ("source_month", "trips", "price_level"),
     "taxi_rate_card": ("charge", "amount_usd", "effective_from", "effective_to"),
+    "hvfhv_charges": ("charge", "amount", "unit", "effective_from", "effective_to"),
 }
 
 
@@ -66,6 +67,7 @@ class Lookups:
     rate_card: pd.DataFrame
     holdout_from: pd.Timestamp | None
     holdout: HoldoutPlan | None = None  # what marts.ml_holdout_window says the holdout holds
+    hvfhv_charges: pd.DataFrame | None = None  # the dated HVFHV charges (marts.hvfhv_charges)
 
 
 HOLDOUT_COLUMNS: tuple[str, ...] = (
@@ -126,4 +128,5 @@ def load_lookups(settings: Settings, wh: Warehouse) -> Lookups:
         rate_card=frames["taxi_rate_card"],
         holdout_from=holdout.start,
         holdout=holdout,
+        hvfhv_charges=frames["hvfhv_charges"],
     )

@@ -13,7 +13,7 @@ import pandas as pd
 
 from fares.ml import SERVICES, RegistryError
 from fares.ml.features import PairStats, RouteTable, ZoneTable, build_matrix, check_zone_ids, request_columns
-from fares.ml.tariff import Tariff, meter_fare
+from fares.ml.tariff import Tariff, UberCharges, meter_fare
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,9 @@ class FareModel:
     # p_uber_cheaper = Phi(p_scale * z), z the fare difference over its band-implied spread; fitted on the training
     # window's latest slice (ml.evaluate.fit_decision_scale) so the probability matches how often Uber was cheaper.
     p_scale: float = 1.0
+    # the dated HVFHV charges (dbt seed hvfhv_charges): an Uber quote for another date than the training window's
+    # newest day moves by their difference; None in bundles from before them
+    uber_charges: UberCharges | None = None
     _forest: CompiledForest | None = field(default=None, repr=False)
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
@@ -267,6 +270,7 @@ class FareModel:
             out[:, 3 * i + 1] = np.maximum(np.exp(centre + lo) + shift[service], 1.0)
             out[:, 3 * i + 2] = np.maximum(np.exp(centre + hi) + shift[service], out[:, 3 * i])
             sd.append((out[:, 3 * i + 2] - out[:, 3 * i + 1]) / (2 * Z_80))
+        self._move_uber_charges(out, at, pickup, dropoff)
         from scipy.special import ndtr
 
         z = (out[:, 0] - out[:, 3]) / np.sqrt(sd[0] ** 2 + sd[1] ** 2 + 1e-6)
@@ -274,6 +278,22 @@ class FareModel:
         out[:, 7] = stale
         out[:, 8] = log_count
         return pd.DataFrame(out, index=trips.index, columns=list(OUTPUT_COLUMNS))
+
+    def _move_uber_charges(self, out: np.ndarray, at: np.ndarray, pickup: np.ndarray, dropoff: np.ndarray) -> None:
+        """Uber fare, low and high (columns 3-5 of `out`, learned with the charges of the training window's newest
+        day) under the charges of each pickup's day: the shares scale what is not a per-trip dollar charge, and the
+        per-trip charges of the day replace those of the reference day."""
+        charges = getattr(self, "uber_charges", None)
+        if charges is None:
+            return
+        flags = {name: flag[pickup, dropoff] for name, flag in self.routes.flags.items()}
+        airport = self.zone_table.is_airport[pickup] | self.zone_table.is_airport[dropoff]
+        fixed, share = charges.fees(at, airport, flags)
+        reference = np.full(len(at), np.datetime64(self.trained_to, "D"))
+        fixed_ref, share_ref = charges.fees(reference, airport, flags)
+        scale = (1 + share) / (1 + share_ref)
+        for col in (3, 4, 5):
+            out[:, col] = np.maximum((out[:, col] - fixed_ref) * scale + fixed, 1.0)
 
     def tariff_in_force(self, pickup_at: np.ndarray) -> np.ndarray:
         """The first day of the taxi tariff period each pickup falls in (the rate card row the quote used)."""

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 RATE_CARD_FILE = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds" / "taxi_rate_card.csv"
+HVFHV_CHARGES_FILE = RATE_CARD_FILE.with_name("hvfhv_charges.csv")
 RATE_CARD_SQL = "select charge, amount_usd, effective_from, effective_to from marts.taxi_rate_card"
 ROUTE_FLAGS: tuple[str, ...] = (
     "is_jfk_manhattan",
@@ -31,6 +32,11 @@ def read_rate_card(path: Path = RATE_CARD_FILE) -> pd.DataFrame:
     """The seed CSV as a frame (charge, amount_usd, effective_from, effective_to): for tests and DB-free fits."""
     card = pd.read_csv(path, usecols=["charge", "amount_usd", "effective_from", "effective_to"])
     return card
+
+
+def read_hvfhv_charges(path: Path = HVFHV_CHARGES_FILE) -> pd.DataFrame:
+    """The HVFHV charges seed as a frame (charge, amount, unit, effective_from, effective_to): for DB-free fits."""
+    return pd.read_csv(path, usecols=["charge", "amount", "unit", "effective_from", "effective_to"])
 
 
 @dataclass
@@ -131,3 +137,34 @@ def meter_fare(
         + np.where(flags["is_relief_zone_trip"], get("congestion_relief_zone_fee"), 0)
         + np.where(flags["is_airport_fee_pickup"], get("airport_access_fee"), 0)
     )
+
+
+@dataclass
+class UberCharges:
+    """The public charges on an HVFHV trip (the dbt seed `hvfhv_charges`), looked up per day: dollars per trip and
+    shares of the fare. An Uber quote learned at one date moves to another by their difference."""
+
+    card: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        self.card = self.card[["charge", "amount", "unit", "effective_from", "effective_to"]].reset_index(drop=True)
+        self._tariff = Tariff(self.card.rename(columns={"amount": "amount_usd"}))
+
+    def fees(
+        self, days: np.ndarray, at_airport: np.ndarray, flags: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(dollars per trip, share of the fare) in force on each day for each trip: the congestion surcharge on
+        congestion-zone trips that stay in New York State (never to Newark), the airport access fee on a pickup or
+        drop-off at an airport, the relief-zone fee on relief-zone trips; the Black Car Fund and the sales tax."""
+        c = self._tariff.charges(days.astype("datetime64[D]"))
+        zero = np.zeros(len(days))
+
+        def get(name: str) -> np.ndarray:
+            return c.get(name, zero)
+
+        fixed = (
+            np.where(flags["is_congestion_trip"] & ~flags["is_newark_dropoff"], get("congestion_surcharge"), 0)
+            + np.where(at_airport, get("airport_access_fee"), 0)
+            + np.where(flags["is_relief_zone_trip"], get("congestion_relief_zone_fee"), 0)
+        )
+        return fixed, get("black_car_fund") + get("sales_tax")

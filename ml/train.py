@@ -30,7 +30,7 @@ from fares.ml.predict import SUPPORT_LABELS, FareModel, PriceLevels, ServiceMode
 from fares.ml.provenance import code_version, library_versions
 from fares.ml.registry import Registry
 from fares.ml.sample import OUTCOME_COLUMNS, fit_threads, load_training_sample
-from fares.ml.tariff import Tariff
+from fares.ml.tariff import Tariff, UberCharges
 
 if TYPE_CHECKING:
     from fares.settings import Settings
@@ -218,6 +218,7 @@ def fit_fare_model(
         routes=routes,
         pairs=pairs,
         tariff=Tariff(lookups.rate_card),
+        uber_charges=UberCharges(lookups.hvfhv_charges) if lookups.hvfhv_charges is not None else None,
         levels=PriceLevels.from_frame(lookups.price_levels),
         zones=zones.reset_index(drop=True).copy(),
         trained_from=str(pd.Timestamp(at.min()).date()),

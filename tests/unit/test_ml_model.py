@@ -169,6 +169,28 @@ def test_a_2010_and_a_2024_quote_differ_by_the_cards_difference(model, zones) ->
     assert quotes[0].taxi_fare > 5
 
 
+def test_uber_quote_follows_the_dated_hvfhv_charges(model, zones) -> None:
+    """A Manhattan trip inside the congestion relief zone: from 2025-01-05 its Uber quote carries the $1.50 relief-zone
+    fee (2024-12-04 and 2025-01-08, both Wednesdays past the window, same Uber level); on 2020-11-01 the Black Car
+    Fund went from 2.5% to 3%, so the fare scales by 1.11875 / 1.11375 between October and November 2020."""
+    relief = model.routes.flags["is_relief_zone_trip"] & ~model.routes.flags["is_jfk_manhattan"]
+    airport = model.zone_table.is_airport
+    man = zones[(zones.borough == "Manhattan") & ~zones.is_airport].zone_id.to_numpy()
+    pu, do = next((int(a), int(b)) for a in man for b in man if a != b and relief[a, b] and not airport[[a, b]].any())
+    before, after = (
+        model.predict_frame(_requests([(pu, do)], at=at)).iloc[0] for at in ("2024-12-04 11:00", "2025-01-08 11:00")
+    )
+    assert after.uber_fare - before.uber_fare == pytest.approx(1.50, abs=1e-6)
+    plain = ~model.routes.flags["is_congestion_trip"] & ~model.routes.flags["is_relief_zone_trip"]
+    pu, do = next(
+        (int(a), int(b)) for a in man for b in range(1, 264) if a != b and plain[a, b] and not airport[[a, b]].any()
+    )
+    october, november = (
+        model.predict_frame(_requests([(pu, do)], at=at)).iloc[0] for at in ("2020-10-07 11:00", "2020-11-04 11:00")
+    )
+    assert november.uber_fare / october.uber_fare == pytest.approx(1.11875 / 1.11375, rel=1e-9)
+
+
 def test_uber_quote_past_the_newest_month_is_stale_with_a_wider_band(model, zones) -> None:
     """The newest Uber level is reused after the training window; the quote says how many months stale it is and its
     band widens with that number."""
@@ -182,7 +204,9 @@ def test_uber_quote_past_the_newest_month_is_stale_with_a_wider_band(model, zone
     assert quotes.uber_stale_months.tolist() == [0, 6, 18]
     width = np.log(quotes.uber_high / quotes.uber_low).to_numpy()
     assert width[0] < width[1] < width[2]
-    assert quotes.uber_fare.nunique() <= 3 and abs(quotes.uber_fare.iloc[1] / quotes.uber_fare.iloc[2] - 1) < 0.05
+    # the level stays the newest known; only the dated charges move the centre (the relief-zone fee from 2025-01-05)
+    fee = 1.50 if model.routes.flags["is_relief_zone_trip"][short] else 0.0
+    assert quotes.uber_fare.iloc[2] - quotes.uber_fare.iloc[1] == pytest.approx(fee, abs=1e-6)
 
 
 def test_about_the_same_when_the_bands_cannot_separate_the_fares() -> None:
