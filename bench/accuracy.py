@@ -150,6 +150,24 @@ def main() -> int:
     every_before = _scores(model, baseline, before, "taxi")
     print(_line("taxi, every month before the window", every_before))
 
+    from fares.ml.evaluate import evaluate_holdout
+
+    per_trip = evaluate_holdout(model, baseline, holdout)[0]["cheaper_agreement"]["per_trip"]
+    print(
+        f"p_uber_cheaper, trip by trip on the inside holdout ({per_trip['trips']:,} trips: "
+        f"{per_trip['trips_by_service']['uber']:,} Uber, {per_trip['trips_by_service']['taxi']:,} taxi; event: one "
+        f"real fare below the other service's quote): Uber cheaper on {per_trip['uber_cheaper_share']:.0%}, Brier "
+        f"{per_trip['brier']:.3f} (coin 0.250, base rate {per_trip['brier_base_rate']:.3f}), a service named on "
+        f"{per_trip['named_share']:.0%}, right on {per_trip['named_right']:.0%} of those"
+    )
+    print(
+        "  reliability: "
+        + "; ".join(
+            f"p {r['p_from']:.1f}-{r['p_to']:.1f}: {r['trips']:,} trips, mean p {r['mean_p']:.2f}, Uber cheaper "
+            f"{r['uber_cheaper_share']:.0%}"
+            for r in per_trip["reliability"]
+        )
+    )
     print("issue 24 targets measurable here:")
     taxi_in = inside_scores["taxi"]
     low, high = TARGET_COVERAGE

@@ -189,6 +189,9 @@ class FareModel:
     # the dated HVFHV charges (dbt seed hvfhv_charges): an Uber quote for another date than the training window's
     # newest day moves by their difference; None in bundles from before them
     uber_charges: UberCharges | None = None
+    # how far the taxi's fare-to-meter ratio moved per month in the training window (ml.train.measure_monthly_drift):
+    # the taxi band widens by it outside the window; 0 in bundles from before it
+    taxi_monthly_drift: float = 0.0
     _forest: CompiledForest | None = field(default=None, repr=False)
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
@@ -265,6 +268,10 @@ class FareModel:
             lo, hi = self.services[service].spread(log_count)
             if service == "uber":
                 lo, hi = lo - widen, hi + widen
+            else:
+                away = np.sqrt(self.months_outside(at))
+                drift = getattr(self, "taxi_monthly_drift", 0.0)
+                lo, hi = lo - Z_80 * drift * away, hi + Z_80 * drift * away
             centre = raw[:, i] + np.log(np.maximum(scale[service], 0.5))
             out[:, 3 * i] = np.maximum(np.exp(centre) + shift[service], 1.0)
             out[:, 3 * i + 1] = np.maximum(np.exp(centre + lo) + shift[service], 1.0)
@@ -294,6 +301,13 @@ class FareModel:
         scale = (1 + share) / (1 + share_ref)
         for col in (3, 4, 5):
             out[:, col] = np.maximum((out[:, col] - fixed_ref) * scale + fixed, 1.0)
+
+    def months_outside(self, pickup_at: np.ndarray) -> np.ndarray:
+        """Whole months between each pickup's month and the training window's months (0 inside it)."""
+        month = pickup_at.astype("datetime64[M]").astype(np.int64)
+        first = np.datetime64(self.trained_from, "M").astype(np.int64)
+        last = np.datetime64(self.trained_to, "M").astype(np.int64)
+        return np.maximum(first - month, 0) + np.maximum(month - last, 0)
 
     def tariff_in_force(self, pickup_at: np.ndarray) -> np.ndarray:
         """The first day of the taxi tariff period each pickup falls in (the rate card row the quote used)."""

@@ -129,12 +129,29 @@ def _decision_section(metrics: dict) -> str:
             f"rate: {d['brier_base_rate']:.3f}).{_calibration_note(d.get('calibration'))}</p>"
         ),
         _rows_table(d.get("reliability", []), ["p_from", "p_to", "cells", "mean_p", "uber_cheaper_share"]),
+        _per_trip_section(d.get("per_trip") or {}),
         "<h2>Where the data is thin</h2>",
         _rows_table(
             metrics.get("data_coverage", []), ["split", "service", "trips", "days", "clock_hours", "first", "last"]
         ),
     ]
     return "".join(parts)
+
+
+def _per_trip_section(t: dict) -> str:
+    """The per-trip calibration of p_uber_cheaper (ml.evaluate.trip_calibration), flagged when it rests on too few."""
+    if not t.get("trips"):
+        return ""
+    css = "" if t.get("enough") else ' class="bad"'
+    few = "" if t.get("enough") else " These figures rest on too few held-out trips to mean much."
+    text = (
+        f"<h2>Calibration of p_uber_cheaper, trip by trip</h2><p{css}>Event: {html.escape(t['event'])}. "
+        f"{t['trips']:,} held-out trips ({t['trips_by_service']['uber']:,} Uber, {t['trips_by_service']['taxi']:,} "
+        f"taxi); Uber was cheaper on {t['uber_cheaper_share']:.0%}. Brier score {t['brier']:.3f} (a coin: 0.250; "
+        f"always the base rate: {t['brier_base_rate']:.3f}). A service is named on {t['named_share']:.0%} of them "
+        f"and is right on {t['named_right']:.0%} of those.{few}</p>"
+    )
+    return text + _rows_table(t.get("reliability", []), ["p_from", "p_to", "trips", "mean_p", "uber_cheaper_share"])
 
 
 def _holdout_note(metrics: dict) -> str:

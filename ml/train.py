@@ -26,7 +26,14 @@ from fares.ml.features import (
 )
 from fares.ml.holdout import holdout_start, plan_holdout, split_holdout
 from fares.ml.lookups import Lookups, load_lookups
-from fares.ml.predict import SUPPORT_LABELS, FareModel, PriceLevels, ServiceModel, support_bucket
+from fares.ml.predict import (
+    DEFAULT_MONTHLY_DRIFT,
+    SUPPORT_LABELS,
+    FareModel,
+    PriceLevels,
+    ServiceModel,
+    support_bucket,
+)
 from fares.ml.provenance import code_version, library_versions
 from fares.ml.registry import Registry
 from fares.ml.sample import OUTCOME_COLUMNS, fit_threads, load_training_sample
@@ -233,8 +240,22 @@ def fit_fare_model(
         merged = {**DEFAULT_PARAMS, **(params or {})}
         model.services[service] = _fit_service(x[mask], y, at[mask], log_count[mask], merged, n_threads)
         log.info("fitted %s on %d rows (%d trees)", service, int(mask.sum()), model.services[service].regressor.n_iter_)
+        if service == "taxi":
+            model.taxi_monthly_drift = measure_monthly_drift(at[mask], y)
     model.metrics = {"n_train": {s: int((training["service"] == s).sum()) for s in SERVICES}}
     return model
+
+
+def measure_monthly_drift(at: np.ndarray, y: np.ndarray) -> float:
+    """How far the fare-to-meter ratio moves per month: the root mean square of the steps between the monthly medians
+    of `y` (log ratios), per month apart; DEFAULT_MONTHLY_DRIFT when the window holds a single month. A trend counts as
+    much as noise: both take a quote away from what the window saw."""
+    month = at.astype("datetime64[M]").astype(np.int64)
+    medians = pd.Series(y).groupby(month).median()
+    if len(medians) < 2:
+        return DEFAULT_MONTHLY_DRIFT
+    steps = np.diff(medians.to_numpy()) / np.diff(medians.index.to_numpy())
+    return float(np.sqrt(np.mean(steps**2)))
 
 
 def fingerprint(training: pd.DataFrame) -> str:

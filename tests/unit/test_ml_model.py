@@ -312,3 +312,42 @@ def test_about_the_same_says_whether_the_fares_are_close_or_the_data_cannot_tell
         ),
         None,
     ]
+
+
+def test_p_uber_cheaper_is_checked_trip_by_trip_against_the_other_services_quote(model, split) -> None:
+    """Every held-out trip is a case of the event (its real fare against the other service's quote): the counts add
+    up, the reliability table accounts for every trip, and on generated trips with a known rule the probability
+    beats a coin."""
+    train, holdout = split
+    metrics, _ = evaluate_holdout(model, BaselineModel.fit(train, model.zone_table), holdout)
+    t = metrics["cheaper_agreement"]["per_trip"]
+    assert t["trips"] == len(holdout) == sum(t["trips_by_service"].values()) and t["enough"]
+    assert sum(row["trips"] for row in t["reliability"]) == t["trips"]
+    assert t["brier"] < t["brier_coin"] == 0.25 and 0 < t["named_share"] <= 1 and t["named_right"] > 0.6
+    assert t["event"].startswith("Uber is cheaper for this trip")
+
+
+def test_the_taxi_band_widens_outside_the_window_by_the_measured_monthly_drift(model, zones) -> None:
+    """The same metered trip inside the window and 9 months after it (same card, same weekday and hour): the centre
+    stays, the band's log width grows by 2 x 1.28 x the taxi's monthly drift x sqrt(9)."""
+    from fares.ml.predict import Z_80
+
+    short, _ = _manhattan_pair_extremes(zones)
+    inside, later = (
+        model.predict_frame(_requests([short], at=at)).iloc[0] for at in ("2024-02-07 11:00", "2024-11-06 11:00")
+    )
+    assert model.taxi_monthly_drift > 0
+    assert later.taxi_fare == pytest.approx(inside.taxi_fare)
+    grown = np.log(later.taxi_high / later.taxi_low) - np.log(inside.taxi_high / inside.taxi_low)
+    assert grown == pytest.approx(2 * Z_80 * model.taxi_monthly_drift * 3, rel=1e-6)
+
+
+def test_monthly_drift_is_the_root_mean_square_of_the_steps_between_monthly_medians() -> None:
+    """Monthly medians 0, 0.02, 0.06 (a log ratio): steps 0.02 and 0.04, RMS sqrt((0.0004 + 0.0016) / 2)."""
+    from fares.ml.predict import DEFAULT_MONTHLY_DRIFT
+    from fares.ml.train import measure_monthly_drift
+
+    at = np.array(["2024-01-10", "2024-01-20", "2024-02-10", "2024-03-10", "2024-03-11"], dtype="datetime64[ns]")
+    y = np.array([-0.01, 0.01, 0.02, 0.06, 0.06])
+    assert measure_monthly_drift(at, y) == pytest.approx(np.sqrt((0.02**2 + 0.04**2) / 2))
+    assert measure_monthly_drift(at[:2], y[:2]) == DEFAULT_MONTHLY_DRIFT  # one month: nothing measured
