@@ -230,6 +230,29 @@ def _built_months(conn: Any) -> dict[str, str]:
     return months
 
 
+def _services_by_month(conn: Any) -> dict[str, set[str]]:
+    """{month: the training services with trips in it} (service_month_coverage): each service learns from its own
+    months, so a month without Uber trips (yellow before 2019-02) is not checked for them."""
+    if not _table_exists(conn, "marts.service_month_coverage"):
+        return {}
+    found: dict[str, set[str]] = {}
+    for month, service in conn.execute(
+        "select source_month, service from marts.service_month_coverage where service in ('taxi', 'uber')"
+    ):
+        found.setdefault(month, set()).add(service)
+    return found
+
+
+def _applies(batch_label: str, services: set[str] | None) -> bool:
+    """Whether a training batch applies to months holding `services` (None: unknown, every batch applies): a
+    service's batch where that service has trips, the aligned-window batch where both have."""
+    if services is None or batch_label == "all":
+        return True
+    if batch_label == "aligned window":
+        return {"taxi", "uber"} <= services
+    return batch_label in services
+
+
 def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _Plan:
     """The training-mart batches, or a failure when the mart does not exist.
 
@@ -247,8 +270,17 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
                 f"select distinct source_month from {TRAINING_TABLE} where source_month = any(%s) order by 1",  # noqa: S608 - a constant table name
                 (months,),
             ).fetchall()
-            return _Plan(batches=training_batches(months, dialect=dialect), covered=[r[0] for r in present])
+            by_month = _services_by_month(conn)
+            services = set().union(*(by_month.get(m, set()) for m in months)) if by_month else None
+            aligned = all({"taxi", "uber"} <= by_month.get(m, set()) for m in months) if by_month else True
+            batches = [
+                b
+                for b in training_batches(months, dialect=dialect)
+                if _applies(b.label, services) and (b.label != "aligned window" or aligned)
+            ]
+            return _Plan(batches=batches, covered=[r[0] for r in present])
         built = _built_months(conn)
+        by_month = _services_by_month(conn)
     if not built:
         return _Plan(batches=training_batches(None, dialect=dialect), covered=[])
     plan = _Plan(covered=sorted(built))
@@ -259,6 +291,8 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
             plan.unchanged.append(f"{TRAINING_TABLE} {month}")
             continue
         for batch in training_batches([month], dialect=dialect):
+            if not _applies(batch.label, by_month.get(month) if by_month else None):
+                continue
             label = month if batch.label == "all" else f"{month} {batch.label}"
             plan.batches.append(replace(batch, label=label, fingerprint=fingerprint))
     return plan
