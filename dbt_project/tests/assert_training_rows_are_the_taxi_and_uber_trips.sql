@@ -1,5 +1,5 @@
--- ml_fare_training holds every taxi and Uber trip of fct_trips (counted per month and service), and only from
--- aligned months. Returns the months and services where that does not hold. In `dbt build` it checks the months the
+-- ml_fare_training holds every taxi and Uber trip of fct_trips (counted per month and service), from every month:
+-- each service learns from all its clean months, aligned or not. Returns the months and services where that does not hold. In `dbt build` it checks the months the
 -- build (re)built (macros/trip_months.sql); `dbt test` checks every month.
 {%- set services = var('training_services') %}
 with
@@ -15,12 +15,6 @@ trips as (
 
     select * from {{ ref('fct_trips') }}
     where {{ tested_months_filter() }}
-
-),
-
-months_aligned as (
-
-    select * from {{ ref('int_months_aligned') }}
 
 ),
 
@@ -44,6 +38,4 @@ expected_counts as (
 select *
 from training_counts
 full outer join expected_counts using (source_month, service)
-left join months_aligned using (source_month)
 where training_counts.training_trips is distinct from expected_counts.expected_trips
-   or not coalesce(months_aligned.is_aligned, false)
