@@ -229,14 +229,14 @@ def _stop_scheduler(sched: BlockingScheduler) -> None:
 def _on_signal(sched: BlockingScheduler) -> Callable[[int, Any], None]:
     def handle(signum: int, frame: Any) -> None:
         if _stop.is_set():  # a second signal: stop now (the running stage's process too), and say so in the run's row
+            if "run_id" in pipeline.current:  # first the record, so the stopped stage's end cannot overwrite it
+                pipeline.record_interrupted(
+                    pipeline.current["wh"], pipeline.current["run_id"], f"interrupted: signal {signum} during a stage"
+                )
             try:
                 stop_running_stage(grace=2.0)
             except Exception:  # the exit below must happen whatever the stage's process did
                 log.exception("could not stop the running stage's process")
-            if "run_id" in pipeline.current:
-                pipeline.record_interrupted(
-                    pipeline.current["wh"], pipeline.current["run_id"], f"interrupted: signal {signum} during a stage"
-                )
             os._exit(128 + signum)
         log.warning("signal %d: finishing the running stage, then stopping (send again to stop at once)", signum)
         _stop.set()

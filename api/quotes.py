@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo as TimeZone
 
@@ -15,10 +15,11 @@ import pandas as pd
 from fares.api.model_store import Bundle
 from fares.api.schemas import PointPlace, QuoteRequest, ZoneIdPlace, ZoneNamePlace
 from fares.api.zones import PlaceError, ZoneIndex
-from fares.ml.predict import PRICE_COLUMNS, SAME_MARGIN
+from fares.ml.predict import PRICE_COLUMNS, SAME_REASONS, answer_reasons
 
 NEW_YORK = TimeZone("America/New_York")
-EARLIEST, LATEST = datetime(1900, 1, 1), datetime(2200, 1, 1)
+EARLIEST, LATEST = datetime(1900, 1, 1), datetime(2200, 1, 1)  # what a request may say at all
+YEARS_AHEAD = 10  # a quote is refused further than this past the newest training data: nothing there to stand on
 WINDOW_SLACK = timedelta(days=31)
 
 
@@ -33,6 +34,37 @@ def to_new_york(pickup_at: datetime | None) -> datetime:
             raise PlaceError(f"pickup_at {pickup_at.isoformat()} is out of range") from None
     if not EARLIEST <= pickup_at < LATEST:
         raise PlaceError(f"pickup_at {pickup_at.isoformat()} must fall between {EARLIEST.year} and {LATEST.year}")
+    return pickup_at
+
+
+def supported_dates(bundle: Bundle) -> tuple[date, date]:
+    """The first and last day this model quotes: from the first day of its taxi rate card (before it every charge is
+    unknown) to YEARS_AHEAD years past its newest training data."""
+    last = bundle.window[1]
+    try:
+        latest = last.replace(year=last.year + YEARS_AHEAD)
+    except ValueError:  # a 29 February
+        latest = last.replace(year=last.year + YEARS_AHEAD, day=28)
+    tariff = getattr(bundle.model, "tariff", None)
+    if tariff is None or not len(tariff.bounds):  # a bundle from before the dated rate card
+        return EARLIEST.date(), latest
+    return date.fromisoformat(str(tariff.bounds[0])), latest
+
+
+def check_supported(bundle: Bundle, pickup_at: datetime) -> datetime:
+    """`pickup_at` when the model can quote it; PlaceError (a 422) naming the supported dates otherwise."""
+    earliest, latest = supported_dates(bundle)
+    day = pickup_at.date()
+    if day < earliest:
+        raise PlaceError(
+            f"pickup_at {pickup_at.isoformat()} is before {earliest.isoformat()}, the earliest date fares quotes "
+            "(the first taxi rate card it knows)"
+        )
+    if day > latest:
+        raise PlaceError(
+            f"pickup_at {pickup_at.isoformat()} is after {latest.isoformat()}, the latest date fares quotes "
+            f"({YEARS_AHEAD} years past its newest training data); the earliest is {earliest.isoformat()}"
+        )
     return pickup_at
 
 
@@ -92,7 +124,8 @@ def predict(
 
 def price_matrix(prices: pd.DataFrame) -> np.ndarray:
     """Columns [taxi fare, low, high, uber fare, low, high, p_uber_cheaper, savings, uber_is_cheaper,
-    uber_stale_months, about_the_same] as floats (money rounded to cents, ranges widened to hold the fare)."""
+    uber_stale_months, why about the same (0 = a service is named, else an index into SAME_REASONS)] as floats (money
+    rounded to cents, ranges widened to hold the fare)."""
     if tuple(prices.columns[: len(PRICE_COLUMNS)]) == PRICE_COLUMNS:  # the model's own order: one block
         raw = prices.to_numpy(dtype=float)[:, : len(PRICE_COLUMNS)]
     else:
@@ -109,7 +142,7 @@ def price_matrix(prices: pd.DataFrame) -> np.ndarray:
     out[:, 7] = np.round(np.abs(out[:, 0] - out[:, 3]), 2)
     out[:, 8] = out[:, 3] < out[:, 0]
     out[:, 9] = raw[:, 7]
-    out[:, 10] = np.abs(raw[:, 6] - 0.5) < SAME_MARGIN
+    out[:, 10] = answer_reasons(out[:, 0], out[:, 3], raw[:, 6])
     return out
 
 
@@ -127,6 +160,7 @@ def _priced(row: list[float]) -> dict[str, Any]:
         "uber": {"fare": uber, "low": uber_low, "high": uber_high},
         "cheaper": cheaper,
         "answer": "about the same" if same else cheaper,
+        "answer_reason": SAME_REASONS[int(same)],
         "savings": savings,
         "p_uber_cheaper": p_uber,
         "uber_stale_months": int(stale),
@@ -161,7 +195,7 @@ def source_of(bundle: Bundle) -> dict[str, Any]:
 
 def prepare_quote(bundle: Bundle, request: QuoteRequest) -> tuple[datetime, int, int]:
     """New York pickup time and the two zone ids of a request; PlaceError for a place or time that cannot be used."""
-    pickup_at = to_new_york(request.pickup_at)
+    pickup_at = check_supported(bundle, to_new_york(request.pickup_at))
     return (
         pickup_at,
         resolve_place(bundle.zones, request.pickup, "pickup"),
@@ -247,8 +281,10 @@ def _flagged(bundle: Bundle, times: np.ndarray, pickups: np.ndarray, dropoffs: n
 _QUOTE_JSON = (
     '{"index":%d,"pickup_zone_id":%d,"dropoff_zone_id":%d,'
     '"taxi":{"fare":%s,"low":%s,"high":%s},"uber":{"fare":%s,"low":%s,"high":%s},'
-    '"cheaper":"%s","answer":"%s","savings":%s,"p_uber_cheaper":%s,"uber_stale_months":%d,"warnings":%s}'
+    '"cheaper":"%s","answer":"%s","answer_reason":%s,"savings":%s,"p_uber_cheaper":%s,"uber_stale_months":%d,'
+    '"warnings":%s}'
 )
+_REASONS_JSON = [orjson.dumps(reason).decode() for reason in SAME_REASONS]
 
 
 @dataclass(frozen=True)
@@ -277,7 +313,9 @@ def _quotes_json(
     columns = np.ascontiguousarray(values[:, :8].T)
     text = [orjson.dumps(col, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",") for col in columns]
     cheaper = ["uber" if c else "taxi" for c in values[:, 8].tolist()]
-    answers = ["about the same" if same else c for c, same in zip(cheaper, values[:, 10].tolist(), strict=True)]
+    same = values[:, 10].astype(np.int64).tolist()
+    answers = ["about the same" if why else c for c, why in zip(cheaper, same, strict=True)]
+    reasons = [_REASONS_JSON[why] for why in same]
     stale = values[:, 9].astype(np.int64).tolist()
     notes = ["[]"] * len(rows)
     for k in np.flatnonzero(flagged).tolist():
@@ -298,6 +336,7 @@ def _quotes_json(
                 uber_high,
                 cheaper,
                 answers,
+                reasons,
                 savings,
                 p_uber,
                 stale,
@@ -339,21 +378,25 @@ def price_batch(
     return BatchResult(body=body, count=count, uber_cheaper=uber, errors=len(errors))
 
 
-def _times(values: Sequence[datetime | None], errors: dict[int, str]) -> list[datetime]:
+def _times(bundle: Bundle, values: Sequence[datetime | None], errors: dict[int, str]) -> list[datetime]:
     times = []
+    earliest, latest = supported_dates(bundle)
     for i, value in enumerate(values):
         try:
-            times.append(to_new_york(value))
+            at = to_new_york(value)
+            if not earliest <= at.date() <= latest:
+                check_supported(bundle, at)
+            times.append(at)
         except PlaceError as exc:
             errors[i] = str(exc)
-            times.append(EARLIEST)
+            times.append(datetime.combine(earliest, datetime.min.time()))
     return times
 
 
 def quote_batch(bundle: Bundle, trips: Sequence[Mapping[str, Any]]) -> BatchResult:
     """Price trips given as objects (validated TripIn dicts); trips that cannot be priced come back in `errors`."""
     errors: dict[int, str] = {}
-    times = _times([t.get("pickup_at") for t in trips], errors)
+    times = _times(bundle, [t.get("pickup_at") for t in trips], errors)
     pickups = _resolve_column(bundle.zones, [t["pickup"] for t in trips], "pickup", errors)
     dropoffs = _resolve_column(bundle.zones, [t["dropoff"] for t in trips], "dropoff", errors)
     return price_batch(bundle, times, pickups, dropoffs, errors)
@@ -364,7 +407,7 @@ def quote_columns(
 ) -> BatchResult:
     """Price trips given as columns of zone ids (the fast form); unknown ids come back in `errors`."""
     errors: dict[int, str] = {}
-    times = _times(pickup_at, errors)
+    times = _times(bundle, pickup_at, errors)
     pickups, dropoffs = np.asarray(pickup_ids, dtype=np.int64), np.asarray(dropoff_ids, dtype=np.int64)
     known = bundle.known_zone_ids
     for role, ids in (("pickup", pickups), ("dropoff", dropoffs)):

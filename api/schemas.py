@@ -196,7 +196,11 @@ class QuoteResponse(BaseModel):
     uber: Price
     cheaper: Literal["taxi", "uber"]
     answer: Literal["taxi", "uber", "about the same"] = Field(
-        description='The call: "about the same" when the two fares are closer than their bands can separate'
+        description='The call: "about the same" when the expected fares differ by less than $1 or 5%, or when the '
+        "data cannot tell which is cheaper (their bands overlap too much)"
+    )
+    answer_reason: str | None = Field(
+        description='Why the answer is "about the same" (which of the two reasons); null when it names a service'
     )
     savings: float = Field(description="Dollars saved by taking the cheaper one (expected fares)")
     p_uber_cheaper: float = Field(ge=0, le=1)
@@ -220,6 +224,7 @@ class BatchQuote(BaseModel):
     uber: Price
     cheaper: Literal["taxi", "uber"]
     answer: Literal["taxi", "uber", "about the same"]
+    answer_reason: str | None
     savings: float
     p_uber_cheaper: float
     uber_stale_months: int

@@ -41,9 +41,10 @@ def main() -> int:
 
     from fares.config.settings import get_settings
     from fares.ml.evaluate import BaselineModel, evaluate_holdout
+    from fares.ml.holdout import split_holdout
     from fares.ml.lookups import load_lookups
     from fares.ml.sample import fit_threads, load_training_sample
-    from fares.ml.train import fit_fare_model, split_holdout
+    from fares.ml.train import fit_fare_model
     from fares.ops.schema import prepare_warehouse
 
     settings = get_settings().model_copy(

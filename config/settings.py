@@ -63,8 +63,24 @@ class Settings(BaseSettings):
         default=3,
         ge=1,
         description=(
-            "Newest aligned months the training sample is drawn from; also dbt's var zone_pair_months (the holdout, "
-            "zone-pair typicals and Uber levels), passed by fares.engines.transform.dbt_vars."
+            "Newest months the training sample is drawn from (each service from its own months in them); also dbt's "
+            "var zone_pair_months (the holdout, zone-pair typicals and Uber levels), passed by "
+            "fares.engines.transform.dbt_vars."
+        ),
+    )
+    holdout_min_trips: int = Field(
+        default=2000,
+        ge=1,
+        description=(
+            "The holdout grows backwards until it holds this many trips of each service (dbt's var holdout_min_trips, "
+            "passed by fares.engines.transform.dbt_vars)."
+        ),
+    )
+    holdout_min_cells: int = Field(
+        default=200,
+        ge=1,
+        description=(
+            "... and this many route x hour cells with both services, for calibration (dbt's var holdout_min_cells)."
         ),
     )
     train_rows_per_month: int = Field(

@@ -50,8 +50,13 @@ def project_var(name: str) -> Any:
 
 def dbt_vars(settings: Settings) -> dict[str, Any]:
     """The dbt vars that are settings: `zone_pair_months` is FARES_TRAIN_MONTHS, the one training window that bounds
-    the holdout, the zone-pair typicals and the Uber levels in dbt and the training sample in ml/."""
-    return {"zone_pair_months": settings.train_months}
+    the holdout, the zone-pair typicals and the Uber levels in dbt and the training sample in ml/; the holdout's
+    minimums are FARES_HOLDOUT_MIN_TRIPS and FARES_HOLDOUT_MIN_CELLS."""
+    return {
+        "zone_pair_months": settings.train_months,
+        "holdout_min_trips": settings.holdout_min_trips,
+        "holdout_min_cells": settings.holdout_min_cells,
+    }
 
 
 def dbt_command(settings: Settings, args: list[str]) -> list[str]:

@@ -26,6 +26,9 @@ TRAINING_COLUMNS: tuple[str, ...] = (
     *MART_FEATURES,
     "rider_fare",
 )
+# What happened on each trip, read beside TRAINING_COLUMNS for one purpose: a training trip's zone-pair typicals are
+# computed without the trip itself (fares.ml.features.leave_one_out). Never model inputs, and not checked by the gate.
+OUTCOME_COLUMNS: tuple[str, ...] = ("trip_miles", "duration_minutes")
 
 
 class TrainingDataError(RuntimeError):

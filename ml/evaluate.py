@@ -10,7 +10,7 @@ import pandas as pd
 
 from fares.ml import SERVICES
 from fares.ml.features import BOROUGHS, ZoneTable, time_parts
-from fares.ml.predict import SUPPORT_LABELS, answer, support_bucket
+from fares.ml.predict import SUPPORT_LABELS, answer, answer_reasons, support_bucket
 
 RELIABILITY_BINS = np.linspace(0, 1, 6)  # p_uber_cheaper in fifths
 
@@ -237,6 +237,57 @@ def decision_metrics(detail: pd.DataFrame) -> dict:
     }
 
 
+MIN_CALIBRATION_TRIPS = 500  # fewer held-out trips: the per-trip calibration is reported as resting on too few
+EVENT = (
+    "Uber is cheaper for this trip: for a held-out Uber trip, its real fare was below the model's taxi quote for the "
+    "same trip; for a held-out taxi trip, the model's Uber quote was below its real fare"
+)
+
+
+def trip_calibration(detail: pd.DataFrame) -> dict:
+    """The event p_uber_cheaper predicts (EVENT), checked trip by trip on the holdout: one real fare against the
+    other service's quote, so every held-out trip is a case (no cell needs both services). Brier score against a
+    coin (0.25) and the base rate, a reliability table with its trip counts, and how often a named answer was right.
+
+    `detail` holds service, actual, model_taxi, model_uber and p_uber_cheaper per trip (evaluate_holdout's).
+    """
+    if detail.empty:
+        return {"event": EVENT, "trips": 0, "enough": False}
+    uber = (detail["service"] == "uber").to_numpy()
+    actual = detail["actual"].to_numpy(dtype=float)
+    y = np.where(uber, actual < detail["model_taxi"].to_numpy(), detail["model_uber"].to_numpy() < actual)
+    y = y.astype(float)
+    p = detail["p_uber_cheaper"].to_numpy(dtype=float)
+    rate = float(y.mean())
+    bins = np.clip(np.digitize(p, RELIABILITY_BINS[1:-1]), 0, len(RELIABILITY_BINS) - 2)
+    table = [
+        {
+            "p_from": float(RELIABILITY_BINS[b]),
+            "p_to": float(RELIABILITY_BINS[b + 1]),
+            "trips": int((bins == b).sum()),
+            "mean_p": float(p[bins == b].mean()),
+            "uber_cheaper_share": float(y[bins == b].mean()),
+        }
+        for b in range(len(RELIABILITY_BINS) - 1)
+        if (bins == b).any()
+    ]
+    named = answer_reasons(detail["model_taxi"].to_numpy(), detail["model_uber"].to_numpy(), p) == 0
+    right = (p > 0.5) == (y > 0.5)
+    return {
+        "event": EVENT,
+        "trips": len(y),
+        "trips_by_service": {"uber": int(uber.sum()), "taxi": int((~uber).sum())},
+        "enough": len(y) >= MIN_CALIBRATION_TRIPS,
+        "uber_cheaper_share": rate,
+        "brier": float(np.mean((p - y) ** 2)),
+        "brier_coin": 0.25,
+        "brier_base_rate": float(np.mean((rate - y) ** 2)),
+        "named_share": float(named.mean()),
+        "named_right": float(right[named].mean()) if named.any() else float("nan"),
+        "reliability": table,
+    }
+
+
 def _coverage_by_support(detail: pd.DataFrame) -> list[dict]:
     """Band coverage per service and route-support bucket (unseen and rarely seen zone pair x hours included)."""
     rows = []
@@ -315,7 +366,7 @@ def evaluate_holdout(model: FarePredictor, baseline: BaselineModel, holdout: pd.
         "baseline_mae": baseline_mae,
         "beats_baseline": bool(model_mae < baseline_mae),
         "mae_improvement_pct": _improvement(model_mae, baseline_mae),
-        "cheaper_agreement": decision_metrics(detail),
+        "cheaper_agreement": {**decision_metrics(detail), "per_trip": trip_calibration(detail)},
         "coverage_by_support": _coverage_by_support(detail),
         "mae_by_hour": _grouped_mae(detail, "hour"),
         "mae_by_borough_pair": _grouped_mae(detail, "borough_pair"),

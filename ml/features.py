@@ -42,6 +42,7 @@ DEFAULT_DETOUR = 1.3  # road miles per straight-line mile when the lookup cannot
 DEFAULT_MINUTES_PER_MILE = 4.0
 CELL_SHRINK = 3.0  # pseudo-trips pulling a thin pair x hour cell towards the pair's all-day typical
 PAIR_SHRINK = 3.0  # and a thin pair towards the distance-based fallback
+LOO_MEAN_MAX = 2  # up to this many trips a cell's median is their mean, so a trip's own share comes out exactly
 
 
 @dataclass
@@ -131,32 +132,106 @@ def _rates(typicals: pd.DataFrame, routes: RouteTable) -> tuple[float, float, fl
     return detour, per_mile, same_zone
 
 
-def build_pair_stats(typicals: pd.DataFrame, routes: RouteTable, size: int) -> PairStats:
-    """Typical miles/minutes per pair x hour: the cell, shrunk to the pair's all-day value, then to the distance."""
+@dataclass
+class _Cells:
+    """zone_pair_hourly_typicals as dense arrays before shrinking: trips and typical miles/minutes per pair x hour,
+    and the fallbacks a thin cell or pair is pulled towards."""
+
+    n: np.ndarray
+    miles: np.ndarray
+    minutes: np.ndarray
+    fallback: np.ndarray
+    per_mile: float
+
+
+def _dense_cells(typicals: pd.DataFrame, routes: RouteTable, size: int) -> _Cells:
     detour, per_mile, same_zone = _rates(typicals, routes)
     fallback = np.where(np.isfinite(routes.distance), routes.distance * detour, np.nan)
     np.fill_diagonal(fallback, same_zone)
     fallback = np.where(np.isfinite(fallback), fallback, 3.0)
     pu, do = typicals["pickup_zone_id"].to_numpy(dtype=np.int64), typicals["dropoff_zone_id"].to_numpy(dtype=np.int64)
     hour = typicals["pickup_hour"].to_numpy(dtype=np.int64)
-    n = typicals["trips"].to_numpy(dtype=float)
     cell_n = np.zeros((size, size, 24))
     cell_miles, cell_minutes = np.zeros((size, size, 24)), np.zeros((size, size, 24))
-    cell_n[pu, do, hour] = n
+    cell_n[pu, do, hour] = typicals["trips"].to_numpy(dtype=float)
     cell_miles[pu, do, hour] = typicals["typical_trip_miles"].to_numpy(dtype=float)
     cell_minutes[pu, do, hour] = typicals["typical_duration_minutes"].to_numpy(dtype=float)
-    pair_n = cell_n.sum(axis=2)
+    return _Cells(cell_n, cell_miles, cell_minutes, fallback, per_mile)
+
+
+def _shrink(
+    cell: tuple[np.ndarray, np.ndarray, np.ndarray],
+    pair: tuple[np.ndarray, np.ndarray, np.ndarray],
+    fallback: np.ndarray,
+    per_mile: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Typical miles and minutes of cells (n, miles, minutes) within their pairs (n, trip-weighted sums of miles and
+    minutes): the cell, shrunk to the pair's all-day value, then to the distance-based fallback. Any array shape."""
+    cell_n, cell_miles, cell_minutes = cell
+    pair_n, pair_miles_sum, pair_minutes_sum = pair
     with np.errstate(invalid="ignore", divide="ignore"):
-        pair_miles = np.where(pair_n > 0, (cell_miles * cell_n).sum(axis=2) / pair_n, 0.0)
-        pair_minutes = np.where(pair_n > 0, (cell_minutes * cell_n).sum(axis=2) / pair_n, 0.0)
+        pair_miles = np.where(pair_n > 0, pair_miles_sum / pair_n, 0.0)
+        pair_minutes = np.where(pair_n > 0, pair_minutes_sum / pair_n, 0.0)
     w = pair_n / (pair_n + PAIR_SHRINK)
     pair_miles = w * pair_miles + (1 - w) * fallback
     pair_minutes = w * pair_minutes + (1 - w) * fallback * per_mile
     wc = cell_n / (cell_n + CELL_SHRINK)
-    miles = wc * cell_miles + (1 - wc) * pair_miles[:, :, None]
-    minutes = wc * cell_minutes + (1 - wc) * pair_minutes[:, :, None]
+    return wc * cell_miles + (1 - wc) * pair_miles, wc * cell_minutes + (1 - wc) * pair_minutes
+
+
+def build_pair_stats(typicals: pd.DataFrame, routes: RouteTable, size: int) -> PairStats:
+    """Typical miles/minutes per pair x hour: the cell, shrunk to the pair's all-day value, then to the distance."""
+    c = _dense_cells(typicals, routes, size)
+    pair = (c.n.sum(axis=2), (c.miles * c.n).sum(axis=2), (c.minutes * c.n).sum(axis=2))
+    miles, minutes = _shrink(
+        (c.n, c.miles, c.minutes), tuple(a[:, :, None] for a in pair), c.fallback[:, :, None], c.per_mile
+    )
     # float32: three (size, size, 24) arrays travel in every model bundle
-    return PairStats(miles.astype(np.float32), minutes.astype(np.float32), np.log1p(cell_n).astype(np.float32))
+    return PairStats(miles.astype(np.float32), minutes.astype(np.float32), np.log1p(c.n).astype(np.float32))
+
+
+def leave_one_out(
+    typicals: pd.DataFrame,
+    routes: RouteTable,
+    size: int,
+    trips: tuple[np.ndarray, np.ndarray, np.ndarray],
+    outcome: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For training trips that are inside `typicals` (the training window's trips): their pair x hour's typical miles,
+    minutes and log1p(trips) with the trip itself left out, so no feature sees its own answer.
+
+    `trips` is (pickup zone, dropoff zone, pickup hour), `outcome` the trip's own (miles, minutes). The trip's share
+    is taken out of its cell and its pair as from a trip-weighted mean: exact for a cell of one or two trips (a
+    median of two is their mean; a cell of one falls back to the pair, then the distance), where self-inclusion
+    weighs most; for larger cells the trip moves the median by less than it moves the mean. A trip whose cell is
+    empty (not in the typicals) keeps the in-sample values. The distance fallback's rates are left as they are
+    (one trip among the window's barely moves them).
+    """
+    pu, do, hour = trips
+    miles_own, minutes_own = outcome
+    c = _dense_cells(typicals, routes, size)
+    n = c.n[pu, do, hour]
+    inside = n >= 1
+    own = np.where(inside, 1.0, 0.0)
+    rest = n - own
+    exact = n <= LOO_MEAN_MAX
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cell_miles = np.where(exact, (c.miles[pu, do, hour] * n - own * miles_own) / rest, c.miles[pu, do, hour])
+        cell_minutes = np.where(
+            exact, (c.minutes[pu, do, hour] * n - own * minutes_own) / rest, c.minutes[pu, do, hour]
+        )
+    cell_miles, cell_minutes = np.where(rest > 0, cell_miles, 0.0), np.where(rest > 0, cell_minutes, 0.0)
+    pair_n = c.n[pu, do].sum(axis=1) - own
+    pair_miles = (c.miles[pu, do] * c.n[pu, do]).sum(axis=1) - own * miles_own
+    pair_minutes = (c.minutes[pu, do] * c.n[pu, do]).sum(axis=1) - own * minutes_own
+    cell_miles, cell_minutes = np.maximum(cell_miles, 0.0), np.maximum(cell_minutes, 0.0)
+    miles, minutes = _shrink(
+        (rest, cell_miles, cell_minutes),
+        (pair_n, np.maximum(pair_miles, 0.0), np.maximum(pair_minutes, 0.0)),
+        c.fallback[pu, do],
+        c.per_mile,
+    )
+    return miles.astype(np.float32), minutes.astype(np.float32), np.log1p(rest).astype(np.float32)
 
 
 def time_parts(pickup_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """The dbt-built lookups a fare model is fitted with and carries in its bundle.
 
-Zones, zone pairs, pair x hour typicals, Uber price levels and the taxi tariff.
+Zones, zone pairs, pair x hour typicals, Uber price levels, the taxi tariff and the HVFHV charges.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from fares.engines import get_engine
-from fares.ml import TrainingDataError
+from fares.ml import SERVICES, TrainingDataError
 from fares.ml.features import ZONE_COLUMNS
-from fares.ml.tariff import RATE_CARD_COLUMNS, ROUTE_FLAGS
+from fares.ml.holdout import HoldoutPlan
+from fares.ml.tariff import HVFHV_CHARGE_COLUMNS, RATE_CARD_COLUMNS, ROUTE_FLAGS
 
 if TYPE_CHECKING:
     from fares.config.settings import Settings
@@ -35,6 +36,7 @@ LOOKUP_TABLES: dict[str, tuple[str, ...]] = {
     "zone_pair_hourly_typicals": TYPICAL_COLUMNS,
     "uber_monthly_price_levels": LEVEL_COLUMNS,
     "taxi_rate_card": RATE_CARD_COLUMNS,
+    "hvfhv_charges": HVFHV_CHARGE_COLUMNS,
 }
 
 
@@ -48,6 +50,18 @@ class Lookups:
     price_levels: pd.DataFrame
     rate_card: pd.DataFrame
     holdout_from: pd.Timestamp | None
+    holdout: HoldoutPlan | None = None  # what marts.ml_holdout_window says the holdout holds
+    hvfhv_charges: pd.DataFrame | None = None  # the dated HVFHV charges (marts.hvfhv_charges)
+
+
+HOLDOUT_COLUMNS: tuple[str, ...] = (
+    "holdout_from",
+    "shared_hours",
+    "holdout_hours",
+    *(f"holdout_trips_{s}" for s in SERVICES),
+    "holdout_cells",
+    "has_minimum",
+)
 
 
 def read_marts(settings: Settings, wh: Warehouse, tables: dict[str, tuple[str, ...]]) -> dict[str, pd.DataFrame]:
@@ -68,9 +82,9 @@ def read_marts(settings: Settings, wh: Warehouse, tables: dict[str, tuple[str, .
 
 
 def load_lookups(settings: Settings, wh: Warehouse) -> Lookups:
-    """Read the lookup marts and the holdout start through the engine in use; TrainingDataError names a missing
+    """Read the lookup marts and what the holdout holds through the engine in use; TrainingDataError names a missing
     table."""
-    frames = read_marts(settings, wh, {**LOOKUP_TABLES, "ml_holdout_window": ("holdout_from",)})
+    frames = read_marts(settings, wh, {**LOOKUP_TABLES, "ml_holdout_window": HOLDOUT_COLUMNS})
     zones = frames["dim_zones"].sort_values("zone_id", ignore_index=True)
     zones["zone_id"] = zones["zone_id"].astype("int64")
     zones["is_airport"] = zones["is_airport"].fillna(False).astype(bool)
@@ -81,11 +95,22 @@ def load_lookups(settings: Settings, wh: Warehouse) -> Lookups:
         )
     levels = frames["uber_monthly_price_levels"]
     levels["price_level"] = levels["price_level"].astype(float)
+    row = window.iloc[0]
+    holdout = HoldoutPlan(
+        start=pd.Timestamp(row["holdout_from"]),
+        shared_hours=int(row["shared_hours"]),
+        holdout_hours=int(row["holdout_hours"]),
+        trips={s: int(row[f"holdout_trips_{s}"]) for s in SERVICES},
+        cells=int(row["holdout_cells"]),
+        has_minimum=bool(row["has_minimum"]),
+    )
     return Lookups(
         zones=zones,
         zone_pairs=frames["dim_zone_pairs"],
         typicals=frames["zone_pair_hourly_typicals"],
         price_levels=levels,
         rate_card=frames["taxi_rate_card"],
-        holdout_from=pd.Timestamp(window["holdout_from"].iloc[0]),
+        holdout_from=holdout.start,
+        holdout=holdout,
+        hvfhv_charges=frames["hvfhv_charges"],
     )

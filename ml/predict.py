@@ -13,7 +13,7 @@ import pandas as pd
 
 from fares.ml import SERVICES, RegistryError
 from fares.ml.features import PairStats, RouteTable, ZoneTable, build_matrix, check_zone_ids, request_columns
-from fares.ml.tariff import Tariff, meter_fare
+from fares.ml.tariff import Tariff, UberCharges, meter_fare
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,12 @@ class FareModel:
     # p_uber_cheaper = Phi(p_scale * z), z the fare difference over its band-implied spread; fitted on the training
     # window's latest slice (ml.evaluate.fit_decision_scale) so the probability matches how often Uber was cheaper.
     p_scale: float = 1.0
+    # the dated HVFHV charges (dbt seed hvfhv_charges): an Uber quote for another date than the training window's
+    # newest day moves by their difference; None in bundles from before them
+    uber_charges: UberCharges | None = None
+    # how far the taxi's fare-to-meter ratio moved per month in the training window (ml.train.measure_monthly_drift):
+    # the taxi band widens by it outside the window; 0 in bundles from before it
+    taxi_monthly_drift: float = 0.0
     _forest: CompiledForest | None = field(default=None, repr=False)
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
@@ -202,11 +208,22 @@ class FareModel:
             ]
         )
 
-    def bases(self, at: np.ndarray, pickup: np.ndarray, dropoff: np.ndarray, hour: np.ndarray) -> dict[str, np.ndarray]:
+    def bases(
+        self,
+        at: np.ndarray,
+        pickup: np.ndarray,
+        dropoff: np.ndarray,
+        hour: np.ndarray,
+        typical: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
         """What each model multiplies: the taxi meter under the tariff in force at `at` and the Uber level of its
-        month, both applied to the zone pair's typical trip at that hour; plus how stale the Uber level is."""
-        miles = self.pairs.miles[pickup, dropoff, hour].astype(float)
-        minutes = self.pairs.minutes[pickup, dropoff, hour].astype(float)
+        month, both applied to the zone pair's typical trip at that hour (or `typical` (miles, minutes): a training
+        trip's, with itself left out); plus how stale the Uber level is."""
+        if typical is None:
+            miles = self.pairs.miles[pickup, dropoff, hour].astype(float)
+            minutes = self.pairs.minutes[pickup, dropoff, hour].astype(float)
+        else:
+            miles, minutes = (np.asarray(a, dtype=float) for a in typical)
         flags = {name: flag[pickup, dropoff] for name, flag in self.routes.flags.items()}
         level, away = self.levels.at(at)
         return {
@@ -252,11 +269,16 @@ class FareModel:
             lo, hi = self.services[service].spread(log_count)
             if service == "uber":
                 lo, hi = lo - widen, hi + widen
+            else:
+                away = np.sqrt(self.months_outside(at))
+                drift = getattr(self, "taxi_monthly_drift", 0.0)
+                lo, hi = lo - Z_80 * drift * away, hi + Z_80 * drift * away
             centre = raw[:, i] + np.log(np.maximum(scale[service], 0.5))
             out[:, 3 * i] = np.maximum(np.exp(centre) + shift[service], 1.0)
             out[:, 3 * i + 1] = np.maximum(np.exp(centre + lo) + shift[service], 1.0)
             out[:, 3 * i + 2] = np.maximum(np.exp(centre + hi) + shift[service], out[:, 3 * i])
             sd.append((out[:, 3 * i + 2] - out[:, 3 * i + 1]) / (2 * Z_80))
+        self._move_uber_charges(out, at, pickup, dropoff)
         from scipy.special import ndtr
 
         z = (out[:, 0] - out[:, 3]) / np.sqrt(sd[0] ** 2 + sd[1] ** 2 + 1e-6)
@@ -264,6 +286,29 @@ class FareModel:
         out[:, 7] = stale
         out[:, 8] = log_count
         return pd.DataFrame(out, index=trips.index, columns=list(OUTPUT_COLUMNS))
+
+    def _move_uber_charges(self, out: np.ndarray, at: np.ndarray, pickup: np.ndarray, dropoff: np.ndarray) -> None:
+        """Uber fare, low and high (columns 3-5 of `out`, learned with the charges of the training window's newest
+        day) under the charges of each pickup's day: the shares scale what is not a per-trip dollar charge, and the
+        per-trip charges of the day replace those of the reference day."""
+        charges = getattr(self, "uber_charges", None)
+        if charges is None:
+            return
+        flags = {name: flag[pickup, dropoff] for name, flag in self.routes.flags.items()}
+        airport = self.zone_table.is_airport[pickup] | self.zone_table.is_airport[dropoff]
+        fixed, share = charges.fees(at, airport, flags)
+        reference = np.full(len(at), np.datetime64(self.trained_to, "D"))
+        fixed_ref, share_ref = charges.fees(reference, airport, flags)
+        scale = (1 + share) / (1 + share_ref)
+        for col in (3, 4, 5):
+            out[:, col] = np.maximum((out[:, col] - fixed_ref) * scale + fixed, 1.0)
+
+    def months_outside(self, pickup_at: np.ndarray) -> np.ndarray:
+        """Whole months between each pickup's month and the training window's months (0 inside it)."""
+        month = pickup_at.astype("datetime64[M]").astype(np.int64)
+        first = np.datetime64(self.trained_from, "M").astype(np.int64)
+        last = np.datetime64(self.trained_to, "M").astype(np.int64)
+        return np.maximum(first - month, 0) + np.maximum(month - last, 0)
 
     def tariff_in_force(self, pickup_at: np.ndarray) -> np.ndarray:
         """The first day of the taxi tariff period each pickup falls in (the rate card row the quote used)."""
@@ -280,6 +325,30 @@ def answer(p_uber_cheaper: np.ndarray) -> np.ndarray:
     return np.where(
         np.abs(p_uber_cheaper - 0.5) < SAME_MARGIN, "about the same", np.where(p_uber_cheaper > 0.5, "uber", "taxi")
     )
+
+
+# "About the same" also when the expected fares are this close: a dollar, or this share of the cheaper fare.
+SAME_PRICE_DOLLARS = 1.0
+SAME_PRICE_SHARE = 0.05
+# Why the answer is "about the same" (answer_reasons' codes; 0 = a service is named)
+SAME_REASONS: tuple[str | None, ...] = (
+    None,
+    f"the expected fares differ by less than ${SAME_PRICE_DOLLARS:.0f} or {SAME_PRICE_SHARE:.0%}",
+    (
+        "the data cannot tell which is cheaper: the two bands overlap too much (p_uber_cheaper within "
+        f"{SAME_MARGIN} of a coin flip)"
+    ),
+)
+
+
+def answer_reasons(taxi_fare: np.ndarray, uber_fare: np.ndarray, p_uber_cheaper: np.ndarray) -> np.ndarray:
+    """Index into SAME_REASONS for each trip: 1 when the fares are within SAME_PRICE_DOLLARS or SAME_PRICE_SHARE of
+    each other (they cost nearly the same), else 2 when p_uber_cheaper is within SAME_MARGIN of a coin flip (the data
+    cannot tell), else 0 (the answer names the cheaper service)."""
+    gap = np.abs(taxi_fare - uber_fare)
+    close = gap < np.maximum(SAME_PRICE_DOLLARS, SAME_PRICE_SHARE * np.minimum(taxi_fare, uber_fare))
+    unsure = np.abs(p_uber_cheaper - 0.5) < SAME_MARGIN
+    return np.where(close, 1, np.where(unsure, 2, 0))
 
 
 def load_version(models_dir: Path, version: str) -> FareModel:

@@ -129,12 +129,38 @@ def _decision_section(metrics: dict) -> str:
             f"rate: {d['brier_base_rate']:.3f}).{_calibration_note(d.get('calibration'))}</p>"
         ),
         _rows_table(d.get("reliability", []), ["p_from", "p_to", "cells", "mean_p", "uber_cheaper_share"]),
+        _per_trip_section(d.get("per_trip") or {}),
         "<h2>Where the data is thin</h2>",
         _rows_table(
             metrics.get("data_coverage", []), ["split", "service", "trips", "days", "clock_hours", "first", "last"]
         ),
     ]
     return "".join(parts)
+
+
+def _per_trip_section(t: dict) -> str:
+    """The per-trip calibration of p_uber_cheaper (ml.evaluate.trip_calibration), flagged when it rests on too few."""
+    if not t.get("trips"):
+        return ""
+    css = "" if t.get("enough") else ' class="bad"'
+    few = "" if t.get("enough") else " These figures rest on too few held-out trips to mean much."
+    text = (
+        f"<h2>Calibration of p_uber_cheaper, trip by trip</h2><p{css}>Event: {html.escape(t['event'])}. "
+        f"{t['trips']:,} held-out trips ({t['trips_by_service']['uber']:,} Uber, {t['trips_by_service']['taxi']:,} "
+        f"taxi); Uber was cheaper on {t['uber_cheaper_share']:.0%}. Brier score {t['brier']:.3f} (a coin: 0.250; "
+        f"always the base rate: {t['brier_base_rate']:.3f}). A service is named on {t['named_share']:.0%} of them "
+        f"and is right on {t['named_right']:.0%} of those.{few}</p>"
+    )
+    return text + _rows_table(t.get("reliability", []), ["p_from", "p_to", "trips", "mean_p", "uber_cheaper_share"])
+
+
+def _holdout_note(metrics: dict) -> str:
+    """What the holdout holds, flagged when it is below its minimum (ml.holdout.HoldoutPlan.describe)."""
+    holdout = metrics.get("holdout") or {}
+    if not holdout.get("statement"):
+        return ""
+    css = "" if holdout.get("has_minimum") else ' class="bad"'
+    return f"<p{css}>{html.escape(holdout['statement'])}</p>"
 
 
 def render_report(version: str, metrics: dict, detail: pd.DataFrame, info: dict[str, Any]) -> str:
@@ -152,8 +178,8 @@ def render_report(version: str, metrics: dict, detail: pd.DataFrame, info: dict[
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>fares model {html.escape(version)}</title><style>{_STYLE}</style></head><body>
 <h1>Fare model {html.escape(version)}</h1>{verdict}
-<h2>Holdout metrics (both services from {html.escape(str(metrics.get("holdout_from", "")))}: the latest fifth of
-the hours in which both have trips)</h2>{_service_table(metrics)}
+<h2>Holdout metrics (both services from {html.escape(str(metrics.get("holdout_from", "")))})</h2>
+{_holdout_note(metrics)}{_service_table(metrics)}
 <p>Baseline: median fare by zone pair × hour from the training split, falling back to zone pair, then borough pair.</p>
 {_decision_section(metrics)}
 <h2>Run</h2><table>{facts}</table><h2>Plots</h2>{plots}</body></html>"""

@@ -1,9 +1,10 @@
 """The training sample: a bounded, stratified, deterministic sample of marts.ml_fare_training, read through the engine.
 
-Training never reads the whole mart: it takes the newest `train_months` aligned months and at most
-`train_rows_per_month` trips per service and month, chosen by a hash of the trip id (the same trips every run while
-the data is unchanged). Each (month, service) part is copied out on its own and parsed before the next one, so memory
-holds the sample, never the table. Peak memory therefore depends on the two settings, not on the history loaded.
+Training never reads the whole mart: it takes the newest `train_months` months with taxi or Uber trips (each service
+from its own months among them, aligned or not) and at most `train_rows_per_month` trips per service and month,
+chosen by a hash of the trip id (the same trips every run while the data is unchanged). Each (month, service) part
+is copied out on its own and parsed before the next one, so memory holds the sample, never the table. Peak memory
+therefore depends on the two settings, not on the history loaded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from fares.engines import get_engine
-from fares.ml import SERVICES, TRAINING_COLUMNS, TrainingDataError
+from fares.ml import OUTCOME_COLUMNS, SERVICES, TRAINING_COLUMNS, TrainingDataError
 
 if TYPE_CHECKING:
     from fares.config.settings import Settings
@@ -41,8 +42,8 @@ class SamplePart:
 
 
 _STRATA_SQL = (
-    "with newest as (select distinct source_month from marts.service_month_coverage where is_aligned"
-    " order by source_month desc limit %s)"
+    "with newest as (select distinct source_month from marts.service_month_coverage"
+    " where service = any(%s) order by source_month desc limit %s)"
     " select c.source_month, c.service, c.trips from marts.service_month_coverage c"
     " join newest on c.source_month = newest.source_month where c.service = any(%s) order by 1, 2"
 )
@@ -57,7 +58,8 @@ def _part_query(engine: Engine, month: str, service: str, fraction: float) -> st
     where = f"source_month = '{month}' and service = '{service}'"
     if fraction < 1:
         where += " and " + engine.hash_below("trip_id", fraction)
-    return f"select {', '.join(COLUMNS)} from {TRAINING_VIEW} where {where}"  # noqa: S608 - checked month, fixed names
+    columns = ", ".join((*COLUMNS, *OUTCOME_COLUMNS))
+    return f"select {columns} from {TRAINING_VIEW} where {where}"  # noqa: S608 - checked month, fixed names
 
 
 def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFrame, list[SamplePart]]:
@@ -66,7 +68,7 @@ def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFram
     (`fares.ml.lookups.load_lookups`), read once.
 
     Raises:
-        TrainingDataError: the marts do not exist yet, or hold no aligned month.
+        TrainingDataError: the marts do not exist yet, or hold no month of taxi or Uber trips.
     """
     engine = get_engine(settings)
     per_stratum = settings.train_rows_per_month
@@ -74,10 +76,12 @@ def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFram
         for table in (TRAINING_VIEW, "marts.service_month_coverage"):
             if not catalog.table_exists(table):
                 raise TrainingDataError(f"{table} does not exist: run the transform stage (dbt build) first")
-        found = catalog.execute(_STRATA_SQL, (settings.train_months, list(SERVICES))).fetchall()
+        found = catalog.execute(_STRATA_SQL, (list(SERVICES), settings.train_months, list(SERVICES))).fetchall()
     strata = [(str(m), str(s), int(n)) for m, s, n in found]
     if not strata:
-        raise TrainingDataError("the training data is empty: no aligned month (run ingest and transform first)")
+        raise TrainingDataError(
+            "the training data is empty: no month of taxi or Uber trips (run ingest and transform first)"
+        )
     parts, kept = [], []
     for month, service, available in strata:
         # A little over the share, then capped: the hash draw varies by a few hundred rows around its mean.

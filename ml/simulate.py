@@ -9,7 +9,7 @@ import pandas as pd
 
 from fares.ingestion.geo import haversine_miles
 from fares.ml.lookups import LEVEL_COLUMNS, TYPICAL_COLUMNS, Lookups
-from fares.ml.tariff import read_rate_card
+from fares.ml.tariff import read_hvfhv_charges, read_rate_card
 
 JFK, LAGUARDIA, NEWARK = 132, 138, 1
 TAXI_JFK_FLAT = 70.0
@@ -181,4 +181,5 @@ def build_lookups(training: pd.DataFrame, zones: pd.DataFrame) -> Lookups:
         price_levels=levels,
         rate_card=read_rate_card(),
         holdout_from=None,
+        hvfhv_charges=read_hvfhv_charges(),
     )

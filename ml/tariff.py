@@ -18,6 +18,8 @@ from fares.config.warehouse import DBT_PROJECT_DIR
 RATE_CARD_FILE = DBT_PROJECT_DIR / "seeds" / "taxi_rate_card.csv"
 RATE_CARD_COLUMNS: tuple[str, ...] = ("charge", "amount_usd", "effective_from", "effective_to")  # all but `source`
 RATE_CARD_SQL = f"select {', '.join(RATE_CARD_COLUMNS)} from marts.taxi_rate_card"  # noqa: S608 - constants
+HVFHV_CHARGES_FILE = DBT_PROJECT_DIR / "seeds" / "hvfhv_charges.csv"
+HVFHV_CHARGE_COLUMNS: tuple[str, ...] = ("charge", "amount", "unit", "effective_from", "effective_to")  # not `source`
 ROUTE_FLAGS: tuple[str, ...] = (
     "is_jfk_manhattan",
     "is_newark_dropoff",
@@ -32,8 +34,13 @@ MINUTES_PER_MILE_AT_12_MPH = 5  # below 12 mph the meter counts minutes instead 
 
 def read_rate_card(path: Path = RATE_CARD_FILE) -> pd.DataFrame:
     """The seed CSV as a frame (charge, amount_usd, effective_from, effective_to): for tests and DB-free fits."""
-    card = pd.read_csv(path, usecols=["charge", "amount_usd", "effective_from", "effective_to"])
+    card = pd.read_csv(path, usecols=list(RATE_CARD_COLUMNS))
     return card
+
+
+def read_hvfhv_charges(path: Path = HVFHV_CHARGES_FILE) -> pd.DataFrame:
+    """The HVFHV charges seed as a frame (charge, amount, unit, effective_from, effective_to): for DB-free fits."""
+    return pd.read_csv(path, usecols=list(HVFHV_CHARGE_COLUMNS))
 
 
 @dataclass
@@ -129,7 +136,39 @@ def meter_fare(
         fare
         + np.where(flags["is_newark_dropoff"], 0, get("mta_tax"))
         + get("improvement_surcharge")
-        + np.where(flags["is_congestion_trip"], get("congestion_surcharge"), 0)
+        # the congestion surcharge needs a trip that begins and ends in New York State: never to Newark
+        + np.where(flags["is_congestion_trip"] & ~flags["is_newark_dropoff"], get("congestion_surcharge"), 0)
         + np.where(flags["is_relief_zone_trip"], get("congestion_relief_zone_fee"), 0)
         + np.where(flags["is_airport_fee_pickup"], get("airport_access_fee"), 0)
     )
+
+
+@dataclass
+class UberCharges:
+    """The public charges on an HVFHV trip (the dbt seed `hvfhv_charges`), looked up per day: dollars per trip and
+    shares of the fare. An Uber quote learned at one date moves to another by their difference."""
+
+    card: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        self.card = self.card[list(HVFHV_CHARGE_COLUMNS)].reset_index(drop=True)
+        self._tariff = Tariff(self.card.rename(columns={"amount": "amount_usd"}))
+
+    def fees(
+        self, days: np.ndarray, at_airport: np.ndarray, flags: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(dollars per trip, share of the fare) in force on each day for each trip: the congestion surcharge on
+        congestion-zone trips that stay in New York State (never to Newark), the airport access fee on a pickup or
+        drop-off at an airport, the relief-zone fee on relief-zone trips; the Black Car Fund and the sales tax."""
+        c = self._tariff.charges(days.astype("datetime64[D]"))
+        zero = np.zeros(len(days))
+
+        def get(name: str) -> np.ndarray:
+            return c.get(name, zero)
+
+        fixed = (
+            np.where(flags["is_congestion_trip"] & ~flags["is_newark_dropoff"], get("congestion_surcharge"), 0)
+            + np.where(at_airport, get("airport_access_fee"), 0)
+            + np.where(flags["is_relief_zone_trip"], get("congestion_relief_zone_fee"), 0)
+        )
+        return fixed, get("black_car_fund") + get("sales_tax")

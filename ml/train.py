@@ -12,23 +12,32 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from fares.engines.transform import project_var
-from fares.ml import SERVICES, RegistryError, TrainingDataError
+from fares.ml import OUTCOME_COLUMNS, SERVICES, RegistryError, TrainingDataError
 from fares.ml.features import (
+    FEATURE_NAMES,
     MART_FEATURES,
     build_matrix,
     build_pair_stats,
     build_route_table,
     build_zone_table,
+    leave_one_out,
     mart_columns,
     request_columns,
 )
+from fares.ml.holdout import holdout_start, plan_holdout, split_holdout
 from fares.ml.lookups import Lookups, load_lookups
-from fares.ml.predict import SUPPORT_LABELS, FareModel, PriceLevels, ServiceModel, support_bucket
+from fares.ml.predict import (
+    DEFAULT_MONTHLY_DRIFT,
+    SUPPORT_LABELS,
+    FareModel,
+    PriceLevels,
+    ServiceModel,
+    support_bucket,
+)
 from fares.ml.provenance import code_version, library_versions
 from fares.ml.registry import Registry
 from fares.ml.sample import fit_threads, load_training_sample
-from fares.ml.tariff import Tariff
+from fares.ml.tariff import Tariff, UberCharges
 
 if TYPE_CHECKING:
     from fares.config.settings import Settings
@@ -37,7 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("service", "pickup_at", "pickup_zone_id", "dropoff_zone_id", "rider_fare")
-HOLDOUT_FRACTION: float = project_var("holdout_fraction")  # dbt's ml_holdout_window uses the same var
 MIN_ROWS_PER_SERVICE = 20
 MIN_FARE = 1.0  # dollars; the log target needs a floor, and no real fare is lower
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -94,32 +102,8 @@ def check_training(training: pd.DataFrame) -> None:
         if counts.get(service, 0) < MIN_ROWS_PER_SERVICE:
             raise TrainingDataError(
                 f"the training data has {counts.get(service, 0)} {service!r} rows (at least {MIN_ROWS_PER_SERVICE} "
-                f"needed): the aligned window must hold both yellow taxi and Uber trips"
+                f"needed): the training window must hold both yellow taxi and Uber trips"
             )
-
-
-def split_holdout(
-    training: pd.DataFrame, holdout_from: pd.Timestamp | None = None, fraction: float = HOLDOUT_FRACTION
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One time for every service: trips at or after `holdout_from` (marts.ml_holdout_window) are the holdout.
-
-    Without it (DB-free fits) the same rule as the mart: the start of the latest `fraction` of the clock hours in
-    which every service has trips.
-    """
-    if holdout_from is None:
-        holdout_from = holdout_start(training, fraction)
-    ordered = training.sort_values(["pickup_at", "service"], kind="stable")
-    is_holdout = (ordered["pickup_at"] >= holdout_from).to_numpy()
-    return ordered[~is_holdout], ordered[is_holdout]
-
-
-def holdout_start(training: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> pd.Timestamp:
-    """The start of the latest `fraction` of the clock hours in which every service has trips (ml_holdout_window)."""
-    hours = training.assign(hour=training["pickup_at"].dt.floor("h")).groupby("hour")["service"].nunique()
-    shared = hours[hours == len(SERVICES)].index.sort_values()
-    if not len(shared):
-        raise TrainingDataError("no clock hour holds trips of both taxi and Uber: nothing to judge on")
-    return pd.Timestamp(shared[-max(1, int(np.ceil(len(shared) * fraction)))])
 
 
 def _residual_quantiles(resid: np.ndarray, log_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -128,15 +112,22 @@ def _residual_quantiles(resid: np.ndarray, log_count: np.ndarray) -> tuple[np.nd
     bucket = support_bucket(log_count)
     n = len(SUPPORT_LABELS)
     q_low, q_high = np.zeros(n), np.zeros(n)
+    measured = np.zeros(n, dtype=bool)
     overall = (np.quantile(resid, 0.1), np.quantile(resid, 0.9)) if len(resid) else (0.0, 0.0)
     for b in reversed(range(n)):
         rows = resid[bucket == b]
-        if len(rows) >= 30:
+        measured[b] = len(rows) >= 30
+        if measured[b]:
             q_low[b], q_high[b] = np.quantile(rows, 0.1), np.quantile(rows, 0.9)
         else:
             q_low[b], q_high[b] = overall if b == n - 1 else (q_low[b + 1] * 1.25, q_high[b + 1] * 1.25)
-    for b in reversed(range(n - 1)):  # monotone: never narrower than the better-known bucket
-        q_low[b], q_high[b] = min(q_low[b], q_low[b + 1]), max(q_high[b], q_high[b + 1])
+    # monotone: never narrower than a better-known bucket that was measured (a borrowed guess for a thin bucket does
+    # not widen the buckets that have their own residuals)
+    envelope = (0.0, 0.0)
+    for b in reversed(range(n)):
+        if measured[b]:
+            envelope = (min(envelope[0], q_low[b]), max(envelope[1], q_high[b]))
+        q_low[b], q_high[b] = min(q_low[b], envelope[0]), max(q_high[b], envelope[1])
     return np.minimum(q_low, 0.0), np.maximum(q_high, 0.0)
 
 
@@ -214,19 +205,33 @@ def fit_fare_model(
         else request_columns(at, pu, do, table, routes)
     )
     x = build_matrix(cols, pu, do, table, pairs)
+    hour = np.asarray(cols["pickup_hour"], dtype=np.int64)
+    typical = None
+    if set(OUTCOME_COLUMNS) <= set(training.columns):
+        # the training trips are inside the typicals: each sees its pair x hour without itself
+        miles, minutes, loo_count = leave_one_out(
+            lookups.typicals,
+            routes,
+            table.size,
+            (pu, do, hour),
+            (training["trip_miles"].to_numpy(dtype=float), training["duration_minutes"].to_numpy(dtype=float)),
+        )
+        for name, values in (("pair_miles", miles), ("pair_minutes", minutes), ("pair_log_count", loo_count)):
+            x[:, FEATURE_NAMES.index(name)] = values
+        typical = (miles, minutes)
     model = FareModel(
         services={},
         zone_table=table,
         routes=routes,
         pairs=pairs,
         tariff=Tariff(lookups.rate_card),
+        uber_charges=UberCharges(lookups.hvfhv_charges) if lookups.hvfhv_charges is not None else None,
         levels=PriceLevels.from_frame(lookups.price_levels),
         zones=zones.reset_index(drop=True).copy(),
         trained_from=str(pd.Timestamp(at.min()).date()),
         trained_to=str(pd.Timestamp(at.max()).date()),
     )
-    hour = np.asarray(cols["pickup_hour"], dtype=np.int64)
-    base = model.bases(at, pu, do, hour)
+    base = model.bases(at, pu, do, hour, typical)
     log_count = pairs.log_count[pu, do, hour].astype(float)
     fare = np.log(np.maximum(training["rider_fare"].to_numpy(dtype=float), MIN_FARE))
     for service in SERVICES:
@@ -235,8 +240,22 @@ def fit_fare_model(
         merged = {**DEFAULT_PARAMS, **(params or {})}
         model.services[service] = _fit_service(x[mask], y, at[mask], log_count[mask], merged, n_threads)
         log.info("fitted %s on %d rows (%d trees)", service, int(mask.sum()), model.services[service].regressor.n_iter_)
+        if service == "taxi":
+            model.taxi_monthly_drift = measure_monthly_drift(at[mask], y)
     model.metrics = {"n_train": {s: int((training["service"] == s).sum()) for s in SERVICES}}
     return model
+
+
+def measure_monthly_drift(at: np.ndarray, y: np.ndarray) -> float:
+    """How far the fare-to-meter ratio moves per month: the root mean square of the steps between the monthly medians
+    of `y` (log ratios), per month apart; DEFAULT_MONTHLY_DRIFT when the window holds a single month. A trend counts as
+    much as noise: both take a quote away from what the window saw."""
+    month = at.astype("datetime64[M]").astype(np.int64)
+    medians = pd.Series(y).groupby(month).median()
+    if len(medians) < 2:
+        return DEFAULT_MONTHLY_DRIFT
+    steps = np.diff(medians.to_numpy()) / np.diff(medians.index.to_numpy())
+    return float(np.sqrt(np.mean(steps**2)))
 
 
 def fingerprint(training: pd.DataFrame) -> str:
@@ -338,13 +357,33 @@ def _data_source(wh: Warehouse, training: pd.DataFrame) -> dict[str, Any]:
     return describe_data_source(wh, months)
 
 
+def _holdout_summary(lookups: Lookups, training: pd.DataFrame, settings: Settings) -> dict[str, Any]:
+    """What the holdout holds (marts.ml_holdout_window over every trip, else the same rule on the sample), against
+    the minimums asked, with a sentence that says plainly when it is too small to mean much."""
+    plan = lookups.holdout or plan_holdout(
+        training, min_trips=settings.holdout_min_trips, min_cells=settings.holdout_min_cells
+    )
+    return {
+        "from": str(plan.start),
+        "shared_hours": plan.shared_hours,
+        "holdout_hours": plan.holdout_hours,
+        "trips": plan.trips,
+        "route_hour_cells_with_both": plan.cells,
+        "has_minimum": plan.has_minimum,
+        "min_trips": settings.holdout_min_trips,
+        "min_cells": settings.holdout_min_cells,
+        "statement": plan.describe(settings.holdout_min_trips, settings.holdout_min_cells),
+    }
+
+
 def train_models(
     settings: Settings, wh: Warehouse, params: dict[str, Any] | None = None, publish: bool = True
 ) -> TrainOutcome:
     """The train stage: bounded mart sample -> holdout split -> fit -> judge vs baseline -> save -> promote if no worse.
 
-    The sample is the newest `settings.train_months` aligned months, at most `settings.train_rows_per_month` trips
-    per service and month (ml/sample.py), so memory and time do not grow with the history loaded.
+    The sample is the newest `settings.train_months` months with taxi or Uber trips, at most
+    `settings.train_rows_per_month` trips per service and month (ml/sample.py), so memory and time do not grow with
+    the history loaded.
 
     With publish=False the model is registered and judged but CURRENT is left alone: `promoted` then says it should
     become current, and the caller's publish step (the scheduler's) moves the pointer.
@@ -395,6 +434,7 @@ def train_models(
                 "strata": [vars(p) for p in parts],
             },
             "holdout_from": str(lookups.holdout_from),
+            "holdout": _holdout_summary(lookups, training, settings),
             "data_coverage": data_coverage(train, holdout),
             "promotion": {
                 "previous_version": previous,
@@ -413,6 +453,7 @@ def train_models(
         "training window": f"{model.trained_from} .. {model.trained_to}",
         "holdout windows": windows,
         "training rows": metrics["n_train"],
+        "holdout": metrics["holdout"]["statement"],
         "data source": model.data_source.get("label", "unknown"),
         "sample (month, service: kept of available)": {
             f"{p.month} {p.service}": f"{p.kept:,} of {p.available:,}" for p in parts

@@ -193,8 +193,9 @@ def finish_run(
     """Close a run row with its outcome."""
     _exec(
         wh,
+        # a run already closed (recorded interrupted by the daemon's forced stop, say) keeps that record
         "update ops.pipeline_runs set status = %s, finished_at = now(), error = %s, model_version = %s, "
-        "rows_in = %s, rows_out = %s where run_id = %s",
+        "rows_in = %s, rows_out = %s where run_id = %s and status = 'running'",
         (status, _clip(error), model_version, rows_in, rows_out, run_id),
     )
 
@@ -219,7 +220,7 @@ def finish_stage(
     _exec(
         wh,
         "update ops.stage_runs set status = %s, finished_at = now(), attempts = %s, rows_in = %s, "
-        "rows_out = %s, error = %s, note = %s where run_id = %s and stage = %s",
+        "rows_out = %s, error = %s, note = %s where run_id = %s and stage = %s and status = 'running'",
         (status, attempts, rows_in, rows_out, _clip(error), note, run_id, stage),
     )
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from fares.engines import get_engine
 from fares.engines.base import Catalog
+from fares.ml import SERVICES
 from fares.ops.ledger import built_trip_months
 from fares.ops.validation import CheckResult, passed_fingerprints, save_run
 from fares.quality.results import as_dicts, format_summary
@@ -203,7 +204,7 @@ def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _P
 
 
 def _built_months(conn: Catalog, wh: Warehouse) -> dict[str, str]:
-    """{aligned month in the training mart: the raw load its last transform-stage build came from, "" if unknown}.
+    """{month in the training mart: the raw load its last transform-stage build came from, "" if unknown}.
 
     The months from the documented mart `marts.service_month_coverage` (month-level: the training mart itself is
     never scanned to find its months); the loads from the ledger (`fares.ops.ledger.built_trip_months`).
@@ -211,16 +212,43 @@ def _built_months(conn: Catalog, wh: Warehouse) -> dict[str, str]:
     if not conn.table_exists("marts.service_month_coverage"):
         return {}
     months = {
-        r[0] for r in conn.execute("select distinct source_month from marts.service_month_coverage where is_aligned")
+        r[0]
+        for r in conn.execute(
+            "select distinct source_month from marts.service_month_coverage where service = any(%s)",
+            (list(SERVICES),),
+        )
     }
     built = built_trip_months(wh) if months else {}
     return {month: built.get(month, "") for month in sorted(months)}
 
 
+def _services_by_month(conn: Catalog) -> dict[str, set[str]]:
+    """{month: the training services with trips in it} (service_month_coverage): each service learns from its own
+    months, so a month without Uber trips (yellow before 2019-02) is not checked for them."""
+    if not conn.table_exists("marts.service_month_coverage"):
+        return {}
+    found: dict[str, set[str]] = {}
+    for month, service in conn.execute(
+        "select source_month, service from marts.service_month_coverage where service = any(%s)", (list(SERVICES),)
+    ):
+        found.setdefault(month, set()).add(service)
+    return found
+
+
+def _applies(batch_label: str, services: set[str] | None) -> bool:
+    """Whether a training batch applies to months holding `services` (None: unknown, every batch applies): a
+    service's batch where that service has trips, the aligned-window batch where both have."""
+    if services is None or batch_label == "all":
+        return True
+    if batch_label == "aligned window":
+        return set(SERVICES) <= services
+    return batch_label in services
+
+
 def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _Plan:
     """The training-mart batches, or a failure when the mart does not exist.
 
-    With `months` None, each aligned month is validated once per build of it: a month whose data (the raw load its
+    With `months` None, each training month is validated once per build of it: a month whose data (the raw load its
     build came from) and suite did not change since it last passed is not validated again.
     """
     services_list = get_engine(settings).sorted_string_agg("service")
@@ -234,8 +262,17 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
                 f"select distinct source_month from {TRAINING_TABLE} where source_month = any(%s) order by 1",  # noqa: S608 - a constant table name
                 (months,),
             ).fetchall()
-            return _Plan(batches=training_batches(months, services_list), covered=[r[0] for r in present])
+            by_month = _services_by_month(conn)
+            services = set().union(*(by_month.get(m, set()) for m in months)) if by_month else None
+            aligned = all(set(SERVICES) <= by_month.get(m, set()) for m in months) if by_month else True
+            batches = [
+                b
+                for b in training_batches(months, services_list)
+                if _applies(b.label, services) and (b.label != "aligned window" or aligned)
+            ]
+            return _Plan(batches=batches, covered=[r[0] for r in present])
         built = _built_months(conn, wh)
+        by_month = _services_by_month(conn)
     if not built:
         return _Plan(batches=training_batches(None, services_list), covered=[])
     plan = _Plan(covered=sorted(built))
@@ -246,6 +283,8 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
             plan.unchanged.append(f"{TRAINING_TABLE} {month}")
             continue
         for batch in training_batches([month], services_list):
+            if not _applies(batch.label, by_month.get(month) if by_month else None):
+                continue
             label = month if batch.label == "all" else f"{month} {batch.label}"
             plan.batches.append(replace(batch, label=label, fingerprint=fingerprint))
     return plan

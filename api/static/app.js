@@ -200,7 +200,11 @@ function showQuote(q) {
   $("error").hidden = true;
   const other = q.cheaper === "taxi" ? "Uber" : "the taxi";
   const name = q.cheaper === "taxi" ? "The yellow taxi" : "Uber";
-  $("verdict").textContent = `${name} is cheaper by ${money(q.savings)} than ${other}`;
+  // "about the same" names no service: the fares are within $1 or 5%, or the data cannot tell (answer_reason says which)
+  $("verdict").textContent =
+    q.answer === "about the same"
+      ? `About the same: ${q.answer_reason}`
+      : `${name} is cheaper by ${money(q.savings)} than ${other}`;
   for (const service of ["taxi", "uber"]) {
     $(`${service}-fare`).textContent = money(q[service].fare);
     $(`${service}-range`).textContent = `likely ${money(q[service].low)} – ${money(q[service].high)}`;

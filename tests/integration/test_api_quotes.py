@@ -49,8 +49,33 @@ def test_a_quote_by_zone_ids_follows_the_contract(api) -> None:
     assert q["pickup_at"] == "2024-02-14T08:30:00"
     assert q["warnings"] == []
     assert q["answer"] in (q["cheaper"], "about the same")
-    assert (q["answer"] == "about the same") == (abs(q["p_uber_cheaper"] - 0.5) < 0.15)
+    close = abs(fares["taxi"] - fares["uber"]) < max(1.0, 0.05 * min(fares.values()))
+    unsure = abs(q["p_uber_cheaper"] - 0.5) < 0.15
+    assert (q["answer"] == "about the same") == (close or unsure)
+    assert (q["answer_reason"] is None) == (q["answer"] != "about the same")
     assert q["uber_stale_months"] == 0 and q["taxi_tariff_from"] == "2022-12-19"
+
+
+def test_about_the_same_says_which_reason_applies(api) -> None:
+    """Every "about the same" of a batch over all pickups from Midtown says why: the fares are within $1 or 5% of each
+    other, or the data cannot tell which is cheaper; a named service has no reason."""
+    client, _ = api
+    ids = list(range(1, 264))
+    columns = {"pickup_at": ["2024-02-14T08:30:00"] * len(ids), "pickup_zone_id": [161] * len(ids)}
+    body = client.post("/v1/quotes/batch", json={"columns": {**columns, "dropoff_zone_id": ids}}).json()
+    reasons: dict[str | None, int] = {}
+    for q in body["quotes"]:
+        taxi, uber = q["taxi"]["fare"], q["uber"]["fare"]
+        if abs(taxi - uber) < max(1.0, 0.05 * min(taxi, uber)):
+            expected = "the expected fares differ by less than $1 or 5%"
+        elif abs(q["p_uber_cheaper"] - 0.5) < 0.15:
+            expected = "the data cannot tell which is cheaper: the two bands overlap too much"
+        else:
+            expected = None
+        assert (q["answer"] == "about the same") == (expected is not None), q
+        assert q["answer_reason"] is None if expected is None else q["answer_reason"].startswith(expected), q
+        reasons[q["answer_reason"]] = reasons.get(q["answer_reason"], 0) + 1
+    assert None in reasons and len(reasons) >= 2, reasons
 
 
 def test_quotes_follow_the_rate_card_and_say_how_stale_uber_is(api) -> None:
@@ -116,6 +141,22 @@ def test_same_zone_and_far_off_times_are_answered_but_flagged(api) -> None:
         ({"lat": 0, "lon": 0}, {"zone_id": 1}, None, "outside every NYC taxi zone"),
         ({"zone_id": 1}, {"zone_id": 1}, "9999-12-31T23:00:00-05:00", "out of range"),
         ({"zone_id": 1}, {"zone_id": 1}, "1850-01-01T00:00:00", "must fall between 1900 and 2200"),
+        # before the seed's first rate card (2004-05-03) nothing about a taxi fare is known
+        (
+            {"zone_id": 1},
+            {"zone_id": 1},
+            "2004-05-02T23:00:00",
+            "is before 2004-05-03, the earliest date fares quotes (the first taxi rate card it knows)",
+        ),
+        (
+            {"zone_id": 1},
+            {"zone_id": 1},
+            "2090-01-01T12:00:00",
+            (
+                "is after 2034-03-30, the latest date fares quotes (10 years past its newest training data); "
+                "the earliest is 2004-05-03"
+            ),
+        ),
     ],
 )
 def test_places_and_times_that_cannot_be_used_are_a_clear_422(api, pickup, dropoff, pickup_at, message) -> None:
@@ -251,6 +292,19 @@ def test_the_columns_form_prices_like_the_trips_form(api) -> None:
     single = quote(client, {"zone_id": 132}, {"zone_id": 230}).json()
     assert body["quotes"][0]["taxi"] == single["taxi"] and body["quotes"][0]["uber"] == single["uber"]
     assert any("same zone" in w for w in body["quotes"][1]["warnings"])
+
+
+def test_a_batch_trip_before_the_first_rate_card_is_listed_with_the_earliest_date(api) -> None:
+    client, _ = api
+    columns = {"pickup_at": ["2003-06-01T10:00:00", "2011-06-01T10:00:00"], "pickup_zone_id": [161, 161]}
+    r = client.post("/v1/quotes/batch", json={"columns": {**columns, "dropoff_zone_id": [236, 236]}})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [e["index"] for e in body["errors"]] == [0] and "earliest date fares quotes" in body["errors"][0]["detail"]
+    # 2011: priced by the 2004 card ($2.50 + $0.40 a unit + $0.50 MTA tax), not the $1 floor of a missing card
+    assert [q["index"] for q in body["quotes"]] == [1] and body["quotes"][0]["taxi"]["fare"] > 1
+    single = quote(client, {"zone_id": 161}, {"zone_id": 236}, "2011-06-01T10:00:00").json()
+    assert single["taxi_tariff_from"] == "2009-11-01" and single["taxi"] == body["quotes"][0]["taxi"]
 
 
 def test_every_batch_quote_is_the_single_quote_of_its_trip(api) -> None:

@@ -31,6 +31,7 @@ OPERATIONS = [
     ("POST", "/v1/admin/reload"),
     ("POST", "/v1/admin/promote/{version}"),
     ("POST", "/v1/admin/runs"),
+    ("POST", "/v1/admin/runs/{run_id}/cancel"),
 ]
 NO_INPUT = {"/v1/model", "/v1/zones/map", "/health", "/v1/admin/reload"}
 TOKEN = {"Authorization": "Bearer s3cret"}  # ops and admin routes fuzzed past the key (the key itself: test_api_auth)

@@ -26,13 +26,14 @@ def test_raw_holds_every_row_of_the_april_files(tlc_chain, tlc_samples) -> None:
     assert _count(tlc_chain, "select count(*) from raw.zones") == 265
 
 
-def test_training_mart_has_both_services_in_the_aligned_month_only(tlc_chain) -> None:
+def test_training_mart_has_every_clean_month_of_each_service(tlc_chain) -> None:
+    """Yellow January to April, Uber its one April evening: each service learns from all its months."""
     with tlc_chain.wh.connect() as conn:
         rows = conn.execute(
             "select service, min(source_month), max(source_month), count(*)"
             " from marts.ml_fare_training group by 1 order by 1"
         ).fetchall()
-    assert [(r[0], r[1], r[2]) for r in rows] == [("taxi", "2020-04", "2020-04"), ("uber", "2020-04", "2020-04")]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("taxi", "2020-01", "2020-04"), ("uber", "2020-04", "2020-04")]
     assert all(r[3] > 100 for r in rows)
 
 
@@ -48,7 +49,9 @@ def test_a_model_is_published_and_quotes_a_trip(tlc_chain) -> None:
         assert r.status_code == 200, r.text
         quote = r.json()
         assert quote["model_version"] == current
-        assert quote["data_source"]["kind"] == "files" and quote["data_source"]["months"] == ["2020-04"]
+        # the training sample's months: the newest three (FARES_TRAIN_MONTHS), yellow in each, Uber in April
+        assert quote["data_source"]["kind"] == "files"
+        assert quote["data_source"]["months"] == ["2020-02", "2020-03", "2020-04"]
         assert quote["data_source"]["synthetic"] is False
         assert quote["cheaper"] in ("taxi", "uber")
         assert quote["taxi"]["fare"] > 0 and quote["uber"]["fare"] > 0

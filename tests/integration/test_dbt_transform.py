@@ -78,22 +78,24 @@ def _counts_vs_raw(built: Built) -> list[tuple[Any, ...]]:
         order by 1, 2""")
 
 
-def test_only_april_2020_is_aligned_and_reaches_the_marts(tlc_built: Built) -> None:
-    """Yellow covers January to April, FHVHV only April: April alone is comparable and trained on."""
+def test_every_clean_month_reaches_the_marts_and_april_alone_is_aligned(tlc_built: Built) -> None:
+    """Yellow covers January to April, FHVHV only April: April alone is comparable, yet every month's cleaned trips
+    reach fct_trips and the training mart, so the taxi model learns from January to April."""
     months = tlc_built.rows("select source_month, is_aligned from intermediate.int_months_aligned order by 1")
     assert months == [("2020-01", False), ("2020-02", False), ("2020-03", False), ("2020-04", True)]
-    assert tlc_built.rows("select distinct source_month from marts.fct_trips") == [("2020-04",)]
-    # The window is applied once, in int_trips_aligned: April's cleaned trips, every one of them in fct_trips.
-    aligned = tlc_built.rows("select count(*) from intermediate.int_trips_aligned")
-    assert aligned == tlc_built.rows(
-        "select count(*) from intermediate.int_trips_cleaned where source_month = '2020-04'"
+    # every cleaned trip with two known zones is kept, whatever its month
+    per_month = tlc_built.rows("select source_month, count(*) from marts.fct_trips group by 1 order by 1")
+    assert per_month == tlc_built.rows(
+        "select source_month, count(*) from intermediate.int_trips_cleaned c"
+        " where exists (select 1 from marts.dim_zones z where z.zone_id = c.pickup_zone_id)"
+        " and exists (select 1 from marts.dim_zones z where z.zone_id = c.dropoff_zone_id) group by 1 order by 1"
     )
-    assert aligned == tlc_built.rows("select count(*) from marts.fct_trips") and aligned[0][0] > 15_000
-    training = dict(tlc_built.rows("select service, count(*) from marts.ml_fare_training group by 1"))
-    assert set(training) == {"taxi", "uber"}
-    # ~10k yellow and 7,002 Uber rows before cleaning; 803 yellow rows of April 2020 carry no rate code
-    assert training["taxi"] > 8_000 and training["uber"] > 6_500
-    assert tlc_built.rows("select distinct source_month from marts.ml_fare_training") == [("2020-04",)]
+    training = dict(
+        tlc_built.rows("select source_month || ' ' || service, count(*) from marts.ml_fare_training group by 1")
+    )
+    assert sorted(training) == ["2020-01 taxi", "2020-02 taxi", "2020-03 taxi", "2020-04 taxi", "2020-04 uber"]
+    # ~10k yellow rows per month and 7,002 Uber rows before cleaning; 803 yellow rows of April 2020 carry no rate code
+    assert all(n > 8_000 for key, n in training.items() if key.endswith("taxi")) and training["2020-04 uber"] > 6_500
 
 
 def test_uber_coverage_in_april_is_a_single_evening(tlc_built: Built) -> None:
@@ -204,16 +206,26 @@ def test_synthetic_mirror_builds_with_both_months_aligned(synthetic_built: Built
 
 
 def test_tariff_periods_and_the_holdout_window_on_real_data(tlc_built: Built) -> None:
-    """The rate card pivots into its eight periods; the holdout is the last shared hour of the one Uber evening; the
-    typicals and the Uber level come from the trips before it only."""
+    """The rate card pivots into its ten periods (2004-05-03 to today); the holdout is the last shared hour of the one
+    Uber evening; the typicals (January to April) and the Uber level come from the trips before it only."""
     periods = tlc_built.rows(
         "select valid_from::text, initial_charge, unit_charge, jfk_flat_fare from marts.taxi_tariff_periods order by 1"
     )
-    assert len(periods) == 8
-    assert periods[0] == ("2012-09-04", 2.5, 0.5, 52.0) and ("2022-12-19", 3.0, 0.7, 70.0) in periods
-    assert tlc_built.rows(
-        "select holdout_from::text, holdout_month, shared_hours, holdout_hours from marts.ml_holdout_window"
-    ) == [("2020-04-30 21:00:00", "2020-04", 3, 1)]
+    assert len(periods) == 10
+    assert periods[0] == ("2004-05-03", 2.5, 0.4, 45.0) and ("2012-09-04", 2.5, 0.5, 52.0) in periods
+    assert ("2022-12-19", 3.0, 0.7, 70.0) in periods
+    # Uber's one evening has three shared hours; two of them would take more than half its trips, so the holdout
+    # stops at the last hour, short of its minimum (2,000 trips of each service), and says so.
+    [window] = tlc_built.rows(
+        "select holdout_from::text, holdout_month, shared_hours, holdout_hours, holdout_trips_taxi, holdout_trips_uber,"
+        " holdout_cells, has_minimum from marts.ml_holdout_window"
+    )
+    assert window[:4] == ("2020-04-30 21:00:00", "2020-04", 3, 1) and window[-1] is False
+    taxi, uber = tlc_built.rows(
+        "select count(*) filter (where service = 'taxi'), count(*) filter (where service = 'uber')"
+        " from marts.fct_trips where pickup_at >= '2020-04-30 21:00'"
+    )[0]
+    assert window[4:6] == (taxi, uber) and 1_000 < uber < 3_500 and window[6] >= 1
     before = tlc_built.rows("select count(*) from marts.fct_trips where pickup_at < '2020-04-30 21:00'")[0][0]
     assert tlc_built.rows("select sum(trips) from marts.zone_pair_hourly_typicals") == [(before,)]
     levels = tlc_built.rows("select source_month, trips, price_level from marts.uber_monthly_price_levels")

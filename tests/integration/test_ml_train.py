@@ -67,21 +67,32 @@ def _quote(settings: Settings, pairs: list[tuple[int, int]], at: str = "2024-02-
 
 
 def test_tlc_samples_give_a_current_model_that_beats_the_baseline(tlc_trained: Trained) -> None:
-    """The first run on the real April 2020 samples is registered, current, judged and reported."""
+    """The first run on the real samples is registered, current, judged and reported. The taxi model learns from the
+    three newest months of yellow trips (February to April 2020), though only April has Uber trips; the holdout is
+    the last hour of Uber's one evening, and the report says plainly that it holds too few trips to mean much."""
     outcome, registry = tlc_trained.outcome, Registry(tlc_trained.settings.models_dir)
     assert outcome.promoted and registry.current_version() == outcome.version
     assert outcome.metrics["beats_baseline"], (outcome.metrics["model_mae"], outcome.metrics["baseline_mae"])
     assert outcome.metrics["mae_improvement_pct"] > 10
     holdout = sum(m["model"]["n"] for m in outcome.metrics["services"].values())
     assert sum(outcome.metrics["n_train"].values()) + holdout == tlc_trained.count(
-        "select count(*) from marts.ml_fare_training"
+        "select count(*) from marts.ml_fare_training where source_month >= '2020-02'"
     )
+    assert {p["month"] for p in outcome.metrics["sample"]["strata"] if p["service"] == "taxi"} == {
+        "2020-02",
+        "2020-03",
+        "2020-04",
+    }
+    window = outcome.metrics["holdout"]
+    assert window["from"] == "2020-04-30 21:00:00" and not window["has_minimum"]
+    assert window["trips"]["uber"] == outcome.metrics["services"]["uber"]["model"]["n"]
     assert outcome.metrics["holdout_window"]["uber"][0].startswith("2020-04-30 2")  # Uber's April is one evening
     doc = registry.metrics(outcome.version)
-    assert (doc["trained_from"], doc["trained_to"]) == ("2020-04-01", "2020-04-30")
+    assert (doc["trained_from"], doc["trained_to"]) == ("2020-02-01", "2020-04-30")
     assert len(doc["data_fingerprint"]) == 64 and doc["code_version"]
     page = outcome.report_path.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 3 and "beats the baseline" in page
+    assert "FEWER than the 2,000 trips per service and 200 cells asked" in page
     assert f"{outcome.version}: promoted to current" in outcome.summary()
     [row] = registry.versions()
     assert row["current"] and row["report_path"] == str(outcome.report_path)
@@ -204,7 +215,7 @@ def test_training_reads_a_bounded_deterministic_sample_of_the_newest_months(
 
     settings = settings_for(synthetic_built.wh, tmp_path / "data", train_months=1, train_rows_per_month=700)
     training, parts = load_training_sample(settings, synthetic_built.wh)
-    assert set(training["pickup_at"].dt.strftime("%Y-%m")) == {"2024-02"}  # the newest aligned month only
+    assert set(training["pickup_at"].dt.strftime("%Y-%m")) == {"2024-02"}  # the newest month only
     counts = training.groupby("service").size().to_dict()
     assert set(counts) == {"taxi", "uber"} and all(600 <= n <= 700 for n in counts.values()), counts
     assert {(p.month, p.service) for p in parts} == {("2024-02", "taxi"), ("2024-02", "uber")}

@@ -17,7 +17,14 @@ def test_real_samples_pass_both_scopes_and_the_runs_are_stored(tlc_chain) -> Non
     assert [(r[0], r[1], r[2]) for r in chain_runs] == [("raw", True, 0), ("training", True, 0)]
     assert all(r[3] > 10 for r in chain_runs)
     assert batches == [
-        # the training mart is validated month by month (each month once per build of it)
+        # the training mart is validated month by month (each month once per build of it); a month is checked for
+        # the services it has: yellow alone before April, both (and their alignment) in April
+        ("marts.ml_fare_training", "2020-01"),
+        ("marts.ml_fare_training", "2020-01 taxi"),
+        ("marts.ml_fare_training", "2020-02"),
+        ("marts.ml_fare_training", "2020-02 taxi"),
+        ("marts.ml_fare_training", "2020-03"),
+        ("marts.ml_fare_training", "2020-03 taxi"),
         ("marts.ml_fare_training", "2020-04"),
         ("marts.ml_fare_training", "2020-04 aligned window"),
         ("marts.ml_fare_training", "2020-04 taxi"),

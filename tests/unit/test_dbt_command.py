@@ -19,7 +19,7 @@ def _vars(cmd: list[str]) -> dict:
 
 def test_dbt_gets_the_training_months_as_zone_pair_months() -> None:
     cmd = dbt_command(Settings(database_url=None, train_months=5), ["build", "--select", "marts"])
-    assert _vars(cmd) == {"zone_pair_months": 5}
+    assert _vars(cmd) == {"zone_pair_months": 5, "holdout_min_trips": 2000, "holdout_min_cells": 200}
     # `dbt build --project-dir ...` stays one run of words: the control-room test finds a left-over dbt by it.
     assert f"build --select marts --project-dir {DBT_PROJECT_DIR}" in " ".join(cmd)
 
@@ -27,13 +27,20 @@ def test_dbt_gets_the_training_months_as_zone_pair_months() -> None:
 def test_the_dbt_project_default_is_the_settings_default() -> None:
     project = yaml.safe_load((Path(DBT_PROJECT_DIR) / "dbt_project.yml").read_text())
     assert project["vars"]["zone_pair_months"] == Settings.model_fields["train_months"].default
+    assert project["vars"]["holdout_min_trips"] == Settings.model_fields["holdout_min_trips"].default
+    assert project["vars"]["holdout_min_cells"] == Settings.model_fields["holdout_min_cells"].default
 
 
 def test_vars_the_caller_passes_are_kept_beside_the_settings() -> None:
     cmd = dbt_command(
         Settings(database_url=None, train_months=3), ["build", "--vars", "{max_trip_miles: 80}", "--select", "x"]
     )
-    assert _vars(cmd) == {"max_trip_miles": 80, "zone_pair_months": 3}
+    assert _vars(cmd) == {
+        "max_trip_miles": 80,
+        "zone_pair_months": 3,
+        "holdout_min_trips": 2000,
+        "holdout_min_cells": 200,
+    }
     assert cmd.count("--vars") == 1 and "--select" in cmd
 
 

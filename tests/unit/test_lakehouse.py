@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -187,7 +188,11 @@ def test_dbt_on_spark_gets_the_settings_vars_and_keeps_its_files_under_the_data_
     lakehouse.run_dbt_spark(settings, ["build", "--select", "marts"])
     [argv] = seen
     assert argv[:3] == ["build", "--select", "marts"]
-    assert argv[argv.index("--vars") + 1] == '{"zone_pair_months": 5}'
+    assert json.loads(argv[argv.index("--vars") + 1]) == {
+        "zone_pair_months": 5,
+        "holdout_min_trips": 2000,
+        "holdout_min_cells": 200,
+    }
     assert argv[argv.index("--target") + 1] == "spark"
     assert argv[argv.index("--target-path") + 1] == str(tmp_path / "dbt" / "target")
     assert argv[argv.index("--log-path") + 1] == str(tmp_path / "dbt" / "logs")

@@ -78,3 +78,48 @@ def test_jfk_flat_fare_moves_with_the_2022_tariff() -> None:
         for at in ("2021-06-09T17:30", "2024-05-15T17:30")
     ]
     assert fares == pytest.approx([52 + 4.5 + 0.5 + 0.3 + 2.5 + 1.25, 70 + 5 + 0.5 + 1.0 + 2.5 + 1.75])
+
+
+def _flags(*names: str) -> dict[str, np.ndarray]:
+    return {name: np.array([name in names]) for name in ROUTE_FLAGS}
+
+
+def test_a_newark_trip_carries_no_congestion_surcharge() -> None:
+    """Midtown -> Newark starts in the congestion zone but ends outside New York State: meter, Newark surcharge and
+    improvement surcharge only (no MTA tax, no $2.50 congestion surcharge). 10 miles, 30 minutes: 50 units."""
+    tariff = Tariff(read_rate_card())
+    at = np.array([np.datetime64("2020-04-15T10:00")])
+    to_newark = meter_fare(
+        tariff, at, np.array([10.0]), np.array([30.0]), _flags("is_newark_dropoff", "is_congestion_trip")
+    )
+    in_the_zone = meter_fare(tariff, at, np.array([10.0]), np.array([30.0]), _flags("is_congestion_trip"))
+    assert to_newark[0] == pytest.approx(2.5 + 0.5 * 50 + 17.5 + 0.3)
+    assert in_the_zone[0] == pytest.approx(2.5 + 0.5 * 50 + 0.5 + 0.3 + 2.5)
+
+
+@pytest.mark.parametrize(
+    ("at", "names", "fare"),
+    [
+        # the 2004-05-03 card: $2.50 + $0.40 a unit; 3 miles in 12 minutes is 15 units
+        ("2004-05-03T10:00", (), 2.5 + 0.4 * 15),
+        ("2009-10-30T10:00", (), 2.5 + 0.4 * 15),  # a Friday before the MTA tax
+        ("2009-11-02T10:00", (), 2.5 + 0.4 * 15 + 0.5),  # the Monday after it began
+        ("2011-03-01T17:30", (), 2.5 + 0.4 * 15 + 1.0 + 0.5),  # weekday rush hour
+        ("2011-03-01T22:00", (), 2.5 + 0.4 * 15 + 0.5 + 0.5),  # night
+        ("2011-03-01T17:30", ("is_jfk_manhattan",), 45.0 + 0.5),  # JFK flat fare, no rush-hour surcharge yet
+        ("2011-03-01T10:00", ("is_newark_dropoff",), 2.5 + 0.4 * 15 + 15.0),  # Newark: $15, no MTA tax
+        ("2012-09-04T10:00", (), 2.5 + 0.5 * 15 + 0.5),  # the 2012 card from its first day
+    ],
+)
+def test_each_card_from_2004_gives_the_hand_computed_fare(at: str, names: tuple[str, ...], fare: float) -> None:
+    got = meter_fare(
+        Tariff(read_rate_card()), np.array([np.datetime64(at)]), np.array([3.0]), np.array([12.0]), _flags(*names)
+    )
+    assert got[0] == pytest.approx(fare)
+
+
+def test_the_card_starts_on_2004_05_03() -> None:
+    """The earliest day the seed prices (the API refuses earlier pickups with this date)."""
+    tariff = Tariff(read_rate_card())
+    assert str(tariff.bounds[0]) == "2004-05-03"
+    assert np.isnat(tariff.period_start(np.array([np.datetime64("2004-05-02")]))[0])

@@ -1,13 +1,13 @@
--- The one stored copy of the trips that reach the marts: the cleaned trips of the aligned months whose two zones are
--- known, as narrow as the facts allow. Everything derivable (boroughs, calendar parts, speed, fare per mile) is
--- computed by the fct_trips view on top, so a real month (about 20M kept trips) costs ~120 bytes a row here instead of
--- ~210 in a wide table. Columns are ordered 8-byte, 4-byte, then text, so PostgreSQL pads nothing between them.
+-- The one stored copy of the trips that reach the marts: the cleaned trips of every month whose two zones are known
+-- (each service learns from all its clean months; alignment only decides where the two are compared), as narrow as
+-- the facts allow. Everything derivable (boroughs, calendar parts, speed, fare per mile) is computed by the fct_trips
+-- view on top, so a real month (about 20M kept trips) costs ~120 bytes a row here instead of ~210 in a wide table. Columns are ordered 8-byte, 4-byte, then text, so PostgreSQL pads nothing between them.
 -- Incremental by file month: a new or reloaded month replaces only its own rows (macros/trip_months.sql).
 with
 
-aligned_trips as (
+cleaned_trips as (
 
-    select * from {{ ref('int_trips_aligned') }}
+    select * from {{ ref('int_trips_cleaned') }}
     where {{ trip_months_filter() }}
 
 ),
@@ -21,23 +21,23 @@ zones as (
 final as (
 
     select
-        {{ cast_as('aligned_trips.pickup_at', 'timestamp') }} as pickup_at,
-        {{ cast_as('aligned_trips.dropoff_at', 'timestamp') }} as dropoff_at,
-        {{ cast_as('aligned_trips.trip_miles', 'double precision') }} as trip_miles,
-        {{ cast_as('aligned_trips.duration_minutes', 'double precision') }} as duration_minutes,
-        {{ cast_as('aligned_trips.rider_fare', 'double precision') }} as rider_fare,
-        {{ cast_as('aligned_trips.tip_amount', 'double precision') }} as tip_amount,
-        {{ cast_as('aligned_trips.pickup_zone_id', 'integer') }} as pickup_zone_id,
-        {{ cast_as('aligned_trips.dropoff_zone_id', 'integer') }} as dropoff_zone_id,
-        {{ cast_as('aligned_trips.trip_id', 'text') }} as trip_id,
-        {{ cast_as('aligned_trips.service', 'text') }} as service,
-        {{ cast_as('aligned_trips.source_month', 'text') }} as source_month
+        {{ cast_as('cleaned_trips.pickup_at', 'timestamp') }} as pickup_at,
+        {{ cast_as('cleaned_trips.dropoff_at', 'timestamp') }} as dropoff_at,
+        {{ cast_as('cleaned_trips.trip_miles', 'double precision') }} as trip_miles,
+        {{ cast_as('cleaned_trips.duration_minutes', 'double precision') }} as duration_minutes,
+        {{ cast_as('cleaned_trips.rider_fare', 'double precision') }} as rider_fare,
+        {{ cast_as('cleaned_trips.tip_amount', 'double precision') }} as tip_amount,
+        {{ cast_as('cleaned_trips.pickup_zone_id', 'integer') }} as pickup_zone_id,
+        {{ cast_as('cleaned_trips.dropoff_zone_id', 'integer') }} as dropoff_zone_id,
+        {{ cast_as('cleaned_trips.trip_id', 'text') }} as trip_id,
+        {{ cast_as('cleaned_trips.service', 'text') }} as service,
+        {{ cast_as('cleaned_trips.source_month', 'text') }} as source_month
 
-    from aligned_trips
+    from cleaned_trips
     inner join zones as pickup_zones
-        on aligned_trips.pickup_zone_id = pickup_zones.zone_id
+        on cleaned_trips.pickup_zone_id = pickup_zones.zone_id
     inner join zones as dropoff_zones
-        on aligned_trips.dropoff_zone_id = dropoff_zones.zone_id
+        on cleaned_trips.dropoff_zone_id = dropoff_zones.zone_id
 
 )
 

@@ -1,4 +1,4 @@
--- The only trip table ml/ reads: taxi and Uber trips of the aligned months with exactly the request-time features
+-- The only trip table ml/ reads: taxi and Uber trips of every clean month with exactly the request-time features
 -- the models read (time of the pickup, the two zones and what dim_zone_pairs knows about the route). Every column is
 -- computed from the row itself and month-independent lookups, so a month's rows never change when other months load.
 -- trip_miles, duration_minutes and meter_fare are what happened (target side and diagnostics), never model inputs;

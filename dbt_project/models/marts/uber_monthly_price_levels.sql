@@ -1,6 +1,6 @@
 -- The Uber price level of each month: the median price of one taxi-meter unit (1/5 mile, or a minute slower than
--- 12 mph) over the month's cleaned Uber trips before the holdout, for the newest `zone_pair_months` aligned months
--- up to the holdout's. Uber fares are learned relative to it; a quote past the newest month uses the newest level and
+-- 12 mph) over the month's cleaned Uber trips before the holdout, for the newest `zone_pair_months` months with Uber
+-- trips up to the holdout's. Uber fares are learned relative to it; a quote past the newest month uses the newest level and
 -- says how stale it is.
 with
 
@@ -28,7 +28,7 @@ window_months as (
 
     from months_aligned
     cross join holdout_window
-    where months_aligned.is_aligned and months_aligned.source_month <= holdout_window.holdout_month
+    where months_aligned.uber_trips > 0 and months_aligned.source_month <= holdout_window.holdout_month
     order by months_aligned.source_month desc
     limit {{ var('zone_pair_months') }}
 
