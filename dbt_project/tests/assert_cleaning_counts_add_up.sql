@@ -1,6 +1,7 @@
 -- For every file month and service: the raw rows equal the rule counts' raw trips, which equal the kept trips plus
--- the trips each rule removed; and in an aligned month every kept trip is stored in int_trips_kept (none lost on the
--- way, e.g. to a zone missing from dim_zones). Returns the months and services where that does not hold.
+-- the trips each rule removed; and in every month each kept trip is stored in int_trips_kept (each service learns
+-- from all its clean months; none lost on the way, e.g. to a zone missing from dim_zones). Returns the months and
+-- services where that does not hold.
 -- Reads raw once (a count) and the stored trips once (a count), on the months this build built (var tested_months_where).
 with
 
@@ -8,12 +9,6 @@ counts as (
 
     select * from {{ ref('cleaning_rule_counts') }}
     where {{ var('tested_months_where') }}
-
-),
-
-months_aligned as (
-
-    select * from {{ ref('int_months_aligned') }}
 
 ),
 
@@ -65,9 +60,6 @@ select *
 from raw_rows
 full outer join summed using (source_month, service)
 full outer join stored_rows using (source_month, service)
-left join months_aligned using (source_month)
 where raw_rows.raw_rows is distinct from summed.raw_trips
    or summed.raw_trips is distinct from summed.kept_trips + summed.trips_removed
-   or (coalesce(months_aligned.is_aligned, false)
-       and coalesce(summed.kept_trips, 0) is distinct from coalesce(stored_rows.stored_rows, 0))
-   or (not coalesce(months_aligned.is_aligned, false) and stored_rows.stored_rows is not null)
+   or coalesce(summed.kept_trips, 0) is distinct from coalesce(stored_rows.stored_rows, 0)
