@@ -239,9 +239,9 @@ def _daemon_alive(settings: Settings) -> int:
     import socket
 
     from fares.config.warehouse import get_warehouse
-    from fares.ops.heartbeat import beat_of_host
+    from fares.ops.heartbeat import latest_beat
 
-    beat = beat_of_host(get_warehouse(settings), socket.gethostname())
+    beat = latest_beat(get_warehouse(settings), socket.gethostname())
     if beat is None:
         print(f"no daemon has beaten on {socket.gethostname()} yet")
         return 1

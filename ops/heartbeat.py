@@ -51,23 +51,14 @@ def write_beat(wh: Warehouse, started_at: datetime, next_run_at: datetime | None
         )
 
 
-def latest_beat(wh: Warehouse) -> Heartbeat | None:
-    """The newest heartbeat of any daemon, or None when no daemon ever beat here."""
+def latest_beat(wh: Warehouse, host: str | None = None) -> Heartbeat | None:
+    """The newest heartbeat of any daemon, or of one on `host` (a container's healthcheck asks for its own); None
+    when no such daemon ever beat here."""
     with wh.connect(autocommit=True) as conn:
         row = conn.execute(
             "select host, pid, started_at, beat_at, next_run_at, extract(epoch from now() - beat_at)::float8"
-            " from ops.scheduler_heartbeats order by beat_at desc limit 1"
-        ).fetchone()
-    return None if row is None else Heartbeat(*row)
-
-
-def beat_of_host(wh: Warehouse, host: str) -> Heartbeat | None:
-    """The newest heartbeat of a daemon on `host` (a container's healthcheck asks for its own)."""
-    with wh.connect(autocommit=True) as conn:
-        row = conn.execute(
-            "select host, pid, started_at, beat_at, next_run_at, extract(epoch from now() - beat_at)::float8"
-            " from ops.scheduler_heartbeats where host = %s order by beat_at desc limit 1",
-            (host,),
+            " from ops.scheduler_heartbeats where %s::text is null or host = %s order by beat_at desc limit 1",
+            (host, host),
         ).fetchone()
     return None if row is None else Heartbeat(*row)
 
