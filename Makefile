@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,spark]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,spark,bench]"
 	@touch $(STAMP)
 
 install: $(STAMP) ## create/update the virtualenv

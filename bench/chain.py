@@ -48,6 +48,91 @@ def write_month(dest: Path, kind: str, month: str, rows: int) -> Path:
     return path
 
 
+def duckdb_reference(source: Path, month: str, threads: int = 2) -> dict[str, float]:
+    """The transform's core work on one month, done by DuckDB straight from the parquet files: the basic cleaning
+    rules (macros/outlier_rules.sql), the fare-per-mile fences per service, then per service, zone pair and pickup
+    hour the trips and the medians of fare, distance and duration. The single-machine reference for `dbt build`."""
+    import duckdb  # a bench-only dependency: pip install '.[bench]'
+    import pyarrow.parquet as pq
+
+    from fares.quality.suites import check_month
+
+    yellow, fhvhv = (source / f"{kind}_tripdata_{month}.parquet" for kind in ("yellow", "fhvhv"))
+    cbd = "+ coalesce(cbd_congestion_fee, 0)" if "cbd_congestion_fee" in pq.read_schema(fhvhv).names else ""
+    start = f"{check_month(month)}-01"
+    sql = f"""
+    create or replace table pair_hours as
+    with trips as (
+        select 'taxi' as service, tpep_pickup_datetime as pickup_at, tpep_dropoff_datetime as dropoff_at,
+            PULocationID as pu, DOLocationID as dz, trip_distance as miles,
+            round(total_amount - coalesce(tip_amount, 0), 2) as fare, cast(RatecodeID as integer) as rate_code,
+            payment_type, false as is_shared, false as is_aar
+        from read_parquet('{yellow}')
+        union all
+        select case hvfhs_license_num when 'HV0003' then 'uber' when 'HV0005' then 'lyft' when 'HV0004' then 'via'
+                   when 'HV0002' then 'juno' else 'unknown' end,
+            pickup_datetime, dropoff_datetime, PULocationID, DOLocationID, trip_miles,
+            round(base_passenger_fare + coalesce(tolls, 0) + coalesce(bcf, 0) + coalesce(sales_tax, 0)
+                  + coalesce(congestion_surcharge, 0) + coalesce(airport_fee, 0) {cbd}, 2),
+            null, null, coalesce(shared_request_flag = 'Y' or shared_match_flag = 'Y', false),
+            coalesce(access_a_ride_flag = 'Y', false)
+        from read_parquet('{fhvhv}')
+    ),
+    measured as (
+        select *, epoch(dropoff_at - pickup_at) / 60.0 as minutes from trips
+    ),
+    simple as (
+        select * from measured
+        where pickup_at >= timestamp '{start}' and pickup_at < timestamp '{start}' + interval 1 month
+            and pu between 1 and 263 and dz between 1 and 263
+            and (service <> 'taxi' or (rate_code in (1, 2, 3) and coalesce(payment_type, 0) not in (3, 4, 6)))
+            and not is_shared and not is_aar and fare > 0 and fare <= 500 and miles > 0 and miles <= 100
+            and minutes >= 1 and minutes <= 180 and miles / (minutes / 60.0) <= 80
+    ),
+    quartiles as (
+        select service, quantile_cont(ln(fare / miles), 0.25) as p25, quantile_cont(ln(fare / miles), 0.75) as p75
+        from simple group by service
+    ),
+    kept as (
+        select simple.* from simple join quartiles using (service)
+        where ln(fare / miles) between p25 - 3 * greatest(p75 - p25, 0.1) and p75 + 3 * greatest(p75 - p25, 0.1)
+    )
+    select service, pu, dz, hour(pickup_at) as pickup_hour, count(*) as trips, median(fare) as median_fare,
+        median(miles) as median_miles, median(minutes) as median_minutes
+    from kept group by all
+    """  # noqa: S608 - our own file paths and a checked month
+    con = duckdb.connect()
+    con.execute(f"set threads = {threads}")
+    con.execute("set enable_progress_bar = false")
+    began = time.perf_counter()
+    con.execute(sql)
+    seconds = time.perf_counter() - began
+    rows, trips = con.execute("select count(*), sum(trips) from pair_hours").fetchone() or (0, 0)
+    return {"s": seconds, "rows": float(rows), "kept_trips": float(trips or 0)}
+
+
+def _reference(source: Path, month: str) -> dict[str, float] | None:
+    """duckdb_reference in a child process: its memory must not count in the later stages' peaks (a child's
+    ru_maxrss starts from its parent's)."""
+    try:
+        import duckdb  # noqa: F401 - only whether it is installed
+    except ImportError:
+        print("  reference: DuckDB is not installed (pip install '.[bench]'): no reference", flush=True)
+        return None
+    cmd = [sys.executable, __file__, "--reference", month, "--source", str(source)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"DuckDB reference failed:\n{proc.stderr[-3000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def slowest_nodes(run_results: Path, n: int = 10) -> list[tuple[str, float]]:
+    """The `n` slowest nodes of a dbt invocation (its run_results.json): (name, seconds), slowest first."""
+    results = json.loads(run_results.read_text())["results"]
+    timed = [(r["unique_id"].split(".", 2)[-1], float(r["execution_time"])) for r in results]
+    return sorted(timed, key=lambda x: -x[1])[:n]
+
+
 def _settings(data_dir: Path):  # noqa: ANN202 - Settings, imported lazily
     from fares.config.settings import get_settings
 
@@ -114,11 +199,16 @@ def main() -> int:
     parser.add_argument("--months", default="2024-01,2024-02", help="comma-separated months, loaded one per round")
     parser.add_argument("--data-dir", type=Path, default=Path(".data/bench-chain"))
     parser.add_argument("--source", type=Path, default=None, help="mirror folder (default DATA_DIR/mirror)")
+    parser.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB reference (needs '.[bench]')")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--reference", help=argparse.SUPPRESS)
     parser.add_argument("--month", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
     source = (args.source or data_dir / "mirror").resolve()
+    if args.reference:  # a child: the DuckDB reference for one month
+        print(json.dumps(duckdb_reference(source, args.reference)))
+        return 0
     if args.stage:  # a child: run one stage and report its peak memory
         run_stage(args.stage, data_dir, source, args.month)
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -144,11 +234,26 @@ def main() -> int:
     rounds: list[dict[str, Any]] = []
     for month in months:
         print(f"== month {month} (history: {len(rounds)} month(s) before it)", flush=True)
-        figures = {}
+        figures: dict[str, dict[str, Any]] = {}
         for stage in STAGES:
             figures[stage] = _measure(stage, data_dir, source, month)
             print(f"  {stage:<10} {figures[stage]['s']:8.1f} s   peak {figures[stage]['peak_mb']:8.0f} MB", flush=True)
-        figures["whole"] = {"s": sum(f["s"] for f in figures.values()), "peak_mb": 0.0}
+            if stage == "transform":
+                nodes = slowest_nodes(data_dir / "dbt" / "target" / "run_results.json")
+                print("    the 10 slowest dbt nodes: " + ", ".join(f"{n} {t:.1f} s" for n, t in nodes), flush=True)
+                figures["slowest_nodes"] = {"s": sum(t for _, t in nodes), "peak_mb": 0.0, "nodes": nodes}
+                # right after the transform, so both see the same machine
+                ref = _reference(source, month) if not args.no_duckdb else None
+                if ref is not None:
+                    figures["duckdb"] = {"s": ref["s"], "peak_mb": 0.0}
+                    print(
+                        "    reference: DuckDB, the same core work from the month's parquet files (cleaning, fences,"
+                        f" zone pair x hour medians; {ref['kept_trips']:,.0f} kept trips, {ref['rows']:,.0f} cells,"
+                        f" 2 threads): {ref['s']:.1f} s; transform / DuckDB = "
+                        f"{figures['transform']['s'] / ref['s']:.1f}x",
+                        flush=True,
+                    )
+        figures["whole"] = {"s": sum(figures[stage]["s"] for stage in STAGES), "peak_mb": 0.0}
         figures["db_gb"] = {"s": _db_bytes(data_dir) / 1e9, "peak_mb": 0.0}
         print(
             f"  {'whole run':<10} {figures['whole']['s']:8.1f} s   database {figures['db_gb']['s']:.2f} GB", flush=True

@@ -5,6 +5,7 @@ The engine (`fares.engines.get_engine`) decides where each stage's data lives; t
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from fares.config.settings import Settings
 from fares.config.warehouse import Warehouse
 from fares.engines import get_engine
 from fares.engines.transform import DbtFailed, DbtTimeout
-from fares.ops import runs
+from fares.ops import ledger, runs
 
 if TYPE_CHECKING:
     from fares.ingestion.pipeline import IngestReport
@@ -84,11 +85,20 @@ def run_ingest(
 
 def run_transform(settings: Settings, wh: Warehouse, ctx: RunContext | None = None) -> Any:
     """`dbt build`: models, tests and unit tests on the engine in use; in a run, dbt's run_results.json is kept in the
-    run's folder. Past the stage's limit dbt is stopped (StageTimeout)."""
+    run's folder. Past the stage's limit dbt is stopped (StageTimeout).
+
+    The months to build come from the ledger (loaded or reloaded since last built) and reach dbt as the var
+    `trip_months`; once dbt succeeded they are marked built in the ledger.
+    """
+    plan = ledger.plan_trip_months(wh)
+    log.info("trip months to build (ledger): %s", ", ".join(sorted(plan.loads)) or "none")
+    args = ["build", "--vars", json.dumps({"trip_months": plan.loads})]
     try:
-        return get_engine(settings).run_dbt(
-            wh, ["build"], timeout=ctx.remaining() if ctx else None, cancel=ctx.cancel if ctx else None
+        done = get_engine(settings).run_dbt(
+            wh, args, timeout=ctx.remaining() if ctx else None, cancel=ctx.cancel if ctx else None
         )
+        ledger.mark_months_built(wh, plan)
+        return done
     except DbtTimeout as exc:
         raise StageTimeout(str(exc)) from exc
     except DbtFailed as exc:

@@ -1,9 +1,10 @@
-"""The ingest ledger, ops.ingested_files: what the loader loaded (file, size/ETag, rows, load id, time) or failed to."""
+"""The ingest ledger, ops.ingested_files: what the loader loaded (file, size/ETag, rows, load id, time) or failed to,
+and the load the transform stage last built each trip file from (built_load_id)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from fares.config.warehouse import Warehouse
@@ -28,6 +29,7 @@ class LedgerEntry:
     loaded_at: datetime | None
     last_attempt_at: datetime
     last_error: str | None
+    built_load_id: str | None = None  # the load the transform stage last built this file's month from
 
     def is_version(self, size: int | None, etag: str | None, sample: float | None) -> bool:
         """True when this exact file version (and sample) is what is loaded."""
@@ -45,6 +47,14 @@ class MonthRows:
     month: str
     kind: str
     rows: int
+
+
+@dataclass(frozen=True)
+class TripMonthPlan:
+    """The trip months to (re)build: {month: newest load id of its files}, and the (file, load id) pairs behind it."""
+
+    loads: dict[str, str] = field(default_factory=dict)
+    files: tuple[tuple[str, str], ...] = ()
 
 
 _COLUMNS = tuple(f.name for f in fields(LedgerEntry))
@@ -120,3 +130,47 @@ def record_failed(wh: Warehouse, file: str, kind: str, month: str | None, source
                    last_error = excluded.last_error""",
             (file, kind, month, source, error[:2000]),
         )
+
+
+# A trip file is one with a month (zones and zone shapes have none), as in rows_loaded_per_month.
+
+
+def plan_trip_months(wh: Warehouse) -> TripMonthPlan:
+    """The trip months whose files were loaded or reloaded since the transform stage last built them."""
+    with wh.connect() as conn:
+        rows = conn.execute(
+            "select file, month, load_id from ops.ingested_files"
+            " where month is not null and load_id is not null and month in ("
+            "   select month from ops.ingested_files where month is not null and load_id is not null"
+            "   and built_load_id is distinct from load_id)"
+            " order by month, file"
+        ).fetchall()
+    loads: dict[str, str] = {}
+    for _, month, load_id in rows:
+        loads[month] = max(loads.get(month, ""), load_id)
+    return TripMonthPlan(loads, tuple((file, load_id) for file, _, load_id in rows))
+
+
+def mark_months_built(wh: Warehouse, plan: TripMonthPlan) -> None:
+    """Record that the plan's files were built (a file reloaded since keeps its newer load id unbuilt)."""
+    if not plan.files:
+        return
+    with wh.connect() as conn:
+        conn.execute(
+            "update ops.ingested_files as f set built_load_id = f.load_id"
+            " from unnest(%s::text[], %s::text[]) as p(file, load_id)"
+            " where f.file = p.file and f.load_id = p.load_id",
+            ([f for f, _ in plan.files], [lid for _, lid in plan.files]),
+        )
+
+
+def built_trip_months(wh: Warehouse) -> dict[str, str]:
+    """{trip month: the load id its last transform-stage build came from}, for months whose every file is built
+    from its current load (a month loaded again since, or built only by a plain `dbt build`, is not here)."""
+    with wh.connect() as conn:
+        rows = conn.execute(
+            "select month, max(load_id) from ops.ingested_files"
+            " where month is not null and load_id is not null"
+            " group by month having bool_and(built_load_id is not distinct from load_id)"
+        ).fetchall()
+    return {month: str(load) for month, load in rows}

@@ -200,6 +200,11 @@ create table if not exists ops.run_requests (
     run_id bigint references ops.pipeline_runs (run_id) on delete set null
 );""",
     ),
+    (
+        "ledger: the load each trip file was last built from",
+        # Written by the transform stage once dbt built the file's month (fares.ops.ledger.mark_months_built).
+        "alter table ops.ingested_files add column if not exists built_load_id text;",
+    ),
 )
 
 _migrated: set[Warehouse] = set()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fares.engines import get_engine
 from fares.engines.base import Catalog
 from fares.ml import SERVICES
+from fares.ops.ledger import built_trip_months
 from fares.ops.validation import CheckResult, passed_fingerprints, save_run
 from fares.quality.results import as_dicts, format_summary
 from fares.quality.suites import (
@@ -202,27 +203,23 @@ def _raw_plan(settings: Settings, wh: Warehouse, months: list[str] | None) -> _P
     return plan
 
 
-def _built_months(conn: Catalog) -> dict[str, str]:
-    """{month in the training mart: the raw load its last complete dbt build came from} (month-level tables
-    only: the mart itself is never scanned to find its months)."""
-    months = (
-        {
-            r[0]: ""
-            for r in conn.execute(
-                "select distinct source_month from marts.service_month_coverage where service = any(%s) order by 1",
-                (list(SERVICES),),
-            )
-        }
-        if conn.table_exists("marts.service_month_coverage")
-        else {}
-    )
-    if months and conn.table_exists("intermediate.trip_month_builds"):
-        for month, load in conn.execute(
-            "select source_month, max(raw_load_id) from intermediate.trip_month_builds where built group by 1"
-        ):
-            if month in months:
-                months[month] = str(load or "")
-    return months
+def _built_months(conn: Catalog, wh: Warehouse) -> dict[str, str]:
+    """{month in the training mart: the raw load its last transform-stage build came from, "" if unknown}.
+
+    The months from the documented mart `marts.service_month_coverage` (month-level: the training mart itself is
+    never scanned to find its months); the loads from the ledger (`fares.ops.ledger.built_trip_months`).
+    """
+    if not conn.table_exists("marts.service_month_coverage"):
+        return {}
+    months = {
+        r[0]
+        for r in conn.execute(
+            "select distinct source_month from marts.service_month_coverage where service = any(%s)",
+            (list(SERVICES),),
+        )
+    }
+    built = built_trip_months(wh) if months else {}
+    return {month: built.get(month, "") for month in sorted(months)}
 
 
 def _services_by_month(conn: Catalog) -> dict[str, set[str]]:
@@ -274,7 +271,7 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
                 if _applies(b.label, services) and (b.label != "aligned window" or aligned)
             ]
             return _Plan(batches=batches, covered=[r[0] for r in present])
-        built = _built_months(conn)
+        built = _built_months(conn, wh)
         by_month = _services_by_month(conn)
     if not built:
         return _Plan(batches=training_batches(None, services_list), covered=[])

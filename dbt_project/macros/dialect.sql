@@ -287,3 +287,4 @@
         on {{ ts }} >= {{ periods }}.valid_from
         and ({{ periods }}.valid_to is null or {{ ts }} < {{ periods }}.valid_to)
 {%- endmacro %}
+

@@ -1,19 +1,34 @@
 {#-
-    Incremental builds by file month.
+    Incremental builds by file month, planned in plain sight.
 
-    Raw trips are partitioned by source_month, one dlt load per partition (ingestion/partitions.py), so the newest
-    load id of each month can be read from the catalog and one row per partition, without scanning trips.
-    At the start of every dbt invocation `plan_trip_months` writes the months to (re)build into
-    intermediate.trip_month_builds: months whose raw load is newer than the last build that completed for them
-    (a new month, or a reloaded one), or every month under --full-refresh. The incremental trip models build
-    exactly those months (`trip_months_filter`), trip-grain tests check exactly those months, and
-    `finish_trip_months` marks them built once every incremental trip model succeeded in this invocation.
+    Which months a `dbt build` (re)builds:
+    - the var `trip_months` when it is given: the transform stage (fares.chain.stages.run_transform) passes the
+      months the ledger (ops.ingested_files) says were loaded or reloaded since their last build, as
+      {month: raw load id};
+      an analyst may pass a list of months (`--vars '{trip_months: [2024-02]}'`) to rebuild exactly those;
+    - otherwise (a plain `dbt build`) the months whose raw load is newer than their last complete build
+      (intermediate.trip_month_builds), read from raw's month partitions;
+    - every loaded month under --full-refresh (which refuses the var: one or the other).
+    `plan_trip_months` (on-run-start) writes that plan into intermediate.trip_month_builds and logs it; the incremental
+    trip models build exactly those months (`trip_months_filter`), and `finish_trip_months` (on-run-end) marks them
+    built once every incremental trip model succeeded in this invocation.
+
+    Which months the trip-grain tests check: each such test says so in its own config, `where: "{{
+    var('tested_months_where') }}"` (dbt_project.yml), which reads intermediate.trip_months_tested, written here
+    when dbt starts: in `dbt build`/`dbt run` the months planned (all under --full-refresh), in `dbt test` every built
+    month; `--vars '{test_all_months: true}'` tests every built month in a build too. No dbt macro is overridden.
 -#}
 
 {% macro trip_month_builds() -%}
     {#- Spark has no database level (schema = database there). -#}
     {{ return(api.Relation.create(database=target.database if target.database is defined else none,
                                   schema='intermediate', identifier='trip_month_builds')) }}
+{%- endmacro %}
+
+{#- The months this invocation's trip-grain tests check (one column, source_month), rewritten at its start. -#}
+{% macro trip_months_tested_relation() -%}
+    {{ return(api.Relation.create(database=target.database if target.database is defined else none,
+                                  schema='intermediate', identifier='trip_months_tested')) }}
 {%- endmacro %}
 
 
@@ -53,35 +68,78 @@
 {% endmacro %}
 
 
-{#- on-run-start: decide which months this invocation builds. -#}
+{#- on-run-start: decide which months this invocation builds, and which months its trip-grain tests check. -#}
 {% macro plan_trip_months() %}
-    {% if not execute or flags.WHICH not in ('build', 'run') %}
+    {% if not execute or flags.WHICH not in ('build', 'run', 'test') %}
         {{ return('') }}
     {% endif %}
     {% set builds = trip_month_builds() %}
     {% do prepare_trip_month_builds(builds) %}
     {#- dbt listed the schema's relations before this hook: without this, a first build's `planned_months` would not
-        see the table just created and its trip-grain tests would check no month at all. -#}
+        see the table just created and build no month at all. -#}
     {% do adapter.cache_added(builds.incorporate(type='table')) %}
+    {% do adapter.cache_added(trip_months_tested_relation().incorporate(type='table')) %}
+    {% set built = [] %}
+    {% for row in run_query("select distinct source_month from " ~ builds ~ " where built order by 1").rows %}
+        {% do built.append(row[0]) %}
+    {% endfor %}
+    {% set planned = [] %}
+    {% if flags.WHICH in ('build', 'run') %}
+        {% set plan = trip_month_plan(built) %}
+        {% do planned.extend(plan.months) %}
+        {% if planned %}
+            {% do insert_planned_months(builds, planned, plan.loads) %}
+        {% endif %}
+        {% do log("trip months to build: [" ~ planned | join(", ") ~ "] (" ~ plan.why ~ ")", info=true) %}
+    {% endif %}
+    {% set tested = (built + planned) | unique | sort | list
+                    if flags.WHICH == 'test' or var('test_all_months', false) else planned %}
+    {% do write_tested_months(tested) %}
+    {% do log("trip months tested: [" ~ tested | join(", ") ~ "]", info=true) %}
+    {{ return('') }}
+{% endmacro %}
+
+
+{#- {months: [...], loads: {month: raw load id}, why: text}: the var trip_months, else what raw holds that is new. -#}
+{#- A first build (nothing built yet) builds every month whatever the var says, so it plans them all. -#}
+{% macro trip_month_plan(built) %}
+    {% set given = var('trip_months', none) %}
+    {% if given is not none and flags.FULL_REFRESH %}
+        {% do exceptions.raise_compiler_error("--full-refresh rebuilds every month: do not also pass the trip_months var") %}
+    {% endif %}
+    {% if not built %}
+        {% set given = none %}
+    {% endif %}
+    {% if given is mapping %}
+        {% set months = given.keys() | map('string') | sort | list %}
+        {% set loads = {} %}
+        {% for month in months %}
+            {% do loads.update({month: given[month] | string}) %}
+        {% endfor %}
+        {{ return({'months': months, 'loads': loads, 'why': 'the trip_months var: ' ~ (months | length) ~ ' month(s)'}) }}
+    {% endif %}
+    {% set raw = raw_month_loads() %}
+    {% if given is not none %}
+        {% set months = given | map('string') | select('in', raw.keys() | list) | sort | list %}
+        {{ return({'months': months, 'loads': raw,
+                   'why': 'the trip_months var, ' ~ (months | length) ~ ' of them loaded'}) }}
+    {% endif %}
     {% set done = {} %}
     {% if not flags.FULL_REFRESH %}
+        {% set builds = trip_month_builds() %}
         {% for row in run_query("select source_month, max(raw_load_id) from " ~ builds ~ " where built group by 1").rows %}
             {% do done.update({row[0]: row[1]}) %}
         {% endfor %}
     {% endif %}
-    {% set loads = raw_month_loads() %}
-    {% set planned = [] %}
-    {% for month in loads.keys() | sort %}
-        {% if month not in done or loads[month] > done[month] %}
-            {% do planned.append(month) %}
+    {% set months = [] %}
+    {% for month in raw.keys() | sort %}
+        {% if month not in done or raw[month] > done[month] %}
+            {% do months.append(month) %}
         {% endif %}
     {% endfor %}
-    {% if planned %}
-        {% do insert_planned_months(builds, planned, loads) %}
-    {% endif %}
-    {% do log("trip months to build: [" ~ planned | join(", ") ~ "] (" ~ (planned | length) ~ " of "
-              ~ (loads | length) ~ " loaded months)", info=true) %}
-    {{ return('') }}
+    {{ return({'months': months, 'loads': raw,
+               'why': (months | length) ~ ' of ' ~ (raw | length) ~ ' loaded months'
+                      ~ (', --full-refresh' if flags.FULL_REFRESH else ', new or reloaded')}) }}
 {% endmacro %}
 
 
@@ -159,41 +217,16 @@
 {% endmacro %}
 
 
-{#-
-    Generic tests on trip-grain relations check the months this `dbt build` (re)built, not every month of history,
-    so the nightly cost follows the new month. `dbt test`, or --vars '{test_all_months: true}', checks every month.
--#}
-{% macro get_where_subquery(relation) -%}
-    {%- set where = config.get('where', '') -%}
-    {%- if flags.WHICH == 'build' and not var('test_all_months', false)
-            and relation.identifier in var('trip_grain_relations') -%}
-        {%- set months = planned_months() -%}
-        {%- set month_where -%}
-            {%- if months -%}source_month in ({% for m in months %}'{{ m }}'{{ ", " if not loop.last }}{% endfor %}){%- else -%}false{%- endif -%}
-        {%- endset -%}
-        {%- set where = month_where ~ (" and (" ~ where ~ ")" if where else "") -%}
-    {%- endif -%}
-    {%- if where -%}
-        {%- do return("(select * from " ~ relation ~ " where " ~ where ~ ") dbt_subquery") -%}
-    {%- else -%}
-        {%- do return(relation) -%}
-    {%- endif -%}
-{%- endmacro %}
-
-
-{#- For singular tests: the same restriction as a where-clause on a relation with source_month. -#}
-{% macro tested_months_filter(column='source_month') -%}
-    {%- if flags.WHICH == 'build' and not var('test_all_months', false) -%}
-        {%- set months = planned_months() -%}
-        {%- if months -%}
-            {{ column }} in ({% for m in months %}'{{ m }}'{{ ", " if not loop.last }}{% endfor %})
-        {%- else -%}
-            false
-        {%- endif -%}
-    {%- else -%}
-        true
-    {%- endif -%}
-{%- endmacro %}
+{#- Rewrite intermediate.trip_months_tested with `months` (one SQL for both engines). -#}
+{% macro write_tested_months(months) %}
+    {% set tested = trip_months_tested_relation() %}
+    {% do run_query("truncate table " ~ tested) %}
+    {% if months %}
+        {% do run_query("insert into " ~ tested ~ " (source_month) values ('" ~ months | join("'), ('") ~ "')") %}
+    {% endif %}
+    {#- statistics: PostgreSQL then plans the test's `in (select ...)` as the few months it is -#}
+    {% do run_query(analyze_relation(tested)) if analyze_relation(tested) | trim %}
+{% endmacro %}
 
 
 {#-
@@ -201,6 +234,7 @@
     updates rows; Spark's parquet tables only append, so there a finished plan is a second row with built = true
     and an unfinished one is simply never marked (every reader filters on built or on this invocation's planned_at).
 -#}
+{#- Both bookkeeping tables: the plans (trip_month_builds) and the months tested (trip_months_tested). -#}
 {% macro prepare_trip_month_builds(builds) %}
     {{ return(adapter.dispatch('prepare_trip_month_builds', 'fares')(builds)) }}
 {% endmacro %}
@@ -211,6 +245,7 @@
         ~ " create table if not exists " ~ builds ~ " (source_month text not null, raw_load_id text,"
         ~ " planned_at text not null, built boolean not null default false);"
         ~ " delete from " ~ builds ~ " where not built;"
+        ~ " create table if not exists " ~ trip_months_tested_relation() ~ " (source_month text);"
     ) %}
 {% endmacro %}
 
@@ -218,6 +253,7 @@
     {% do run_query("create schema if not exists " ~ builds.schema) %}
     {% do run_query("create table if not exists " ~ builds ~ " (source_month string, raw_load_id string,"
                     ~ " planned_at string, built boolean) using parquet") %}
+    {% do run_query("create table if not exists " ~ trip_months_tested_relation() ~ " (source_month string) using parquet") %}
 {% endmacro %}
 
 {#- One SQL for both engines: every column named and given (Spark's parquet tables have no column defaults). -#}

@@ -1,33 +1,35 @@
--- For every file month and service, the raw rows equal the kept trips plus the trips each rule removed,
--- and the kept trips are exactly the rows of int_trips_cleaned. Returns the months and services where they do not.
--- In `dbt build` it checks the months the build (re)built (macros/trip_months.sql); `dbt test` checks every month.
+-- For every file month and service: the raw rows equal the rule counts' raw trips, which equal the kept trips plus
+-- the trips each rule removed; and in every month each kept trip is stored in int_trips_kept (each service learns
+-- from all its clean months; none lost on the way, e.g. to a zone missing from dim_zones). Returns the months and
+-- services where that does not hold.
+-- Reads raw once (a count) and the stored trips once (a count), on the months this build built (var tested_months_where).
 with
 
 counts as (
 
     select * from {{ ref('cleaning_rule_counts') }}
-    where {{ tested_months_filter() }}
+    where {{ var('tested_months_where') }}
 
 ),
 
 yellow_trips as (
 
     select * from {{ ref('stg_tlc__yellow_trips') }}
-    where {{ tested_months_filter() }}
+    where {{ var('tested_months_where') }}
 
 ),
 
 fhvhv_trips as (
 
     select * from {{ ref('stg_tlc__fhvhv_trips') }}
-    where {{ tested_months_filter() }}
+    where {{ var('tested_months_where') }}
 
 ),
 
-cleaned as (
+kept_trips as (
 
-    select * from {{ ref('int_trips_cleaned') }}
-    where {{ tested_months_filter() }}
+    select * from {{ ref('int_trips_kept') }}
+    where {{ var('tested_months_where') }}
 
 ),
 
@@ -39,9 +41,9 @@ raw_rows as (
 
 ),
 
-cleaned_rows as (
+stored_rows as (
 
-    select source_month, service, count(*) as cleaned_rows from cleaned group by 1, 2
+    select source_month, service, count(*) as stored_rows from kept_trips group by 1, 2
 
 ),
 
@@ -57,7 +59,7 @@ summed as (
 select *
 from raw_rows
 full outer join summed using (source_month, service)
-left join cleaned_rows using (source_month, service)
+full outer join stored_rows using (source_month, service)
 where raw_rows.raw_rows is distinct from summed.raw_trips
    or summed.raw_trips is distinct from summed.kept_trips + summed.trips_removed
-   or summed.kept_trips is distinct from coalesce(cleaned_rows.cleaned_rows, 0)
+   or coalesce(summed.kept_trips, 0) is distinct from coalesce(stored_rows.stored_rows, 0)

@@ -1,20 +1,21 @@
 -- ml_fare_training holds every taxi and Uber trip of fct_trips (counted per month and service), from every month:
--- each service learns from all its clean months, aligned or not. Returns the months and services where that does not hold. In `dbt build` it checks the months the
--- build (re)built (macros/trip_months.sql); `dbt test` checks every month.
+-- each service learns from all its clean months, aligned or not. Returns the months and services where that does not
+-- hold. On the months in intermediate.trip_months_tested (var tested_months_where): in `dbt build` the months the
+-- build (re)built, in `dbt test` every built month (macros/trip_months.sql).
 {%- set services = var('training_services') %}
 with
 
 training as (
 
     select * from {{ ref('ml_fare_training') }}
-    where {{ tested_months_filter() }}
+    where {{ var('tested_months_where') }}
 
 ),
 
 trips as (
 
     select * from {{ ref('fct_trips') }}
-    where {{ tested_months_filter() }}
+    where {{ var('tested_months_where') }}
 
 ),
 

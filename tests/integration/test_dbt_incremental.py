@@ -10,11 +10,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from fares.chain.stages import run_transform
 from fares.config.settings import Settings
 from fares.config.warehouse import Warehouse
-from fares.engines.transform import run_dbt
+from fares.engines.transform import DbtFailed, run_dbt
 from fares.ingestion.pipeline import ingest
 from fares.ingestion.synthetic import write_mirror
+from fares.ops.ledger import built_trip_months, plan_trip_months
 
 pytestmark = pytest.mark.integration
 
@@ -52,18 +54,24 @@ def _row_versions(wh: Warehouse) -> dict[str, set[str]]:
     return {month: set(xids) for month, xids in rows}
 
 
-def _build(settings: Settings, wh: Warehouse, target: Path, *extra: str) -> list[str]:
-    """`dbt build`; returns the months it said it builds ("trip months to build: [2024-03] (1 of 3 loaded months)")."""
-    out = run_dbt(settings, wh, ["build", "--target-path", str(target), *extra]).stdout
-    said = re.search(r"trip months to build: \[([^\]]*)\]", out)
+def _said(out: str, what: str) -> list[str]:
+    """The months dbt logged: "trip months to build: [2024-03] (...)", "trip months tested: [2024-03]"."""
+    said = re.search(rf"trip months {what}: \[([^\]]*)\]", out)
     assert said, out[-2000:]
     return [m for m in said.group(1).split(", ") if m]
 
 
-def _tested_months(target: Path) -> str:
-    """The month restriction the last `dbt build` gave a trip-grain test (the stored trips' unique key)."""
+def _build(settings: Settings, wh: Warehouse, target: Path, *extra: str) -> list[str]:
+    """`dbt build`; returns the months it said it builds, after checking it tests exactly those."""
+    out = run_dbt(settings, wh, ["build", "--target-path", str(target), *extra]).stdout
+    assert _said(out, "tested") == _said(out, "to build")
+    return _said(out, "to build")
+
+
+def _tested_where(target: Path) -> str:
+    """The restriction the last `dbt build` gave a trip-grain test (the stored trips' key): its own `where` config."""
     sql = next(target.glob("run/**/unique_int_trips_kept_trip_id.sql")).read_text()
-    found = re.search(r"where (source_month in \([^)]*\)|false)\) dbt_subquery", sql)
+    found = re.search(r"where (source_month in \(select source_month from [^)]*\))\) dbt_subquery", sql)
     assert found, sql
     return found.group(1)
 
@@ -85,12 +93,11 @@ def test_new_and_reloaded_months_build_only_themselves_and_equal_a_full_refresh(
 
     load(MONTHS[:2])
     assert _build(settings, fresh_db, target) == MONTHS[:2]
-    assert _tested_months(target) == "source_month in ('2024-01', '2024-02')"  # the first build tests what it built
+    assert "trip_months_tested" in _tested_where(target)  # the test's own where, over the months built
     before = _row_versions(fresh_db)
 
     load(MONTHS[2:])  # the nightly case: one new month
     assert _build(settings, fresh_db, target) == ["2024-03"]
-    assert _tested_months(target) == "source_month in ('2024-03')"
     after = _row_versions(fresh_db)
     assert after["2024-01"] == before["2024-01"] and after["2024-02"] == before["2024-02"]
     incremental = _snapshot(fresh_db)
@@ -116,3 +123,61 @@ def test_new_and_reloaded_months_build_only_themselves_and_equal_a_full_refresh(
     assert uber_feb and all(r[5] < 1_000 for r in uber_feb)  # raw_trips now from the 1,000-row file
     assert _build(settings, fresh_db, target, "--full-refresh") == MONTHS
     assert _snapshot(fresh_db) == reloaded
+
+
+def _transform(settings: Settings, wh: Warehouse) -> tuple[list[str], list[str]]:
+    """The transform stage (months from the ledger, as the var trip_months); the months it built and tested."""
+    out = run_transform(settings, wh).stdout
+    return _said(out, "to build"), _said(out, "tested")
+
+
+def _row_rule_failures(wh: Warehouse, target: Path) -> list[tuple[Any, ...]]:
+    """What the stored trips' row_rules test returns when run by hand: (rule, failing rows) per failing rule."""
+    sql = next(target.glob("compiled/**/row_rules_int_trips_kept_*.sql")).read_text()
+    return _rows(wh, sql)
+
+
+def test_the_transform_stage_builds_and_tests_the_ledgers_months(
+    fresh_db: Warehouse, tmp_path: Path, mirror: Path
+) -> None:
+    settings = Settings(database_url=fresh_db.url(), data_dir=tmp_path / "data")
+    target = tmp_path / "target"
+
+    def load(months: list[str]) -> None:
+        assert not ingest(settings, fresh_db, source=str(mirror), months=months, progress=False).failed
+
+    load(MONTHS[:2])
+    assert _transform(settings, fresh_db) == (MONTHS[:2], MONTHS[:2])
+    assert plan_trip_months(fresh_db).loads == {}  # the ledger knows both are built
+    assert sorted(built_trip_months(fresh_db)) == MONTHS[:2]
+
+    # A stored January trip goes bad behind dbt's back: only a test over January can see it.
+    with fresh_db.connect() as conn:
+        conn.execute(
+            "update intermediate.int_trips_kept set rider_fare = 10000 where trip_id ="
+            " (select min(trip_id) from intermediate.int_trips_kept where source_month = '2024-01')"
+        )
+    assert _transform(settings, fresh_db) == ([], [])  # nothing new: no month built, no trip-grain month tested
+    assert _build(settings, fresh_db, target) == []  # a plain `dbt build` alike
+
+    # February reloaded: the stage rebuilds and re-tests February alone; January (and its bad row) is left alone.
+    path = mirror / "yellow_tripdata_2024-02.parquet"
+    pq.write_table(pq.read_table(path).slice(0, 1_500), path)
+    load(["2024-02"])
+    assert plan_trip_months(fresh_db).loads.keys() == {"2024-02"}
+    assert "2024-02" not in built_trip_months(fresh_db)  # loaded again, not built yet: the gate re-validates it
+    before = _row_versions(fresh_db)
+    assert _transform(settings, fresh_db) == (["2024-02"], ["2024-02"])
+    after = _row_versions(fresh_db)
+    assert after["2024-01"] == before["2024-01"] and after["2024-02"] != before["2024-02"]
+
+    # `dbt test` checks every month: it finds the bad January row, and the rule that names it counts it.
+    with pytest.raises(DbtFailed, match="row_rules_int_trips_kept"):
+        run_dbt(settings, fresh_db, ["test", "--target-path", str(target)])
+    assert _row_rule_failures(fresh_db, target) == [("rider_fare_in_range", 1)]
+
+    # --full-refresh rebuilds and tests every month (the bad row is rebuilt from raw), and refuses a month list.
+    assert _build(settings, fresh_db, target, "--full-refresh") == MONTHS[:2]
+    assert _row_rule_failures(fresh_db, target) == []
+    with pytest.raises(DbtFailed, match="do not also pass the trip_months var"):
+        run_dbt(settings, fresh_db, ["build", "--full-refresh", "--vars", '{"trip_months": ["2024-01"]}'])

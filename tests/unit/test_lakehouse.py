@@ -17,6 +17,7 @@ from fares.engines import spark_session as lakehouse
 from fares.engines.raw_tables import FHVHV_COLUMNS, YELLOW_COLUMNS
 from fares.engines.spark import SparkEngine
 from fares.engines.transform import DbtFailed
+from fares.ops.ledger import TripMonthPlan
 from fares.quality.suites import training_batches
 
 
@@ -144,14 +145,25 @@ def test_dbt_runs_on_the_engine_of_the_settings(monkeypatch: pytest.MonkeyPatch,
     get_engine(Settings(data_dir=tmp_path)).run_dbt(wh, ["build"])
     assert calls == [("spark", ["docs", "generate"]), ("postgres", ["build"])]
 
+    # the transform stage builds the ledger's months (the ledger, in schema ops, stands in too) and marks them built
+    plan = TripMonthPlan({"2024-02": "load-2"}, (("yellow_tripdata_2024-02.parquet", "load-2"),))
+    marked: list[TripMonthPlan] = []
+    monkeypatch.setattr(stages.ledger, "plan_trip_months", lambda wh: plan)
+    monkeypatch.setattr(stages.ledger, "mark_months_built", lambda wh, plan: marked.append(plan))
+    stages.run_transform(Settings(data_dir=tmp_path, engine="spark"), wh)
+    assert calls[-1] == ("spark", ["build", "--vars", '{"trip_months": {"2024-02": "load-2"}}'])
+    assert marked == [plan]
+
     def failing(settings: Settings, args: list[str], cancel: object = None) -> None:
         raise DbtFailed("dbt build failed on Spark\nfct_trips: boom")
 
     monkeypatch.setattr(spark, "run_dbt_spark", failing)
     with pytest.raises(DbtFailed, match="dbt build failed on Spark"):
         get_engine(Settings(data_dir=tmp_path, engine="spark")).run_dbt(wh, ["build"])
+    marked.clear()
     with pytest.raises(stages.StageError, match="transform: dbt build failed on Spark"):
         stages.run_transform(Settings(data_dir=tmp_path, engine="spark"), wh)
+    assert marked == []  # a failed build leaves its months to build again
 
 
 def test_dbt_on_spark_gets_the_settings_vars_and_keeps_its_files_under_the_data_folder(
