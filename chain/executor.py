@@ -84,10 +84,16 @@ def call_with_timeout(
 def _call_in_thread(
     stage: StageFn, ctx: RunContext, name: str, stop: threading.Event, limit: float
 ) -> tuple[StageResult | None, Exception | None, int]:
+    from fares.engines import get_engine
+
     outcome: list[tuple[StageResult | None, Exception | None, int]] = []
-    worker = threading.Thread(
-        target=lambda: outcome.append(call_with_retries(stage, ctx, name, stop)), name=f"stage-{name}", daemon=True
-    )
+
+    def work() -> None:
+        # the stage's engine work is tagged, so a timeout interrupts it (Spark: interruptTag) beside stopping dbt
+        with get_engine(ctx.settings).tag_work(f"fares-run{ctx.run_id}-{name}", ctx.cancel):
+            outcome.append(call_with_retries(stage, ctx, name, stop))
+
+    worker = threading.Thread(target=work, name=f"stage-{name}", daemon=True)
     worker.start()
     worker.join(limit)
     if not worker.is_alive():

@@ -324,6 +324,25 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     return _serve_folder(target, args.port)
 
 
+def cmd_spark(args: argparse.Namespace, settings: Settings) -> int:
+    """Become a Spark standalone master, worker or Thrift server (the compose profile `spark` runs these)."""
+    from fares.engines import spark_cluster
+    from fares.engines.spark_session import spark_missing
+
+    why = spark_missing()
+    if why:
+        raise UserError(f"cannot start Spark: {why}")
+    if args.role == "master":
+        command = spark_cluster.master_command(args.host, args.port, args.webui_port)
+    elif args.role == "worker":
+        command = spark_cluster.worker_command(args.master_url, args.host, args.cores, args.memory, args.webui_port)
+    else:
+        _warehouse(settings)  # the metastore lives in the ops database: it must be reachable first
+        command = spark_cluster.thrift_command(settings, args.host, args.port)
+    spark_cluster.exec_command(command)
+    return 0  # not reached: exec replaced this process
+
+
 def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     """Any dbt command against the database in use (e.g. `fares dbt build --select marts`)."""
     from fares.chain.pipeline import writer_lock

@@ -26,6 +26,7 @@ from fares.cli.commands import (
     cmd_runs,
     cmd_schedule,
     cmd_serve,
+    cmd_spark,
     cmd_stage,
     cmd_synth,
     cmd_validate,
@@ -130,6 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     no_wait(sp)
     sp.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own arguments (default: build)")
     sp.set_defaults(func=cmd_dbt)
+    sp = sub.add_parser("spark", help="a Spark standalone master, worker or Thrift server (foreground), from the wheel")
+    role = sp.add_subparsers(dest="role", required=True)
+    r = role.add_parser("master", help="a standalone master")
+    r.add_argument("--host", default="127.0.0.1", help="address to bind and advertise (0.0.0.0 in a container)")
+    r.add_argument("--port", type=int, default=7077)
+    r.add_argument("--webui-port", type=int, default=8081, help="its status page; JSON at /json")
+    r = role.add_parser("worker", help="a standalone worker")
+    r.add_argument("master_url", help="spark://host:port")
+    r.add_argument("--host", default="127.0.0.1")
+    r.add_argument("--cores", type=int, default=2)
+    r.add_argument("--memory", default="2g")
+    r.add_argument("--webui-port", type=int, default=8082)
+    r = role.add_parser(
+        "thrift", help="a Spark Thrift server on FARES_SPARK_MASTER with the shared metastore (dbt target spark_thrift)"
+    )
+    r.add_argument("--host", help="bind address (default FARES_SPARK_THRIFT_HOST)")
+    r.add_argument("--port", type=int, help="port (default FARES_SPARK_THRIFT_PORT)")
+    sp.set_defaults(func=cmd_spark)
     sp = sub.add_parser("synth", help="write a synthetic TLC-shaped mirror")
     sp.add_argument("dest")
     months_arg(sp)

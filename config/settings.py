@@ -42,8 +42,56 @@ class Settings(BaseSettings):
     lake_url: str | None = Field(
         default=None, description="Spark engine: the raw parquet lake (a folder or s3a://, gs://, abfss:// URL)."
     )
-    spark_master: str = Field(default="local[2]", description="Spark engine: the master URL of the session.")
+    spark_master: str = Field(
+        default="local[2]",
+        description="Spark engine: the master URL (local[N], spark://host:port, yarn, k8s://...).",
+    )
     spark_driver_memory: str = Field(default="2g", description="Spark engine: driver memory (local mode: all of it).")
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'Spark engine: any Spark setting, passed through (JSON, e.g. {"spark.executor.memory": "4g"}); beats '
+            "spark-defaults.conf and fares' own defaults."
+        ),
+    )
+    spark_driver_host: str | None = Field(
+        default=None, description="Spark engine: the address executors reach the driver at (local[N]: 127.0.0.1)."
+    )
+    spark_driver_bind_address: str | None = Field(
+        default=None, description="Spark engine: the address the driver listens on (local[N]: 127.0.0.1)."
+    )
+    spark_warehouse: str | None = Field(
+        default=None,
+        description=(
+            "Spark engine: where the marts' tables are stored; every executor must reach it (default: under "
+            "data_dir for local[N], beside the lake otherwise)."
+        ),
+    )
+    spark_metastore: str = Field(
+        default="auto",
+        description=(
+            "Spark engine: the Hive metastore. postgres: schema spark_metastore_schema of the ops database (needs "
+            "DATABASE_URL over TCP and the PostgreSQL JDBC driver); derby: one process at a time, under data_dir; "
+            "a jdbc:postgresql:// URL; a thrift:// metastore service; auto: postgres when the ops database is "
+            "reached over TCP, else derby."
+        ),
+    )
+    spark_metastore_schema: str = Field(
+        default="spark_metastore", pattern=r"^[a-z_][a-z0-9_]*$", description="Spark engine: the metastore's schema."
+    )
+    spark_jdbc_jar: str = Field(
+        default="/usr/share/java/postgresql.jar",
+        description="Spark engine: the PostgreSQL JDBC driver (Debian: libpostgresql-jdbc-java) for the metastore.",
+    )
+    dbt_spark_target: Literal["spark", "spark_thrift", "databricks"] = Field(
+        default="spark",
+        description=(
+            "Spark engine: dbt's target in profiles.yml. spark: dbt's own Spark session (method session); "
+            "spark_thrift: a Spark Thrift server (spark_thrift_host/port), for a cluster; databricks: dbt-databricks."
+        ),
+    )
+    spark_thrift_host: str = Field(default="127.0.0.1", description="Spark engine: the Thrift server dbt talks to.")
+    spark_thrift_port: int = Field(default=10000, ge=1, le=65535)
 
     # Ingestion.
     tlc_source: str = Field(default=TLC_BASE_URL, description="TLC base URL or a folder laid out like it.")

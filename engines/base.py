@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fares.config.settings import Settings
@@ -108,6 +108,11 @@ class Engine(ABC):
     def forks_stages(self) -> bool:
         """True when a stage can run in a process forked from this one (fares.chain.stage_process)."""
         return True
+
+    def tag_work(self, tag: str, cancel: list[Callable[[], None]]) -> AbstractContextManager[None]:
+        """Within the block, this thread's work on the engine carries `tag`, and `cancel` gets a callback that stops
+        it (Spark: session tags). Nothing to do by default: dbt and queries are stopped through their processes."""
+        return nullcontext()
 
     # raw storage
     @abstractmethod

@@ -82,6 +82,27 @@ class SparkEngine(Engine):
         Derby metastore admits one JVM at a time. Then stages run in a thread of this process (the session's)."""
         return not session_running()
 
+    @contextmanager
+    def tag_work(self, tag: str, cancel: list[Callable[[], None]]) -> Iterator[None]:
+        """The thread's Spark jobs carry `tag` (SparkSession.addTag); `cancel` gets interruptTag for them. Only where
+        this process holds a session (a stage in a thread of it); a forked stage is stopped with its process."""
+        if not session_running():
+            yield
+            return
+        spark = get_spark(self.settings)
+        spark.addTag(tag)
+
+        def interrupt() -> None:
+            spark.interruptTag(tag)
+
+        cancel.append(interrupt)
+        try:
+            yield
+        finally:
+            spark.removeTag(tag)
+            if interrupt in cancel:
+                cancel.remove(interrupt)
+
     def raw_writer(self, wh: Warehouse) -> LakeWriter:
         """dlt's filesystem destination into the lake (`wh` keeps only the ledger)."""
         return LakeWriter(make_lake_sink(self.settings))
@@ -94,9 +115,9 @@ class SparkEngine(Engine):
         timeout: float | None = None,
         cancel: list[Callable[[], None]] | None = None,
     ) -> Any:
-        """dbt-spark inside this process's session; `timeout` is not applied (dbt cannot be killed apart from this
-        process), but `cancel` stops its Spark jobs and fails the nodes not started yet."""
-        return run_dbt_spark(self.settings, args, cancel=cancel)
+        """dbt on the target FARES_DBT_SPARK_TARGET names, in its own process: `timeout` and `cancel` stop it as on
+        PostgreSQL."""
+        return run_dbt_spark(self.settings, wh, args, capture=capture, timeout=timeout, cancel=cancel)
 
     @contextmanager
     def catalog(self, wh: Warehouse) -> Iterator[SparkCatalog]:

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fares.engines.raw_tables import LINEAGE_COLUMNS, TABLES, TRIP_COLUMNS
-from fares.engines.transform import DbtFailed, dbt_command
+from fares.engines.transform import run_dbt
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from fares.config.settings import Settings
+    from fares.config.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -54,47 +55,112 @@ def is_local_lake(settings: Settings) -> bool:
     return "://" not in settings.lake_location or settings.lake_location.startswith("file://")
 
 
+def is_local_master(master: str) -> bool:
+    """True for `local`, `local[N]`, `local[*]`, `local[N,F]`: the driver is the only JVM."""
+    return master == "local" or master.startswith("local[")
+
+
+def spark_defaults_file() -> Path | None:
+    """The spark-defaults.conf Spark itself would read: $SPARK_CONF_DIR, else $SPARK_HOME/conf."""
+    home = os.environ.get("SPARK_HOME")
+    for folder in (os.environ.get("SPARK_CONF_DIR"), home and f"{home}/conf"):
+        if folder and (Path(folder) / "spark-defaults.conf").is_file():
+            return Path(folder) / "spark-defaults.conf"
+    return None
+
+
+def read_spark_defaults(path: Path | None) -> dict[str, str]:
+    """`key value` lines of a spark-defaults.conf (# comments, blank lines skipped)."""
+    if path is None:
+        return {}
+    found: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip().replace("\t", " ")
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        found[key] = value.strip()
+    return found
+
+
 def spark_conf(settings: Settings) -> dict[str, str]:
-    """The session's configuration: loopback only, warehouse/metastore/scratch under data_dir, UTC wall clock."""
+    """The session's Spark settings, lowest precedence first: fares' tuning defaults, spark-defaults.conf, what fares
+    must have (the master, the metastore, a UTC session clock), FARES_SPARK_CONF.
+
+    Local mode (`local[N]`) binds the driver to loopback and keeps the warehouse and scratch under data_dir with few
+    shuffle partitions; on a cluster the driver's address and the warehouse are settings (Spark's defaults otherwise),
+    since executors on other hosts must reach both.
+    """
+    from fares.engines.spark_metastore import metastore_conf, resolve_metastore
+
     root = settings.spark_dir.resolve()
-    return {
-        "spark.master": settings.spark_master,
-        "spark.app.name": "fares",
-        "spark.driver.memory": settings.spark_driver_memory,
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.host": "127.0.0.1",
-        "spark.ui.enabled": "false",
+    local = is_local_master(settings.spark_master)
+    tuning = {
         "spark.ui.showConsoleProgress": "false",
-        "spark.sql.warehouse.dir": str(root / "warehouse"),
-        "spark.local.dir": str(root / "tmp"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root / 'derby'}",
-        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
-        # TLC times are New York wall clock without a zone: a UTC session keeps them as written (like PostgreSQL's
-        # timestamp without time zone), whatever the machine's zone.
-        "spark.sql.session.timeZone": "UTC",
-        # Few, adaptive shuffle partitions: the cores are few, and most stages here are small.
-        "spark.sql.shuffle.partitions": "4",
         "spark.sql.adaptive.enabled": "true",
-        "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.sql.parquet.inferTimestampNTZ.enabled": "false",
         # toPandas through Arrow: the training sample and the lookups reach pandas without a row-by-row copy.
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.warehouse.dir": settings.spark_warehouse
+        or (str(root / "warehouse") if local else f"{settings.lake_location}/warehouse"),
     }
+    if local:
+        tuning |= {
+            "spark.ui.enabled": "false",
+            "spark.local.dir": str(root / "tmp"),
+            # Few, adaptive shuffle partitions: the cores are few, and most stages here are small.
+            "spark.sql.shuffle.partitions": "4",
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.driver.host": "127.0.0.1",
+        }
+    required = {
+        "spark.master": settings.spark_master,
+        "spark.app.name": "fares",
+        "spark.driver.memory": settings.spark_driver_memory,
+        # TLC times are New York wall clock without a zone: a UTC session keeps them as written (like PostgreSQL's
+        # timestamp without time zone), whatever the machine's zone.
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        **metastore_conf(settings, resolve_metastore(settings)),
+    }
+    if settings.spark_driver_host:
+        required["spark.driver.host"] = settings.spark_driver_host
+    if settings.spark_driver_bind_address:
+        required["spark.driver.bindAddress"] = settings.spark_driver_bind_address
+    return tuning | read_spark_defaults(spark_defaults_file()) | required | settings.spark_conf
+
+
+def write_conf_dir(settings: Settings) -> Path:
+    """A SPARK_CONF_DIR holding spark_conf(settings) as spark-defaults.conf, for a child JVM (dbt's own session, a
+    Thrift server): the same settings as this process's session. Readable by its owner only (it may hold the
+    metastore's password)."""
+    folder = settings.spark_dir / "conf"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "spark-defaults.conf"
+    lines = ["# Written by fares (engines/spark_session.py) before each Spark child process; edits are overwritten."]
+    lines += [f"{key} {value}" for key, value in sorted(spark_conf(settings).items())]
+    tmp = folder / "spark-defaults.conf.tmp"
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(target)
+    return folder
 
 
 _session: dict[str, Any] = {}
 
 
 def get_spark(settings: Settings) -> SparkSession:
-    """The process's SparkSession, started on first use (dbt-spark's session method then reuses it).
+    """The process's SparkSession, started on first use.
 
     Raises:
-        SparkUnavailableError: pyspark or Java is missing.
+        SparkUnavailableError: pyspark or Java is missing, or the metastore cannot be used as configured.
     """
     why = spark_missing()
     if why:
         raise SparkUnavailableError(f"the Spark engine cannot start: {why}")
     from pyspark.sql import SparkSession
+
+    from fares.engines.spark_metastore import MetastoreError, ensure_metastore, resolve_metastore
 
     # Kept here rather than asked of Spark: getActiveSession() is per thread, and the daemon runs stages in its own.
     running = _session.get("spark")
@@ -104,13 +170,20 @@ def get_spark(settings: Settings) -> SparkSession:
                 f"a Spark session for {_session['dir']} already runs in this process; one data folder per process"
             )
         return running
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM launcher, before any conf
+    try:
+        store = resolve_metastore(settings)
+        ensure_metastore(settings, store)
+    except MetastoreError as exc:
+        raise SparkUnavailableError(str(exc)) from exc
+    local = is_local_master(settings.spark_master)
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM launcher, before any conf
     for sub in ("warehouse", "tmp", "derby"):
         (settings.spark_dir / sub).mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.enableHiveSupport()
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
-    log.info("starting Spark (%s), warehouse %s", settings.spark_master, settings.spark_dir / "warehouse")
+    log.info("starting Spark (%s, %s)", settings.spark_master, store.describe())
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     _session.update(spark=spark, dir=settings.spark_dir.resolve())
@@ -165,54 +238,71 @@ def register_raw_tables(spark: SparkSession, settings: Settings) -> list[str]:
     return names
 
 
-def run_dbt_spark(settings: Settings, args: list[str], cancel: list[Callable[[], None]] | None = None) -> Any:
-    """Run `dbt <args>` on the spark target inside this process's SparkSession (after registering the lake's tables).
+def dbt_spark_env(settings: Settings) -> dict[str, str]:
+    """What dbt's process needs beyond the ops database: the Spark settings of this process's session as its
+    SPARK_CONF_DIR (target `spark`, dbt's own session), and the Thrift server's address (target `spark_thrift`)."""
+    env = {
+        "SPARK_CONF_DIR": str(write_conf_dir(settings).resolve()),
+        "FARES_SPARK_THRIFT_HOST": settings.spark_thrift_host,
+        "FARES_SPARK_THRIFT_PORT": str(settings.spark_thrift_port),
+    }
+    if is_local_master(settings.spark_master):
+        env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    return env
 
-    In-process on purpose: the Hive metastore here is an embedded Derby database that one JVM at a time may open,
-    so dbt must share the session of the stage that runs it rather than start its own. Inside a run, `cancel` (the
-    stage's cancel callbacks) gets one that stops dbt: Spark's running jobs are cancelled and every node not started
-    yet fails at once, while the session stays usable (a second Hive session in one JVM cannot reopen Derby).
+
+def run_dbt_spark(
+    settings: Settings,
+    wh: Warehouse,
+    args: list[str],
+    capture: bool = True,
+    timeout: float | None = None,
+    cancel: list[Callable[[], None]] | None = None,
+) -> Any:
+    """Run `dbt <args>` on the target FARES_DBT_SPARK_TARGET names, in dbt's own process (a thin client of Spark).
+
+    The lake's tables are registered by dbt itself (the on-run-start hook runs var `lake_ddl`), so dbt needs no
+    Spark session of ours: with target `spark` it starts its own with this process's settings (SPARK_CONF_DIR), with
+    `spark_thrift` it only talks to the Thrift server. A timeout or cancel stops it like dbt on PostgreSQL.
 
     Raises:
-        DbtFailed: dbt reported a failure (message lists the failed nodes).
+        DbtFailed, DbtTimeout: as fares.engines.transform.run_dbt.
     """
-    import threading
+    from fares.engines.spark_metastore import MetastoreError, ensure_metastore, resolve_metastore
 
-    from dbt.cli.main import dbtRunner
-
-    spark = get_spark(settings)
-    register_raw_tables(spark, settings)
-    # the same command line as on PostgreSQL (project, vars that are settings), run here; target/ and logs/ under
-    # settings.dbt_dir as there (flags: this process's environment is not dbt's to change)
-    argv = dbt_command(settings, args)[1:]
-    if argv and not argv[0].startswith("-"):
-        argv += ["--target", "spark", "--target-path", str(settings.dbt_dir / "target")]
-        argv += ["--log-path", str(settings.dbt_dir / "logs")]
-    stopped = threading.Event()
-
-    def stop() -> None:
-        log.warning("stopping dbt on Spark: cancelling its Spark jobs")
-        stopped.set()
-        spark.sparkContext.cancelAllJobs()
-
-    def refuse_after_stop(event: Any) -> None:
-        # Raised inside dbt's node runner, so the node fails before it sends any SQL to Spark.
-        if stopped.is_set() and event.info.name == "NodeCompiling":
-            raise DbtFailed("dbt was stopped (stage timeout)")
-
-    log.info("running dbt %s (spark)", " ".join(args))
-    if cancel is not None:
-        cancel.append(stop)
     try:
-        result = dbtRunner(callbacks=[refuse_after_stop]).invoke(argv)
-    finally:
-        if cancel is not None and stop in cancel:
-            cancel.remove(stop)
-    if not result.success:
-        failed = []
-        for node in getattr(result.result, "results", None) or []:
-            if str(getattr(node, "status", "")) in ("error", "fail"):
-                failed.append(f"{node.node.name}: {(node.message or '').strip()[:400]}")
-        detail = "\n".join(failed) or str(result.exception or "see dbt's log")
-        raise DbtFailed(f"dbt {' '.join(args)} failed on Spark\n{detail}")
-    return result
+        ensure_metastore(settings, resolve_metastore(settings))
+    except MetastoreError as exc:
+        raise SparkUnavailableError(str(exc)) from exc
+    return run_dbt(
+        settings,
+        wh,
+        args,
+        capture=capture,
+        timeout=timeout,
+        cancel=cancel,
+        target=settings.dbt_spark_target,
+        env=dbt_spark_env(settings),
+        extra_vars={"lake_ddl": lake_statements(settings, wh)},
+    )
+
+
+def lake_statements(settings: Settings, wh: Warehouse) -> list[str]:
+    """The SQL that makes the catalog see the lake as it is (dbt's on-run-start hook runs it from var `lake_ddl`)."""
+    statements = [f"create database if not exists {RAW}"]
+    for kind, table in TABLES.items():
+        location = lake_path(settings, RAW, table)
+        if is_local_lake(settings) and not Path(location).exists():
+            continue
+        statements.append(
+            f"create table if not exists {RAW}.{table} ({trip_table_ddl(kind)}) using parquet"
+            f" partitioned by (source_month) location '{location}'"
+        )
+        statements.append(f"msck repair table {RAW}.{table} sync partitions")
+    for table in SMALL_TABLES:
+        location = lake_path(settings, RAW, table)
+        if is_local_lake(settings) and not Path(location).exists():
+            continue
+        statements.append(f"create table if not exists {RAW}.{table} using parquet location '{location}'")
+        statements.append(f"refresh table {RAW}.{table}")
+    return statements

@@ -59,9 +59,10 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
     }
 
 
-def dbt_command(settings: Settings, args: list[str]) -> list[str]:
+def dbt_command(settings: Settings, args: list[str], extra_vars: dict[str, Any] | None = None) -> list[str]:
     """The dbt command line for `args`: the project, and `--vars` with dbt_vars(settings) plus any vars the caller
-    passes (`fares dbt build --vars '{max_trip_miles: 80}'`, for an experiment).
+    passes (`fares dbt build --vars '{max_trip_miles: 80}'`, for an experiment) and the engine's `extra_vars` (the
+    Spark lake's catalog statements).
 
     Raises ValueError when the caller's vars give a var that is a setting another value: set the setting instead.
     """
@@ -85,7 +86,7 @@ def dbt_command(settings: Settings, args: list[str]) -> list[str]:
         )
     cmd = [_dbt_executable(), *rest, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     if rest and not rest[0].startswith("-"):  # a sub-command; `dbt --version` and the like take no vars
-        cmd += ["--vars", json.dumps(given | ours)]
+        cmd += ["--vars", json.dumps(given | ours | (extra_vars or {}))]
     return cmd
 
 
@@ -96,6 +97,9 @@ def run_dbt(
     capture: bool = True,
     timeout: float | None = None,
     cancel: list[Callable[[], None]] | None = None,
+    target: str | None = None,
+    env: dict[str, str] | None = None,
+    extra_vars: dict[str, Any] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `dbt <args>` in dbt_project/ against `wh` (PostgreSQL) in its own process; raises DbtFailed with dbt's
     own output on failure.
@@ -107,14 +111,18 @@ def run_dbt(
     did, then SIGKILL to its process group if it has not ended within STOP_GRACE_SECONDS; its output is logged either
     way. `cancel` (a run stage's cancel callbacks) gets the same stop; inside a stage dbt stays in the stage's process
     group, so stopping the stage's process group stops dbt too.
+
+    Another engine names its profiles.yml `target` and adds to dbt's environment (`env`) and vars (`extra_vars`).
     """
-    cmd = dbt_command(settings, args)
+    cmd = dbt_command(settings, args, extra_vars)
+    if target and args and not args[0].startswith("-"):
+        cmd += ["--target", target]
     log.info("running %s", " ".join(cmd))
     out = subprocess.PIPE if capture else None
     proc = subprocess.Popen(  # noqa: S603 - fixed executable, arguments from our own code
         cmd,
         cwd=DBT_PROJECT_DIR,
-        env=dbt_environment(wh, settings),
+        env={**dbt_environment(wh, settings), **(env or {})},
         text=True,
         stdout=out,
         stderr=subprocess.STDOUT if capture else None,

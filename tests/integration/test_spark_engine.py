@@ -7,16 +7,20 @@ shared `tlc_chain`. Skips with one line where pyspark or Java is missing.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fares.config.settings import Settings
-from fares.config.warehouse import Warehouse, drop_database, start_embedded
+from fares.config.warehouse import Warehouse, drop_database
+from fares.engines.spark_cluster import master_status
 from fares.engines.spark_session import spark_missing
-from tests.conftest import REPO_ROOT, ChainRun, make_database
+from tests.conftest import ChainRun, _external_server, make_database
 
 pytestmark = [
     pytest.mark.integration,
@@ -26,19 +30,58 @@ pytestmark = [
 MONTHS = ["2020-01", "2020-02", "2020-03", "2020-04"]
 
 
+@dataclass
+class SparkCluster:
+    """A standalone master and worker and a Thrift server, all from the pyspark wheel, on loopback."""
+
+    status_url: str
+    settings: Settings
+    wh: Warehouse
+
+
 @pytest.fixture(scope="session")
-def spark_chain(tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
-    """ingest -> dbt build -> validate -> train on Spark once; ops tables in a fresh database on the embedded server."""
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkCluster]:
+    """Started once per test session: a master, a worker and a Thrift server (the compose profile's `fares spark`
+    commands), the metastore in a fresh database on the system server (over TCP, which Java's driver needs)."""
+    from fares.engines.spark_cluster import free_port, local_cluster
+    from fares.engines.spark_metastore import jdbc_driver_missing
+
+    server = _external_server()
+    if server is None:
+        pytest.skip("Spark cluster tier skipped: no PostgreSQL over TCP for the shared metastore (DATABASE_URL)")
+    root = tmp_path_factory.mktemp("spark_cluster")
+    settings = Settings(
+        database_url="postgresql://unused@127.0.0.1/unused",
+        data_dir=root / "data",
+        engine="spark",
+        spark_master=f"spark://127.0.0.1:{free_port()}",
+        spark_driver_host="127.0.0.1",
+        spark_driver_bind_address="127.0.0.1",
+        # each application takes one of the worker's cores, so the Thrift server and a driver of ours run side by side
+        spark_conf={"spark.cores.max": "1", "spark.executor.cores": "1", "spark.executor.memory": "1g"},
+        dbt_spark_target="spark_thrift",
+        spark_thrift_port=free_port(),
+    )
+    missing = jdbc_driver_missing(settings)
+    if missing:
+        pytest.skip(f"Spark cluster tier skipped: {missing}")
+    wh = make_database(server, "spark_cluster")
+    settings = settings.model_copy(update={"database_url": wh.url()})
+    try:
+        with local_cluster(settings, root / "logs", free_port()) as cluster:
+            yield SparkCluster(cluster.status_url, settings, wh)
+    finally:
+        drop_database(server, wh.dbname)
+
+
+@pytest.fixture(scope="session")
+def spark_chain(spark_cluster: SparkCluster, tlc_samples: Path) -> ChainRun:
+    """ingest -> dbt build (through the Thrift server) -> validate -> train (drivers on the cluster) once, on the
+    standalone cluster; ops tables and the metastore in PostgreSQL."""
     from fares.chain.pipeline import run_chain
 
-    server = start_embedded(
-        Settings(database_url=None, data_dir=Path(os.environ.get("FARES_TEST_DATA_DIR", REPO_ROOT / ".data" / "test")))
-    )
-    wh = make_database(server, "spark_ops")
-    settings = Settings(database_url=wh.url(), data_dir=tmp_path_factory.mktemp("spark_chain"), engine="spark")
-    run = ChainRun(settings, wh, run_chain(settings, source=str(tlc_samples), months=MONTHS))
-    yield run
-    drop_database(server, wh.dbname)
+    settings = spark_cluster.settings
+    return ChainRun(settings, spark_cluster.wh, run_chain(settings, source=str(tlc_samples), months=MONTHS))
 
 
 def _spark_rows(run: ChainRun, sql: str) -> list[tuple[Any, ...]]:
@@ -187,3 +230,42 @@ def test_a_reloaded_month_is_rebuilt_alone_by_partition_overwrite(spark_chain: C
     # One row per month and service still: the month's partitions were overwritten, not appended to.
     assert (sorted(_spark_rows(spark_chain, summary)), sorted(_spark_rows(spark_chain, counts))) == before
     assert ("2020-02", "taxi", 10_000) in [row[:3] for row in before[0]]
+
+
+def test_the_chain_ran_on_the_cluster_and_dbt_through_the_thrift_server(
+    spark_chain: ChainRun, spark_cluster: SparkCluster
+) -> None:
+    assert {"ingest", "transform", "validate", "train"} <= set(spark_chain.result.stages)  # run_chain raises on failure
+    status = master_status(spark_cluster.status_url)
+    finished = [app for app in status["completedapps"] if app["name"] == "fares"]
+    assert finished and all(app["state"] == "FINISHED" for app in finished)  # the stages' drivers, done
+    running = [app["name"] for app in status["activeapps"]]
+    assert "fares-thrift" in running  # dbt's queries ran in the Thrift server's application
+    assert status["workers"][0]["coresused"] >= 1  # ... on the worker's executors
+    log = (spark_chain.settings.data_dir / "runs").rglob("*.log")
+    assert any("--target spark_thrift" in f.read_text() for f in log)
+
+
+def test_dbt_in_its_own_process_works_beside_a_live_session(spark_chain: ChainRun) -> None:
+    """As beside a daemon that ran the chain and keeps its session: this test process holds one (on the cluster),
+    and `fares dbt test` runs dbt in its own Spark session (local mode) on the shared PostgreSQL metastore."""
+    assert _spark_rows(spark_chain, "select count(*) from marts.ml_fare_training")[0][0] > 0  # our session is up
+    env = {
+        **os.environ,
+        "DATABASE_URL": spark_chain.settings.database_url or "",
+        "FARES_DATA_DIR": str(spark_chain.settings.data_dir / "cli"),
+        "FARES_ENGINE": "spark",
+        "FARES_LAKE_URL": spark_chain.settings.lake_location,
+        "FARES_SPARK_MASTER": "local[1]",
+        "FARES_DBT_SPARK_TARGET": "spark",
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("fares")), "dbt", "test", "--select", "marts"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert _spark_rows(spark_chain, "select count(*) from marts.ml_fare_training")[0][0] > 0  # ours still works

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -97,40 +95,87 @@ def test_the_gate_planner_sql_runs_on_spark_with_its_parameters_inlined() -> Non
     assert seen == ["select distinct source_month from t where source_month in ('2024-01', 'o\\'k') order by 1"]
 
 
-def test_a_stage_timeout_cancels_the_spark_jobs_and_fails_the_dbt_nodes_not_started(
+def test_spark_conf_for_a_cluster_leaves_loopback_and_takes_settings_through(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import dbt.cli.main
+    monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
+    monkeypatch.delenv("SPARK_HOME", raising=False)
+    settings = Settings(
+        data_dir=tmp_path,
+        engine="spark",
+        spark_master="spark://10.0.0.5:7077",
+        lake_url="s3a://bucket/fares",
+        spark_driver_host="10.0.0.9",
+        spark_conf={"spark.executor.memory": "4g", "spark.sql.shuffle.partitions": "64"},
+    )
+    conf = lakehouse.spark_conf(settings)
+    assert conf["spark.master"] == "spark://10.0.0.5:7077"
+    assert conf["spark.driver.host"] == "10.0.0.9"
+    assert "spark.driver.bindAddress" not in conf  # Spark's default: the driver host
+    assert "spark.local.dir" not in conf
+    assert conf["spark.sql.warehouse.dir"] == "s3a://bucket/fares/warehouse"  # reachable by every executor
+    assert conf["spark.executor.memory"] == "4g" and conf["spark.sql.shuffle.partitions"] == "64"
+    assert lakehouse.is_local_master("local[*]") and not lakehouse.is_local_master("yarn")
 
-    cancelled: list[bool] = []
-    spark = SimpleNamespace(sparkContext=SimpleNamespace(cancelAllJobs=lambda: cancelled.append(True)))
-    monkeypatch.setattr(lakehouse, "get_spark", lambda settings: spark)
-    monkeypatch.setattr(lakehouse, "register_raw_tables", lambda spark, settings: [])
+
+def test_spark_defaults_conf_is_honoured_below_what_fares_must_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    (conf_dir / "spark-defaults.conf").write_text(
+        "# the cluster's defaults\nspark.sql.shuffle.partitions   32\nspark.master\tyarn\n\n"
+        "spark.eventLog.enabled true\n"
+    )
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf_dir))
+    conf = lakehouse.spark_conf(Settings(data_dir=tmp_path, engine="spark"))
+    assert conf["spark.sql.shuffle.partitions"] == "32"  # beats fares' local default of 4
+    assert conf["spark.eventLog.enabled"] == "true"
+    assert conf["spark.master"] == "local[2]"  # FARES_SPARK_MASTER is a setting: it beats the file
+    conf = lakehouse.spark_conf(
+        Settings(data_dir=tmp_path, engine="spark", spark_conf={"spark.sql.shuffle.partitions": "8"})
+    )
+    assert conf["spark.sql.shuffle.partitions"] == "8"  # FARES_SPARK_CONF beats the file
+
+
+def test_the_metastore_is_postgres_where_the_ops_database_is_reached_over_tcp(tmp_path: Path) -> None:
+    from fares.engines.spark_metastore import MetastoreError, resolve_metastore
+
+    tcp = Settings(data_dir=tmp_path, engine="spark", database_url="postgresql://fares:pw@db.example:5433/ops")
+    store = resolve_metastore(tcp)
+    assert store.kind == "postgres"
+    assert store.jdbc_url == "jdbc:postgresql://db.example:5433/ops?currentSchema=spark_metastore"
+    conf = lakehouse.spark_conf(tcp)
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == store.jdbc_url
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionPassword"] == "pw"
+    assert conf["spark.driver.extraClassPath"] == "/usr/share/java/postgresql.jar"
+    assert conf["spark.hadoop.datanucleus.schema.autoCreateAll"] == "false"  # created once, up front
+    socket = "postgresql://postgres@/fares?host=/tmp/pg"
+    assert resolve_metastore(Settings(data_dir=tmp_path, database_url=socket)).kind == "derby"  # auto
+    with pytest.raises(MetastoreError, match="TCP"):
+        resolve_metastore(Settings(data_dir=tmp_path, database_url=socket, spark_metastore="postgres"))
+    thrift = resolve_metastore(Settings(data_dir=tmp_path, spark_metastore="thrift://hms:9083"))
+    assert thrift.uri == "thrift://hms:9083"
+    with pytest.raises(MetastoreError, match="use auto"):
+        resolve_metastore(Settings(data_dir=tmp_path, spark_metastore="mysql"))
+
+
+def test_dbt_on_spark_is_its_own_process_on_the_target_of_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    wh = parse_database_url("postgresql://fares@127.0.0.1:5432/fares")  # never connected to
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(lakehouse, "run_dbt", lambda settings, wh, args, **kw: calls.append({"args": args, **kw}))
     cancel: list[Callable[[], None]] = []
-    compiling = SimpleNamespace(info=SimpleNamespace(name="NodeCompiling"))
-    seen: list[str] = []
-
-    class Runner:  # dbt in a stage that times out after its first node
-        def __init__(self, callbacks: list[Callable[[Any], None]]) -> None:
-            self.callbacks = callbacks
-
-        def invoke(self, argv: list[str]) -> Any:
-            for callback in self.callbacks:
-                callback(compiling)  # before the timeout: nodes run
-            for stop in list(cancel):
-                stop()  # what fares.chain.executor does with the stage's cancel callbacks past its deadline
-            for callback in self.callbacks:
-                with pytest.raises(DbtFailed, match="stopped") as refused:
-                    callback(compiling)
-                seen.append(str(refused.value))
-            return SimpleNamespace(success=False, result=None, exception=RuntimeError("nodes failed"))
-
-    monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
-    with pytest.raises(DbtFailed, match="dbt build failed on Spark"):
-        lakehouse.run_dbt_spark(Settings(data_dir=tmp_path, engine="spark"), ["build"], cancel=cancel)
-    assert cancelled == [True]
-    assert seen == ["dbt was stopped (stage timeout)"]
-    assert cancel == []  # the stage's cancel list does not keep a finished dbt's stop
+    settings = Settings(data_dir=tmp_path, engine="spark", dbt_spark_target="spark_thrift", spark_thrift_port=10123)
+    lakehouse.run_dbt_spark(settings, wh, ["build"], timeout=60, cancel=cancel)
+    [call] = calls
+    assert call["target"] == "spark_thrift" and call["timeout"] == 60 and call["cancel"] is cancel
+    assert call["env"]["FARES_SPARK_THRIFT_PORT"] == "10123"
+    assert call["extra_vars"]["lake_ddl"][0] == "create database if not exists raw"
+    written = Path(call["env"]["SPARK_CONF_DIR"]) / "spark-defaults.conf"
+    assert "spark.sql.session.timeZone UTC" in written.read_text()  # dbt's own session gets ours
+    assert oct(written.stat().st_mode & 0o777) == "0o600"
 
 
 def test_dbt_runs_on_the_engine_of_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -139,7 +184,7 @@ def test_dbt_runs_on_the_engine_of_the_settings(monkeypatch: pytest.MonkeyPatch,
 
     wh = parse_database_url("postgresql://fares@127.0.0.1:5432/fares")  # never connected to: dbt is a stand-in
     calls: list[tuple[str, list[str]]] = []
-    monkeypatch.setattr(spark, "run_dbt_spark", lambda settings, args, cancel=None: calls.append(("spark", args)))
+    monkeypatch.setattr(spark, "run_dbt_spark", lambda settings, wh, args, **kw: calls.append(("spark", args)))
     monkeypatch.setattr(postgres, "run_dbt", lambda settings, wh, args, **kw: calls.append(("postgres", args)))
     get_engine(Settings(data_dir=tmp_path, engine="spark")).run_dbt(wh, ["docs", "generate"])
     get_engine(Settings(data_dir=tmp_path)).run_dbt(wh, ["build"])
@@ -154,7 +199,7 @@ def test_dbt_runs_on_the_engine_of_the_settings(monkeypatch: pytest.MonkeyPatch,
     assert calls[-1] == ("spark", ["build", "--vars", '{"trip_months": {"2024-02": "load-2"}}'])
     assert marked == [plan]
 
-    def failing(settings: Settings, args: list[str], cancel: object = None) -> None:
+    def failing(settings: Settings, wh: object, args: list[str], **kw: object) -> None:
         raise DbtFailed("dbt build failed on Spark\nfct_trips: boom")
 
     monkeypatch.setattr(spark, "run_dbt_spark", failing)
@@ -164,35 +209,3 @@ def test_dbt_runs_on_the_engine_of_the_settings(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(stages.StageError, match="transform: dbt build failed on Spark"):
         stages.run_transform(Settings(data_dir=tmp_path, engine="spark"), wh)
     assert marked == []  # a failed build leaves its months to build again
-
-
-def test_dbt_on_spark_gets_the_settings_vars_and_keeps_its_files_under_the_data_folder(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import dbt.cli.main
-
-    seen: list[list[str]] = []
-
-    class Runner:
-        def __init__(self, callbacks: list[object]) -> None:
-            self.callbacks = callbacks
-
-        def invoke(self, argv: list[str]) -> object:
-            seen.append(argv)
-            return type("Result", (), {"success": True})()
-
-    monkeypatch.setattr(lakehouse, "get_spark", lambda settings: None)
-    monkeypatch.setattr(lakehouse, "register_raw_tables", lambda spark, settings: [])
-    monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
-    settings = Settings(data_dir=tmp_path, engine="spark", train_months=5)
-    lakehouse.run_dbt_spark(settings, ["build", "--select", "marts"])
-    [argv] = seen
-    assert argv[:3] == ["build", "--select", "marts"]
-    assert json.loads(argv[argv.index("--vars") + 1]) == {
-        "zone_pair_months": 5,
-        "holdout_min_trips": 2000,
-        "holdout_min_cells": 200,
-    }
-    assert argv[argv.index("--target") + 1] == "spark"
-    assert argv[argv.index("--target-path") + 1] == str(tmp_path / "dbt" / "target")
-    assert argv[argv.index("--log-path") + 1] == str(tmp_path / "dbt" / "logs")
