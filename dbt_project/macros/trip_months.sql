@@ -38,6 +38,10 @@
 {% endmacro %}
 
 {% macro default__raw_month_loads() %}
+    {{ raise_unsupported_adapter('raw_month_loads') }}
+{% endmacro %}
+
+{% macro postgres__raw_month_loads() %}
     {% set raw_schema = var('raw_schema', 'raw') %}
     {% set catalog %}
         select child.relname as partition_name,
@@ -179,11 +183,15 @@
     {{ return(adapter.dispatch('delete_planned_months', 'fares')()) }}
 {%- endmacro %}
 
+{% macro default__delete_planned_months() -%}
+    {{ raise_unsupported_adapter('delete_planned_months') }}
+{%- endmacro %}
+
 {#- Spark: the planned months' partitions are overwritten by the insert (insert_overwrite), nothing to delete. -#}
 {% macro spark__delete_planned_months() -%}
 {%- endmacro %}
 
-{% macro default__delete_planned_months() -%}
+{% macro postgres__delete_planned_months() -%}
     {%- if is_incremental() -%}
         delete from {{ this }} where {{ trip_months_filter() }}
     {%- else -%}
@@ -240,6 +248,10 @@
 {% endmacro %}
 
 {% macro default__prepare_trip_month_builds(builds) %}
+    {{ raise_unsupported_adapter('prepare_trip_month_builds') }}
+{% endmacro %}
+
+{% macro postgres__prepare_trip_month_builds(builds) %}
     {% do run_query(
         "create schema if not exists " ~ builds.schema ~ ";"
         ~ " create table if not exists " ~ builds ~ " (source_month text not null, raw_load_id text,"
@@ -271,6 +283,10 @@
 {% endmacro %}
 
 {% macro default__mark_months_built(builds) %}
+    {{ raise_unsupported_adapter('mark_months_built') }}
+{% endmacro %}
+
+{% macro postgres__mark_months_built(builds) %}
     {% do run_query("update " ~ builds ~ " set built = true where planned_at = '" ~ run_started_at ~ "'") %}
 {% endmacro %}
 
