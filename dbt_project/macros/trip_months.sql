@@ -200,6 +200,46 @@
 {%- endmacro %}
 
 
+{#- How an incremental trip model stores its planned months, in its own config() (dbt_project.yml and property
+    files are read without the project's macros): PostgreSQL deletes them (delete_planned_months) and appends them
+    again; Spark overwrites their partitions of a table partitioned by source_month (parquet tables have no delete).
+    On Databricks the spark__ forms apply (see dialect.sql): dynamic partition overwrite there needs classic compute,
+    not a SQL warehouse. -#}
+{% macro fares_month_strategy() -%}
+    {{ return(adapter.dispatch('fares_month_strategy', 'fares')()) }}
+{%- endmacro %}
+
+{% macro default__fares_month_strategy() -%}
+    {{ raise_unsupported_adapter('fares_month_strategy') }}
+{%- endmacro %}
+
+{% macro postgres__fares_month_strategy() -%}
+    {{ return('append') }}
+{%- endmacro %}
+
+{% macro spark__fares_month_strategy() -%}
+    {{ return('insert_overwrite') }}
+{%- endmacro %}
+
+{#- The partition column of an incremental trip model: none on PostgreSQL (its months are deleted by a filter), and
+    source_month on Spark, the partitions insert_overwrite replaces (without it, it would replace the whole table). -#}
+{% macro fares_month_partition_by() -%}
+    {{ return(adapter.dispatch('fares_month_partition_by', 'fares')()) }}
+{%- endmacro %}
+
+{% macro default__fares_month_partition_by() -%}
+    {{ raise_unsupported_adapter('fares_month_partition_by') }}
+{%- endmacro %}
+
+{% macro postgres__fares_month_partition_by() -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{% macro spark__fares_month_partition_by() -%}
+    {{ return('source_month') }}
+{%- endmacro %}
+
+
 {#- on-run-end: the planned months are built once every incremental trip model succeeded in this invocation. -#}
 {% macro finish_trip_months(results) %}
     {% if not execute or flags.WHICH not in ('build', 'run') %}
