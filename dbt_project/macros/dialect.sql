@@ -1,8 +1,20 @@
 {#-
-    The SQL that differs between PostgreSQL and Spark, so each model is written once (adapter.dispatch picks
-    postgres__ or spark__). The postgres__ forms are exactly the SQL the models held before; the spark__ forms
-    compute the same values (same percentile interpolation, same rounding, same day numbering).
+    The SQL that differs between PostgreSQL and Spark, so each model is written once. Every dispatched macro of the
+    project (here and in the other macro files) has a postgres__ and a spark__ form, and a default__ that fails at
+    compile time naming the adapter (raise_unsupported_adapter): an adapter fares was not written for gets an error,
+    not PostgreSQL's SQL. The postgres__ forms are exactly the SQL the models held before; the spark__ forms compute
+    the same values (same percentile interpolation, same rounding, same day numbering).
+
+    Databricks: adapter.dispatch tries `<adapter>__`, then the adapter's parents', then `default__`, and dbt-databricks
+    declares spark its parent (its AdapterPlugin has dependencies=["spark"]), so on Databricks the spark__ forms apply
+    without databricks__ copies. A databricks__ form is written only where Databricks must differ from Spark.
 -#}
+
+{#- The compile-time error of a default__ form: `macro_name` has no form for the adapter in use. -#}
+{% macro raise_unsupported_adapter(macro_name) -%}
+    {{ exceptions.raise_compiler_error("fares: macro " ~ macro_name ~ " has no form for adapter '" ~ target.type
+                                       ~ "' (supported: postgres, spark, databricks)") }}
+{%- endmacro %}
 
 {#- A type name as the adapter spells it; the models and contracts use PostgreSQL's names. -#}
 {% macro sql_type(name) -%}
@@ -10,6 +22,10 @@
 {%- endmacro %}
 
 {% macro default__sql_type(name) -%}
+    {{ raise_unsupported_adapter('sql_type') }}
+{%- endmacro %}
+
+{% macro postgres__sql_type(name) -%}
     {{ return(name) }}
 {%- endmacro %}
 
@@ -26,6 +42,10 @@
 {%- endmacro %}
 
 {% macro default__cast_as(expr, type) -%}
+    {{ raise_unsupported_adapter('cast_as') }}
+{%- endmacro %}
+
+{% macro postgres__cast_as(expr, type) -%}
     {{ expr }}::{{ type }}
 {%- endmacro %}
 
@@ -40,6 +60,10 @@
 {%- endmacro %}
 
 {% macro default__double_as_numeric(expr) -%}
+    {{ raise_unsupported_adapter('double_as_numeric') }}
+{%- endmacro %}
+
+{% macro postgres__double_as_numeric(expr) -%}
     cast({{ expr }} as numeric)
 {%- endmacro %}
 
@@ -55,6 +79,10 @@
 {%- endmacro %}
 
 {% macro default__round_double(expr, digits) -%}
+    {{ raise_unsupported_adapter('round_double') }}
+{%- endmacro %}
+
+{% macro postgres__round_double(expr, digits) -%}
     round({{ expr }}::numeric, {{ digits }})::double precision
 {%- endmacro %}
 
@@ -68,6 +96,10 @@
 {%- endmacro %}
 
 {% macro default__percentiles_cont(expr, fractions) -%}
+    {{ raise_unsupported_adapter('percentiles_cont') }}
+{%- endmacro %}
+
+{% macro postgres__percentiles_cont(expr, fractions) -%}
     percentile_cont(array[{{ fractions | join(", ") }}]) within group (order by {{ expr }})
 {%- endmacro %}
 
@@ -81,6 +113,10 @@
 {%- endmacro %}
 
 {% macro default__median_cont(expr) -%}
+    {{ raise_unsupported_adapter('median_cont') }}
+{%- endmacro %}
+
+{% macro postgres__median_cont(expr) -%}
     percentile_cont(0.5) within group (order by {{ expr }})
 {%- endmacro %}
 
@@ -95,6 +131,10 @@
 {%- endmacro %}
 
 {% macro default__array_element(array, n) -%}
+    {{ raise_unsupported_adapter('array_element') }}
+{%- endmacro %}
+
+{% macro postgres__array_element(array, n) -%}
     {{ array }}[{{ n }}]
 {%- endmacro %}
 
@@ -108,6 +148,10 @@
 {%- endmacro %}
 
 {% macro default__month_start(month_text) -%}
+    {{ raise_unsupported_adapter('month_start') }}
+{%- endmacro %}
+
+{% macro postgres__month_start(month_text) -%}
     to_date({{ month_text }}, 'YYYY-MM')
 {%- endmacro %}
 
@@ -121,6 +165,10 @@
 {%- endmacro %}
 
 {% macro default__month_text_of(ts) -%}
+    {{ raise_unsupported_adapter('month_text_of') }}
+{%- endmacro %}
+
+{% macro postgres__month_text_of(ts) -%}
     to_char({{ ts }}, 'YYYY-MM')
 {%- endmacro %}
 
@@ -134,6 +182,10 @@
 {%- endmacro %}
 
 {% macro default__days_in_month(date_expr) -%}
+    {{ raise_unsupported_adapter('days_in_month') }}
+{%- endmacro %}
+
+{% macro postgres__days_in_month(date_expr) -%}
     extract(day from ({{ date_expr }} + interval '1 month' - interval '1 day'))
 {%- endmacro %}
 
@@ -147,6 +199,10 @@
 {%- endmacro %}
 
 {% macro default__seconds_between(start, end) -%}
+    {{ raise_unsupported_adapter('seconds_between') }}
+{%- endmacro %}
+
+{% macro postgres__seconds_between(start, end) -%}
     extract(epoch from {{ end }} - {{ start }})::double precision
 {%- endmacro %}
 
@@ -160,6 +216,10 @@
 {%- endmacro %}
 
 {% macro default__iso_day_of_week(ts) -%}
+    {{ raise_unsupported_adapter('iso_day_of_week') }}
+{%- endmacro %}
+
+{% macro postgres__iso_day_of_week(ts) -%}
     extract(isodow from {{ ts }})
 {%- endmacro %}
 
@@ -173,6 +233,10 @@
 {%- endmacro %}
 
 {% macro default__epoch_to_timestamp(expr) -%}
+    {{ raise_unsupported_adapter('epoch_to_timestamp') }}
+{%- endmacro %}
+
+{% macro postgres__epoch_to_timestamp(expr) -%}
     to_timestamp({{ expr }}::double precision)
 {%- endmacro %}
 
@@ -187,6 +251,10 @@
 {%- endmacro %}
 
 {% macro default__unpivot_rows(relation, alias, columns, rows) -%}
+    {{ raise_unsupported_adapter('unpivot_rows') }}
+{%- endmacro %}
+
+{% macro postgres__unpivot_rows(relation, alias, columns, rows) -%}
     from {{ relation }}
     cross join lateral (
         values
@@ -211,6 +279,10 @@
 {%- endmacro %}
 
 {% macro default__analyze_relation(relation) -%}
+    {{ raise_unsupported_adapter('analyze_relation') }}
+{%- endmacro %}
+
+{% macro postgres__analyze_relation(relation) -%}
     analyze {{ relation }}
 {%- endmacro %}
 
@@ -236,6 +308,10 @@
 {%- endmacro %}
 
 {% macro default__month_brin_index(relation) -%}
+    {{ raise_unsupported_adapter('month_brin_index') }}
+{%- endmacro %}
+
+{% macro postgres__month_brin_index(relation) -%}
     create index if not exists {{ relation.identifier }}_source_month_brin on {{ relation }} using brin (source_month)
 {%- endmacro %}
 
@@ -247,6 +323,10 @@
 {%- endmacro %}
 
 {% macro default__month_brin_summarize(relation) -%}
+    {{ raise_unsupported_adapter('month_brin_summarize') }}
+{%- endmacro %}
+
+{% macro postgres__month_brin_summarize(relation) -%}
     select brin_summarize_new_values('{{ relation.schema }}.{{ relation.identifier }}_source_month_brin')
 {%- endmacro %}
 
@@ -262,6 +342,10 @@
 {%- endmacro %}
 
 {% macro default__period_value(expr, periods, ts) -%}
+    {{ raise_unsupported_adapter('period_value') }}
+{%- endmacro %}
+
+{% macro postgres__period_value(expr, periods, ts) -%}
     (
         select {{ expr }}
         from {{ periods }}
@@ -280,6 +364,10 @@
 {%- endmacro %}
 
 {% macro default__period_join(periods, ts) -%}
+    {{ raise_unsupported_adapter('period_join') }}
+{%- endmacro %}
+
+{% macro postgres__period_join(periods, ts) -%}
 {%- endmacro %}
 
 {% macro spark__period_join(periods, ts) -%}

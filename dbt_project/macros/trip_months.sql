@@ -38,6 +38,10 @@
 {% endmacro %}
 
 {% macro default__raw_month_loads() %}
+    {{ raise_unsupported_adapter('raw_month_loads') }}
+{% endmacro %}
+
+{% macro postgres__raw_month_loads() %}
     {% set raw_schema = var('raw_schema', 'raw') %}
     {% set catalog %}
         select child.relname as partition_name,
@@ -179,16 +183,60 @@
     {{ return(adapter.dispatch('delete_planned_months', 'fares')()) }}
 {%- endmacro %}
 
+{% macro default__delete_planned_months() -%}
+    {{ raise_unsupported_adapter('delete_planned_months') }}
+{%- endmacro %}
+
 {#- Spark: the planned months' partitions are overwritten by the insert (insert_overwrite), nothing to delete. -#}
 {% macro spark__delete_planned_months() -%}
 {%- endmacro %}
 
-{% macro default__delete_planned_months() -%}
+{% macro postgres__delete_planned_months() -%}
     {%- if is_incremental() -%}
         delete from {{ this }} where {{ trip_months_filter() }}
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- How an incremental trip model stores its planned months, in its own config() (dbt_project.yml and property
+    files are read without the project's macros): PostgreSQL deletes them (delete_planned_months) and appends them
+    again; Spark overwrites their partitions of a table partitioned by source_month (parquet tables have no delete).
+    On Databricks the spark__ forms apply (see dialect.sql): dynamic partition overwrite there needs classic compute,
+    not a SQL warehouse. -#}
+{% macro fares_month_strategy() -%}
+    {{ return(adapter.dispatch('fares_month_strategy', 'fares')()) }}
+{%- endmacro %}
+
+{% macro default__fares_month_strategy() -%}
+    {{ raise_unsupported_adapter('fares_month_strategy') }}
+{%- endmacro %}
+
+{% macro postgres__fares_month_strategy() -%}
+    {{ return('append') }}
+{%- endmacro %}
+
+{% macro spark__fares_month_strategy() -%}
+    {{ return('insert_overwrite') }}
+{%- endmacro %}
+
+{#- The partition column of an incremental trip model: none on PostgreSQL (its months are deleted by a filter), and
+    source_month on Spark, the partitions insert_overwrite replaces (without it, it would replace the whole table). -#}
+{% macro fares_month_partition_by() -%}
+    {{ return(adapter.dispatch('fares_month_partition_by', 'fares')()) }}
+{%- endmacro %}
+
+{% macro default__fares_month_partition_by() -%}
+    {{ raise_unsupported_adapter('fares_month_partition_by') }}
+{%- endmacro %}
+
+{% macro postgres__fares_month_partition_by() -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{% macro spark__fares_month_partition_by() -%}
+    {{ return('source_month') }}
 {%- endmacro %}
 
 
@@ -240,6 +288,10 @@
 {% endmacro %}
 
 {% macro default__prepare_trip_month_builds(builds) %}
+    {{ raise_unsupported_adapter('prepare_trip_month_builds') }}
+{% endmacro %}
+
+{% macro postgres__prepare_trip_month_builds(builds) %}
     {% do run_query(
         "create schema if not exists " ~ builds.schema ~ ";"
         ~ " create table if not exists " ~ builds ~ " (source_month text not null, raw_load_id text,"
@@ -271,6 +323,10 @@
 {% endmacro %}
 
 {% macro default__mark_months_built(builds) %}
+    {{ raise_unsupported_adapter('mark_months_built') }}
+{% endmacro %}
+
+{% macro postgres__mark_months_built(builds) %}
     {% do run_query("update " ~ builds ~ " set built = true where planned_at = '" ~ run_started_at ~ "'") %}
 {% endmacro %}
 

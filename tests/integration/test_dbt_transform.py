@@ -50,6 +50,26 @@ ZONES_CONTRACT = {
     "is_airport": "boolean",
 }
 
+# The seeds' types (ml/ reads them): dbt_project.yml names decimal and date, which both adapters accept; the text
+# columns are inferred, as each adapter's text type.
+SEED_TYPES = {
+    "taxi_rate_card": {
+        "charge": "text",
+        "amount_usd": "numeric(8,2)",
+        "effective_from": "date",
+        "effective_to": "date",
+        "source": "text",
+    },
+    "hvfhv_charges": {
+        "charge": "text",
+        "amount": "numeric(10,5)",
+        "unit": "text",
+        "effective_from": "date",
+        "effective_to": "date",
+        "source": "text",
+    },
+}
+
 
 def _columns(built: Built, schema: str, table: str) -> dict[str, str]:
     rows = built.rows(
@@ -150,6 +170,16 @@ def test_marts_keep_the_architecture_contract(tlc_built: Built) -> None:
     assert {name: zones.get(name) for name in ZONES_CONTRACT} == ZONES_CONTRACT
     assert tlc_built.rows("select count(*), count(centroid_lat) from marts.dim_zones") == [(265, 263)]
     assert tlc_built.rows("select zone_id from marts.dim_zones where is_airport order by 1") == [(1,), (132,), (138,)]
+
+
+def test_seeds_keep_their_types(tlc_built: Built) -> None:
+    for table, expected in SEED_TYPES.items():
+        found = tlc_built.rows(
+            "select attname, format_type(atttypid, atttypmod) from pg_attribute"
+            " where attrelid = %s::regclass and attnum > 0 and not attisdropped",
+            (f"marts.{table}",),
+        )
+        assert dict(found) == expected, table
 
 
 def test_fare_summary_has_percentiles_per_zone_pair_hour_and_service(tlc_built: Built) -> None:

@@ -208,6 +208,46 @@ def test_ops_tables_stay_in_postgres(spark_chain: ChainRun) -> None:
     assert _pg_rows(spark_chain.wh, "select to_regclass('raw.yellow_trips')") == [(None,)]
 
 
+def test_seeds_and_source_freshness_need_no_adapter_switch(spark_chain: ChainRun) -> None:
+    """The seeds' text columns are inferred as Spark's string beside the decimal and date types both adapters accept,
+    and `dbt source freshness` (after the transform) reads the lake's load ids through the dispatched
+    epoch_to_timestamp: loaded minutes ago, so it passes."""
+    from fares.ops.render import FRESHNESS_FILE, read_freshness
+
+    described = _spark_rows(spark_chain, "describe table marts.hvfhv_charges")
+    assert {row[0]: row[1] for row in described if row[0] and not row[0].startswith("#")} == {
+        "charge": "string",
+        "amount": "decimal(10,5)",
+        "unit": "string",
+        "effective_from": "date",
+        "effective_to": "date",
+        "source": "string",
+    }
+    run_id = _pg_rows(spark_chain.wh, "select min(run_id) from ops.pipeline_runs")[0][0]
+    found = {f.source: f for f in read_freshness(spark_chain.settings.run_dir(run_id) / FRESHNESS_FILE) or []}
+    for source in ("tlc.yellow_trips", "tlc.fhvhv_trips"):
+        assert found[source].status == "pass", found.get(source)
+        assert 0 <= (found[source].age_seconds or -1) < 3 * 3600, found[source]
+
+
+def test_the_lake_hook_runs_the_statements_it_is_given_in_order(spark_chain: ChainRun) -> None:
+    """fares_register_lake (on-run-start) runs each statement of the var lake_ddl before any model, in order."""
+    import json
+
+    from fares.engines import get_engine
+
+    ddl = [
+        "create database if not exists lake_probe",
+        "create table if not exists lake_probe.registered (source_month string) using parquet",
+        "insert into lake_probe.registered values ('2020-01')",
+    ]
+    get_engine(spark_chain.settings).run_dbt(
+        spark_chain.wh, ["run", "--select", "int_months_aligned", "--vars", json.dumps({"lake_ddl": ddl})]
+    )
+    assert _spark_rows(spark_chain, "select * from lake_probe.registered") == [("2020-01",)]
+    _spark_rows(spark_chain, "drop database lake_probe cascade")
+
+
 def test_a_reloaded_month_is_rebuilt_alone_by_partition_overwrite(spark_chain: ChainRun, tlc_samples: Path) -> None:
     """Last in the file: reloads 2020-02 with the same rows, so the comparisons above hold before and after."""
     from fares.chain.stages import run_ingest

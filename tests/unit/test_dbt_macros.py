@@ -10,7 +10,7 @@ from fares.config.warehouse import DBT_PROJECT_DIR
 
 # `{% macro name(`, `{% test name(`, `{% materialization name, ...`
 _DEFINED = re.compile(r"\{%-?\s*(?:macro|test|materialization)\s+(\w+)")
-_ADAPTERS = ("default", "postgres", "spark")
+_ADAPTERS = ("default", "postgres", "spark", "databricks")
 # The exceptions, named: dbt's documented hook for schema names (what a custom `+schema` becomes; the schemas
 # staging / intermediate / marts are a contract, ARCHITECTURE.md, and dbt offers no setting for them), and Spark's
 # type names in the empty-schema query dbt checks a model contract with (dbt-spark has no implementation of its own).

@@ -1,5 +1,6 @@
 -- The fare-per-mile fences of each service and file month: Tukey fences on ln(fare per mile) over the trips that
 -- pass every other rule. Incremental by month: a night with one new month computes that month's fences only.
+{{ config(incremental_strategy=fares_month_strategy(), partition_by=fares_month_partition_by()) }}
 with
 
 measured as (

@@ -3,6 +3,7 @@
 -- service_month_coverage) are built from it, so they stay exact without reading every trip of history.
 -- Two steps: counts per clock hour in one hash-aggregated pass over the trips, then per month from those few rows
 -- (no distinct-count sort over millions of trips).
+{{ config(incremental_strategy=fares_month_strategy(), partition_by=fares_month_partition_by()) }}
 {%- set rules = outlier_rules() %}
 with
 

@@ -1,6 +1,7 @@
 -- Typical distance and duration of each pickup -> dropoff zone pair at each pickup hour in each aligned file month
 -- (cleaned trips of every service): the monthly building block of zone_pair_hourly_typicals, incremental by month.
 -- Read from the stored trips (int_trips_kept), not recomputed from raw through the cleaning views.
+{{ config(incremental_strategy=fares_month_strategy(), partition_by=fares_month_partition_by()) }}
 with
 
 aligned_trips as (

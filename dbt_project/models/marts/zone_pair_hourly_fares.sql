@@ -1,5 +1,6 @@
 -- What a trip from one zone to another costs, by file month, pickup hour and service: medians and percentiles of the
 -- rider fare. Incremental by month (a month's percentiles never change when another month arrives).
+{{ config(incremental_strategy=fares_month_strategy(), partition_by=fares_month_partition_by()) }}
 with
 
 trips as (
