@@ -86,7 +86,7 @@ def dbt_command(settings: Settings, args: list[str], extra_vars: dict[str, Any] 
         )
     cmd = [_dbt_executable(), *rest, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     if rest and not rest[0].startswith("-"):  # a sub-command; `dbt --version` and the like take no vars
-        cmd += ["--vars", json.dumps(given | ours | (extra_vars or {}))]
+        cmd += ["--vars", json.dumps((extra_vars or {}) | given | ours)]  # the caller's own vars beat the engine's
     return cmd
 
 
