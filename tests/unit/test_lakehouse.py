@@ -209,3 +209,30 @@ def test_dbt_runs_on_the_engine_of_the_settings(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(stages.StageError, match="transform: dbt build failed on Spark"):
         stages.run_transform(Settings(data_dir=tmp_path, engine="spark"), wh)
     assert marked == []  # a failed build leaves its months to build again
+
+
+def test_the_cluster_commands_come_from_the_wheel_and_the_thrift_server_gets_the_session_settings(
+    tmp_path: Path,
+) -> None:
+    from fares.cli.main import build_parser
+    from fares.engines import spark_cluster
+
+    master = spark_cluster.master_command("0.0.0.0", 7077, 8081)
+    assert Path(master.argv[0]).name == "spark-class" and Path(master.argv[0]).is_file()
+    assert master.argv[1:] == ["org.apache.spark.deploy.master.Master", "--host", "0.0.0.0", "--port", "7077",
+                               "--webui-port", "8081"]  # fmt: skip
+    worker = spark_cluster.worker_command("spark://m:7077", cores=4, memory="8g")
+    assert worker.argv[1:4] == ["org.apache.spark.deploy.worker.Worker", "spark://m:7077", "--host"]
+    assert worker.argv[worker.argv.index("--cores") + 1] == "4"
+    settings = Settings(
+        data_dir=tmp_path, engine="spark", spark_master="spark://m:7077", spark_metastore="thrift://hms:9083",
+        spark_thrift_port=10555, spark_conf={"spark.executor.memory": "3g"},
+    )  # fmt: skip
+    thrift = spark_cluster.thrift_command(settings)
+    assert thrift.argv[thrift.argv.index("--class") + 1] == spark_cluster.THRIFT_SERVER_CLASS
+    assert "hive.server2.thrift.port=10555" in thrift.argv
+    props = Path(thrift.argv[thrift.argv.index("--properties-file") + 1]).read_text()
+    assert "spark.master spark://m:7077" in props and "spark.executor.memory 3g" in props
+    assert "spark.hadoop.hive.metastore.uris thrift://hms:9083" in props
+    args = build_parser().parse_args(["spark", "worker", "spark://m:7077", "--cores", "1"])
+    assert (args.role, args.master_url, args.cores) == ("worker", "spark://m:7077", 1)
