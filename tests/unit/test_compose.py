@@ -1,4 +1,4 @@
-"""docker-compose.yml (and its Spark override), the Dockerfile and .env.example agree with each other and with Settings."""
+"""The compose files, the Dockerfile and .env.example agree with each other and with Settings (no Docker needed)."""
 
 from __future__ import annotations
 
