@@ -16,7 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     FARES_DATA_DIR=/data
 
 # Spark runs on the JVM; the JDBC driver lands at /usr/share/java/postgresql.jar (FARES_SPARK_JDBC_JAR's default).
-# The man folder is missing from slim images and Java's post-install links its man pages there.
+# Slim images leave out /usr/share/man, where the JRE's post-install may link its man pages (and fail without it).
 RUN case ",${FARES_EXTRAS}," in *,spark,*) \
         mkdir -p /usr/share/man/man1 \
         && apt-get update \
