@@ -1,5 +1,11 @@
-# One image for both long-running services: `fares schedule` (the daemon) and `fares serve` (the API).
+# One image for the long-running services: `fares schedule` (the daemon) and `fares serve` (the API).
+# `--build-arg FARES_EXTRAS=spark` makes the Spark variant (docker-compose.yml's profile `spark`): a Java 17 runtime,
+# Debian's PostgreSQL JDBC driver (the shared metastore) and the spark extra, for the scheduler, the API and
+# `fares spark master|worker|thrift`. The default stays small: no Java, no Spark.
 FROM python:3.11-slim
+
+# Extras of pyproject.toml to install besides the dependencies, comma-separated (e.g. "spark").
+ARG FARES_EXTRAS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -9,9 +15,22 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DBT_SEND_ANONYMOUS_USAGE_STATS=false \
     FARES_DATA_DIR=/data
 
-# Dependencies first, from pyproject.toml alone, so a code change does not reinstall them.
+# Spark runs on the JVM; the JDBC driver lands at /usr/share/java/postgresql.jar (FARES_SPARK_JDBC_JAR's default).
+# Slim images leave out /usr/share/man, where the JRE's post-install may link its man pages (and fail without it).
+RUN case ",${FARES_EXTRAS}," in *,spark,*) \
+        mkdir -p /usr/share/man/man1 \
+        && apt-get update \
+        && apt-get install -y --no-install-recommends openjdk-17-jre-headless libpostgresql-jdbc-java \
+        && rm -rf /var/lib/apt/lists/* ;; \
+    esac
+
+# Dependencies first, from pyproject.toml alone, so a code change does not reinstall them: the project's dependencies
+# plus those of each extra named in FARES_EXTRAS (an unknown extra fails the build).
 COPY pyproject.toml /tmp/fares/
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/fares/pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN cd /tmp/fares && python -c "import os, tomllib; \
+        project = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+        extras = [e.strip() for e in os.environ.get('FARES_EXTRAS', '').split(',') if e.strip()]; \
+        print('\n'.join(project['dependencies'] + [r for e in extras for r in project['optional-dependencies'][e]]))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 

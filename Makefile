@@ -6,19 +6,19 @@ STAMP := $(VENV)/.installed-stamp
 export RUNTIME__DLTHUB_TELEMETRY ?= false
 export DBT_SEND_ANONYMOUS_USAGE_STATS ?= false
 
-.PHONY: install browser demo lint test test-unit test-integration docs bench clean
+.PHONY: install browser jdbc demo lint test test-unit test-integration docs bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,spark,bench]"
 	@touch $(STAMP)
 
-install: $(STAMP) ## create/update the virtualenv
+install: $(STAMP) jdbc ## create/update the virtualenv (and the PostgreSQL JDBC driver for Spark's metastore)
 
 demo: $(STAMP) ## newest TLC month sampled with range requests (offline: synthetic mirror) -> embedded PostgreSQL -> dbt -> GX -> models -> API on 127.0.0.1:8000
 	$(BIN)/fares demo
 
-test: $(STAMP) lint browser ## lint and types, then the whole suite: unit, integration (embedded PostgreSQL and DATABASE_URL), e2e
+test: $(STAMP) lint browser jdbc ## lint and types, then the whole suite: unit, integration (embedded PostgreSQL and DATABASE_URL), e2e
 	$(BIN)/python -m pytest
 
 # mypy reads the code through a link named `fares` (under the venv), so modules get their installed names
@@ -38,6 +38,16 @@ browser:
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
 	      echo "could not install chromium: the browser test will skip"; \
 	    else echo "chromium not installed and not root: the browser test will skip"; fi; }
+
+# FARES_ENGINE=spark keeps its Hive metastore in PostgreSQL through Java's JDBC driver (FARES_SPARK_JDBC_JAR); Debian
+# ships it. Install it where we may (root), else say what to do; the PostgreSQL engine never needs it.
+jdbc:
+	@test -n "$${FARES_SPARK_JDBC_JAR:-}" || test -f /usr/share/java/postgresql.jar || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing libpostgresql-jdbc-java (Debian) for the Spark metastore in PostgreSQL"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java) >/dev/null 2>&1 || \
+	      echo "could not install libpostgresql-jdbc-java: set FARES_SPARK_JDBC_JAR to a postgresql jar for the Spark metastore"; \
+	    else echo "no PostgreSQL JDBC driver: for the Spark metastore in PostgreSQL, apt-get install libpostgresql-jdbc-java (as root) or set FARES_SPARK_JDBC_JAR to a postgresql jar"; fi; }
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
