@@ -169,6 +169,9 @@ def get_spark(settings: Settings) -> SparkSession:
             raise SparkUnavailableError(
                 f"a Spark session for {_session['dir']} already runs in this process; one data folder per process"
             )
+        # Other processes (dbt, a Thrift server, another fares process) rewrite tables in the shared metastore: a
+        # session that lives on must not read a table through the file listing it cached before (FILE_NOT_EXIST).
+        running._jsparkSession.sessionState().catalog().invalidateAllCachedTables()  # noqa: SLF001 - no public call
         return running
     try:
         store = resolve_metastore(settings)
