@@ -248,30 +248,6 @@ def test_the_lake_hook_runs_the_statements_it_is_given_in_order(spark_chain: Cha
     _spark_rows(spark_chain, "drop database lake_probe cascade")
 
 
-def test_a_reloaded_month_is_rebuilt_alone_by_partition_overwrite(spark_chain: ChainRun, tlc_samples: Path) -> None:
-    """Last in the file: reloads 2020-02 with the same rows, so the comparisons above hold before and after."""
-    from fares.chain.stages import run_ingest
-    from fares.engines import get_engine
-
-    summary = "select source_month, service, raw_trips, kept_trips from intermediate.int_months_summarised"
-    counts = "select source_month, service, count(*) from marts.fct_trips group by 1, 2"
-    before = sorted(_spark_rows(spark_chain, summary)), sorted(_spark_rows(spark_chain, counts))
-    folder = Path(spark_chain.settings.lake_location) / "raw" / "yellow_trips" / "source_month=2020-02"
-    old_files = {f.name for f in folder.glob("*.parquet")}
-    run_ingest(spark_chain.settings, spark_chain.wh, str(tlc_samples), ["2020-02"], force=True)
-    assert old_files and not old_files & {f.name for f in folder.glob("*.parquet")}  # a new load replaced the month
-    get_engine(spark_chain.settings).run_dbt(spark_chain.wh, ["build"])
-    builds = _spark_rows(
-        spark_chain,
-        "select planned_at, collect_list(source_month) from intermediate.trip_month_builds where built"
-        " group by planned_at order by planned_at",
-    )
-    assert [sorted(months) for _, months in builds] == [MONTHS, ["2020-02"]]  # the second build planned one month
-    # One row per month and service still: the month's partitions were overwritten, not appended to.
-    assert (sorted(_spark_rows(spark_chain, summary)), sorted(_spark_rows(spark_chain, counts))) == before
-    assert ("2020-02", "taxi", 10_000) in [row[:3] for row in before[0]]
-
-
 def test_the_chain_ran_on_the_cluster_and_dbt_through_the_thrift_server(
     spark_chain: ChainRun, spark_cluster: SparkCluster
 ) -> None:
@@ -309,3 +285,27 @@ def test_dbt_in_its_own_process_works_beside_a_live_session(spark_chain: ChainRu
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert _spark_rows(spark_chain, "select count(*) from marts.ml_fare_training")[0][0] > 0  # ours still works
+
+
+def test_a_reloaded_month_is_rebuilt_alone_by_partition_overwrite(spark_chain: ChainRun, tlc_samples: Path) -> None:
+    """Last in the file: reloads 2020-02 with the same rows, so the comparisons above hold before and after."""
+    from fares.chain.stages import run_ingest
+    from fares.engines import get_engine
+
+    summary = "select source_month, service, raw_trips, kept_trips from intermediate.int_months_summarised"
+    counts = "select source_month, service, count(*) from marts.fct_trips group by 1, 2"
+    before = sorted(_spark_rows(spark_chain, summary)), sorted(_spark_rows(spark_chain, counts))
+    folder = Path(spark_chain.settings.lake_location) / "raw" / "yellow_trips" / "source_month=2020-02"
+    old_files = {f.name for f in folder.glob("*.parquet")}
+    run_ingest(spark_chain.settings, spark_chain.wh, str(tlc_samples), ["2020-02"], force=True)
+    assert old_files and not old_files & {f.name for f in folder.glob("*.parquet")}  # a new load replaced the month
+    get_engine(spark_chain.settings).run_dbt(spark_chain.wh, ["build"])
+    builds = _spark_rows(
+        spark_chain,
+        "select planned_at, collect_list(source_month) from intermediate.trip_month_builds where built"
+        " group by planned_at order by planned_at",
+    )
+    assert [sorted(months) for _, months in builds] == [MONTHS, ["2020-02"]]  # the second build planned one month
+    # One row per month and service still: the month's partitions were overwritten, not appended to.
+    assert (sorted(_spark_rows(spark_chain, summary)), sorted(_spark_rows(spark_chain, counts))) == before
+    assert ("2020-02", "taxi", 10_000) in [row[:3] for row in before[0]]
