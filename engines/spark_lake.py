@@ -114,6 +114,20 @@ def _remove_version(sink: LakeSink, table: str, month: str, load_id: str) -> Non
         fs.rm(folder, recursive=True)
 
 
+def _with_lineage(batch: pa.Table, file: str, month: str) -> pa.Table:
+    """The batch with source_file and source_month filled in: the loader leaves them to the engine (PostgreSQL keeps
+    them as constants of the month's partition; a lake file carries them, as the table declares them)."""
+    import pyarrow as pa
+
+    for name, value in (("source_file", file), ("source_month", month)):
+        column = pa.repeat(pa.scalar(value, pa.string()), batch.num_rows)
+        if name in batch.column_names:
+            batch = batch.set_column(batch.column_names.index(name), name, column)
+        else:
+            batch = batch.append_column(pa.field(name, pa.string()), column)
+    return batch
+
+
 class LakeWriter:
     """The Spark engine's raw writer: dlt's filesystem destination into the lake; the ledger (in `wh`) says which
     version of a month is in service."""
@@ -140,7 +154,7 @@ class LakeWriter:
         def counted() -> Iterator[pa.Table]:
             for batch in batches:
                 counter["rows"] += batch.num_rows
-                yield batch
+                yield _with_lineage(batch, file, month)
 
         entry = read_entry(self.wh, file)
         resource = dlt.resource(counted(), name=table, table_name=table, write_disposition="append", columns=columns)

@@ -59,6 +59,8 @@ def test_tlc_months_land_as_parquet_with_the_pinned_schema(fresh_settings: Setti
     schema = pq.read_schema(lake_file)
     for field in target_schema("yellow"):
         assert schema.field(field.name).type == field.type, field.name
+    lineage = pq.read_table(lake_file, columns=["source_file", "source_month"]).to_pylist()
+    assert {tuple(row.values()) for row in lineage} == {("yellow_tripdata_2020-04.parquet", "2020-04")}
     with get_warehouse(settings).connect() as conn:  # raw data is not in PostgreSQL
         assert conn.execute("select to_regclass('raw.yellow_trips')").fetchone() == (None,)
 
