@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from fares.config.warehouse import Warehouse
 from fares.engines.base import Engine
+from fares.engines.lake_catalog import LakeMonth, lake_months
 from fares.engines.spark_lake import LakeWriter, make_lake_sink
 from fares.engines.spark_session import get_spark, register_raw_tables, run_dbt_spark, session_running
+from fares.ops.ledger import read_ledger
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,10 +46,11 @@ class _Rows:
 
 
 class SparkCatalog:
-    """The planners' small queries on the process's SparkSession, with the lake's tables registered."""
+    """The planners' small queries on the process's SparkSession, with the lake's tables registered; the raw trip
+    months' loads and rows come from the ledger, as the catalog's partitions do."""
 
-    def __init__(self, spark: Any) -> None:
-        self.spark = spark
+    def __init__(self, spark: Any, months: dict[str, dict[str, LakeMonth]]) -> None:
+        self.spark, self.months = spark, months
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
         """Run psycopg-style `sql` with its %s parameters inlined as literals; all rows (the queries are small)."""
@@ -63,12 +66,21 @@ class SparkCatalog:
         return bool(self.spark.catalog.tableExists(table))
 
     def month_loads(self, table: str) -> dict[str, str] | None:
-        """The lake has no partition catalog to read load ids from: None, so the caller scans the load-id column."""
-        return None
+        """{month: load id} of a raw trip table's partitions: the ledger's current load of each month in service."""
+        return {month: lake.load_id for month, lake in sorted(self.months.get(table, {}).items())}
 
     def count_month(self, table: str, month: str) -> int:
-        """Rows of `month` (one partition folder of the lake)."""
-        row = self.execute(f"select count(*) from {table} where source_month = %s", (month,)).fetchone()  # noqa: S608 - our table names
+        """Rows of a raw trip table's `month`: what its current load stored, as the ledger recorded it."""
+        lake = self.months.get(table, {}).get(month)
+        return lake.rows if lake else 0
+
+    def count_table(self, table: str) -> int | None:
+        """Rows of `table`: a raw trip table's from the ledger, another's by count(*); None when it does not exist."""
+        if table in self.months:
+            return sum(lake.rows for lake in self.months[table].values())
+        if not self.table_exists(table):
+            return None
+        row = self.execute(f"select count(*) from {table}").fetchone()  # noqa: S608 - our table names
         return int(row[0]) if row else 0
 
 
@@ -104,8 +116,8 @@ class SparkEngine(Engine):
                 cancel.remove(interrupt)
 
     def raw_writer(self, wh: Warehouse) -> LakeWriter:
-        """dlt's filesystem destination into the lake (`wh` keeps only the ledger)."""
-        return LakeWriter(make_lake_sink(self.settings))
+        """dlt's filesystem destination into the lake (`wh` keeps only the ledger, which says each month's version)."""
+        return LakeWriter(make_lake_sink(self.settings), wh)
 
     def run_dbt(
         self,
@@ -121,10 +133,18 @@ class SparkEngine(Engine):
 
     @contextmanager
     def catalog(self, wh: Warehouse) -> Iterator[SparkCatalog]:
-        """The session's catalog, with the lake's raw tables registered."""
+        """The session's catalog, with the lake's raw tables registered as the ledger in `wh` has them."""
         spark = get_spark(self.settings)
-        register_raw_tables(spark, self.settings)
-        yield SparkCatalog(spark)
+        entries = list(read_ledger(wh).values())
+        register_raw_tables(spark, self.settings, entries)
+        yield SparkCatalog(spark, lake_months(entries))
+
+    def count_rows(self, wh: Warehouse, tables: tuple[str, ...]) -> int | None:
+        """Rows in those of `tables` that exist: raw trip tables' from the ledger (no scan of the lake's history),
+        others' by count(*) (parquet answers it from file footers)."""
+        with self.catalog(wh) as cat:
+            counts = [n for n in (cat.count_table(t) for t in tables) if n is not None]
+        return sum(counts) if counts else None
 
     def add_gx_datasource(self, context: Any, name: str, wh: Warehouse) -> Any:
         """A GX Spark data source (dataframes are passed per batch, not cached)."""

@@ -1,7 +1,9 @@
-"""The Spark engine: one SparkSession per process (loopback, warehouse and metastore under data_dir), the lake's tables.
+"""The Spark engine's sessions: the settings every session gets (any master), a process's own SparkSession, and dbt
+run in its own process on a Spark target.
 
-Raw trips live in the lake as parquet written by dlt (`<lake>/raw/<table>/source_month=YYYY-MM/*.parquet`); Spark
-sees them as external tables `raw.<table>` that dbt's sources read. dbt's marts are Spark tables in the warehouse.
+Raw trips live in the lake as parquet written by dlt (a version folder per load of a month, `fares.engines.spark_lake`);
+Spark sees them as external tables `raw.<table>` whose month partitions point at the ledger's current versions
+(`fares.engines.lake_catalog.lake_ddl`). dbt's marts are Spark tables in the warehouse.
 """
 
 from __future__ import annotations
@@ -9,25 +11,22 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fares.engines.raw_tables import LINEAGE_COLUMNS, TABLES, TRIP_COLUMNS
+from fares.engines.lake_catalog import lake_ddl
 from fares.engines.transform import run_dbt
+from fares.ops.ledger import read_ledger
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from fares.config.settings import Settings
     from fares.config.warehouse import Warehouse
+    from fares.ops.ledger import LedgerEntry
 
 log = logging.getLogger(__name__)
-
-RAW = "raw"
-_SPARK_TYPES = {"int64": "bigint", "double": "double", "string": "string", "timestamp[us]": "timestamp"}
-# Small tables dlt replaces whole; Spark infers their schema from the parquet files.
-SMALL_TABLES = ("zones", "zone_shapes")
 
 
 class SparkUnavailableError(RuntimeError):
@@ -43,16 +42,6 @@ def spark_missing() -> str | None:
     if not shutil.which("java"):
         return "no Java runtime on PATH (java); Spark needs Java 17"
     return None
-
-
-def lake_path(settings: Settings, *parts: str) -> str:
-    """A location inside the lake (a local folder or an object-store URL)."""
-    return "/".join([settings.lake_location, *parts])
-
-
-def is_local_lake(settings: Settings) -> bool:
-    """True when the lake is a folder on this machine (not s3a://, gs://, abfss://, ...)."""
-    return "://" not in settings.lake_location or settings.lake_location.startswith("file://")
 
 
 def is_local_master(master: str) -> bool:
@@ -206,39 +195,16 @@ def stop_spark() -> None:
     _session.clear()
 
 
-def trip_table_ddl(kind: str) -> str:
-    columns = {**TRIP_COLUMNS[kind], **LINEAGE_COLUMNS}
-    columns.pop("source_month")
-    cols = [f"`{name}` {_SPARK_TYPES[str(typ)]}" for name, typ in columns.items()]
-    cols += ["`_dlt_id` string", "`_dlt_load_id` string", "`source_month` string"]
-    return ", ".join(cols)
+def register_raw_tables(spark: SparkSession, settings: Settings, entries: Iterable[LedgerEntry]) -> list[str]:
+    """Make the session's raw tables match the ledger's `entries` (`lake_catalog.lake_ddl`); returns the statements.
 
-
-def register_raw_tables(spark: SparkSession, settings: Settings) -> list[str]:
-    """Create (if missing) the external tables over the lake and pick up new month partitions; returns their names.
-
-    A trip table is partitioned by source_month (the lake's folders); zones and shapes are plain parquet folders.
+    Each trip month's partition moves to the version folder of its current load in one metastore operation, so a
+    reader in this or another session sees a month's old version or its new one, never a mix.
     """
-    spark.sql(f"create database if not exists {RAW}")
-    names: list[str] = []
-    for kind, table in TABLES.items():
-        location = lake_path(settings, RAW, table)
-        if is_local_lake(settings) and not Path(location).exists():
-            continue
-        spark.sql(
-            f"create table if not exists {RAW}.{table} ({trip_table_ddl(kind)}) using parquet"
-            f" partitioned by (source_month) location '{location}'"
-        )
-        spark.sql(f"msck repair table {RAW}.{table} sync partitions")  # months added or removed since
-        names.append(f"{RAW}.{table}")
-    for table in SMALL_TABLES:
-        location = lake_path(settings, RAW, table)
-        if is_local_lake(settings) and not Path(location).exists():
-            continue
-        spark.sql(f"create table if not exists {RAW}.{table} using parquet location '{location}'")
-        spark.sql(f"refresh table {RAW}.{table}")
-        names.append(f"{RAW}.{table}")
-    return names
+    statements = lake_ddl(settings, entries)
+    for statement in statements:
+        spark.sql(statement)
+    return statements
 
 
 def dbt_spark_env(settings: Settings) -> dict[str, str]:
@@ -286,26 +252,5 @@ def run_dbt_spark(
         cancel=cancel,
         target=settings.dbt_spark_target,
         env=dbt_spark_env(settings),
-        extra_vars={"lake_ddl": lake_statements(settings, wh)},
+        extra_vars={"lake_ddl": lake_ddl(settings, read_ledger(wh).values())},
     )
-
-
-def lake_statements(settings: Settings, wh: Warehouse) -> list[str]:
-    """The SQL that makes the catalog see the lake as it is (dbt's on-run-start hook runs it from var `lake_ddl`)."""
-    statements = [f"create database if not exists {RAW}"]
-    for kind, table in TABLES.items():
-        location = lake_path(settings, RAW, table)
-        if is_local_lake(settings) and not Path(location).exists():
-            continue
-        statements.append(
-            f"create table if not exists {RAW}.{table} ({trip_table_ddl(kind)}) using parquet"
-            f" partitioned by (source_month) location '{location}'"
-        )
-        statements.append(f"msck repair table {RAW}.{table} sync partitions")
-    for table in SMALL_TABLES:
-        location = lake_path(settings, RAW, table)
-        if is_local_lake(settings) and not Path(location).exists():
-            continue
-        statements.append(f"create table if not exists {RAW}.{table} using parquet location '{location}'")
-        statements.append(f"refresh table {RAW}.{table}")
-    return statements

@@ -61,9 +61,26 @@ _COLUMNS = tuple(f.name for f in fields(LedgerEntry))
 
 
 def forget_months(wh: Warehouse, months: list[str]) -> int:
-    """Drop the ledger's rows of these months, so their files load again even if unchanged; returns rows dropped."""
+    """Forget which file versions these months were loaded from, so their files load again even if unchanged;
+    returns the files forgotten.
+
+    The loads themselves stay recorded (load id, rows): their data stays in raw until a reload replaces it, and a
+    failed reload leaves it in service, as after any failed load.
+    """
     with wh.connect() as conn:
-        return conn.execute("delete from ops.ingested_files where month = any(%s)", (months,)).rowcount
+        return conn.execute(
+            "update ops.ingested_files set size_bytes = null, etag = null where month = any(%s)", (months,)
+        ).rowcount
+
+
+def read_entry(wh: Warehouse, file: str) -> LedgerEntry | None:
+    """The ledger entry of one file, or None."""
+    with wh.connect() as conn:
+        row = conn.execute(
+            f"select {', '.join(_COLUMNS)} from ops.ingested_files where file = %s",  # noqa: S608 - fixed names
+            (file,),
+        ).fetchone()
+    return LedgerEntry(*row) if row else None
 
 
 def read_ledger(wh: Warehouse) -> dict[str, LedgerEntry]:

@@ -121,14 +121,13 @@ def _zone_ids(conn: Catalog) -> list[int]:
 class _MonthStats:
     """Load id of each month of a raw trip table, and its row count on demand.
 
-    On the partitioned layout the load ids come from one row of each month's partition and a count reads that
-    partition alone, so a night with one new month does not scan the history; an unpartitioned table (an older
-    layout) is scanned once for both.
+    The engine answers both without scanning the history (PostgreSQL from each month's partition, the Spark lake
+    from the ledger); an unpartitioned PostgreSQL table (an older layout) is scanned once for both.
     """
 
     def __init__(self, conn: Catalog, table: str) -> None:
         self.conn, self.table = conn, table
-        # Where the engine keeps no catalog of month loads (the lake), the load-id column is scanned once instead.
+        # Where the engine keeps no catalog of month loads (an older layout), the load-id column is scanned once.
         self.loads = conn.month_loads(table)
         self.counts: dict[str, int] = {}
         if self.loads is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,11 @@ from fares.config.warehouse import (
 )
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    from dlt.common.schema.typing import TTableSchemaColumns
+
     from fares.chain.pipeline import ChainResult
+    from fares.engines.base import RawWriter
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TLC_SAMPLES = (REPO_ROOT / ".." / "shared" / "data" / "tlc").resolve()
@@ -107,6 +111,30 @@ def settings_for(wh: Warehouse, data_dir: Path, **overrides: Any) -> Settings:
 def fresh_settings(fresh_db: Warehouse, tmp_path: Path) -> Settings:
     """Settings for an empty database and a temporary data folder."""
     return settings_for(fresh_db, tmp_path / "data")
+
+
+class InterruptedWriter:
+    """An engine's raw writer fed trip files whose reading fails after the first batch (a connection dropped)."""
+
+    def __init__(self, writer: RawWriter) -> None:
+        self.writer = writer
+
+    def write_month(
+        self, table: str, month: str, file: str, batches: Iterable[pa.Table], columns: TTableSchemaColumns
+    ) -> tuple[int, str | None]:
+        """The first batch, then OSError("connection reset ...") from inside the writer's loop."""
+
+        def cut() -> Iterator[pa.Table]:
+            yield next(iter(batches))
+            raise OSError("connection reset while reading the file")
+
+        return self.writer.write_month(table, month, file, cut(), columns)
+
+    def write_table(
+        self, table: str, rows: list[dict[str, Any]], columns: TTableSchemaColumns, file: str
+    ) -> str | None:
+        """As the writer does."""
+        return self.writer.write_table(table, rows, columns, file)
 
 
 class ChainRun:

@@ -20,7 +20,7 @@ from fares.config.settings import Settings
 from fares.config.warehouse import Warehouse, drop_database
 from fares.engines.spark_cluster import master_status
 from fares.engines.spark_session import spark_missing
-from tests.conftest import ChainRun, _external_server, make_database
+from tests.conftest import ChainRun, InterruptedWriter, _external_server, make_database
 
 pytestmark = [
     pytest.mark.integration,
@@ -107,12 +107,27 @@ def test_raw_lake_holds_the_same_rows_per_month(spark_chain: ChainRun, tlc_chain
     assert spark == [(40_000,)]
 
 
-def test_lake_is_parquet_partitioned_by_kind_and_month(spark_chain: ChainRun) -> None:
+def _location(run: ChainRun, table: str, month: str) -> str:
+    """Where the catalog's partition of `month` points (the partition's row comes before the table's)."""
+    rows = _spark_rows(run, f"describe formatted {table} partition (source_month = '{month}')")
+    return next(str(value) for name, value, _ in rows if name == "Location")
+
+
+def _load_id(run: ChainRun, file: str) -> str:
+    [(load_id,)] = _pg_rows(run.wh, f"select load_id from ops.ingested_files where file = '{file}'")
+    return str(load_id)
+
+
+def test_lake_is_parquet_partitioned_by_kind_month_and_load(spark_chain: ChainRun) -> None:
     raw = Path(spark_chain.settings.lake_location) / "raw"
     months = sorted(p.name for p in (raw / "yellow_trips").iterdir())
     assert months == [f"source_month={m}" for m in MONTHS]
     assert [p.name for p in (raw / "fhvhv_trips").iterdir()] == ["source_month=2020-04"]
-    assert list((raw / "yellow_trips" / "source_month=2020-01").glob("*.parquet"))
+    for month in MONTHS:  # each month's partition is the folder of the load the ledger has for it
+        load_id = _load_id(spark_chain, f"yellow_tripdata_{month}.parquet")
+        version = raw / "yellow_trips" / f"source_month={month}" / load_id
+        assert list(version.glob("*.parquet"))
+        assert _location(spark_chain, "raw.yellow_trips", month) == f"file:{version}"
 
 
 def test_cleaning_counts_per_month_and_rule_are_equal(spark_chain: ChainRun, tlc_chain: ChainRun) -> None:
@@ -296,10 +311,12 @@ def test_a_reloaded_month_is_rebuilt_alone_by_partition_overwrite(spark_chain: C
     counts = "select source_month, service, count(*) from marts.fct_trips group by 1, 2"
     before = sorted(_spark_rows(spark_chain, summary)), sorted(_spark_rows(spark_chain, counts))
     folder = Path(spark_chain.settings.lake_location) / "raw" / "yellow_trips" / "source_month=2020-02"
-    old_files = {f.name for f in folder.glob("*.parquet")}
+    old = _load_id(spark_chain, "yellow_tripdata_2020-02.parquet")
     run_ingest(spark_chain.settings, spark_chain.wh, str(tlc_samples), ["2020-02"], force=True)
-    assert old_files and not old_files & {f.name for f in folder.glob("*.parquet")}  # a new load replaced the month
+    new = _load_id(spark_chain, "yellow_tripdata_2020-02.parquet")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([old, new])  # written beside the version in service
     get_engine(spark_chain.settings).run_dbt(spark_chain.wh, ["build"])
+    assert _location(spark_chain, "raw.yellow_trips", "2020-02") == f"file:{folder / new}"  # swapped in
     builds = _spark_rows(
         spark_chain,
         "select planned_at, collect_list(source_month) from intermediate.trip_month_builds where built"
@@ -309,3 +326,26 @@ def test_a_reloaded_month_is_rebuilt_alone_by_partition_overwrite(spark_chain: C
     # One row per month and service still: the month's partitions were overwritten, not appended to.
     assert (sorted(_spark_rows(spark_chain, summary)), sorted(_spark_rows(spark_chain, counts))) == before
     assert ("2020-02", "taxi", 10_000) in [row[:3] for row in before[0]]
+
+
+def test_a_failed_write_leaves_the_month_in_service_readable(spark_chain: ChainRun, tlc_samples: Path) -> None:
+    """After the reload above: a write that fails midway, and the files of a writer killed mid-write, leave the
+    month's partition where it was and its rows as they were."""
+    import shutil
+
+    from fares.engines import get_engine
+    from fares.engines.base import LoadError
+    from fares.ingestion.loader import load_trip_file
+
+    engine = get_engine(spark_chain.settings)
+    folder = Path(spark_chain.settings.lake_location) / "raw" / "yellow_trips" / "source_month=2020-03"
+    in_service = folder / _load_id(spark_chain, "yellow_tripdata_2020-03.parquet")
+    shutil.copytree(in_service, folder / "9999999999.1")  # a newer load never finished: files, no ledger entry
+    writer = InterruptedWriter(engine.raw_writer(spark_chain.wh))
+    with pytest.raises(LoadError, match="connection reset"):
+        load_trip_file(writer, tlc_samples / "yellow_tripdata_2020-03.parquet", "yellow", "2020-03")
+    with engine.catalog(spark_chain.wh) as cat:
+        rows = cat.execute("select count(*) from raw.yellow_trips where source_month = '2020-03'").fetchall()
+    assert rows == [(10_000,)]  # read from the lake, not the ledger
+    assert _location(spark_chain, "raw.yellow_trips", "2020-03") == f"file:{in_service}"
+    assert engine.count_rows(spark_chain.wh, ("raw.yellow_trips",)) == 40_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,15 @@ import pytest
 
 from fares.config.settings import Settings
 from fares.config.warehouse import parse_database_url
-from fares.engines import get_engine
+from fares.engines import get_engine, lake_catalog
 from fares.engines import spark_session as lakehouse
 from fares.engines.raw_tables import FHVHV_COLUMNS, YELLOW_COLUMNS
 from fares.engines.spark import SparkEngine
 from fares.engines.transform import DbtFailed
-from fares.ops.ledger import TripMonthPlan
+from fares.ops.ledger import LedgerEntry, TripMonthPlan
 from fares.quality.suites import training_batches
+
+_WH = parse_database_url("postgresql://fares@127.0.0.1:5432/fares")  # never connected to: the ledger is a stand-in
 
 
 def test_engine_defaults_to_postgres_and_the_lake_lives_under_the_data_folder(tmp_path: Path) -> None:
@@ -43,11 +46,71 @@ def test_spark_stays_on_loopback_and_keeps_its_files_under_the_data_folder(tmp_p
 
 def test_lake_trip_tables_declare_every_pinned_column_and_partition_last() -> None:
     for kind, columns in (("yellow", YELLOW_COLUMNS), ("fhvhv", FHVHV_COLUMNS)):
-        ddl = lakehouse.trip_table_ddl(kind)
+        ddl = lake_catalog.trip_table_ddl(kind)
         names = [part.split("`")[1] for part in ddl.split(", ")]
         assert names[: len(columns)] == list(columns)
         assert names[-1] == "source_month"
         assert "`pu_location_id` bigint" in ddl and "double precision" not in ddl
+
+
+def _entry(file: str, kind: str, month: str | None, rows: int | None, load_id: str | None, status: str) -> LedgerEntry:
+    now = datetime(2024, 3, 1, tzinfo=UTC)
+    return LedgerEntry(file, kind, month, "/tlc", 1, None, None, rows, load_id, status, now, now, None)
+
+
+LEDGER = [
+    _entry("taxi_zone_lookup.csv", "zones", None, 265, "100.1", "loaded"),
+    _entry("yellow_tripdata_2024-01.parquet", "yellow", "2024-01", 2_000, "200.5", "loaded"),
+    # reloaded, and the reload failed: the load before it stays in service
+    _entry("yellow_tripdata_2024-02.parquet", "yellow", "2024-02", 1_500, "150.2", "failed"),
+    _entry("yellow_tripdata_2024-03.parquet", "yellow", "2024-03", None, None, "failed"),  # never loaded
+    _entry("yellow_tripdata_2024-04.parquet", "yellow", "2024-04", 0, "300.1", "loaded"),  # a load of no rows
+    _entry("fhvhv_tripdata_2024-01.parquet", "fhvhv", "2024-01", None, None, "failed"),
+]
+
+
+def test_the_lake_catalog_is_generated_from_the_ledger_alone(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, engine="spark", lake_url="s3a://bucket/fares")
+    ddl = lake_catalog.lake_ddl(settings, LEDGER)
+    yellow = "s3a://bucket/fares/raw/yellow_trips"
+    assert ddl[0] == "create database if not exists raw"
+    assert ddl[1].startswith("create table if not exists raw.yellow_trips (`vendor_id` bigint, ")
+    assert ddl[1].endswith(f"using parquet partitioned by (source_month) location '{yellow}'")
+    month = "partition (source_month = '2024-01')"
+    version = f"'{yellow}/source_month=2024-01/200.5'"
+    assert ddl[2:4] == [
+        f"alter table raw.yellow_trips add if not exists {month} location {version}",
+        f"alter table raw.yellow_trips {month} set location {version}",
+    ]
+    month, version = "partition (source_month = '2024-02')", f"'{yellow}/source_month=2024-02/150.2'"
+    assert ddl[4:6] == [  # a failed reload: the partition stays at the version it replaced
+        f"alter table raw.yellow_trips add if not exists {month} location {version}",
+        f"alter table raw.yellow_trips {month} set location {version}",
+    ]
+    assert ddl[6:8] == [  # months with nothing in service leave the table
+        "alter table raw.yellow_trips drop if exists partition (source_month = '2024-03')",
+        "alter table raw.yellow_trips drop if exists partition (source_month = '2024-04')",
+    ]
+    assert ddl[8:] == [  # no FHVHV table before a load of it; zones as before; no shapes loaded
+        "create table if not exists raw.zones using parquet location 's3a://bucket/fares/raw/zones'",
+        "refresh table raw.zones",
+    ]
+    assert not any("msck" in statement for statement in ddl)  # no listing of the lake's folders
+    assert lake_catalog.lake_ddl(settings, []) == ["create database if not exists raw"]
+
+
+def test_spark_counts_and_load_ids_of_raw_months_come_from_the_ledger() -> None:
+    from fares.engines.spark import SparkCatalog
+
+    class NoQueries:  # raw months are not scanned: any query fails the test
+        def sql(self, text: str) -> None:
+            raise AssertionError(f"queried the lake: {text}")
+
+    cat = SparkCatalog(NoQueries(), lake_catalog.lake_months(LEDGER))
+    assert cat.month_loads("raw.yellow_trips") == {"2024-01": "200.5", "2024-02": "150.2"}
+    assert cat.count_month("raw.yellow_trips", "2024-02") == 1_500
+    assert cat.count_month("raw.yellow_trips", "2024-03") == 0
+    assert cat.count_table("raw.yellow_trips") == 3_500
 
 
 def test_a_machine_without_java_gets_one_line_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,7 +152,7 @@ def test_the_gate_planner_sql_runs_on_spark_with_its_parameters_inlined() -> Non
         def collect(self) -> list[tuple[str]]:
             return [("2024-01",)]
 
-    conn = SparkCatalog(FakeSpark())  # a stand-in for the two calls it makes
+    conn = SparkCatalog(FakeSpark(), {})  # a stand-in for the two calls it makes
     sql = "select distinct source_month from t where source_month = any(%s) order by 1"
     assert conn.execute(sql, (["2024-01", "o'k"],)).fetchall() == [("2024-01",)]
     assert seen == ["select distinct source_month from t where source_month in ('2024-01', 'o\\'k') order by 1"]
@@ -166,6 +229,7 @@ def test_dbt_on_spark_is_its_own_process_on_the_target_of_the_settings(
     wh = parse_database_url("postgresql://fares@127.0.0.1:5432/fares")  # never connected to
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(lakehouse, "run_dbt", lambda settings, wh, args, **kw: calls.append({"args": args, **kw}))
+    monkeypatch.setattr(lakehouse, "read_ledger", lambda wh: {})  # an empty ledger: the raw database only
     cancel: list[Callable[[], None]] = []
     settings = Settings(data_dir=tmp_path, engine="spark", dbt_spark_target="spark_thrift", spark_thrift_port=10123)
     lakehouse.run_dbt_spark(settings, wh, ["build"], timeout=60, cancel=cancel)
@@ -182,7 +246,7 @@ def test_dbt_runs_on_the_engine_of_the_settings(monkeypatch: pytest.MonkeyPatch,
     from fares.chain import stages
     from fares.engines import postgres, spark
 
-    wh = parse_database_url("postgresql://fares@127.0.0.1:5432/fares")  # never connected to: dbt is a stand-in
+    wh = _WH
     calls: list[tuple[str, list[str]]] = []
     monkeypatch.setattr(spark, "run_dbt_spark", lambda settings, wh, args, **kw: calls.append(("spark", args)))
     monkeypatch.setattr(postgres, "run_dbt", lambda settings, wh, args, **kw: calls.append(("postgres", args)))
