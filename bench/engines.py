@@ -59,22 +59,11 @@ def run_child(engine: str, yellow: int, fhvhv: int, work: Path, database_url: st
         settings = Settings(database_url=None, data_dir=data_dir, db_name="bench_engines", engine=engine)
         return _stages(settings, prepare_warehouse(settings), work)
 
-    from fares.engines.spark_cluster import free_port, local_cluster
+    from fares.engines.spark_cluster import free_port, local_cluster, loopback_settings
 
     server = parse_database_url(database_url)
     db = ensure_database(server, f"bench_engines_{int(time.time())}")
-    settings = Settings(
-        database_url=db.url(),
-        data_dir=data_dir,
-        engine="spark",
-        spark_master=f"spark://127.0.0.1:{free_port()}",
-        spark_driver_host="127.0.0.1",
-        spark_driver_bind_address="127.0.0.1",
-        # the Thrift server (dbt's queries) and a stage's driver each get one core's executor of the two
-        spark_conf={"spark.cores.max": "1", "spark.executor.cores": "1", "spark.executor.memory": "3g"},
-        dbt_spark_target="spark_thrift",
-        spark_thrift_port=free_port(),
-    )
+    settings = loopback_settings(db.url(), data_dir, executor_memory="3g")
     try:
         started = time.perf_counter()
         with local_cluster(settings, work / "cluster-logs", free_port(), cores=2, memory="8g"):

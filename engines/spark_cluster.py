@@ -105,6 +105,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def loopback_settings(database_url: str, data_dir: Path, executor_memory: str = "1g") -> Settings:
+    """Settings of a fares process using a cluster on this machine's loopback (the tests and the bench): a free master
+    port, the driver bound to 127.0.0.1, one core per application (so the Thrift server and a stage's driver run side
+    by side on a worker's cores), dbt through the Thrift server on a free port."""
+    from fares.config.settings import Settings
+
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        engine="spark",
+        spark_master=f"spark://127.0.0.1:{free_port()}",
+        spark_driver_host="127.0.0.1",
+        spark_driver_bind_address="127.0.0.1",
+        spark_conf={"spark.cores.max": "1", "spark.executor.cores": "1", "spark.executor.memory": executor_memory},
+        dbt_spark_target="spark_thrift",
+        spark_thrift_port=free_port(),
+    )
+
+
 def _answers(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -56,12 +56,16 @@ def tlc_samples() -> Path:
     return TLC_SAMPLES
 
 
+def _embedded_server() -> Warehouse:
+    data_dir = Path(os.environ.get("FARES_TEST_DATA_DIR", REPO_ROOT / ".data" / "test"))
+    return start_embedded(Settings(database_url=None, data_dir=data_dir))
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def pg_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     """An admin connection to a real server: the embedded one, or the external one (DATABASE_URL) when it answers."""
     if request.param == "embedded":
-        data_dir = Path(os.environ.get("FARES_TEST_DATA_DIR", REPO_ROOT / ".data" / "test"))
-        return start_embedded(Settings(database_url=None, data_dir=data_dir))
+        return _embedded_server()
     server = _external_server()
     if server is None:
         if os.environ.get("CI") and os.environ.get("DATABASE_URL"):
@@ -152,16 +156,29 @@ def _run_chain(server: Warehouse, label: str, data_dir: Path, source: Path, mont
     return ChainRun(settings, wh, run_chain(settings, source=str(source), months=months))
 
 
+TLC_MONTHS = ["2020-01", "2020-02", "2020-03", "2020-04"]
+
+
 @pytest.fixture(scope="session")
-def tlc_chain(pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
+def embedded_tlc_chain(tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
+    """The chain on the TLC samples (2020-01..2020-04) on the embedded server, once per test session: `tlc_chain`'s
+    embedded case, and the reference the Spark tier compares with (it takes no server parameter, so its module's
+    tests stay together and its cluster starts once)."""
+    server = _embedded_server()
+    run = _run_chain(server, "tlc", tmp_path_factory.mktemp("tlc_chain"), tlc_samples, TLC_MONTHS)
+    yield run
+    drop_database(server, run.wh.dbname)
+
+
+@pytest.fixture(scope="session")
+def tlc_chain(
+    request: pytest.FixtureRequest, pg_server: Warehouse, tlc_samples: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChainRun]:
     """The chain (ingest -> dbt build -> validate -> train) once per server on the TLC samples, 2020-01..2020-04."""
-    run = _run_chain(
-        pg_server,
-        "tlc",
-        tmp_path_factory.mktemp("tlc_chain"),
-        tlc_samples,
-        ["2020-01", "2020-02", "2020-03", "2020-04"],
-    )
+    if pg_server.embedded:
+        yield request.getfixturevalue("embedded_tlc_chain")
+        return
+    run = _run_chain(pg_server, "tlc", tmp_path_factory.mktemp("tlc_chain"), tlc_samples, TLC_MONTHS)
     yield run
     drop_database(pg_server, run.wh.dbname)
 

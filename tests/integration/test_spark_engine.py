@@ -20,14 +20,14 @@ from fares.config.settings import Settings
 from fares.config.warehouse import Warehouse, drop_database
 from fares.engines.spark_cluster import master_status
 from fares.engines.spark_session import spark_missing
-from tests.conftest import ChainRun, InterruptedWriter, _external_server, make_database
+from tests.conftest import TLC_MONTHS, ChainRun, InterruptedWriter, _external_server, make_database
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(spark_missing() is not None, reason=f"Spark tier skipped: {spark_missing()}"),
 ]
 
-MONTHS = ["2020-01", "2020-02", "2020-03", "2020-04"]
+MONTHS = TLC_MONTHS
 
 
 @dataclass
@@ -39,34 +39,23 @@ class SparkCluster:
     wh: Warehouse
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkCluster]:
-    """Started once per test session: a master, a worker and a Thrift server (the compose profile's `fares spark`
-    commands), the metastore in a fresh database on the system server (over TCP, which Java's driver needs)."""
-    from fares.engines.spark_cluster import free_port, local_cluster
+    """Started once, for this module's tests only (stopped when they are done): a master, a worker and a Thrift server
+    (the compose profile's `fares spark` commands), the metastore in a fresh database on the system server (over TCP,
+    which Java's driver needs)."""
+    from fares.engines.spark_cluster import free_port, local_cluster, loopback_settings
     from fares.engines.spark_metastore import jdbc_driver_missing
 
+    missing = jdbc_driver_missing(Settings(database_url=None))
+    if missing:
+        pytest.skip(f"Spark cluster tier skipped: {missing}")
     server = _external_server()
     if server is None:
         pytest.skip("Spark cluster tier skipped: no PostgreSQL over TCP for the shared metastore (DATABASE_URL)")
     root = tmp_path_factory.mktemp("spark_cluster")
-    settings = Settings(
-        database_url="postgresql://unused@127.0.0.1/unused",
-        data_dir=root / "data",
-        engine="spark",
-        spark_master=f"spark://127.0.0.1:{free_port()}",
-        spark_driver_host="127.0.0.1",
-        spark_driver_bind_address="127.0.0.1",
-        # each application takes one of the worker's cores, so the Thrift server and a driver of ours run side by side
-        spark_conf={"spark.cores.max": "1", "spark.executor.cores": "1", "spark.executor.memory": "1g"},
-        dbt_spark_target="spark_thrift",
-        spark_thrift_port=free_port(),
-    )
-    missing = jdbc_driver_missing(settings)
-    if missing:
-        pytest.skip(f"Spark cluster tier skipped: {missing}")
     wh = make_database(server, "spark_cluster")
-    settings = settings.model_copy(update={"database_url": wh.url()})
+    settings = loopback_settings(wh.url(), root / "data")
     try:
         with local_cluster(settings, root / "logs", free_port()) as cluster:
             yield SparkCluster(cluster.status_url, settings, wh)
@@ -74,7 +63,7 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkClu
         drop_database(server, wh.dbname)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark_chain(spark_cluster: SparkCluster, tlc_samples: Path) -> ChainRun:
     """ingest -> dbt build (through the Thrift server) -> validate -> train (drivers on the cluster) once, on the
     standalone cluster; ops tables and the metastore in PostgreSQL."""
@@ -82,6 +71,13 @@ def spark_chain(spark_cluster: SparkCluster, tlc_samples: Path) -> ChainRun:
 
     settings = spark_cluster.settings
     return ChainRun(settings, spark_cluster.wh, run_chain(settings, source=str(tlc_samples), months=MONTHS))
+
+
+@pytest.fixture(scope="module")
+def tlc_chain(embedded_tlc_chain: ChainRun) -> ChainRun:
+    """The reference: the same chain on the embedded PostgreSQL (compared with one server only: the PostgreSQL tiers
+    show the two servers agree)."""
+    return embedded_tlc_chain
 
 
 def _spark_rows(run: ChainRun, sql: str) -> list[tuple[Any, ...]]:
