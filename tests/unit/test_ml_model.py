@@ -351,6 +351,22 @@ def test_the_taxi_band_widens_outside_the_window_by_the_measured_monthly_drift(m
     assert np.log(later.taxi_fare / later.taxi_low) == pytest.approx(np.hypot(down, widen), rel=1e-6)
 
 
+def test_the_taxi_band_is_relative_to_the_fare_under_the_pickups_card(model, zones) -> None:
+    """A 2010 quote (a cheaper card, 165 months before the window) keeps the window's band in proportion to its own
+    fare, widened by the drift over those months: the band follows the card, it is not the 2024 band in dollars."""
+    from fares.ml.predict import Z_80
+
+    short, _ = _manhattan_pair_extremes(zones)
+    inside, old = (
+        model.predict_frame(_requests([short], at=at)).iloc[0] for at in ("2024-02-06 14:00", "2010-06-08 14:00")
+    )
+    months = model.months_outside(np.array(["2010-06-08"], dtype="datetime64[ns]"))[0]
+    assert months == 163 and old.taxi_fare < 0.8 * inside.taxi_fare
+    widen = Z_80 * model.taxi_monthly_drift * np.sqrt(months)
+    up = np.log(inside.taxi_high / inside.taxi_fare)
+    assert np.log(old.taxi_high / old.taxi_fare) == pytest.approx(np.hypot(up, widen), rel=1e-6)
+
+
 def _plain_route(model, zones) -> tuple[int, int]:
     """A Manhattan pair with no airport, congestion or relief-zone charge: its Uber quote moves by the level only."""
     flags = model.routes.flags
