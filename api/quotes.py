@@ -128,10 +128,10 @@ def price_matrix(prices: pd.DataFrame) -> np.ndarray:
     rounded to cents, ranges widened to hold the fare)."""
     if tuple(prices.columns[: len(PRICE_COLUMNS)]) == PRICE_COLUMNS:  # the model's own order: one block
         raw = prices.to_numpy(dtype=float)[:, : len(PRICE_COLUMNS)]
-    else:
-        stale = prices["uber_stale_months"] if "uber_stale_months" in prices else pd.Series(0.0, index=prices.index)
+    else:  # a frame without the staleness columns (older models): a current level
+        zero = pd.Series(0.0, index=prices.index)
         raw = np.column_stack(
-            [prices[c].to_numpy(dtype=float) for c in PRICE_COLUMNS[:-1]] + [stale.to_numpy(dtype=float)]
+            [prices[c].to_numpy(dtype=float) if c in prices else zero.to_numpy() for c in PRICE_COLUMNS]
         )
     out = np.empty((len(raw), 11))
     out[:, :6] = np.round(raw[:, :6], 2)
@@ -142,7 +142,7 @@ def price_matrix(prices: pd.DataFrame) -> np.ndarray:
     out[:, 7] = np.round(np.abs(out[:, 0] - out[:, 3]), 2)
     out[:, 8] = out[:, 3] < out[:, 0]
     out[:, 9] = raw[:, 7]
-    out[:, 10] = answer_reasons(out[:, 0], out[:, 3], raw[:, 6])
+    out[:, 10] = answer_reasons(out[:, 0], out[:, 3], raw[:, 6], raw[:, 7], raw[:, 8])
     return out
 
 

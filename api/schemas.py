@@ -197,10 +197,12 @@ class QuoteResponse(BaseModel):
     cheaper: Literal["taxi", "uber"]
     answer: Literal["taxi", "uber", "about the same"] = Field(
         description='The call: "about the same" when the expected fares differ by less than $1 or 5%, or when the '
-        "data cannot tell which is cheaper (their bands overlap too much)"
+        "data cannot tell which is cheaper (their bands overlap too much, or the Uber price level is stale and its "
+        "band, widened by how far Uber's prices move over that long, overlaps the taxi's)"
     )
     answer_reason: str | None = Field(
-        description='Why the answer is "about the same" (which of the two reasons); null when it names a service'
+        description='Why the answer is "about the same" (fares close, bands overlapping, or a stale Uber level); '
+        "null when it names a service"
     )
     savings: float = Field(description="Dollars saved by taking the cheaper one (expected fares)")
     p_uber_cheaper: float = Field(ge=0, le=1)

@@ -271,7 +271,8 @@ def trip_calibration(detail: pd.DataFrame) -> dict:
         for b in range(len(RELIABILITY_BINS) - 1)
         if (bins == b).any()
     ]
-    named = answer_reasons(detail["model_taxi"].to_numpy(), detail["model_uber"].to_numpy(), p) == 0
+    staleness = [detail[c].to_numpy() if c in detail else None for c in ("uber_stale_months", "uber_level_spread")]
+    named = answer_reasons(detail["model_taxi"].to_numpy(), detail["model_uber"].to_numpy(), p, *staleness) == 0
     right = (p > 0.5) == (y > 0.5)
     return {
         "event": EVENT,
@@ -298,6 +299,32 @@ def _coverage_by_support(detail: pd.DataFrame) -> list[dict]:
                 "support": SUPPORT_LABELS[int(bucket)],
                 "n": len(part),
                 "coverage": float(part.covered.mean()),
+                "model_mae": float((part.model - part.actual).abs().mean()),
+            }
+        )
+    return rows
+
+
+def _months_from_window(model: FarePredictor, holdout: pd.DataFrame) -> np.ndarray:
+    """Whole months between each trip and the model's training window (0 inside it; 0 for a predictor without one)."""
+    months_outside = getattr(model, "months_outside", None)
+    if months_outside is None:
+        return np.zeros(len(holdout), dtype=np.int64)
+    return months_outside(pd.to_datetime(holdout["pickup_at"]).to_numpy())
+
+
+def coverage_by_months(detail: pd.DataFrame) -> list[dict]:
+    """Band coverage per service and months from the training window, with the trip counts and the band's median
+    width (high over low): whether the widening outside the window holds the 80% it promises."""
+    rows = []
+    for (service, months), part in detail.groupby(["service", "months_from_window"]):
+        rows.append(
+            {
+                "service": service,
+                "months_from_window": int(months),
+                "n": len(part),
+                "coverage": float(part.covered.mean()),
+                "median_width": float(np.median(part.high / part.low)) if "high" in part else float("nan"),
                 "model_mae": float((part.model - part.actual).abs().mean()),
             }
         )
@@ -340,9 +367,13 @@ def evaluate_holdout(model: FarePredictor, baseline: BaselineModel, holdout: pd.
     detail["p_uber_cheaper"] = predicted["p_uber_cheaper"].to_numpy()
     detail["support"] = support_bucket(predicted["route_log_trips"].to_numpy())
     detail["uber_stale_months"] = predicted["uber_stale_months"].to_numpy()
+    if "uber_level_spread" in predicted:
+        detail["uber_level_spread"] = predicted["uber_level_spread"].to_numpy()
     low = np.where(service == "taxi", predicted.taxi_low, predicted.uber_low)
     high = np.where(service == "taxi", predicted.taxi_high, predicted.uber_high)
     detail["covered"] = (detail.actual >= low) & (detail.actual <= high)
+    detail["low"], detail["high"] = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    detail["months_from_window"] = _months_from_window(model, holdout)
     keys = _keys(holdout, baseline.table)
     detail["cell"], detail["hour"] = keys["cell"].to_numpy(), keys["hour"].to_numpy()
     detail["decision_cell"] = keys["decision_cell"].to_numpy()
@@ -368,6 +399,7 @@ def evaluate_holdout(model: FarePredictor, baseline: BaselineModel, holdout: pd.
         "mae_improvement_pct": _improvement(model_mae, baseline_mae),
         "cheaper_agreement": {**decision_metrics(detail), "per_trip": trip_calibration(detail)},
         "coverage_by_support": _coverage_by_support(detail),
+        "coverage_by_months": coverage_by_months(detail),
         "mae_by_hour": _grouped_mae(detail, "hour"),
         "mae_by_borough_pair": _grouped_mae(detail, "borough_pair"),
     }

@@ -1,6 +1,7 @@
 """The dbt-built lookups a fare model is fitted with and carries in its bundle.
 
-Zones, zone pairs, pair x hour typicals, Uber price levels, the taxi tariff and the HVFHV charges.
+Zones, zone pairs, pair x hour typicals, Uber price levels, the taxi tariff, the HVFHV charges and the published
+HVFHV price moves.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pandas as pd
 
 from fares.engines import get_engine
 from fares.ml import SERVICES, TrainingDataError
+from fares.ml.drift import PRICE_MOVE_COLUMNS
 from fares.ml.features import ZONE_COLUMNS
 from fares.ml.holdout import HoldoutPlan
 from fares.ml.tariff import HVFHV_CHARGE_COLUMNS, RATE_CARD_COLUMNS, ROUTE_FLAGS
@@ -37,6 +39,7 @@ LOOKUP_TABLES: dict[str, tuple[str, ...]] = {
     "uber_monthly_price_levels": LEVEL_COLUMNS,
     "taxi_rate_card": RATE_CARD_COLUMNS,
     "hvfhv_charges": HVFHV_CHARGE_COLUMNS,
+    "hvfhv_price_moves": PRICE_MOVE_COLUMNS,
 }
 
 
@@ -52,6 +55,7 @@ class Lookups:
     holdout_from: pd.Timestamp | None
     holdout: HoldoutPlan | None = None  # what marts.ml_holdout_window says the holdout holds
     hvfhv_charges: pd.DataFrame | None = None  # the dated HVFHV charges (marts.hvfhv_charges)
+    price_moves: pd.DataFrame | None = None  # published HVFHV price moves (marts.hvfhv_price_moves)
 
 
 HOLDOUT_COLUMNS: tuple[str, ...] = (
@@ -113,4 +117,5 @@ def load_lookups(settings: Settings, wh: Warehouse) -> Lookups:
         holdout_from=holdout.start,
         holdout=holdout,
         hvfhv_charges=frames["hvfhv_charges"],
+        price_moves=frames["hvfhv_price_moves"],
     )

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from fares.ml import SERVICES, RegistryError
+from fares.ml.drift import LevelDrift, measure_level_drift
 from fares.ml.features import PairStats, RouteTable, ZoneTable, build_matrix, check_zone_ids, request_columns
 from fares.ml.tariff import Tariff, UberCharges, meter_fare
 
@@ -29,6 +30,7 @@ PRICE_COLUMNS: tuple[str, ...] = (
     "uber_high",
     "p_uber_cheaper",
     "uber_stale_months",
+    "uber_level_spread",  # sd of the log Uber level's move over the stale months (0 when the level is current)
 )
 OUTPUT_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "route_log_trips")
 SMALL_BATCH = 32  # up to this many rows the numpy forest beats scikit-learn's per-tree Python loop
@@ -111,7 +113,6 @@ class CompiledForest:
 
 SUPPORT_EDGES = np.log1p(np.array([1.0, 5.0, 20.0]))  # pair x hour trips: unseen | 1-4 | 5-19 | 20+
 SUPPORT_LABELS: tuple[str, ...] = ("unseen", "1-4 trips", "5-19 trips", "20+ trips")
-DEFAULT_MONTHLY_DRIFT = 0.03  # log change of the Uber level per month when fewer than three months say otherwise
 SAME_MARGIN = 0.15  # |p_uber_cheaper - 0.5| below this: the bands cannot separate the fares, "about the same"
 
 
@@ -136,21 +137,23 @@ class ServiceModel:
 
 @dataclass
 class PriceLevels:
-    """uber_monthly_price_levels: the Uber price per meter unit of each month, and how fast it drifts."""
+    """uber_monthly_price_levels: the Uber price per meter unit of each month, and how far it drifts past them."""
 
     months: np.ndarray
     levels: np.ndarray
     monthly_drift: float
+    # how far the level moves over k months (the data's levels and the published moves); None in bundles from before
+    # it, which widen by monthly_drift * sqrt(k)
+    drift: LevelDrift | None = None
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> PriceLevels:
-        """From the mart's rows (source_month 'YYYY-MM', price_level)."""
+    def from_frame(cls, frame: pd.DataFrame, published: pd.DataFrame | None = None) -> PriceLevels:
+        """From the mart's rows (source_month 'YYYY-MM', price_level) and the published moves (hvfhv_price_moves)."""
         frame = frame.dropna(subset=["price_level"]).sort_values("source_month")
         months = pd.to_datetime(frame["source_month"], format="%Y-%m").to_numpy().astype("datetime64[M]")
         levels = frame["price_level"].to_numpy(dtype=float)
-        steps = np.diff(np.log(levels)) / np.maximum(np.diff(months.astype(np.int64)), 1) if len(levels) >= 3 else []
-        drift = float(np.std(steps)) if len(steps) >= 2 else DEFAULT_MONTHLY_DRIFT
-        return cls(months, levels, max(drift, 0.005))
+        drift = measure_level_drift(months, levels, published)
+        return cls(months, levels, drift.noise, drift)
 
     def at(self, pickup_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The level for each pickup's month (the nearest earlier known month, else the oldest) and how many months
@@ -161,6 +164,13 @@ class PriceLevels:
         idx = np.maximum(np.searchsorted(self.months, month, side="right") - 1, 0)
         away = np.abs((month - self.months[idx]).astype(np.int64))
         return self.levels[idx], away
+
+    def spread(self, stale_months: np.ndarray) -> np.ndarray:
+        """The standard deviation of the log level `stale_months` months away from the level a quote uses."""
+        drift = getattr(self, "drift", None)  # bundles from before LevelDrift
+        if drift is None:
+            return self.monthly_drift * np.sqrt(stale_months)
+        return drift.spread(stale_months)
 
 
 def typical_units(miles: np.ndarray, minutes: np.ndarray) -> np.ndarray:
@@ -257,34 +267,45 @@ class FareModel:
         base = self.bases(at, pickup, dropoff, hour)
         log_count = self.pairs.log_count[pickup, dropoff, hour]
         stale = base["stale_months"]
-        widen = Z_80 * self.levels.monthly_drift * np.sqrt(stale)
+        # Outside what the models saw, a quote's log error gains an independent part: the taxi's fare-to-meter ratio
+        # drifting by the months outside the window, the Uber level by the months since its newest known month. The
+        # two add in variance (in quadrature) to the band measured on the training window's latest slice.
+        away = {
+            "taxi": getattr(self, "taxi_monthly_drift", 0.0) * np.sqrt(self.months_outside(at)),
+            "uber": self.levels.spread(stale),
+        }
         out = np.empty((len(trips), len(OUTPUT_COLUMNS)))
-        sd = []
+        sd, drift_var = [], []
         # Taxi: the learned ratio applies to the meter under the newest tariff of the training window, and a tariff
         # change since (or before) moves the fare by the rate card's difference in dollars: tolls and what the meter
-        # misses do not scale with the unit charge.
+        # misses do not scale with the unit charge. The band is relative to the fare under the pickup's card, so it
+        # grows and shrinks with the card.
         shift = {"taxi": base["taxi"] - base["taxi_ref"], "uber": np.zeros(len(trips))}
         scale = {"taxi": base["taxi_ref"], "uber": base["uber"]}
         for i, service in enumerate(SERVICES):
-            lo, hi = self.services[service].spread(log_count)
-            if service == "uber":
-                lo, hi = lo - widen, hi + widen
-            else:
-                away = np.sqrt(self.months_outside(at))
-                drift = getattr(self, "taxi_monthly_drift", 0.0)
-                lo, hi = lo - Z_80 * drift * away, hi + Z_80 * drift * away
+            lo0, hi0 = self.services[service].spread(log_count)
+            widen = Z_80 * away[service]
+            lo, hi = -np.hypot(lo0, widen), np.hypot(hi0, widen)
             centre = raw[:, i] + np.log(np.maximum(scale[service], 0.5))
-            out[:, 3 * i] = np.maximum(np.exp(centre) + shift[service], 1.0)
-            out[:, 3 * i + 1] = np.maximum(np.exp(centre + lo) + shift[service], 1.0)
-            out[:, 3 * i + 2] = np.maximum(np.exp(centre + hi) + shift[service], out[:, 3 * i])
-            sd.append((out[:, 3 * i + 2] - out[:, 3 * i + 1]) / (2 * Z_80))
+            fare = np.maximum(np.exp(centre) + shift[service], 1.0)
+            out[:, 3 * i] = fare
+            out[:, 3 * i + 1] = np.maximum(fare * np.exp(lo), 1.0)
+            out[:, 3 * i + 2] = np.maximum(fare * np.exp(hi), fare)
+            # the window's spread, which p_scale was calibrated on, and apart from it the variance in dollars of a
+            # log-normal move of the fare by the drift outside the window (a level nobody observed)
+            sd.append((np.maximum(fare * np.exp(hi0), fare) - np.maximum(fare * np.exp(lo0), 1.0)) / (2 * Z_80))
+            drift_var.append(fare**2 * np.expm1(away[service] ** 2) * np.exp(away[service] ** 2))
         self._move_uber_charges(out, at, pickup, dropoff)
         from scipy.special import ndtr
 
-        z = (out[:, 0] - out[:, 3]) / np.sqrt(sd[0] ** 2 + sd[1] ** 2 + 1e-6)
-        out[:, 6] = ndtr(getattr(self, "p_scale", 1.0) * z)  # bundles from before the calibration: 1.0
+        # p_uber_cheaper = Phi(s z) in the window; outside it, averaged over the drift (a normal term added to the fare
+        # difference): Phi(s d / sqrt(S0^2 + s^2 V)), which tends to a coin flip as the drift grows
+        s = getattr(self, "p_scale", 1.0)  # bundles from before the calibration: 1.0
+        spread = np.sqrt(sd[0] ** 2 + sd[1] ** 2 + s**2 * (drift_var[0] + drift_var[1]) + 1e-6)
+        out[:, 6] = ndtr(s * (out[:, 0] - out[:, 3]) / spread)
         out[:, 7] = stale
-        out[:, 8] = log_count
+        out[:, 8] = away["uber"]
+        out[:, 9] = log_count
         return pd.DataFrame(out, index=trips.index, columns=list(OUTPUT_COLUMNS))
 
     def _move_uber_charges(self, out: np.ndarray, at: np.ndarray, pickup: np.ndarray, dropoff: np.ndarray) -> None:
@@ -338,17 +359,47 @@ SAME_REASONS: tuple[str | None, ...] = (
         "the data cannot tell which is cheaper: the two bands overlap too much (p_uber_cheaper within "
         f"{SAME_MARGIN} of a coin flip)"
     ),
+    (
+        "the data cannot tell which is cheaper: the newest Uber price level is older than the pickup (see "
+        "uber_stale_months), and over that long Uber's prices move by more than the two fares differ (the Uber "
+        "band covers that move and holds the taxi's fare)"
+    ),
 )
 
 
-def answer_reasons(taxi_fare: np.ndarray, uber_fare: np.ndarray, p_uber_cheaper: np.ndarray) -> np.ndarray:
+def answer_reasons(
+    taxi_fare: np.ndarray,
+    uber_fare: np.ndarray,
+    p_uber_cheaper: np.ndarray,
+    stale_months: np.ndarray | None = None,
+    level_spread: np.ndarray | None = None,
+) -> np.ndarray:
     """Index into SAME_REASONS for each trip: 1 when the fares are within SAME_PRICE_DOLLARS or SAME_PRICE_SHARE of
-    each other (they cost nearly the same), else 2 when p_uber_cheaper is within SAME_MARGIN of a coin flip (the data
-    cannot tell), else 0 (the answer names the cheaper service)."""
+    each other (they cost nearly the same); else 3 when the Uber level is stale (`stale_months` > 0) and either the
+    80% range of its move over those months (`level_spread`, the sd of the log move) holds the taxi's fare or
+    p_uber_cheaper is within SAME_MARGIN of a coin flip; else 2 when p_uber_cheaper is within SAME_MARGIN of a coin
+    flip (the data cannot tell); else 0 (the answer names the cheaper service)."""
     gap = np.abs(taxi_fare - uber_fare)
     close = gap < np.maximum(SAME_PRICE_DOLLARS, SAME_PRICE_SHARE * np.minimum(taxi_fare, uber_fare))
     unsure = np.abs(p_uber_cheaper - 0.5) < SAME_MARGIN
-    return np.where(close, 1, np.where(unsure, 2, 0))
+    stale = np.zeros(len(gap), dtype=bool) if stale_months is None else np.asarray(stale_months) > 0
+    if level_spread is not None:
+        ratio = np.abs(np.log(np.maximum(taxi_fare, 0.01) / np.maximum(uber_fare, 0.01)))
+        unsettled = stale & (ratio < Z_80 * np.asarray(level_spread))
+    else:
+        unsettled = np.zeros(len(gap), dtype=bool)
+    return np.where(close, 1, np.where(stale & (unsure | unsettled), 3, np.where(unsure, 2, 0)))
+
+
+def quote_reasons(prices: pd.DataFrame) -> np.ndarray:
+    """answer_reasons of a predict_frame result (before the API's rounding to cents)."""
+    return answer_reasons(
+        prices["taxi_fare"].to_numpy(),
+        prices["uber_fare"].to_numpy(),
+        prices["p_uber_cheaper"].to_numpy(),
+        prices["uber_stale_months"].to_numpy(),
+        prices["uber_level_spread"].to_numpy(),
+    )
 
 
 def load_version(models_dir: Path, version: str) -> FareModel:

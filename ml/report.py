@@ -130,6 +130,7 @@ def _decision_section(metrics: dict) -> str:
         ),
         _rows_table(d.get("reliability", []), ["p_from", "p_to", "cells", "mean_p", "uber_cheaper_share"]),
         _per_trip_section(d.get("per_trip") or {}),
+        _outside_section(metrics),
         "<h2>Where the data is thin</h2>",
         _rows_table(
             metrics.get("data_coverage", []), ["split", "service", "trips", "days", "clock_hours", "first", "last"]
@@ -152,6 +153,38 @@ def _per_trip_section(t: dict) -> str:
         f"and is right on {t['named_right']:.0%} of those.{few}</p>"
     )
     return text + _rows_table(t.get("reliability", []), ["p_from", "p_to", "trips", "mean_p", "uber_cheaper_share"])
+
+
+def _outside_section(metrics: dict) -> str:
+    """Coverage by months from the training window, and how far each band widens per month outside what it saw."""
+    drift = metrics.get("drift") or {}
+    if not drift and not metrics.get("coverage_by_months"):
+        return ""
+    uber = drift.get("uber_level") or {}
+    spread = uber.get("spread_at") or {}
+    at = ", ".join(f"{k} months {v:.1%}" for k, v in spread.items())
+    taxi = drift.get("taxi_monthly_drift", 0.0)
+    text = (
+        "<h2>Outside the training window</h2><p>A band widens outside what its model saw, in quadrature with the band "
+        f"measured in the window: the taxi's by the fare-to-meter ratio's drift of {taxi:.1%} a month times the square "
+        "root of the months outside the window (measured between the window's monthly medians), and relative to the "
+        "fare under the pickup's rate card; the Uber band by how far the Uber price "
+        f"level moves in the months since its newest known level (standard deviation of the log move: {at or 'n/a'}; "
+        f"month-to-month noise {uber.get('monthly_noise', 0):.1%}, trend of unknown sign "
+        f"{uber.get('monthly_trend', 0):.2%} a month, from the data's monthly levels and the published moves below). "
+        "The holdout lies inside the window, so the coverage below shows months 0 only unless the trips judged reach "
+        "outside it (bench/accuracy.py judges months before the window too).</p>"
+    )
+    return (
+        text
+        + _rows_table(
+            metrics.get("coverage_by_months", []),
+            ["service", "months_from_window", "n", "coverage", "median_width", "model_mae"],
+        )
+        + _rows_table(
+            uber.get("moves", []), ["source", "lag", "pairs", "rms_move", "from_month", "to_month", "move_pct"]
+        )
+    )
 
 
 def _holdout_note(metrics: dict) -> str:

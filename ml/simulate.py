@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from fares.ingestion.geo import haversine_miles
+from fares.ml.drift import read_price_moves
 from fares.ml.lookups import LEVEL_COLUMNS, TYPICAL_COLUMNS, Lookups
 from fares.ml.tariff import read_hvfhv_charges, read_rate_card
 
@@ -182,4 +183,5 @@ def build_lookups(training: pd.DataFrame, zones: pd.DataFrame) -> Lookups:
         rate_card=read_rate_card(),
         holdout_from=None,
         hvfhv_charges=read_hvfhv_charges(),
+        price_moves=read_price_moves(),
     )

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fares.ml import OUTCOME_COLUMNS, SERVICES, RegistryError, TrainingDataError
+from fares.ml.drift import DEFAULT_MONTHLY_DRIFT
 from fares.ml.features import (
     FEATURE_NAMES,
     MART_FEATURES,
@@ -27,7 +28,6 @@ from fares.ml.features import (
 from fares.ml.holdout import holdout_start, plan_holdout, split_holdout
 from fares.ml.lookups import Lookups, load_lookups
 from fares.ml.predict import (
-    DEFAULT_MONTHLY_DRIFT,
     SUPPORT_LABELS,
     FareModel,
     PriceLevels,
@@ -226,7 +226,7 @@ def fit_fare_model(
         pairs=pairs,
         tariff=Tariff(lookups.rate_card),
         uber_charges=UberCharges(lookups.hvfhv_charges) if lookups.hvfhv_charges is not None else None,
-        levels=PriceLevels.from_frame(lookups.price_levels),
+        levels=PriceLevels.from_frame(lookups.price_levels, lookups.price_moves),
         zones=zones.reset_index(drop=True).copy(),
         trained_from=str(pd.Timestamp(at.min()).date()),
         trained_to=str(pd.Timestamp(at.max()).date()),
@@ -256,6 +256,16 @@ def measure_monthly_drift(at: np.ndarray, y: np.ndarray) -> float:
         return DEFAULT_MONTHLY_DRIFT
     steps = np.diff(medians.to_numpy()) / np.diff(medians.index.to_numpy())
     return float(np.sqrt(np.mean(steps**2)))
+
+
+def describe_drift(model: FareModel) -> dict[str, Any]:
+    """How the bands widen outside what the models saw: the taxi ratio's monthly drift (per month outside the window)
+    and the Uber level's drift (per month since its newest known level), as metrics.json and the report show them."""
+    drift = getattr(model.levels, "drift", None)
+    return {
+        "taxi_monthly_drift": float(getattr(model, "taxi_monthly_drift", 0.0)),
+        "uber_level": drift.describe() if drift is not None else {"monthly_noise": model.levels.monthly_drift},
+    }
 
 
 def fingerprint(training: pd.DataFrame) -> str:
@@ -436,6 +446,7 @@ def train_models(
             "holdout_from": str(lookups.holdout_from),
             "holdout": _holdout_summary(lookups, training, settings),
             "data_coverage": data_coverage(train, holdout),
+            "drift": describe_drift(model),
             "promotion": {
                 "previous_version": previous,
                 "previous_mae": previous_mae,

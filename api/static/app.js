@@ -217,7 +217,12 @@ function showQuote(q) {
   $("axis-low").textContent = money(low);
   $("axis-high").textContent = money(high);
   const sure = q.cheaper === "uber" ? q.p_uber_cheaper : 1 - q.p_uber_cheaper;
-  const words = sure >= 0.9 ? "very likely" : sure >= 0.7 ? "likely" : sure >= 0.6 ? "more likely than not" : "close to a toss-up";
+  // a stale Uber level whose likely move since spans the gap: the percentage holds only if Uber's prices stood still
+  const staleWords = `but the Uber price level is ${q.uber_stale_months} months old and may have moved by more than the gap`;
+  const words =
+    q.answer === "about the same" && q.uber_stale_months > 0
+      ? staleWords
+      : sure >= 0.9 ? "very likely" : sure >= 0.7 ? "likely" : sure >= 0.6 ? "more likely than not" : "close to a toss-up";
   $("confidence").textContent =
     `How sure: ${Math.round(sure * 100)}% that ${q.cheaper === "taxi" ? "the taxi" : "Uber"} is cheaper (${words})`;
   $("meter-fill").style.width = `${Math.round(sure * 100)}%`;

@@ -56,26 +56,38 @@ def test_a_quote_by_zone_ids_follows_the_contract(api) -> None:
     assert q["uber_stale_months"] == 0 and q["taxi_tariff_from"] == "2022-12-19"
 
 
-def test_about_the_same_says_which_reason_applies(api) -> None:
+@pytest.mark.parametrize("pickup_at", ["2024-02-14T08:30:00", "2027-02-10T08:30:00"])
+def test_about_the_same_says_which_reason_applies(api, pickup_at: str) -> None:
     """Every "about the same" of a batch over all pickups from Midtown says why: the fares are within $1 or 5% of each
-    other, or the data cannot tell which is cheaper; a named service has no reason."""
+    other, or the data cannot tell which is cheaper (the bands overlap; or, three years past the newest Uber level, the
+    Uber band holds how far Uber's prices move in three years); a named service has no reason."""
     client, _ = api
     ids = list(range(1, 264))
-    columns = {"pickup_at": ["2024-02-14T08:30:00"] * len(ids), "pickup_zone_id": [161] * len(ids)}
+    columns = {"pickup_at": [pickup_at] * len(ids), "pickup_zone_id": [161] * len(ids)}
     body = client.post("/v1/quotes/batch", json={"columns": {**columns, "dropoff_zone_id": ids}}).json()
     reasons: dict[str | None, int] = {}
     for q in body["quotes"]:
         taxi, uber = q["taxi"]["fare"], q["uber"]["fare"]
+        unsure = abs(q["p_uber_cheaper"] - 0.5) < 0.15
         if abs(taxi - uber) < max(1.0, 0.05 * min(taxi, uber)):
             expected = "the expected fares differ by less than $1 or 5%"
-        elif abs(q["p_uber_cheaper"] - 0.5) < 0.15:
+        elif q["uber_stale_months"] > 0 and (unsure or q["answer"] == "about the same"):
+            # also when p is sure, if the Uber level's likely move since its month spans the taxi fare
+            expected = "the data cannot tell which is cheaper: the newest Uber price level is older than the pickup"
+            assert q["uber"]["low"] <= q["taxi"]["high"] and q["taxi"]["low"] <= q["uber"]["high"], q  # bands overlap
+        elif unsure:
             expected = "the data cannot tell which is cheaper: the two bands overlap too much"
         else:
             expected = None
         assert (q["answer"] == "about the same") == (expected is not None), q
         assert q["answer_reason"] is None if expected is None else q["answer_reason"].startswith(expected), q
         reasons[q["answer_reason"]] = reasons.get(q["answer_reason"], 0) + 1
-    assert None in reasons and len(reasons) >= 2, reasons
+    assert len(reasons) >= 2, reasons
+    stale = [r for r in reasons if r and "Uber price level is older" in r]
+    if pickup_at.startswith("2027"):  # 35 months past the newest level: mostly the staleness reason, rarely a service
+        assert stale and reasons[stale[0]] > reasons.get(None, 0), reasons
+    else:
+        assert None in reasons and not stale, reasons
 
 
 def test_quotes_follow_the_rate_card_and_say_how_stale_uber_is(api) -> None:

@@ -93,6 +93,18 @@ def test_tlc_samples_give_a_current_model_that_beats_the_baseline(tlc_trained: T
     page = outcome.report_path.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 3 and "beats the baseline" in page
     assert "FEWER than the 2,000 trips per service and 200 cells asked" in page
+    # how far the bands widen outside the window, from the marts: one Uber month, so the level's drift past it comes
+    # from the published moves of the seed hvfhv_price_moves (about half in three years)
+    drift = outcome.metrics["drift"]
+    assert drift["taxi_monthly_drift"] > 0
+    published = [m for m in drift["uber_level"]["moves"] if m["source"] == "published"]
+    assert {(m["from_month"][:7], m["to_month"][:7]) for m in published} >= {("2020-04", "2023-03")}
+    assert drift["uber_level"]["spread_at"]["36"] > 0.4 > drift["uber_level"]["spread_at"]["1"]
+    assert {(r["service"], r["months_from_window"]) for r in outcome.metrics["coverage_by_months"]} == {
+        ("taxi", 0),
+        ("uber", 0),
+    }
+    assert "Outside the training window" in page and "trend of unknown sign" in page
     assert f"{outcome.version}: promoted to current" in outcome.summary()
     [row] = registry.versions()
     assert row["current"] and row["report_path"] == str(outcome.report_path)

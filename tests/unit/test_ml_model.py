@@ -303,6 +303,12 @@ def test_about_the_same_says_whether_the_fares_are_close_or_the_data_cannot_tell
     taxi = np.array([20.0, 60.0, 30.0, 30.0])
     uber = np.array([20.9, 62.5, 20.0, 20.0])
     codes = answer_reasons(taxi, uber, np.array([0.95, 0.1, 0.55, 0.9]))
+    p = np.array([0.95, 0.1, 0.55, 0.9])
+    stale = answer_reasons(taxi, uber, p, np.array([12, 12, 12, 12]), np.array([0.05, 0.05, 0.05, 0.05]))
+    assert stale.tolist() == [1, 1, 3, 0]  # the same calls, but "cannot tell" now says the Uber level is stale
+    # $30 vs $20 at p = 0.9, but the Uber level may have moved by exp(+-1.28 x 0.35) = 0.64..1.57 since: cannot tell
+    moved = answer_reasons(taxi, uber, p, np.array([36, 36, 36, 36]), np.array([0.35, 0.35, 0.35, 0.35]))
+    assert moved.tolist() == [1, 1, 3, 3]
     assert [SAME_REASONS[c] for c in codes] == [
         "the expected fares differ by less than $1 or 5%",
         "the expected fares differ by less than $1 or 5%",
@@ -329,7 +335,8 @@ def test_p_uber_cheaper_is_checked_trip_by_trip_against_the_other_services_quote
 
 def test_the_taxi_band_widens_outside_the_window_by_the_measured_monthly_drift(model, zones) -> None:
     """The same metered trip inside the window and 9 months after it (same card, same weekday and hour): the centre
-    stays, the band's log width grows by 2 x 1.28 x the taxi's monthly drift x sqrt(9)."""
+    stays, and each side of the band's log width becomes the window's band and 1.28 x the taxi's monthly drift x
+    sqrt(9) added in quadrature (independent errors add in variance)."""
     from fares.ml.predict import Z_80
 
     short, _ = _manhattan_pair_extremes(zones)
@@ -338,13 +345,101 @@ def test_the_taxi_band_widens_outside_the_window_by_the_measured_monthly_drift(m
     )
     assert model.taxi_monthly_drift > 0
     assert later.taxi_fare == pytest.approx(inside.taxi_fare)
-    grown = np.log(later.taxi_high / later.taxi_low) - np.log(inside.taxi_high / inside.taxi_low)
-    assert grown == pytest.approx(2 * Z_80 * model.taxi_monthly_drift * 3, rel=1e-6)
+    widen = Z_80 * model.taxi_monthly_drift * 3
+    up, down = np.log(inside.taxi_high / inside.taxi_fare), np.log(inside.taxi_fare / inside.taxi_low)
+    assert np.log(later.taxi_high / later.taxi_fare) == pytest.approx(np.hypot(up, widen), rel=1e-6)
+    assert np.log(later.taxi_fare / later.taxi_low) == pytest.approx(np.hypot(down, widen), rel=1e-6)
+
+
+def test_the_taxi_band_is_relative_to_the_fare_under_the_pickups_card(model, zones) -> None:
+    """A 2010 quote (a cheaper card, 165 months before the window) keeps the window's band in proportion to its own
+    fare, widened by the drift over those months: the band follows the card, it is not the 2024 band in dollars."""
+    from fares.ml.predict import Z_80
+
+    short, _ = _manhattan_pair_extremes(zones)
+    inside, old = (
+        model.predict_frame(_requests([short], at=at)).iloc[0] for at in ("2024-02-06 14:00", "2010-06-08 14:00")
+    )
+    months = model.months_outside(np.array(["2010-06-08"], dtype="datetime64[ns]"))[0]
+    assert months == 163 and old.taxi_fare < 0.8 * inside.taxi_fare
+    widen = Z_80 * model.taxi_monthly_drift * np.sqrt(months)
+    up = np.log(inside.taxi_high / inside.taxi_fare)
+    assert np.log(old.taxi_high / old.taxi_fare) == pytest.approx(np.hypot(up, widen), rel=1e-6)
+
+
+def _plain_route(model, zones) -> tuple[int, int]:
+    """A Manhattan pair with no airport, congestion or relief-zone charge: its Uber quote moves by the level only."""
+    flags = model.routes.flags
+    plain = ~flags["is_congestion_trip"] & ~flags["is_relief_zone_trip"] & ~flags["is_jfk_manhattan"]
+    airport = model.zone_table.is_airport
+    man = zones[(zones.borough == "Manhattan") & ~zones.is_airport].zone_id.to_numpy()
+    return next((int(a), int(b)) for a in man for b in range(1, 264) if a != b and plain[a, b] and not airport[b])
+
+
+STALE_DATES = ("2024-02-07 11:00", "2024-08-07 11:00", "2025-02-05 11:00", "2026-02-04 11:00", "2027-02-03 11:00")
+
+
+def test_the_uber_band_widens_past_the_data_by_the_measured_level_drift(model, zones) -> None:
+    """Quoted 0, 6, 12, 24 and 36 months past the newest Uber level, on a route whose charges do not move: the centre
+    stays at the newest level, and each side of the band's log width is the window's band and 1.28 x the level's
+    measured spread over that many months added in quadrature; the spread is the published moves' size (fares rose by
+    about half in three years), far more than the old 3% a month random walk."""
+    from fares.ml.predict import Z_80
+
+    route = _plain_route(model, zones)
+    quotes = pd.concat([model.predict_frame(_requests([route], at=at)) for at in STALE_DATES])
+    stale = quotes.uber_stale_months.to_numpy()
+    assert stale.tolist() == [0, 6, 12, 24, 36]
+    assert quotes.uber_fare.to_numpy() == pytest.approx(quotes.uber_fare.iloc[0])
+    spread = model.levels.spread(stale)
+    assert spread[-1] > 0.3 > 0.03 * 6  # the published moves: about half in three years (log 0.41), 92% in 3.5
+    up0 = np.log(quotes.uber_high.iloc[0] / quotes.uber_fare.iloc[0])
+    up = np.log(quotes.uber_high / quotes.uber_fare).to_numpy()
+    assert up == pytest.approx(np.hypot(up0, Z_80 * spread), rel=1e-6)
+
+
+def test_p_uber_cheaper_moves_towards_a_coin_flip_as_the_uber_level_grows_stale(model, zones) -> None:
+    """The same trips quoted further and further past the newest Uber level: |p_uber_cheaper - 0.5| never grows, and
+    three years on it is within the "about the same" margin for trips that were a clear call in the window."""
+    from fares.ml.predict import SAME_MARGIN
+
+    route = _plain_route(model, zones)
+    quotes = pd.concat([model.predict_frame(_requests([route], at=at)) for at in STALE_DATES])
+    certainty = np.abs(quotes.p_uber_cheaper.to_numpy() - 0.5)
+    assert np.all(np.diff(certainty) <= 1e-12)
+    assert certainty[0] > certainty[-1]
+    pairs = [(int(a), int(b)) for a in range(1, 264, 7) for b in range(2, 264, 11) if a != b]
+    now, later = (model.predict_frame(_requests(pairs, at=at)) for at in (STALE_DATES[0], STALE_DATES[-1]))
+    sure_now = np.abs(now.p_uber_cheaper.to_numpy() - 0.5)
+    sure_later = np.abs(later.p_uber_cheaper.to_numpy() - 0.5)
+    clear = sure_now > SAME_MARGIN + 0.05
+    assert clear.sum() > 100
+    assert np.all(sure_later[clear] < sure_now[clear])
+    assert np.mean(sure_later[clear] < SAME_MARGIN) > 0.9
+
+
+def test_a_stale_comparison_the_bands_cannot_settle_says_about_the_same_for_staleness(model, zones) -> None:
+    """Trips the window names a service for, quoted three years past the newest Uber level: where the Uber band (now
+    covering how far Uber's prices move in three years) overlaps the taxi's and p_uber_cheaper is near a coin flip,
+    the answer is "about the same" with the staleness reason, not a service."""
+    from fares.ml.predict import SAME_REASONS
+    from fares.ml.predict import quote_reasons as reasons
+
+    pairs = [(int(a), int(b)) for a in range(1, 264, 7) for b in range(2, 264, 11) if a != b]
+    now, later = (model.predict_frame(_requests(pairs, at=at)) for at in (STALE_DATES[0], STALE_DATES[-1]))
+
+    named_now, stale_later = reasons(now) == 0, reasons(later) == 3
+    flipped = named_now & stale_later
+    assert flipped.sum() > 10
+    overlap = (later.uber_low <= later.taxi_high) & (later.taxi_low <= later.uber_high)
+    assert overlap.to_numpy()[flipped].all()
+    assert (now.uber_stale_months == 0).all() and not (reasons(now) == 3).any()  # never the reason with a fresh level
+    assert str(SAME_REASONS[3]).startswith("the data cannot tell which is cheaper: the newest Uber price level")
 
 
 def test_monthly_drift_is_the_root_mean_square_of_the_steps_between_monthly_medians() -> None:
     """Monthly medians 0, 0.02, 0.06 (a log ratio): steps 0.02 and 0.04, RMS sqrt((0.0004 + 0.0016) / 2)."""
-    from fares.ml.predict import DEFAULT_MONTHLY_DRIFT
+    from fares.ml.drift import DEFAULT_MONTHLY_DRIFT
     from fares.ml.train import measure_monthly_drift
 
     at = np.array(["2024-01-10", "2024-01-20", "2024-02-10", "2024-03-10", "2024-03-11"], dtype="datetime64[ns]")
