@@ -236,14 +236,17 @@ def test_synthetic_mirror_builds_with_both_months_aligned(synthetic_built: Built
 
 
 def test_tariff_periods_and_the_holdout_window_on_real_data(tlc_built: Built) -> None:
-    """The rate card pivots into its ten periods (2004-05-03 to today); the holdout is the last shared hour of the one
-    Uber evening; the typicals (January to April) and the Uber level come from the trips before it only."""
+    """The rate card pivots into its eleven periods (2004-05-03 to today), the JFK rush-hour surcharge from 2015-07-16
+    only; the holdout is the last shared hour of the one Uber evening; the typicals (January to April) and the Uber
+    level come from the trips before it only."""
     periods = tlc_built.rows(
-        "select valid_from::text, initial_charge, unit_charge, jfk_flat_fare from marts.taxi_tariff_periods order by 1"
+        "select valid_from::text, initial_charge, unit_charge, jfk_flat_fare, jfk_rush_hour_surcharge"
+        " from marts.taxi_tariff_periods order by 1"
     )
-    assert len(periods) == 10
-    assert periods[0] == ("2004-05-03", 2.5, 0.4, 45.0) and ("2012-09-04", 2.5, 0.5, 52.0) in periods
-    assert ("2022-12-19", 3.0, 0.7, 70.0) in periods
+    assert len(periods) == 11
+    assert periods[0] == ("2004-05-03", 2.5, 0.4, 45.0, 0.0) and ("2012-09-04", 2.5, 0.5, 52.0, 0.0) in periods
+    assert ("2015-01-01", 2.5, 0.5, 52.0, 0.0) in periods and ("2015-07-16", 2.5, 0.5, 52.0, 4.5) in periods
+    assert ("2022-12-19", 3.0, 0.7, 70.0, 5.0) in periods
     # Uber's one evening has three shared hours; two of them would take more than half its trips, so the holdout
     # stops at the last hour, short of its minimum (2,000 trips of each service), and says so.
     [window] = tlc_built.rows(

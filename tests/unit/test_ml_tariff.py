@@ -109,6 +109,11 @@ def test_a_newark_trip_carries_no_congestion_surcharge() -> None:
         ("2011-03-01T17:30", ("is_jfk_manhattan",), 45.0 + 0.5),  # JFK flat fare, no rush-hour surcharge yet
         ("2011-03-01T10:00", ("is_newark_dropoff",), 2.5 + 0.4 * 15 + 15.0),  # Newark: $15, no MTA tax
         ("2012-09-04T10:00", (), 2.5 + 0.5 * 15 + 0.5),  # the 2012 card from its first day
+        # JFK flat fare at rush hour either side of 2015-07-16, the seed's first day of the $4.50 surcharge
+        ("2012-09-04T17:30", ("is_jfk_manhattan",), 52.0 + 0.5),  # a Tuesday: the 2012 card had no JFK surcharge
+        ("2015-07-15T17:30", ("is_jfk_manhattan",), 52.0 + 0.5 + 0.3),  # a Wednesday, the day before
+        ("2015-07-16T17:30", ("is_jfk_manhattan",), 52.0 + 4.5 + 0.5 + 0.3),  # a Thursday, its first day
+        ("2015-07-16T10:00", ("is_jfk_manhattan",), 52.0 + 0.5 + 0.3),  # the same day outside 4-8 pm
     ],
 )
 def test_each_card_from_2004_gives_the_hand_computed_fare(at: str, names: tuple[str, ...], fare: float) -> None:
