@@ -22,13 +22,15 @@ charge_zones as (
 
 congestion_zones as (
 
-    select distinct zone_id from charge_zones where charge_zone = 'congestion_surcharge'
+    select distinct zone_id from charge_zones
+    where charge_zone = 'congestion_surcharge'
 
 ),
 
 relief_zones as (
 
-    select distinct zone_id from charge_zones where charge_zone = 'congestion_relief_zone'
+    select distinct zone_id from charge_zones
+    where charge_zone = 'congestion_relief_zone'
 
 ),
 
