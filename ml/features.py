@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fares.ml import MART_FEATURES
-from fares.ml.tariff import ROUTE_FLAGS
+from fares.ml.tariff import ROUTE_FLAGS, ROUTE_SHARES, SHARE_FALLBACK
 
 BOROUGHS: tuple[str, ...] = ("Manhattan", "Brooklyn", "Queens", "Bronx", "Staten Island", "EWR", "Unknown")
 ZONE_COLUMNS: tuple[str, ...] = (
@@ -101,6 +101,12 @@ def build_route_table(zone_pairs: pd.DataFrame, size: int) -> RouteTable:
         flag = np.zeros((size, size), dtype=bool)
         flag[pu, do] = zone_pairs[name].fillna(False).astype(bool).to_numpy()
         flags[name] = flag
+    for name in ROUTE_SHARES:
+        # a frame without the learned shares (an older dim_zone_pairs) charges by the zone-list flag
+        share = flags[SHARE_FALLBACK[name]].astype(float)
+        if name in zone_pairs:
+            share[pu, do] = pd.to_numeric(zone_pairs[name], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+        flags[name] = share
     return RouteTable(distance, flags)
 
 

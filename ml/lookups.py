@@ -16,7 +16,7 @@ from fares.ml import SERVICES, TrainingDataError
 from fares.ml.drift import PRICE_MOVE_COLUMNS
 from fares.ml.features import ZONE_COLUMNS
 from fares.ml.holdout import HoldoutPlan
-from fares.ml.tariff import HVFHV_CHARGE_COLUMNS, RATE_CARD_COLUMNS, ROUTE_FLAGS
+from fares.ml.tariff import HVFHV_CHARGE_COLUMNS, RATE_CARD_COLUMNS, ROUTE_FLAGS, ROUTE_SHARES
 
 if TYPE_CHECKING:
     from fares.config.settings import Settings
@@ -34,7 +34,14 @@ LEVEL_COLUMNS: tuple[str, ...] = ("source_month", "trips", "price_level")
 # table -> the columns read from it (all in schema marts, written by dbt)
 LOOKUP_TABLES: dict[str, tuple[str, ...]] = {
     "dim_zones": ZONE_COLUMNS,
-    "dim_zone_pairs": ("pickup_zone_id", "dropoff_zone_id", "centroid_distance_miles", "is_same_zone", *ROUTE_FLAGS),
+    "dim_zone_pairs": (
+        "pickup_zone_id",
+        "dropoff_zone_id",
+        "centroid_distance_miles",
+        "is_same_zone",
+        *ROUTE_FLAGS,
+        *ROUTE_SHARES,
+    ),
     "zone_pair_hourly_typicals": TYPICAL_COLUMNS,
     "uber_monthly_price_levels": LEVEL_COLUMNS,
     "taxi_rate_card": RATE_CARD_COLUMNS,

@@ -10,7 +10,7 @@ import pandas as pd
 from fares.ingestion.geo import haversine_miles
 from fares.ml.drift import read_price_moves
 from fares.ml.lookups import LEVEL_COLUMNS, TYPICAL_COLUMNS, Lookups
-from fares.ml.tariff import read_hvfhv_charges, read_rate_card
+from fares.ml.tariff import read_charge_zones, read_hvfhv_charges, read_rate_card
 
 JFK, LAGUARDIA, NEWARK = 132, 138, 1
 TAXI_JFK_FLAT = 70.0
@@ -118,9 +118,6 @@ def make_training_frame(
     return frame.sort_values("pickup_at", ignore_index=True)
 
 
-CONGESTION_MAX_LAT, RELIEF_MAX_LAT = 40.785, 40.7655  # dbt vars congestion_zone_max_lat, relief_zone_max_lat
-
-
 def _zone_pairs(zones: pd.DataFrame) -> pd.DataFrame:
     """dim_zone_pairs rebuilt from a dim_zones-shaped frame (the same rules as models/marts/dim_zone_pairs.sql)."""
     z = zones.reset_index(drop=True)
@@ -129,10 +126,12 @@ def _zone_pairs(zones: pd.DataFrame) -> pd.DataFrame:
     lat = pd.to_numeric(z["centroid_lat"], errors="coerce").to_numpy(dtype=float)
     lon = pd.to_numeric(z["centroid_lon"], errors="coerce").to_numpy(dtype=float)
     jfk, lga, ewr = name == "JFK Airport", name == "LaGuardia Airport", name == "Newark Airport"
-    congestion = manhattan & (lat < CONGESTION_MAX_LAT)
-    relief = manhattan & (lat < RELIEF_MAX_LAT)
-    i, j = np.divmod(np.arange(len(z) ** 2), len(z))
+    # the zone lists of seed charge_zones: simulated trips carry no charge fields, so every pair takes the fallback
+    charge_zones = read_charge_zones()
     ids = z["zone_id"].to_numpy(dtype=np.int64)
+    congestion = np.isin(ids, list(charge_zones["congestion_surcharge"]))
+    relief = np.isin(ids, list(charge_zones["congestion_relief_zone"]))
+    i, j = np.divmod(np.arange(len(z) ** 2), len(z))
     return pd.DataFrame(
         {
             "pickup_zone_id": ids[i],
@@ -145,6 +144,8 @@ def _zone_pairs(zones: pd.DataFrame) -> pd.DataFrame:
             "is_airport_fee_pickup": jfk[i] | lga[i],
             "is_congestion_trip": congestion[i] | congestion[j],
             "is_relief_zone_trip": relief[i] | relief[j],
+            "congestion_incidence": (congestion[i] | congestion[j]).astype(float),
+            "relief_zone_incidence": (relief[i] | relief[j]).astype(float),
         }
     )
 

@@ -28,6 +28,14 @@ ROUTE_FLAGS: tuple[str, ...] = (
     "is_congestion_trip",
     "is_relief_zone_trip",
 )
+# Expected share of a pair's trips that pay the congestion surcharge / the relief-zone fee (dim_zone_pairs): learned
+# from the trips' own fields, or the zone-list flag above as 1/0 where a pair has too few trips.
+ROUTE_SHARES: tuple[str, ...] = ("congestion_incidence", "relief_zone_incidence")
+SHARE_FALLBACK: dict[str, str] = {
+    "congestion_incidence": "is_congestion_trip",
+    "relief_zone_incidence": "is_relief_zone_trip",
+}
+CHARGE_ZONES_FILE = DBT_PROJECT_DIR / "seeds" / "charge_zones.csv"
 UNITS_PER_MILE = 5  # one unit per 1/5 mile
 MINUTES_PER_MILE_AT_12_MPH = 5  # below 12 mph the meter counts minutes instead of fifths of a mile
 
@@ -36,6 +44,22 @@ def read_rate_card(path: Path = RATE_CARD_FILE) -> pd.DataFrame:
     """The seed CSV as a frame (charge, amount_usd, effective_from, effective_to): for tests and DB-free fits."""
     card = pd.read_csv(path, usecols=list(RATE_CARD_COLUMNS))
     return card
+
+
+def read_charge_zones(path: Path = CHARGE_ZONES_FILE) -> dict[str, frozenset[int]]:
+    """The zone lists of the seed `charge_zones`: {charge_zone: taxi zone ids} (congestion_surcharge,
+    congestion_relief_zone)."""
+    zones = pd.read_csv(path, usecols=["charge_zone", "zone_id"])
+    return {str(name): frozenset(group["zone_id"].astype(int)) for name, group in zones.groupby("charge_zone")}
+
+
+def route_share(flags: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """The expected share `name` (ROUTE_SHARES) of each trip's pair: the learned incidence where the flags carry it
+    (dim_zone_pairs), else its zone-list flag as 1/0 (a bundle or a caller from before the incidence)."""
+    share = flags.get(name)
+    if share is None:
+        share = flags[SHARE_FALLBACK[name]]
+    return np.asarray(share, dtype=float)
 
 
 def read_hvfhv_charges(path: Path = HVFHV_CHARGES_FILE) -> pd.DataFrame:
@@ -102,7 +126,8 @@ def meter_fare(
     Args:
         pickup_at: naive New York datetime64 values.
         miles, minutes: the trip's (or the typical trip's) distance and duration.
-        flags: the ROUTE_FLAGS booleans of dim_zone_pairs for each trip.
+        flags: the ROUTE_FLAGS booleans of dim_zone_pairs for each trip, and its ROUTE_SHARES where known (the
+            congestion surcharge and the relief-zone fee are charged as amount x share; without a share, its flag).
         charges_on: the days whose rate card applies, or one day for every trip (default: the pickup's own day);
             the clock rules (night, rush hour) always follow `pickup_at`.
     """
@@ -137,8 +162,9 @@ def meter_fare(
         + np.where(flags["is_newark_dropoff"], 0, get("mta_tax"))
         + get("improvement_surcharge")
         # the congestion surcharge needs a trip that begins and ends in New York State: never to Newark
-        + np.where(flags["is_congestion_trip"] & ~flags["is_newark_dropoff"], get("congestion_surcharge"), 0)
-        + np.where(flags["is_relief_zone_trip"], get("congestion_relief_zone_fee"), 0)
+        + np.where(flags["is_newark_dropoff"], 0, route_share(flags, "congestion_incidence"))
+        * get("congestion_surcharge")
+        + route_share(flags, "relief_zone_incidence") * get("congestion_relief_zone_fee")
         + np.where(flags["is_airport_fee_pickup"], get("airport_access_fee"), 0)
     )
 
@@ -157,9 +183,9 @@ class UberCharges:
     def fees(
         self, days: np.ndarray, at_airport: np.ndarray, flags: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(dollars per trip, share of the fare) in force on each day for each trip: the congestion surcharge on
-        congestion-zone trips that stay in New York State (never to Newark), the airport access fee on a pickup or
-        drop-off at an airport, the relief-zone fee on relief-zone trips; the Black Car Fund and the sales tax."""
+        """(dollars per trip, share of the fare) in force on each day for each trip: the congestion surcharge times the
+        pair's incidence on trips that stay in New York State (never to Newark), the airport access fee on a pickup or
+        drop-off at an airport, the relief-zone fee times its incidence; the Black Car Fund and the sales tax."""
         c = self._tariff.charges(days.astype("datetime64[D]"))
         zero = np.zeros(len(days))
 
@@ -167,8 +193,9 @@ class UberCharges:
             return c.get(name, zero)
 
         fixed = (
-            np.where(flags["is_congestion_trip"] & ~flags["is_newark_dropoff"], get("congestion_surcharge"), 0)
+            np.where(flags["is_newark_dropoff"], 0, route_share(flags, "congestion_incidence"))
+            * get("congestion_surcharge")
             + np.where(at_airport, get("airport_access_fee"), 0)
-            + np.where(flags["is_relief_zone_trip"], get("congestion_relief_zone_fee"), 0)
+            + route_share(flags, "relief_zone_incidence") * get("congestion_relief_zone_fee")
         )
         return fixed, get("black_car_fund") + get("sales_tax")

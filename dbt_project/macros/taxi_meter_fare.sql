@@ -16,9 +16,11 @@
     - JFK <-> Manhattan: the flat fare plus its weekday 16:00-20:00 surcharge instead of meter, night and rush hour.
     - Newark: meter + Newark surcharge, no MTA tax (the trip ends outside the MTA district);
       LaGuardia: + its surcharge to and from; airport access fee on pickups at JFK and LaGuardia.
-    - Everyone: improvement surcharge; the congestion surcharge and the relief-zone fee when pickup or dropoff is in
-      the zone (a trip that only passes through is not detected). The congestion surcharge only on trips that begin
-      and end in New York State (NYC 311, https://portal.311.nyc.gov/article/?kanumber=KA-03191): never to Newark.
+    - Everyone: improvement surcharge; the congestion surcharge and the relief-zone fee as expected values: the amount
+      times the pair's incidence (dim_zone_pairs.congestion_incidence, relief_zone_incidence: the share of its trips
+      that paid, a trip passing through included, or 1/0 by the zone lists where the pair has too few trips). The
+      congestion surcharge only on trips that begin and end in New York State (NYC 311,
+      https://portal.311.nyc.gov/article/?kanumber=KA-03191): never to Newark.
 -#}
 {% macro taxi_meter_fare(tariff, pair, miles, minutes, hour, dow) -%}
     {%- set is_rush = "(" ~ dow ~ " < 5 and " ~ hour ~ " >= 16 and " ~ hour ~ " < 20)" -%}
@@ -38,9 +40,9 @@
         end
         + case when {{ pair }}.is_newark_dropoff then 0 else {{ tariff }}.mta_tax end
         + {{ tariff }}.improvement_surcharge
-        + case when {{ pair }}.is_congestion_trip and not {{ pair }}.is_newark_dropoff
-            then {{ tariff }}.congestion_surcharge else 0 end
-        + case when {{ pair }}.is_relief_zone_trip then {{ tariff }}.congestion_relief_zone_fee else 0 end
+        + case when {{ pair }}.is_newark_dropoff then 0
+            else {{ pair }}.congestion_incidence * {{ tariff }}.congestion_surcharge end
+        + {{ pair }}.relief_zone_incidence * {{ tariff }}.congestion_relief_zone_fee
         + case when {{ pair }}.is_airport_fee_pickup then {{ tariff }}.airport_access_fee else 0 end
     )
 {%- endmacro %}

@@ -36,6 +36,10 @@ SNAPSHOT = {
     "hourly": "select source_month, service, count(*), sum(trips) from marts.zone_pair_hourly_fares group by 1, 2",
     "zone_pairs": "select count(*), sum(trips), round(sum(typical_trip_miles)::numeric, 3)"
     " from marts.zone_pair_hourly_typicals",
+    "charge_months": "select source_month, count(*), sum(congestion_trips), sum(congestion_paid_trips)"
+    " from intermediate.int_zone_pair_charge_months group by 1",
+    "charge_incidence": "select sum(congestion_trips), sum(congestion_paid_trips), sum(relief_trips)"
+    " from marts.zone_pair_charge_incidence",
 }
 
 

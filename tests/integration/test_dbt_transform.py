@@ -60,6 +60,13 @@ SEED_TYPES = {
         "effective_to": "date",
         "source": "text",
     },
+    "charge_zones": {
+        "charge_zone": "text",
+        "zone_id": "integer",
+        "zone_name": "text",
+        "source": "text",
+        "note": "text",
+    },
     "hvfhv_charges": {
         "charge": "text",
         "amount": "numeric(10,5)",
@@ -236,14 +243,17 @@ def test_synthetic_mirror_builds_with_both_months_aligned(synthetic_built: Built
 
 
 def test_tariff_periods_and_the_holdout_window_on_real_data(tlc_built: Built) -> None:
-    """The rate card pivots into its ten periods (2004-05-03 to today); the holdout is the last shared hour of the one
-    Uber evening; the typicals (January to April) and the Uber level come from the trips before it only."""
+    """The rate card pivots into its eleven periods (2004-05-03 to today), the JFK rush-hour surcharge from 2015-07-16
+    only; the holdout is the last shared hour of the one Uber evening; the typicals (January to April) and the Uber
+    level come from the trips before it only."""
     periods = tlc_built.rows(
-        "select valid_from::text, initial_charge, unit_charge, jfk_flat_fare from marts.taxi_tariff_periods order by 1"
+        "select valid_from::text, initial_charge, unit_charge, jfk_flat_fare, jfk_rush_hour_surcharge"
+        " from marts.taxi_tariff_periods order by 1"
     )
-    assert len(periods) == 10
-    assert periods[0] == ("2004-05-03", 2.5, 0.4, 45.0) and ("2012-09-04", 2.5, 0.5, 52.0) in periods
-    assert ("2022-12-19", 3.0, 0.7, 70.0) in periods
+    assert len(periods) == 11
+    assert periods[0] == ("2004-05-03", 2.5, 0.4, 45.0, 0.0) and ("2012-09-04", 2.5, 0.5, 52.0, 0.0) in periods
+    assert ("2015-01-01", 2.5, 0.5, 52.0, 0.0) in periods and ("2015-07-16", 2.5, 0.5, 52.0, 4.5) in periods
+    assert ("2022-12-19", 3.0, 0.7, 70.0, 5.0) in periods
     # Uber's one evening has three shared hours; two of them would take more than half its trips, so the holdout
     # stops at the last hour, short of its minimum (2,000 trips of each service), and says so.
     [window] = tlc_built.rows(
@@ -267,24 +277,74 @@ def test_sql_and_python_meter_agree_on_real_trips(tlc_built: Built) -> None:
     import numpy as np
     import pandas as pd
 
-    from fares.ml.tariff import ROUTE_FLAGS, Tariff, meter_fare
+    from fares.ml.tariff import ROUTE_FLAGS, ROUTE_SHARES, Tariff, meter_fare
 
     rows = tlc_built.rows(
         "select t.pickup_at, t.trip_miles, t.duration_minutes, t.meter_fare, "
-        + ", ".join(f"p.{f}" for f in ROUTE_FLAGS)
+        + ", ".join(f"p.{f}" for f in (*ROUTE_FLAGS, *ROUTE_SHARES))
         + " from marts.ml_fare_training t join marts.dim_zone_pairs p using (pickup_zone_id, dropoff_zone_id)"
     )
     card = pd.DataFrame(
         tlc_built.rows("select charge, amount_usd, effective_from, effective_to from marts.taxi_rate_card"),
         columns=["charge", "amount_usd", "effective_from", "effective_to"],
     )
-    frame = pd.DataFrame(rows, columns=["pickup_at", "miles", "minutes", "meter_fare", *ROUTE_FLAGS])
+    frame = pd.DataFrame(rows, columns=["pickup_at", "miles", "minutes", "meter_fare", *ROUTE_FLAGS, *ROUTE_SHARES])
     got = meter_fare(
         Tariff(card),
         pd.to_datetime(frame.pickup_at).to_numpy(),
         frame.miles.to_numpy(dtype=float),
         frame.minutes.to_numpy(dtype=float),
-        {f: frame[f].to_numpy(dtype=bool) for f in ROUTE_FLAGS},
+        {f: frame[f].to_numpy(dtype=bool) for f in ROUTE_FLAGS}
+        | {f: frame[f].to_numpy(dtype=float) for f in ROUTE_SHARES},
     )
     assert len(frame) > 15_000 and frame.meter_fare.notna().all()
     np.testing.assert_allclose(np.round(got, 2), frame.meter_fare.to_numpy(dtype=float), atol=0.011)
+
+
+def test_charge_incidence_is_learned_from_the_trips_own_fields(tlc_built: Built) -> None:
+    """Yellow 2020-01..04 and FHVHV 2020-04 carry congestion_surcharge: every raw trip with the field (0 or more) and
+    both zones counts once, its share of payers per pair is what dim_zone_pairs expects where the pair has 30 trips
+    (var charge_incidence_min_trips), and the zone lists decide elsewhere; no file has cbd_congestion_fee before
+    2025."""
+    counted = tlc_built.rows(
+        "select sum(congestion_trips), sum(congestion_paid_trips), sum(relief_trips)"
+        " from marts.zone_pair_charge_incidence"
+    )[0]
+    raw = tlc_built.rows(
+        "select count(*) filter (where congestion_surcharge >= 0), count(*) filter (where congestion_surcharge > 0)"
+        " from (select congestion_surcharge, pu_location_id, do_location_id, tpep_pickup_datetime as at"
+        " from raw.yellow_trips union all select congestion_surcharge, pu_location_id, do_location_id,"
+        " pickup_datetime from raw.fhvhv_trips) t"
+        " where at >= '2019-02-02' and pu_location_id is not null and do_location_id is not null"
+    )[0]
+    assert counted == (raw[0], raw[1], 0) and raw[0] > 40_000 and 0.5 < raw[1] / raw[0] < 0.95
+    learned, fallback = tlc_built.rows(
+        "select count(*) filter (where i.congestion_trips >= 30 and p.congestion_incidence = i.congestion_paid_share),"
+        " count(*) filter (where coalesce(i.congestion_trips, 0) < 30"
+        " and p.congestion_incidence = case when p.is_congestion_trip then 1 else 0 end)"
+        " from marts.dim_zone_pairs p left join marts.zone_pair_charge_incidence i"
+        " using (pickup_zone_id, dropoff_zone_id)"
+    )[0]
+    assert learned > 50 and learned + fallback == 265 * 265
+    # Upper East Side North to itself: in the zone by the list and by its trips (nearly every one paid)
+    [(share,)] = tlc_built.rows(
+        "select congestion_incidence from marts.dim_zone_pairs where pickup_zone_id = 236 and dropoff_zone_id = 236"
+    )
+    assert 0.9 < share <= 1.0
+    assert tlc_built.rows(
+        "select count(*) from marts.dim_zone_pairs where relief_zone_incidence <> "
+        "case when is_relief_zone_trip then 1 else 0 end"
+    ) == [(0,)]
+
+
+def test_the_zone_lists_place_the_boundary_zones_in_dim_zones(tlc_built: Built) -> None:
+    """Clinton West is in the relief zone, Roosevelt Island and Lenox Hill East are not, Upper West Side North is in
+    the congestion zone (a centroid-latitude cut had all four wrong)."""
+    rows = tlc_built.rows(
+        "select zone_id, is_congestion_zone, is_relief_zone from marts.dim_zones"
+        " where zone_id in (50, 140, 202, 238) order by 1"
+    )
+    assert rows == [(50, True, True), (140, True, False), (202, False, False), (238, True, False)]
+    assert tlc_built.rows(
+        "select count(*) filter (where is_congestion_zone), count(*) filter (where is_relief_zone) from marts.dim_zones"
+    ) == [(49, 38)]

@@ -292,3 +292,20 @@ def test_training_and_serving_read_the_same_features(tlc_trained: Trained) -> No
     trained = build_matrix(mart_columns(rows), pu, do, model.zone_table, model.pairs)
     assert len(rows) == 3000
     np.testing.assert_allclose(served, trained, rtol=0, atol=1e-9)
+
+
+def test_the_bundle_carries_the_charge_incidence_dbt_learned(tlc_trained: Trained) -> None:
+    """A live quote expects the congestion surcharge as the mart does: the shares dim_zone_pairs learned from the
+    trips' own fields (strictly between 0 and 1 on some real pairs) are the bundle's."""
+    import numpy as np
+
+    model = load_current(tlc_trained.settings.models_dir)
+    assert model is not None, "the chain published no model"
+    with tlc_trained.wh.connect() as conn:
+        rows = conn.execute(
+            "select pickup_zone_id, dropoff_zone_id, congestion_incidence from marts.dim_zone_pairs"
+            " where congestion_incidence > 0 and congestion_incidence < 1"
+        ).fetchall()
+    pu, do, share = (np.array(column) for column in zip(*rows, strict=True))
+    assert len(rows) > 20
+    np.testing.assert_allclose(model.routes.flags["congestion_incidence"][pu, do], share.astype(float))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fares.ml.tariff import ROUTE_FLAGS, Tariff, meter_fare, read_rate_card
+from fares.ml.tariff import ROUTE_FLAGS, Tariff, meter_fare, read_charge_zones, read_rate_card
 
 UNIT_TESTS = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "marts" / "_marts__unit_tests.yml"
 CASE = "taxi_meter_fare_follows_each_tariff_period"
@@ -109,6 +109,11 @@ def test_a_newark_trip_carries_no_congestion_surcharge() -> None:
         ("2011-03-01T17:30", ("is_jfk_manhattan",), 45.0 + 0.5),  # JFK flat fare, no rush-hour surcharge yet
         ("2011-03-01T10:00", ("is_newark_dropoff",), 2.5 + 0.4 * 15 + 15.0),  # Newark: $15, no MTA tax
         ("2012-09-04T10:00", (), 2.5 + 0.5 * 15 + 0.5),  # the 2012 card from its first day
+        # JFK flat fare at rush hour either side of 2015-07-16, the seed's first day of the $4.50 surcharge
+        ("2012-09-04T17:30", ("is_jfk_manhattan",), 52.0 + 0.5),  # a Tuesday: the 2012 card had no JFK surcharge
+        ("2015-07-15T17:30", ("is_jfk_manhattan",), 52.0 + 0.5 + 0.3),  # a Wednesday, the day before
+        ("2015-07-16T17:30", ("is_jfk_manhattan",), 52.0 + 4.5 + 0.5 + 0.3),  # a Thursday, its first day
+        ("2015-07-16T10:00", ("is_jfk_manhattan",), 52.0 + 0.5 + 0.3),  # the same day outside 4-8 pm
     ],
 )
 def test_each_card_from_2004_gives_the_hand_computed_fare(at: str, names: tuple[str, ...], fare: float) -> None:
@@ -123,3 +128,45 @@ def test_the_card_starts_on_2004_05_03() -> None:
     tariff = Tariff(read_rate_card())
     assert str(tariff.bounds[0]) == "2004-05-03"
     assert np.isnat(tariff.period_start(np.array([np.datetime64("2004-05-02")]))[0])
+
+
+@pytest.mark.parametrize(
+    ("zone_id", "name", "in_congestion", "in_relief"),
+    [
+        (50, "Clinton West", True, True),  # W 42nd-59th St: in the relief zone (a centroid cut left it out)
+        (202, "Roosevelt Island", False, False),  # in the East River, reached from Queens (a centroid cut put it in)
+        (140, "Lenox Hill East", True, False),  # north of 60th St (a centroid cut put it in the relief zone)
+        (238, "Upper West Side North", True, False),  # south of W 96th St (a centroid cut left it out)
+        (75, "East Harlem South", False, False),  # north of E 96th St
+        (230, "Times Sq/Theatre District", True, True),
+    ],
+)
+def test_the_zone_lists_place_the_boundary_zones(zone_id: int, name: str, in_congestion: bool, in_relief: bool) -> None:
+    """The fallback lists (seed charge_zones) against the zones a latitude cut got wrong."""
+    lists = read_charge_zones()
+    assert (zone_id in lists["congestion_surcharge"], zone_id in lists["congestion_relief_zone"]) == (
+        in_congestion,
+        in_relief,
+    ), name
+
+
+def test_the_relief_zone_lies_inside_the_congestion_zone() -> None:
+    lists = read_charge_zones()
+    assert lists["congestion_relief_zone"] < lists["congestion_surcharge"]
+    assert (len(lists["congestion_surcharge"]), len(lists["congestion_relief_zone"])) == (49, 38)
+
+
+def test_the_surcharges_are_charged_by_the_pairs_incidence() -> None:
+    """East Harlem North -> Downtown Brooklyn: neither zone is listed, but 95% of the pair's trips paid the $2.50
+    surcharge, so the meter expects $2.375 of it; on 2025-02-04 a pair whose trips paid the $0.75 relief-zone fee
+    in 40% of cases expects $0.30. To Newark nothing, whatever the share. 10 miles in 30 minutes: 50 units."""
+    tariff = Tariff(read_rate_card())
+    through = {**_flags(), "congestion_incidence": np.array([0.95]), "relief_zone_incidence": np.array([0.4])}
+    to_newark = {**_flags("is_newark_dropoff"), "congestion_incidence": np.array([1.0])}
+    miles, minutes = np.array([10.0]), np.array([30.0])
+    at_2020, at_2025 = np.array([np.datetime64("2020-04-15T10:00")]), np.array([np.datetime64("2025-02-04T10:00")])
+    assert meter_fare(tariff, at_2020, miles, minutes, through)[0] == pytest.approx(2.5 + 0.5 * 50 + 0.5 + 0.3 + 2.375)
+    assert meter_fare(tariff, at_2025, miles, minutes, through)[0] == pytest.approx(
+        3.0 + 0.7 * 50 + 0.5 + 1.0 + 0.95 * 2.5 + 0.4 * 0.75
+    )
+    assert meter_fare(tariff, at_2020, miles, minutes, to_newark)[0] == pytest.approx(2.5 + 0.5 * 50 + 17.5 + 0.3)

@@ -1,6 +1,9 @@
 -- One row per ordered pair of zones: what a quote knows about the route before the trip (distance between centroids,
 -- and where the taxi rate card's flat fare and surcharges apply). The one place these are computed; ml_fare_training
--- joins it and the model bundle carries it for live requests.
+-- joins it and the model bundle carries it for live requests. The congestion surcharge and the relief-zone fee are
+-- expected per trip: the share of the pair's trips that paid them (zone_pair_charge_incidence) once the pair has
+-- var charge_incidence_min_trips trips in the charge's periods, else 1 or 0 by the published zone lists (pickup or
+-- dropoff in the zone: dim_zones, from seed charge_zones).
 with
 
 zones as (
@@ -9,7 +12,13 @@ zones as (
 
 ),
 
-final as (
+charge_incidence as (
+
+    select * from {{ ref('zone_pair_charge_incidence') }}
+
+),
+
+pairs as (
 
     select
         pickup_zones.zone_id as pickup_zone_id,
@@ -20,7 +29,7 @@ final as (
             as centroid_distance_miles,
         pickup_zones.zone_id = dropoff_zones.zone_id as is_same_zone,
         (pickup_zones.is_jfk and dropoff_zones.borough = 'Manhattan')
-            or (dropoff_zones.is_jfk and pickup_zones.borough = 'Manhattan') as is_jfk_manhattan,
+        or (dropoff_zones.is_jfk and pickup_zones.borough = 'Manhattan') as is_jfk_manhattan,
         dropoff_zones.is_newark as is_newark_dropoff,
         pickup_zones.is_laguardia or dropoff_zones.is_laguardia as is_laguardia_trip,
         pickup_zones.is_jfk or pickup_zones.is_laguardia as is_airport_fee_pickup,
@@ -29,6 +38,40 @@ final as (
 
     from zones as pickup_zones
     cross join zones as dropoff_zones
+
+),
+
+final as (
+
+    select
+        pairs.pickup_zone_id,
+        pairs.dropoff_zone_id,
+        pairs.centroid_distance_miles,
+        pairs.is_same_zone,
+        pairs.is_jfk_manhattan,
+        pairs.is_newark_dropoff,
+        pairs.is_laguardia_trip,
+        pairs.is_airport_fee_pickup,
+        pairs.is_congestion_trip,
+        pairs.is_relief_zone_trip,
+        {{ cast_as('case
+            when charge_incidence.congestion_trips >= ' ~ var('charge_incidence_min_trips') ~ '
+                then charge_incidence.congestion_paid_share
+            when pairs.is_congestion_trip then 1
+            else 0
+        end', 'double precision') }} as congestion_incidence,
+        {{ cast_as('case
+            when charge_incidence.relief_trips >= ' ~ var('charge_incidence_min_trips') ~ '
+                then charge_incidence.relief_paid_share
+            when pairs.is_relief_zone_trip then 1
+            else 0
+        end', 'double precision') }} as relief_zone_incidence
+
+    from pairs
+    left join charge_incidence
+        on
+            pairs.pickup_zone_id = charge_incidence.pickup_zone_id
+            and pairs.dropoff_zone_id = charge_incidence.dropoff_zone_id
 
 )
 

@@ -1,4 +1,5 @@
--- One row per TLC zone: names, borough, service zone, centroid and shape, and whether it is an airport.
+-- One row per TLC zone: names, borough, service zone, centroid and shape, whether it is an airport, and whether it lies
+-- in the congestion-surcharge zone or the congestion relief zone by the published zone lists (seed charge_zones).
 with
 
 zones as (
@@ -10,6 +11,26 @@ zones as (
 zone_shapes as (
 
     select * from {{ ref('stg_tlc__zone_shapes') }}
+
+),
+
+charge_zones as (
+
+    select * from {{ ref('charge_zones') }}
+
+),
+
+congestion_zones as (
+
+    select distinct zone_id from charge_zones
+    where charge_zone = 'congestion_surcharge'
+
+),
+
+relief_zones as (
+
+    select distinct zone_id from charge_zones
+    where charge_zone = 'congestion_relief_zone'
 
 ),
 
@@ -27,14 +48,16 @@ final as (
         coalesce(zones.zone_name = 'JFK Airport', false) as is_jfk,
         coalesce(zones.zone_name = 'LaGuardia Airport', false) as is_laguardia,
         coalesce(zones.zone_name = 'Newark Airport', false) as is_newark,
-        coalesce(zones.borough = 'Manhattan' and zone_shapes.centroid_lat < {{ var('congestion_zone_max_lat') }}, false)
-            as is_congestion_zone,
-        coalesce(zones.borough = 'Manhattan' and zone_shapes.centroid_lat < {{ var('relief_zone_max_lat') }}, false)
-            as is_relief_zone
+        congestion_zones.zone_id is not null as is_congestion_zone,
+        relief_zones.zone_id is not null as is_relief_zone
 
     from zones
     left join zone_shapes
         on zones.zone_id = zone_shapes.zone_id
+    left join congestion_zones
+        on zones.zone_id = congestion_zones.zone_id
+    left join relief_zones
+        on zones.zone_id = relief_zones.zone_id
 
 )
 
