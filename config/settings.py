@@ -70,10 +70,10 @@ class Settings(BaseSettings):
     spark_metastore: str = Field(
         default="auto",
         description=(
-            "Spark engine: the Hive metastore. postgres: schema spark_metastore_schema of the ops database (needs "
-            "DATABASE_URL over TCP and the PostgreSQL JDBC driver); derby: one process at a time, under data_dir; "
-            "a jdbc:postgresql:// URL; a thrift:// metastore service; auto: postgres when the ops database is "
-            "reached over TCP, else derby."
+            "Spark engine: the Hive metastore. auto (= postgres): schema spark_metastore_schema of the ops database, "
+            "over TCP (a TCP DATABASE_URL, or the embedded server, which then also listens on 127.0.0.1) with the "
+            "PostgreSQL JDBC driver; derby: one process at a time, under data_dir; a jdbc:postgresql:// URL; a "
+            "thrift:// metastore service."
         ),
     )
     spark_metastore_schema: str = Field(
@@ -232,6 +232,12 @@ class Settings(BaseSettings):
     def spark_dir(self) -> Path:
         """Spark engine: the local warehouse (marts), metastore and scratch folders."""
         return self.data_dir / "spark"
+
+    @property
+    def embedded_loopback(self) -> bool:
+        """Whether the embedded server, when this process starts it, also listens on 127.0.0.1: on the Spark engine
+        with its metastore in that server, which Java's PostgreSQL driver reaches over TCP only."""
+        return self.engine == "spark" and self.spark_metastore.strip() in ("auto", "postgres")
 
     @property
     def runs_dir(self) -> Path:

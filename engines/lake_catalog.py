@@ -57,6 +57,16 @@ def lake_months(entries: Iterable[LedgerEntry]) -> dict[str, dict[str, LakeMonth
     return found
 
 
+def month_loads(entries: Iterable[LedgerEntry]) -> dict[str, str]:
+    """{month: the newest current load id over its yellow and HVFHV partitions}: what dbt's month planning compares
+    with its builds (var `lake_month_loads`, read by `spark__raw_month_loads`), from the ledger and not the rows."""
+    loads: dict[str, str] = {}
+    for months in lake_months(entries).values():
+        for month, lake in months.items():
+            loads[month] = max(loads.get(month, ""), lake.load_id)
+    return loads
+
+
 def trip_table_ddl(kind: str) -> str:
     """The column list of raw.<kind>_trips in Spark SQL: the pinned columns, dlt's two, source_month last."""
     columns = {**TRIP_COLUMNS[kind], **LINEAGE_COLUMNS}

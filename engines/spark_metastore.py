@@ -1,9 +1,11 @@
 """The Spark engine's Hive metastore: where the lake's tables and the marts are catalogued.
 
-By default (`FARES_SPARK_METASTORE=auto`) it lives in PostgreSQL, in its own schema of the ops database, whenever that
-database is reached over TCP: then the daemon, the API, the CLI, dbt and a Spark Thrift server all share it. Java's
-PostgreSQL driver cannot reach a Unix socket, so beside the embedded server (socket only) `auto` falls back to Derby
-under the data folder, which one JVM at a time may open. `thrift://` names an external metastore service.
+By default (`FARES_SPARK_METASTORE=auto`) it lives in PostgreSQL, in its own schema of the ops database: then the
+daemon, the API, the CLI, dbt and a Spark Thrift server all share it. Java's PostgreSQL driver cannot reach a Unix
+socket, so the ops database must be reached over TCP: an external server by a TCP `DATABASE_URL`, the embedded one on
+127.0.0.1, where it listens when a process on the Spark engine starts it (`config.warehouse.start_embedded`). Derby
+under the data folder, which one JVM at a time may open, only when asked (`derby`). `thrift://` names an external
+metastore service.
 
 Spark 4.3 ships Hive 2.3's metastore client and DataNucleus but not Hive's schema scripts. Creating the schema lazily
 (`datanucleus.schema.autoCreateAll`) deadlocks on PostgreSQL: one connection holds a transaction on TBLS while another
@@ -59,18 +61,41 @@ class Metastore:
         return "Derby metastore under the data folder (one process at a time)"
 
 
-def _tcp_ops(settings: Settings) -> Warehouse | None:
-    if not settings.database_url:
-        return None
-    wh = parse_database_url(settings.database_url)
-    return None if wh.is_socket else wh
+def _tcp_ops(settings: Settings) -> Warehouse:
+    """The ops database over TCP: a TCP DATABASE_URL as given; the embedded server (started here if it is not
+    running, listening on 127.0.0.1) on its loopback port.
+
+    Raises:
+        MetastoreError: the ops database is only reached through a Unix socket (what to do is in the message).
+    """
+    if settings.database_url:
+        wh = parse_database_url(settings.database_url)
+        if wh.is_socket:
+            raise MetastoreError(
+                "the Spark metastore in PostgreSQL needs the ops database over TCP (DATABASE_URL=postgresql://host:port"
+                "/db), since Java's PostgreSQL driver cannot reach a Unix socket; or set FARES_SPARK_METASTORE=derby "
+                "(one process at a time)"
+            )
+        return wh
+    from fares.config.warehouse import ensure_database, start_embedded
+
+    server = start_embedded(settings, loopback=True)
+    tcp = server.over_tcp()
+    if tcp is None:
+        raise MetastoreError(
+            f"the embedded PostgreSQL under {settings.data_dir / 'pg'} runs without a listener on 127.0.0.1 (a process "
+            "not on the Spark engine started it), and the Spark metastore in PostgreSQL needs one: stop it "
+            "(`fares db stop`) and the next start listens there; or set FARES_SPARK_METASTORE=derby (one process at "
+            "a time)"
+        )
+    return ensure_database(tcp, settings.db_name)
 
 
 def resolve_metastore(settings: Settings) -> Metastore:
     """The metastore FARES_SPARK_METASTORE names.
 
     Raises:
-        MetastoreError: `postgres` without a TCP DATABASE_URL, or a value that is none of the forms.
+        MetastoreError: the ops database cannot be reached over TCP (`_tcp_ops`), or a value that is none of the forms.
     """
     choice = settings.spark_metastore.strip()
     if choice == "derby":
@@ -79,18 +104,11 @@ def resolve_metastore(settings: Settings) -> Metastore:
         return Metastore("thrift", uri=choice)
     if choice.startswith("jdbc:postgresql://"):
         return Metastore("postgres", jdbc_url=choice)
-    ops = _tcp_ops(settings)
-    if choice == "auto" and ops is None:
-        return Metastore("derby")
     if choice not in ("auto", "postgres"):
         raise MetastoreError(
             f"FARES_SPARK_METASTORE={choice!r}: use auto, postgres, derby, a jdbc:postgresql:// URL or a thrift:// URI"
         )
-    if ops is None:
-        raise MetastoreError(
-            "FARES_SPARK_METASTORE=postgres needs the ops database over TCP (DATABASE_URL=postgresql://host:port/db): "
-            "Java's PostgreSQL driver cannot reach the embedded server's Unix socket"
-        )
+    ops = _tcp_ops(settings)
     schema = settings.spark_metastore_schema
     url = f"jdbc:postgresql://{ops.host}:{ops.port}/{ops.dbname}?currentSchema={schema}"
     return Metastore("postgres", jdbc_url=url, user=ops.user, password=ops.password, schema=schema, ops=ops)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fares.engines.lake_catalog import lake_ddl
+from fares.engines.lake_catalog import lake_ddl, month_loads
 from fares.engines.transform import run_dbt
 from fares.ops.ledger import read_ledger
 
@@ -230,7 +230,8 @@ def run_dbt_spark(
 ) -> Any:
     """Run `dbt <args>` on the target FARES_DBT_SPARK_TARGET names, in dbt's own process (a thin client of Spark).
 
-    The lake's tables are registered by dbt itself (the on-run-start hook runs var `lake_ddl`), so dbt needs no
+    The lake's tables are registered by dbt itself (the on-run-start hook runs var `lake_ddl`), and the months' current
+    loads come from the ledger too (var `lake_month_loads`, for a plain build's month planning), so dbt needs no
     Spark session of ours: with target `spark` it starts its own with this process's settings (SPARK_CONF_DIR), with
     `spark_thrift` it only talks to the Thrift server. A timeout or cancel stops it like dbt on PostgreSQL.
 
@@ -243,6 +244,7 @@ def run_dbt_spark(
         ensure_metastore(settings, resolve_metastore(settings))
     except MetastoreError as exc:
         raise SparkUnavailableError(str(exc)) from exc
+    entries = read_ledger(wh).values()
     return run_dbt(
         settings,
         wh,
@@ -252,5 +254,5 @@ def run_dbt_spark(
         cancel=cancel,
         target=settings.dbt_spark_target,
         env=dbt_spark_env(settings),
-        extra_vars={"lake_ddl": lake_ddl(settings, read_ledger(wh).values())},
+        extra_vars={"lake_ddl": lake_ddl(settings, entries), "lake_month_loads": month_loads(entries)},
     )

@@ -335,23 +335,66 @@
                     ~ " where planned_at = '" ~ run_started_at ~ "' and not built") %}
 {% endmacro %}
 
-{#- Spark: the newest load id per month from the lake's tables (one load per month partition there). -#}
+{#-
+    Spark: the newest load id per month, without reading a row. fares passes them from its ledger (the var
+    lake_month_loads, {month: load id}, beside lake_ddl); dbt run by hand reads them off the catalog: each month
+    partition of a raw trip table points at its load's version folder, named after the load id
+    (`<table>/source_month=<month>/<load id>`, fares.engines.spark_lake).
+-#}
 {% macro spark__raw_month_loads() %}
+    {% set given = var('lake_month_loads', none) %}
+    {% if given is mapping %}
+        {% set loads = {} %}
+        {% for month, load_id in given.items() %}
+            {% do loads.update({month | string: load_id | string}) %}
+        {% endfor %}
+        {{ return(loads) }}
+    {% endif %}
     {% set raw_schema = var('raw_schema', 'raw') %}
-    {% set parts = [] %}
+    {% set loads = {} %}
     {% for table in ['yellow_trips', 'fhvhv_trips'] %}
         {% if adapter.get_relation(database=none, schema=raw_schema, identifier=table) is not none %}
-            {% do parts.append("select source_month, max(_dlt_load_id) as load_id from " ~ raw_schema ~ "." ~ table
-                               ~ " group by source_month") %}
+            {% for part in run_query("show partitions " ~ raw_schema ~ "." ~ table).rows %}
+                {% set month = part[0].split('=')[1] %}
+                {% set described = run_query("describe table extended " ~ raw_schema ~ "." ~ table
+                                             ~ " partition (source_month = '" ~ month ~ "')") %}
+                {#- the partition's Location comes before the table's -#}
+                {% set found = namespace(location=none) %}
+                {% for row in described.rows if row[0] == 'Location' and found.location is none %}
+                    {% set found.location = row[1] %}
+                {% endfor %}
+                {% set load_id = found.location.rstrip('/').split('/')[-1] %}
+                {% if month not in loads or load_id > loads[month] %}
+                    {% do loads.update({month: load_id}) %}
+                {% endif %}
+            {% endfor %}
         {% endif %}
     {% endfor %}
-    {% set loads = {} %}
-    {% if parts %}
-        {% for row in run_query(parts | join(" union all ")).rows %}
-            {% if row[1] is not none and (row[0] not in loads or row[1] > loads[row[0]]) %}
-                {% do loads.update({row[0]: row[1]}) %}
-            {% endif %}
+    {{ return(loads) }}
+{% endmacro %}
+
+
+{#-
+    `dbt run-operation show_trip_months`: the month plan a plain `dbt build` would make, without building. For each
+    loaded month, its current raw load id and the load its last complete build read; one line of JSON
+    ("trip months: {month: {"raw": id, "built": id or null}}"), then a line per month that a build would rebuild.
+-#}
+{% macro show_trip_months() %}
+    {% set raw = raw_month_loads() %}
+    {% set done = {} %}
+    {% set builds = trip_month_builds() %}
+    {% if adapter.get_relation(builds.database, builds.schema, builds.identifier) is not none %}
+        {% for row in run_query("select source_month, max(raw_load_id) from " ~ builds ~ " where built group by 1").rows %}
+            {% do done.update({row[0]: row[1]}) %}
         {% endfor %}
     {% endif %}
-    {{ return(loads) }}
+    {% set months = {} %}
+    {% for month in raw.keys() | sort %}
+        {% do months.update({month: {'raw': raw[month], 'built': done.get(month)}}) %}
+    {% endfor %}
+    {% do log("trip months: " ~ tojson(months), info=true) %}
+    {% for month, loads in months.items() if loads.built is none or loads.raw > loads.built %}
+        {% do log(month ~ ": a build would rebuild it (raw load " ~ loads.raw ~ ", built from "
+                  ~ (loads.built or "nothing") ~ ")", info=true) %}
+    {% endfor %}
 {% endmacro %}

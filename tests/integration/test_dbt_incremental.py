@@ -3,6 +3,7 @@ exactly the marts a full refresh gives."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,11 @@ def test_new_and_reloaded_months_build_only_themselves_and_equal_a_full_refresh(
     path = mirror / "fhvhv_tripdata_2024-02.parquet"
     pq.write_table(pq.read_table(path).slice(0, 1_000), path)
     load(["2024-02"])
+    # the plan in plain sight, before building: only February's raw load is newer than its last build
+    shown = run_dbt(settings, fresh_db, ["run-operation", "show_trip_months"]).stdout
+    plan = json.loads(re.search(r"trip months: (\{.*\})", shown).group(1))  # type: ignore[union-attr]
+    assert sorted(plan) == MONTHS and [m for m, ids in plan.items() if ids["raw"] > ids["built"]] == ["2024-02"]
+    assert "2024-02: a build would rebuild it" in shown and "2024-01: a build" not in shown
     settled = _row_versions(fresh_db)
     assert _build(settings, fresh_db, target) == ["2024-02"]
     rebuilt = _row_versions(fresh_db)

@@ -6,6 +6,7 @@ shared `tlc_chain`. Skips with one line where pyspark or Java is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -107,6 +108,13 @@ def _location(run: ChainRun, table: str, month: str) -> str:
     """Where the catalog's partition of `month` points (the partition's row comes before the table's)."""
     rows = _spark_rows(run, f"describe formatted {table} partition (source_month = '{month}')")
     return next(str(value) for name, value, _ in rows if name == "Location")
+
+
+def _month_plan(dbt_output: str) -> dict[str, dict[str, str]]:
+    """The months `dbt run-operation show_trip_months` printed: {month: {"raw": load id, "built": load id}}."""
+    line = next(line for line in dbt_output.splitlines() if "trip months: {" in line)
+    plan: dict[str, dict[str, str]] = json.loads(line.split("trip months: ", 1)[1])
+    return plan
 
 
 def _load_id(run: ChainRun, file: str) -> str:
@@ -311,8 +319,19 @@ def test_a_reloaded_month_is_rebuilt_alone_by_partition_overwrite(spark_chain: C
     run_ingest(spark_chain.settings, spark_chain.wh, str(tlc_samples), ["2020-02"], force=True)
     new = _load_id(spark_chain, "yellow_tripdata_2020-02.parquet")
     assert sorted(p.name for p in folder.iterdir()) == sorted([old, new])  # written beside the version in service
-    get_engine(spark_chain.settings).run_dbt(spark_chain.wh, ["build"])
+    engine = get_engine(spark_chain.settings)
+    # the plan of a plain build, from the ledger's loads (no row read): only the reloaded month is new
+    plan = _month_plan(engine.run_dbt(spark_chain.wh, ["run-operation", "show_trip_months"]).stdout)
+    assert [m for m, loads in plan.items() if loads["raw"] != loads["built"]] == ["2020-02"]
+    assert plan["2020-02"]["raw"] == new and plan["2020-02"]["built"] < new
+    engine.run_dbt(spark_chain.wh, ["build"])
     assert _location(spark_chain, "raw.yellow_trips", "2020-02") == f"file:{folder / new}"  # swapped in
+    # dbt run by hand (no ledger var) reads the same loads off the catalog's partition folders
+    ledger = {m: loads["raw"] for m, loads in plan.items()} | {"2020-02": new}
+    for given in ([], ["--vars", "{lake_month_loads: null}"]):
+        plan = _month_plan(engine.run_dbt(spark_chain.wh, ["run-operation", "show_trip_months", *given]).stdout)
+        assert {m: loads["raw"] for m, loads in plan.items()} == ledger
+        assert all(loads["raw"] == loads["built"] for loads in plan.values())  # nothing left to build
     builds = _spark_rows(
         spark_chain,
         "select planned_at, collect_list(source_month) from intermediate.trip_month_builds where built"

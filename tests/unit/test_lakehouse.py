@@ -35,7 +35,7 @@ def test_engine_rejects_unknown_values(tmp_path: Path) -> None:
 
 
 def test_spark_stays_on_loopback_and_keeps_its_files_under_the_data_folder(tmp_path: Path) -> None:
-    conf = lakehouse.spark_conf(Settings(data_dir=tmp_path, engine="spark"))
+    conf = lakehouse.spark_conf(Settings(data_dir=tmp_path, engine="spark", spark_metastore="derby"))
     assert conf["spark.driver.bindAddress"] == conf["spark.driver.host"] == "127.0.0.1"
     assert conf["spark.sql.session.timeZone"] == "UTC"  # TLC wall-clock times stay as written
     spark_dir = str((tmp_path / "spark").resolve())
@@ -97,6 +97,14 @@ def test_the_lake_catalog_is_generated_from_the_ledger_alone(tmp_path: Path) -> 
     ]
     assert not any("msck" in statement for statement in ddl)  # no listing of the lake's folders
     assert lake_catalog.lake_ddl(settings, []) == ["create database if not exists raw"]
+
+
+def test_the_months_current_loads_for_dbts_planning_come_from_the_ledger() -> None:
+    """What a plain `fares dbt build` on Spark plans from (var lake_month_loads): the ledger's loads in service, the
+    newest of a month's two kinds, and no month whose current load holds no rows."""
+    hvfhv = _entry("fhvhv_tripdata_2024-02.parquet", "fhvhv", "2024-02", 900, "160.0", "loaded")
+    assert lake_catalog.month_loads(LEDGER) == {"2024-01": "200.5", "2024-02": "150.2"}
+    assert lake_catalog.month_loads([*LEDGER, hvfhv]) == {"2024-01": "200.5", "2024-02": "160.0"}
 
 
 def test_spark_counts_and_load_ids_of_raw_months_come_from_the_ledger() -> None:
@@ -170,6 +178,7 @@ def test_spark_conf_for_a_cluster_leaves_loopback_and_takes_settings_through(
         lake_url="s3a://bucket/fares",
         spark_driver_host="10.0.0.9",
         spark_conf={"spark.executor.memory": "4g", "spark.sql.shuffle.partitions": "64"},
+        spark_metastore="thrift://hms.example:9083",
     )
     conf = lakehouse.spark_conf(settings)
     assert conf["spark.master"] == "spark://10.0.0.5:7077"
@@ -191,12 +200,14 @@ def test_spark_defaults_conf_is_honoured_below_what_fares_must_set(
         "spark.eventLog.enabled true\n"
     )
     monkeypatch.setenv("SPARK_CONF_DIR", str(conf_dir))
-    conf = lakehouse.spark_conf(Settings(data_dir=tmp_path, engine="spark"))
+    conf = lakehouse.spark_conf(Settings(data_dir=tmp_path, engine="spark", spark_metastore="derby"))
     assert conf["spark.sql.shuffle.partitions"] == "32"  # beats fares' local default of 4
     assert conf["spark.eventLog.enabled"] == "true"
     assert conf["spark.master"] == "local[2]"  # FARES_SPARK_MASTER is a setting: it beats the file
     conf = lakehouse.spark_conf(
-        Settings(data_dir=tmp_path, engine="spark", spark_conf={"spark.sql.shuffle.partitions": "8"})
+        Settings(
+            data_dir=tmp_path, engine="spark", spark_metastore="derby", spark_conf={"spark.sql.shuffle.partitions": "8"}
+        )
     )
     assert conf["spark.sql.shuffle.partitions"] == "8"  # FARES_SPARK_CONF beats the file
 
@@ -214,9 +225,10 @@ def test_the_metastore_is_postgres_where_the_ops_database_is_reached_over_tcp(tm
     assert conf["spark.driver.extraClassPath"] == "/usr/share/java/postgresql.jar"
     assert conf["spark.hadoop.datanucleus.schema.autoCreateAll"] == "false"  # created once, up front
     socket = "postgresql://postgres@/fares?host=/tmp/pg"
-    assert resolve_metastore(Settings(data_dir=tmp_path, database_url=socket)).kind == "derby"  # auto
-    with pytest.raises(MetastoreError, match="TCP"):
-        resolve_metastore(Settings(data_dir=tmp_path, database_url=socket, spark_metastore="postgres"))
+    for choice in ("auto", "postgres"):  # Derby only when asked: a socket-only external server is an error
+        with pytest.raises(MetastoreError, match=r"over TCP.*FARES_SPARK_METASTORE=derby"):
+            resolve_metastore(Settings(data_dir=tmp_path, database_url=socket, spark_metastore=choice))
+    assert resolve_metastore(Settings(data_dir=tmp_path, database_url=socket, spark_metastore="derby")).kind == "derby"
     thrift = resolve_metastore(Settings(data_dir=tmp_path, spark_metastore="thrift://hms:9083"))
     assert thrift.uri == "thrift://hms:9083"
     with pytest.raises(MetastoreError, match="use auto"):
@@ -231,12 +243,19 @@ def test_dbt_on_spark_is_its_own_process_on_the_target_of_the_settings(
     monkeypatch.setattr(lakehouse, "run_dbt", lambda settings, wh, args, **kw: calls.append({"args": args, **kw}))
     monkeypatch.setattr(lakehouse, "read_ledger", lambda wh: {})  # an empty ledger: the raw database only
     cancel: list[Callable[[], None]] = []
-    settings = Settings(data_dir=tmp_path, engine="spark", dbt_spark_target="spark_thrift", spark_thrift_port=10123)
+    settings = Settings(
+        data_dir=tmp_path,
+        engine="spark",
+        dbt_spark_target="spark_thrift",
+        spark_thrift_port=10123,
+        spark_metastore="derby",  # nothing to create up front (a unit test reaches no server)
+    )
     lakehouse.run_dbt_spark(settings, wh, ["build"], timeout=60, cancel=cancel)
     [call] = calls
     assert call["target"] == "spark_thrift" and call["timeout"] == 60 and call["cancel"] is cancel
     assert call["env"]["FARES_SPARK_THRIFT_PORT"] == "10123"
     assert call["extra_vars"]["lake_ddl"][0] == "create database if not exists raw"
+    assert call["extra_vars"]["lake_month_loads"] == {}  # the ledger's (empty here), so dbt reads no rows to plan
     written = Path(call["env"]["SPARK_CONF_DIR"]) / "spark-defaults.conf"
     assert "spark.sql.session.timeZone UTC" in written.read_text()  # dbt's own session gets ours
     assert oct(written.stat().st_mode & 0o777) == "0o600"
