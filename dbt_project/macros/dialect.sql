@@ -376,3 +376,47 @@
         and ({{ periods }}.valid_to is null or {{ ts }} < {{ periods }}.valid_to)
 {%- endmacro %}
 
+
+
+{#-
+    A per-row value computed once, however often the views above reference it. PostgreSQL inlines views: every
+    reference to a column of a view below (a cleaning rule's flag, the rule that removed a trip, the fare per mile)
+    becomes a fresh copy of its expression, with no common subexpressions shared, so a costly one is computed for each
+    reference (the rider fare's decimal rounding, ~0.4 us, was computed some ten times per trip). On PostgreSQL the
+    value comes from a LATERAL subquery that a LIMIT keeps from being flattened (one row: it has no FROM): computed once per row, and the
+    month filters still reach the raw partitions under it. Spark shares common subexpressions itself: there the
+    expression stays in the select list.
+
+    Use both: `{{ once_per_row_column('rider_fare', expr) }} as rider_fare` in the select list, and
+    `{{ once_per_row_join('rider_fare', expr) }}` after the FROM item whose columns `expr` reads (unqualified).
+-#}
+{% macro once_per_row_column(name, expr) -%}
+    {{ return(adapter.dispatch('once_per_row_column', 'fares')(name, expr)) }}
+{%- endmacro %}
+
+{% macro default__once_per_row_column(name, expr) -%}
+    {{ raise_unsupported_adapter('once_per_row_column') }}
+{%- endmacro %}
+
+{% macro postgres__once_per_row_column(name, expr) -%}
+    {{ name }}_once.{{ name }}
+{%- endmacro %}
+
+{% macro spark__once_per_row_column(name, expr) -%}
+    {{ expr }}
+{%- endmacro %}
+
+{% macro once_per_row_join(name, expr) -%}
+    {{ return(adapter.dispatch('once_per_row_join', 'fares')(name, expr)) }}
+{%- endmacro %}
+
+{% macro default__once_per_row_join(name, expr) -%}
+    {{ raise_unsupported_adapter('once_per_row_join') }}
+{%- endmacro %}
+
+{% macro postgres__once_per_row_join(name, expr) -%}
+    cross join lateral (select {{ expr }} as {{ name }} limit 1) as {{ name }}_once
+{%- endmacro %}
+
+{% macro spark__once_per_row_join(name, expr) -%}
+{%- endmacro %}

@@ -1,8 +1,8 @@
 -- One row per file month and service: raw trips, what each cleaning rule flagged and removed, and what the kept
 -- trips cover in time. Incremental by month; the month-level marts (cleaning_rule_counts, int_months_aligned,
 -- service_month_coverage) are built from it, so they stay exact without reading every trip of history.
--- Two steps: counts per clock hour in one hash-aggregated pass over the trips, then per month from those few rows
--- (no distinct-count sort over millions of trips).
+-- Three steps: counts per clock hour and removing rule in one hash-aggregated pass over the trips, per clock hour from
+-- those, then per month (no distinct-count sort over millions of trips).
 {{ config(incremental_strategy=fares_month_strategy(), partition_by=fares_month_partition_by()) }}
 {%- set rules = outlier_rules() %}
 with
@@ -14,23 +14,44 @@ flagged as (
 
 ),
 
+by_rule as (
+
+    -- the rule that removed a trip is a grouping key, computed once per trip: a count per rule over the trips would
+    -- compute it (every rule's condition) once per count on PostgreSQL, which inlines the views below
+    select
+        source_month,
+        service,
+        date_trunc('hour', pickup_at) as pickup_hour_at,
+        removal_rule,
+        count(*) as trips,
+        {%- for rule in rules %}
+        count(*) filter (where is_{{ rule.name }}) as flagged_{{ rule.name }},
+        {%- endfor %}
+        min(pickup_at) as first_pickup_at,
+        max(pickup_at) as last_pickup_at
+
+    from flagged
+    group by source_month, service, date_trunc('hour', pickup_at), removal_rule
+
+),
+
 hourly as (
 
     select
         source_month,
         service,
-        date_trunc('hour', pickup_at) as pickup_hour_at,
-        count(*) as raw_trips,
-        count(*) filter (where removal_rule is null) as kept_trips,
+        pickup_hour_at,
+        sum(trips) as raw_trips,
+        coalesce(sum(case when removal_rule is null then trips end), 0) as kept_trips,
         {%- for rule in rules %}
-        count(*) filter (where is_{{ rule.name }}) as flagged_{{ rule.name }},
-        count(*) filter (where removal_rule = '{{ rule.name }}') as removed_{{ rule.name }},
+        sum(flagged_{{ rule.name }}) as flagged_{{ rule.name }},
+        coalesce(sum(case when removal_rule = '{{ rule.name }}' then trips end), 0) as removed_{{ rule.name }},
         {%- endfor %}
-        min(pickup_at) filter (where removal_rule is null) as first_pickup_at,
-        max(pickup_at) filter (where removal_rule is null) as last_pickup_at
+        min(case when removal_rule is null then first_pickup_at end) as first_pickup_at,
+        max(case when removal_rule is null then last_pickup_at end) as last_pickup_at
 
-    from flagged
-    group by source_month, service, date_trunc('hour', pickup_at)
+    from by_rule
+    group by source_month, service, pickup_hour_at
 
 ),
 

@@ -59,9 +59,15 @@ final as (
         {%- for rule in rules %}
         is_{{ rule.name }},
         {%- endfor %}
+        -- the fences' rule comes last: a trip reaching it passes every simple rule, so its own condition decides
+        -- (is_fare_per_mile_outlier would test every simple rule once more, per trip, on PostgreSQL)
         case
             {%- for rule in rules %}
+            {%- if loop.last and rule.name == fare_per_mile_rule.name %}
+            when coalesce({{ fare_per_mile_rule.condition }}, false) then '{{ rule.name }}'
+            {%- else %}
             when is_{{ rule.name }} then '{{ rule.name }}'
+            {%- endif %}
             {%- endfor %}
         end as removal_rule
 

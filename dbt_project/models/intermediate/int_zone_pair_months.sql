@@ -23,7 +23,8 @@ final as (
         {{ cast_as(median_cont('duration_minutes'), 'double precision') }} as median_duration_minutes
 
     from aligned_trips
-    group by source_month, pickup_zone_id, dropoff_zone_id, extract(hour from pickup_at)
+    -- the integer keys first, the month (one per build, text) last: the sort behind these medians compares less
+    group by pickup_zone_id, dropoff_zone_id, extract(hour from pickup_at), source_month
 
 )
 

@@ -63,7 +63,12 @@ hour_counts as (
         {%- for service in services %}
         sum(case when service = '{{ service }}' then 1 else 0 end) as trips_{{ service }},
         {%- endfor %}
-        count(distinct service) as services
+        -- how many services have trips in the hour, without count(distinct): that would make PostgreSQL sort the
+        -- window's trips by hour instead of hashing them
+        {% for service in services -%}
+        max(case when service = '{{ service }}' then 1 else 0 end){{ " +" if not loop.last }}
+        {% endfor -%}
+        as services
 
     from window_trips
     group by hour_start_at
