@@ -345,10 +345,20 @@ def training_batches(
             for p, (low, high) in sorted(bounds.items())
         ]
         batches.append(Batch(TRAINING_TABLE, service, checks, query=sql))
-    # (month, service) pairs hashed first: an aggregate over distinct services would sort every trip of the month
+    # (month, service) pairs first: an aggregate over distinct services would sort every trip of the month. For given
+    # months, each pair is probed on its own (a LIMIT 1 stops at its first trip) instead of reading every trip of the
+    # view (uncorrelated, so both engines plan it alike).
+    if months:
+        pairs = " union all ".join(
+            f"select * from (select source_month, service from {TRAINING_TABLE}"  # noqa: S608 - checked months, fixed names
+            f" where source_month = '{check_month(month)}' and service = '{service}' limit 1) as probe_{i}"
+            for i, (month, service) in enumerate((m, svc) for m in sorted(set(months)) for svc in SERVICES)
+        )
+    else:
+        pairs = f"select distinct source_month, service from {TRAINING_TABLE}"  # noqa: S608 - a fixed name
     window = (
         f"select source_month || ' ' || {services_list} as month_services"  # noqa: S608 - fixed names, checked months
-        f" from (select distinct source_month, service from {TRAINING_TABLE}{where}) as month_service"
+        f" from ({pairs}) as month_service"
         " group by source_month"
     )
     batches.append(

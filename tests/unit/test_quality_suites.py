@@ -73,7 +73,12 @@ def test_training_batches_cover_each_service_and_the_window() -> None:
     batches = {b.label: b for b in training_batches(["2020-04"])}
     assert set(batches) == {"all", "taxi", "uber", "aligned window"}
     assert batches["all"].where == {"source_month": ["2020-04"]}
-    assert all("source_month in ('2020-04')" in b.query for b in batches.values() if b.query)
+    assert all("source_month in ('2020-04')" in (batches[s].query or "") for s in ("taxi", "uber"))
+    # the window probes each (month, service) pair for a first trip rather than reading every trip of the view
+    window = batches["aligned window"].query or ""
+    for service in ("taxi", "uber"):
+        assert f"where source_month = '2020-04' and service = '{service}' limit 1" in window
+    assert "distinct" not in window and "distinct source_month, service" in (training_batches()[-1].query or "")
     assert "service = 'uber'" in (batches["uber"].query or "")
     assert {c.name for c in batches["taxi"].checks} == {
         "service_present",
