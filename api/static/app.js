@@ -71,15 +71,18 @@ async function loadMap() {
 
 const zonePath = (id) => (id ? zonesById.get(id)?.path : null);
 
+// The short verdict of a quote, as its answer says it: a service only where the quote names one.
+function verdictWords(q) {
+  if (q.answer === "about the same") return "about the same";
+  return `${q.answer === "taxi" ? "taxi" : "Uber"} cheaper by ${money(q.savings)}`;
+}
+
 function describeZone(id) {
   const zone = zonesById.get(id);
   if (!zone) return;
   let text = labelOf(zone);
   const priced = state.choropleth && state.choropleth.get(id);
-  if (priced) {
-    const name = priced.cheaper === "taxi" ? "taxi" : "Uber";
-    text += ` · taxi ${money(priced.taxi.fare)}, Uber ${money(priced.uber.fare)}: ${name} cheaper by ${money(priced.savings)}`;
-  }
+  if (priced) text += ` · taxi ${money(priced.taxi.fare)}, Uber ${money(priced.uber.fare)}: ${verdictWords(priced)}`;
   $("zone-info").textContent = text;
 }
 
@@ -233,7 +236,7 @@ function showQuote(q) {
     ` · model ${q.model_version}, trained on ${q.trained_window.from} to ${q.trained_window.to}`;
   showSource(q.data_source, q.model_version);
   $("zone-info").textContent = `${q.pickup.zone_name} → ${q.dropoff.zone_name}: taxi ${money(q.taxi.fare)}, ` +
-    `Uber ${money(q.uber.fare)}; ${q.cheaper === "taxi" ? "taxi" : "Uber"} cheaper by ${money(q.savings)}`;
+    `Uber ${money(q.uber.fare)}; ${verdictWords(q)}`;
   $("result").hidden = false;
   for (const role of ["pickup", "dropoff"]) {
     if (state[role] !== q[role].zone_id) setPlace(role, q[role].zone_id);
@@ -293,7 +296,10 @@ async function refreshChoropleth() {
   state.choropleth = new Map(batch.quotes.map((q) => [q.dropoff_zone_id, q]));
   const diffs = batch.quotes.map((q) => Math.abs(q.uber.fare - q.taxi.fare)).sort((a, b) => a - b);
   const top = Math.max(2, Math.ceil(diffs[Math.floor(diffs.length * 0.95)] || 2));
+  // coloured by the answer, as the quote itself says it: a zone where the data cannot tell ("about the same": fares
+  // close, bands overlapping, or a stale Uber level) stays neutral rather than showing whichever fare is lower
   let taxiWins = 0;
+  let uberWins = 0;
   for (const zone of zonesById.values()) {
     if (!zone.path) continue;
     const q = state.choropleth.get(zone.zone_id);
@@ -301,16 +307,23 @@ async function refreshChoropleth() {
       zone.path.style.fill = "";
       continue;
     }
-    const diff = q.uber.fare - q.taxi.fare; // > 0: the taxi is cheaper
-    if (diff > 0) taxiWins += 1;
-    zone.path.style.fill = mix(NEUTRAL, diff > 0 ? TAXI : UBER, Math.min(1, Math.abs(diff) / top));
+    if (q.answer === "about the same") {
+      zone.path.style.fill = mix(NEUTRAL, NEUTRAL, 0);
+      continue;
+    }
+    const taxiCheaper = q.answer === "taxi";
+    if (taxiCheaper) taxiWins += 1;
+    else uberWins += 1;
+    const diff = Math.abs(q.uber.fare - q.taxi.fare);
+    zone.path.style.fill = mix(NEUTRAL, taxiCheaper ? TAXI : UBER, Math.min(1, diff / top));
   }
   const from = zonesById.get(pickup);
   $("legend-title").textContent = `From ${from.zone_name} at ${when.replace("T", " ")}: which is cheaper to each zone`;
   $("legend-taxi").textContent = `taxi cheaper by $${top}+`;
   $("legend-uber").textContent = `Uber cheaper by $${top}+`;
   $("legend-summary").textContent =
-    `The taxi is cheaper to ${taxiWins} of ${batch.quotes.length} zones, Uber to ${batch.quotes.length - taxiWins}.`;
+    `The taxi is cheaper to ${taxiWins} of ${batch.quotes.length} zones, Uber to ${uberWins}, ` +
+    `about the same to ${batch.quotes.length - taxiWins - uberWins}.`;
   $("legend").hidden = false;
   $("map").classList.add("coloured");
 }

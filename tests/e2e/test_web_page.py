@@ -93,6 +93,8 @@ def test_a_person_compares_fares_from_jfk_to_times_square(browser, base_url: str
     cheaper = "taxi" if float(taxi[1:]) <= float(uber[1:]) else "uber"
     named = "The yellow taxi is cheaper" if cheaper == "taxi" else "Uber is cheaper"
     assert verdict.startswith((named, "About the same: ")), verdict
+    line = browser.find_element("id", "zone-info").text  # the one-line summary says what the verdict says
+    assert line.endswith("about the same") if verdict.startswith("About") else "cheaper by $" in line, line
     assert "cheaper" in browser.find_element("id", f"{cheaper}-card").get_attribute("class")
     assert browser.find_element("id", "taxi-range").text.startswith("likely $")
     assert "JFK Airport → Times Sq/Theatre District at 2024-02-14 08:30" in browser.find_element("id", "meta").text
@@ -169,7 +171,9 @@ def test_a_person_clicks_two_zones_on_the_map_and_sees_fares_and_the_choropleth(
     wait.until(lambda d: len(_zone_fills(d)) == 263)  # every zone coloured from one batch request
     assert "From JFK Airport at 2024-02-14 08:30" in legend.text
     assert re.search(r"taxi cheaper by \$\d+\+", legend.text) and re.search(r"Uber cheaper by \$\d+\+", legend.text)
-    assert re.search(r"The taxi is cheaper to \d+ of 263 zones, Uber to \d+\.", legend.text)
+    summary = r"The taxi is cheaper to (\d+) of 263 zones, Uber to (\d+), about the same to (\d+)\."
+    counts = re.search(summary, legend.text)
+    assert counts and sum(int(n) for n in counts.groups()) == 263, legend.text  # by each zone's answer
 
     _click_zone(browser, 43)  # Central Park
     wait.until(ec.visibility_of_element_located(("id", "result")))
