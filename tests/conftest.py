@@ -46,6 +46,19 @@ def _external_server() -> Warehouse | None:
     return wh
 
 
+@pytest.fixture(autouse=True)
+def _unit_tier_starts_no_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit tier starts no server: there, starting the embedded PostgreSQL fails, naming what the test lacks.
+    (Here rather than in a tests/unit/conftest.py: the tiers import this module as `conftest`.)"""
+    if (REPO_ROOT / "tests" / "unit") not in request.path.parents:
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a unit test started the embedded PostgreSQL: give it a DATABASE_URL or a metastore")
+
+    monkeypatch.setattr("fares.config.warehouse.start_embedded", refuse)
+
+
 @pytest.fixture(scope="session")
 def tlc_samples() -> Path:
     """The real TLC sample mirror beside the project (read-only); CI always has it, so there its absence fails."""
