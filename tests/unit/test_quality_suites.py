@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from fares.quality.results import CheckResult, format_summary
-from fares.quality.suites import CRITICAL, KINDS, WARNING, check_month, month_bounds, raw_batch, training_batches
+from fares.quality.suites import (
+    CRITICAL,
+    KINDS,
+    TRAINING_NOT_NULL,
+    WARNING,
+    check_month,
+    month_bounds,
+    raw_batch,
+    training_batches,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 YELLOW = KINDS[0]
@@ -72,7 +81,8 @@ def test_fingerprint_changes_with_the_data_and_the_previous_month() -> None:
 def test_training_batches_cover_each_service_and_the_window() -> None:
     batches = {b.label: b for b in training_batches(["2020-04"])}
     assert set(batches) == {"all", "taxi", "uber", "aligned window"}
-    assert batches["all"].where == {"source_month": ["2020-04"]}
+    # the whole batch reads one row (columns, not empty); each service's batch is one pass over its trips
+    assert batches["all"].query == "select * from marts.ml_fare_training where source_month in ('2020-04') limit 1"
     assert all("source_month in ('2020-04')" in (batches[s].query or "") for s in ("taxi", "uber"))
     # the window probes each (month, service) pair for a first trip rather than reading every trip of the view
     window = batches["aligned window"].query or ""
@@ -82,10 +92,12 @@ def test_training_batches_cover_each_service_and_the_window() -> None:
     assert "service = 'uber'" in (batches["uber"].query or "")
     assert {c.name for c in batches["taxi"].checks} == {
         "service_present",
+        *(f"{c}_not_null" for c in TRAINING_NOT_NULL),
         "rider_fare_q10",
         "rider_fare_q50",
         "rider_fare_q90",
     }
+    assert all(f"count(*) - count({c}) as {c}_nulls" in (batches["uber"].query or "") for c in TRAINING_NOT_NULL)
     assert all(c.severity in (CRITICAL, WARNING) for b in batches.values() for c in b.checks)
 
 
