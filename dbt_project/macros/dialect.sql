@@ -90,6 +90,32 @@
     cast(round({{ spark__double_as_numeric(expr) }}, {{ digits }}) as double)
 {%- endmacro %}
 
+{#- A money amount rounded to whole cents, as a double: round_double(expr, 2) for every amount of zero or more, in
+    float arithmetic on PostgreSQL. PostgreSQL inlines the cleaning views and copies a column's expression into every
+    reference (the rider fare is read some five times per trip by the rules): the numeric detour cost ~0.5 us a copy
+    (10 s of a real month's 20M HVFHV trips, per copy, per pass over raw); this costs a few arithmetic operations, on
+    one copy of `expr`. Equal to round_double(expr, 2) for sums of amounts in cents (every TLC amount has two decimals:
+    such a sum is a whole number of cents give or take 1e-12) and at ties of a third decimal 5 (the 1e-9 nudge stands
+    in for the decimal text PostgreSQL's numeric cast goes through: 1.005 is 1.00499999999999989 as a double, 1.005 as
+    numeric). A negative amount rounds half up instead of away from zero (-1.005 -> -1.00): every trip with a fare
+    below a cent is removed by the rule fare_not_positive either way, so no stored fare, flag or count differs.
+    Spark keeps its decimal round (it computes the value once per row anyway). -#}
+{% macro round_cents(expr) -%}
+    {{ return(adapter.dispatch('round_cents', 'fares')(expr)) }}
+{%- endmacro %}
+
+{% macro default__round_cents(expr) -%}
+    {{ raise_unsupported_adapter('round_cents') }}
+{%- endmacro %}
+
+{% macro postgres__round_cents(expr) -%}
+    (floor(({{ expr }}) * 100 + 0.500000001) / 100)
+{%- endmacro %}
+
+{% macro spark__round_cents(expr) -%}
+    {{ spark__round_double(expr, 2) }}
+{%- endmacro %}
+
 {#- Continuous percentiles (linear interpolation) of expr for each fraction, as one array per group. -#}
 {% macro percentiles_cont(expr, fractions) -%}
     {{ return(adapter.dispatch('percentiles_cont', 'fares')(expr, fractions)) }}
@@ -203,11 +229,54 @@
 {%- endmacro %}
 
 {% macro postgres__seconds_between(start, end) -%}
-    extract(epoch from {{ end }} - {{ start }})::double precision
+    date_part('epoch', {{ end }} - {{ start }})
 {%- endmacro %}
 
 {% macro spark__seconds_between(start, end) -%}
     (cast(unix_micros({{ end }}) - unix_micros({{ start }}) as double) / 1000000.0)
+{%- endmacro %}
+
+{#- The hour of a timestamp (0-23), as an integer. PostgreSQL's extract() returns numeric (slow to compute and to
+    sort on, millions of times per month); date_part() returns a double. -#}
+{% macro hour_of(ts) -%}
+    {{ return(adapter.dispatch('hour_of', 'fares')(ts)) }}
+{%- endmacro %}
+
+{% macro default__hour_of(ts) -%}
+    {{ raise_unsupported_adapter('hour_of') }}
+{%- endmacro %}
+
+{% macro postgres__hour_of(ts) -%}
+    date_part('hour', {{ ts }})::integer
+{%- endmacro %}
+
+{% macro spark__hour_of(ts) -%}
+    hour({{ ts }})
+{%- endmacro %}
+
+{#- A 64-bit hash of a value (as text on PostgreSQL), for comparing many values cheaply (test unique_key). -#}
+{% macro hash64(expr) -%}
+    {{ return(adapter.dispatch('hash64', 'fares')(expr)) }}
+{%- endmacro %}
+
+{% macro default__hash64(expr) -%}
+    {{ raise_unsupported_adapter('hash64') }}
+{%- endmacro %}
+
+{% macro postgres__hash64(expr) -%}
+    hashtextextended(({{ expr }})::text, 0)
+{%- endmacro %}
+
+{% macro spark__hash64(expr) -%}
+    xxhash64({{ expr }})
+{%- endmacro %}
+
+{#- One integer for a zone pair and pickup hour (pickup * 100000 + dropoff * 100 + hour), the first key of the zone pair
+    x hour groupings: PostgreSQL sorts a month of trips for their medians, and one integer compared per pair of rows
+    sorts that month in half the time of three keys (the grouping keeps the three columns after it, so any zone ids
+    group exactly). -#}
+{% macro zone_pair_hour_key(pickup_zone_id, dropoff_zone_id, hour) -%}
+    ({{ pickup_zone_id }} * 100000 + {{ dropoff_zone_id }} * 100 + {{ hour }})
 {%- endmacro %}
 
 {#- ISO day of the week: 1 = Monday ... 7 = Sunday. -#}
@@ -220,7 +289,7 @@
 {%- endmacro %}
 
 {% macro postgres__iso_day_of_week(ts) -%}
-    extract(isodow from {{ ts }})
+    date_part('isodow', {{ ts }})
 {%- endmacro %}
 
 {% macro spark__iso_day_of_week(ts) -%}
@@ -376,47 +445,3 @@
         and ({{ periods }}.valid_to is null or {{ ts }} < {{ periods }}.valid_to)
 {%- endmacro %}
 
-
-
-{#-
-    A per-row value computed once, however often the views above reference it. PostgreSQL inlines views: every
-    reference to a column of a view below (a cleaning rule's flag, the rule that removed a trip, the fare per mile)
-    becomes a fresh copy of its expression, with no common subexpressions shared, so a costly one is computed for each
-    reference (the rider fare's decimal rounding, ~0.4 us, was computed some ten times per trip). On PostgreSQL the
-    value comes from a LATERAL subquery that a LIMIT keeps from being flattened (one row: it has no FROM): computed once per row, and the
-    month filters still reach the raw partitions under it. Spark shares common subexpressions itself: there the
-    expression stays in the select list.
-
-    Use both: `{{ once_per_row_column('rider_fare', expr) }} as rider_fare` in the select list, and
-    `{{ once_per_row_join('rider_fare', expr) }}` after the FROM item whose columns `expr` reads (unqualified).
--#}
-{% macro once_per_row_column(name, expr) -%}
-    {{ return(adapter.dispatch('once_per_row_column', 'fares')(name, expr)) }}
-{%- endmacro %}
-
-{% macro default__once_per_row_column(name, expr) -%}
-    {{ raise_unsupported_adapter('once_per_row_column') }}
-{%- endmacro %}
-
-{% macro postgres__once_per_row_column(name, expr) -%}
-    {{ name }}_once.{{ name }}
-{%- endmacro %}
-
-{% macro spark__once_per_row_column(name, expr) -%}
-    {{ expr }}
-{%- endmacro %}
-
-{% macro once_per_row_join(name, expr) -%}
-    {{ return(adapter.dispatch('once_per_row_join', 'fares')(name, expr)) }}
-{%- endmacro %}
-
-{% macro default__once_per_row_join(name, expr) -%}
-    {{ raise_unsupported_adapter('once_per_row_join') }}
-{%- endmacro %}
-
-{% macro postgres__once_per_row_join(name, expr) -%}
-    cross join lateral (select {{ expr }} as {{ name }} limit 1) as {{ name }}_once
-{%- endmacro %}
-
-{% macro spark__once_per_row_join(name, expr) -%}
-{%- endmacro %}

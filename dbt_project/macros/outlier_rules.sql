@@ -49,3 +49,20 @@
          "condition": "ln(fare_per_mile) < fare_per_mile_ln_low or ln(fare_per_mile) > fare_per_mile_ln_high"},
     ]) }}
 {% endmacro %}
+
+
+{#-
+    The company behind a High-Volume For-Hire license number (the TLC's HV0002..HV0005), as a CASE over `license`:
+    capitalised for staging ('Uber'), or lowercase as the service key the trips carry ('uber'). The lowercase form is
+    its own CASE, not lower() of the other: PostgreSQL copies the expression into every rule that reads the service,
+    and lower() is a locale-aware call per copy per trip.
+-#}
+{% macro hvfhs_company(license, lowercase=false) -%}
+    {%- set companies = [('HV0002', 'Juno'), ('HV0003', 'Uber'), ('HV0004', 'Via'), ('HV0005', 'Lyft')] -%}
+    case {{ license }}
+        {%- for number, name in companies %}
+        when '{{ number }}' then '{{ name | lower if lowercase else name }}'
+        {%- endfor %}
+        else '{{ "unknown" if lowercase else "Unknown" }}'
+    end
+{%- endmacro %}

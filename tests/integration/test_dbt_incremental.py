@@ -75,7 +75,7 @@ def _build(settings: Settings, wh: Warehouse, target: Path, *extra: str) -> list
 
 def _tested_where(target: Path) -> str:
     """The restriction the last `dbt build` gave a trip-grain test (the stored trips' key): its own `where` config."""
-    sql = next(target.glob("run/**/unique_int_trips_kept_trip_id.sql")).read_text()
+    sql = next(target.glob("run/**/unique_key_int_trips_kept_trip_id.sql")).read_text()
     found = re.search(r"where (source_month in \(select source_month from [^)]*\))\) dbt_subquery", sql)
     assert found, sql
     return found.group(1)
@@ -161,12 +161,22 @@ def test_the_transform_stage_builds_and_tests_the_ledgers_months(
     assert plan_trip_months(fresh_db).loads == {}  # the ledger knows both are built
     assert sorted(built_trip_months(fresh_db)) == MONTHS[:2]
 
-    # A stored January trip goes bad behind dbt's back: only a test over January can see it.
+    # A stored January trip goes bad behind dbt's back, and another takes its id: only tests over January can see it.
     with fresh_db.connect() as conn:
         conn.execute(
             "update intermediate.int_trips_kept set rider_fare = 10000 where trip_id ="
             " (select min(trip_id) from intermediate.int_trips_kept where source_month = '2024-01')"
         )
+        conn.execute(
+            "update intermediate.int_trips_kept set trip_id ="
+            " (select min(trip_id) from intermediate.int_trips_kept where source_month = '2024-01') where trip_id ="
+            " (select max(trip_id) from intermediate.int_trips_kept where source_month = '2024-01')"
+        )
+        found = conn.execute(
+            "select min(trip_id) from intermediate.int_trips_kept where source_month = '2024-01'"
+        ).fetchone()
+        assert found is not None
+        duplicated = found[0]
     assert _transform(settings, fresh_db) == ([], [])  # nothing new: no month built, no trip-grain month tested
     assert _build(settings, fresh_db, target) == []  # a plain `dbt build` alike
 
@@ -185,9 +195,14 @@ def test_the_transform_stage_builds_and_tests_the_ledgers_months(
     with pytest.raises(DbtFailed, match="row_rules_int_trips_kept"):
         run_dbt(settings, fresh_db, ["test", "--target-path", str(target)])
     assert _row_rule_failures(fresh_db, target) == [("rider_fare_in_range", 1)]
+    # the key test (hashes first, macros/tests/test_unique_key.sql) names the id found twice
+    key_test = next(target.glob("compiled/**/unique_key_int_trips_kept_trip_id.sql")).read_text()
+    assert _rows(fresh_db, key_test) == [(duplicated, 2)]
 
     # --full-refresh rebuilds and tests every month (the bad row is rebuilt from raw), and refuses a month list.
     assert _build(settings, fresh_db, target, "--full-refresh") == MONTHS[:2]
     assert _row_rule_failures(fresh_db, target) == []
+    key_test = next(target.glob("compiled/**/unique_key_int_trips_kept_trip_id.sql")).read_text()
+    assert _rows(fresh_db, key_test) == []
     with pytest.raises(DbtFailed, match="do not also pass the trip_months var"):
         run_dbt(settings, fresh_db, ["build", "--full-refresh", "--vars", '{"trip_months": ["2024-01"]}'])

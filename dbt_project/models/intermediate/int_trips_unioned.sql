@@ -1,6 +1,6 @@
 -- Both services in one comparable shape: when, where, how far, how long and what the rider pays before tip.
-{%- set yellow_rider_fare = round_double('(total_amount - coalesce(tip_amount, 0))', 2) %}
-{%- set hvfhv_rider_fare = round_double('(
+{%- set yellow_rider_fare = round_cents('(total_amount - coalesce(tip_amount, 0))') %}
+{%- set hvfhv_rider_fare = round_cents('(
     base_passenger_fare_amount
     + coalesce(tolls_amount, 0)
     + coalesce(black_car_fund_amount, 0)
@@ -8,7 +8,7 @@
     + coalesce(congestion_surcharge_amount, 0)
     + coalesce(airport_fee_amount, 0)
     + coalesce(cbd_congestion_fee_amount, 0)
-)', 2) %}
+)') %}
 with
 
 yellow_trips as (
@@ -23,32 +23,6 @@ fhvhv_trips as (
 
 ),
 
-yellow_fares as (
-
-    -- what the rider pays before tip, computed once per trip however often the rules above read it
-    -- (macros/dialect.sql): total_amount already holds every fee the rider is charged (airport and CBD fees
-    -- included), plus the tip
-    select
-        yellow_trips.*,
-        {{ once_per_row_column('rider_fare', yellow_rider_fare) }} as rider_fare
-
-    from yellow_trips
-    {{ once_per_row_join('rider_fare', yellow_rider_fare) }}
-
-),
-
-fhvhv_fares as (
-
-    -- the base fare and every charge the rider pays, before tip, computed once per trip
-    select
-        fhvhv_trips.*,
-        {{ once_per_row_column('rider_fare', hvfhv_rider_fare) }} as rider_fare
-
-    from fhvhv_trips
-    {{ once_per_row_join('rider_fare', hvfhv_rider_fare) }}
-
-),
-
 yellow_shaped as (
 
     select
@@ -60,14 +34,16 @@ yellow_shaped as (
         pickup_zone_id,
         dropoff_zone_id,
         trip_miles,
-        rider_fare,
+        -- what the rider pays before tip: total_amount already holds every fee the rider is charged (airport and
+        -- CBD fees included), plus the tip
+        {{ yellow_rider_fare }} as rider_fare,
         tip_amount,
         rate_code_id,
         payment_type,
         false as is_shared,
         false as is_for_access_a_ride
 
-    from yellow_fares
+    from yellow_trips
 
 ),
 
@@ -75,21 +51,23 @@ fhvhv_shaped as (
 
     select
         trip_id,
-        lower(service) as service,
+        -- the service key, lowercase, straight from the license (macros/outlier_rules.sql, hvfhs_company)
+        {{ hvfhs_company('license_num', lowercase=true) }} as service,
         source_month,
         pickup_at,
         dropoff_at,
         pickup_zone_id,
         dropoff_zone_id,
         trip_miles,
-        rider_fare,
+        -- the base fare and every charge the rider pays, before tip
+        {{ hvfhv_rider_fare }} as rider_fare,
         tip_amount,
         cast(null as integer) as rate_code_id,
         cast(null as integer) as payment_type,
         coalesce(is_shared_request or is_shared_match, false) as is_shared,
         coalesce(is_access_a_ride, false) as is_for_access_a_ride
 
-    from fhvhv_fares
+    from fhvhv_trips
 
 ),
 

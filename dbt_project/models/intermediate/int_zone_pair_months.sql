@@ -6,7 +6,12 @@ with
 
 aligned_trips as (
 
-    select * from {{ ref('int_trips_kept') }}
+    select
+        *,
+        {{ hour_of('pickup_at') }} as pickup_hour,
+        {{ zone_pair_hour_key('pickup_zone_id', 'dropoff_zone_id', hour_of('pickup_at')) }} as zone_pair_hour_key
+
+    from {{ ref('int_trips_kept') }}
     where {{ trip_months_filter() }}
 
 ),
@@ -17,14 +22,14 @@ final as (
         {{ cast_as('source_month', 'text') }} as source_month,
         {{ cast_as('pickup_zone_id', 'integer') }} as pickup_zone_id,
         {{ cast_as('dropoff_zone_id', 'integer') }} as dropoff_zone_id,
-        {{ cast_as('extract(hour from pickup_at)', 'integer') }} as pickup_hour,
+        {{ cast_as('pickup_hour', 'integer') }} as pickup_hour,
         {{ cast_as('count(*)', 'bigint') }} as zone_pair_trips,
         {{ cast_as(median_cont('trip_miles'), 'double precision') }} as median_trip_miles,
         {{ cast_as(median_cont('duration_minutes'), 'double precision') }} as median_duration_minutes
 
     from aligned_trips
-    -- the integer keys first, the month (one per build, text) last: the sort behind these medians compares less
-    group by pickup_zone_id, dropoff_zone_id, extract(hour from pickup_at), source_month
+    -- one integer key first, the month (one per build, text) last: the sort behind these medians compares less
+    group by zone_pair_hour_key, pickup_zone_id, dropoff_zone_id, pickup_hour, source_month
 
 )
 

@@ -47,7 +47,7 @@ window_trips as (
         trips.pickup_zone_id,
         trips.dropoff_zone_id,
         date_trunc('hour', trips.pickup_at) as hour_start_at,
-        {{ cast_as('extract(hour from trips.pickup_at)', 'integer') }} as pickup_hour
+        {{ hour_of('trips.pickup_at') }} as pickup_hour
 
     from trips
     inner join window_months

@@ -64,7 +64,12 @@ holdout_month_before_it as (
     cross join holdout_window
     where trips.source_month = holdout_window.holdout_month
         and trips.pickup_at < holdout_window.holdout_from
-    group by trips.pickup_zone_id, trips.dropoff_zone_id, trips.pickup_hour
+    -- one integer key first: the sort behind these medians compares one integer per pair of trips
+    group by
+        {{ zone_pair_hour_key('trips.pickup_zone_id', 'trips.dropoff_zone_id', 'trips.pickup_hour') }},
+        trips.pickup_zone_id,
+        trips.dropoff_zone_id,
+        trips.pickup_hour
 
 ),
 

@@ -12,13 +12,7 @@ renamed as (
     select
         'fhvhv-' || _dlt_id as trip_id,
         hvfhs_license_num as license_num,
-        case hvfhs_license_num
-            when 'HV0002' then 'Juno'
-            when 'HV0003' then 'Uber'
-            when 'HV0004' then 'Via'
-            when 'HV0005' then 'Lyft'
-            else 'Unknown'
-        end as service,
+        {{ hvfhs_company('hvfhs_license_num') }} as service,
         dispatching_base_num,
         originating_base_num,
         {{ cast_as('request_datetime', 'timestamp') }} as requested_at,
