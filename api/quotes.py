@@ -109,24 +109,25 @@ def predict(
     pickup_at: Sequence[datetime] | np.ndarray,
     pickup_ids: Sequence[int] | np.ndarray,
     dropoff_ids: Sequence[int] | np.ndarray,
-) -> pd.DataFrame:
-    """The model's price frame for these trips (one vectorised call)."""
-    trips = pd.DataFrame(
-        {
-            "pickup_at": np.asarray(pickup_at, dtype="datetime64[us]"),
-            "pickup_zone_id": np.asarray(pickup_ids, dtype=np.int64),
-            "dropoff_zone_id": np.asarray(dropoff_ids, dtype=np.int64),
-        },
-        copy=False,
-    )
+) -> np.ndarray | pd.DataFrame:
+    """The model's prices for these trips (one vectorised call): an array in OUTPUT_COLUMNS' order, or the frame of
+    a model without `predict_arrays`."""
+    at = np.asarray(pickup_at, dtype="datetime64[us]")
+    pickup, dropoff = np.asarray(pickup_ids, dtype=np.int64), np.asarray(dropoff_ids, dtype=np.int64)
+    predict_arrays = getattr(bundle.model, "predict_arrays", None)
+    if predict_arrays is not None:
+        return predict_arrays(at, pickup, dropoff)
+    trips = pd.DataFrame({"pickup_at": at, "pickup_zone_id": pickup, "dropoff_zone_id": dropoff}, copy=False)
     return bundle.model.predict_frame(trips)
 
 
-def price_matrix(prices: pd.DataFrame) -> np.ndarray:
+def price_matrix(prices: np.ndarray | pd.DataFrame) -> np.ndarray:
     """Columns [taxi fare, low, high, uber fare, low, high, p_uber_cheaper, savings, uber_is_cheaper,
     uber_stale_months, why about the same (0 = a service is named, else an index into SAME_REASONS)] as floats (money
-    rounded to cents, ranges widened to hold the fare)."""
-    if tuple(prices.columns[: len(PRICE_COLUMNS)]) == PRICE_COLUMNS:  # the model's own order: one block
+    rounded to cents, ranges widened to hold the fare). `prices`: an array in OUTPUT_COLUMNS' order, or a frame."""
+    if isinstance(prices, np.ndarray):
+        raw = prices[:, : len(PRICE_COLUMNS)]
+    elif tuple(prices.columns[: len(PRICE_COLUMNS)]) == PRICE_COLUMNS:  # the model's own order: one block
         raw = prices.to_numpy(dtype=float)[:, : len(PRICE_COLUMNS)]
     else:  # a frame without the staleness columns (older models): a current level
         zero = pd.Series(0.0, index=prices.index)
@@ -146,7 +147,7 @@ def price_matrix(prices: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def price_rows(prices: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
+def price_rows(prices: np.ndarray | pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
     """The rows of `price_matrix` as Python lists, and a mask of rows that are all finite."""
     out = price_matrix(prices)
     return out.tolist(), np.isfinite(out).all(axis=1)

@@ -39,14 +39,18 @@ _PLACE_ERROR = 'a place is {"zone_id": N}, {"zone": "name"} or {"lat": ..., "lon
 
 
 def _place_kind(value: Any) -> str | None:
-    """Which place form a body uses, so errors speak about that form only."""
+    """Which place form a body uses, so errors speak about that form only. Called once per place of a batch (20,000
+    times for a full one): a parsed JSON object is tested first, with plain key lookups."""
+    if type(value) is dict:
+        if "zone_id" in value:
+            return "zone_id"
+        if "zone" in value:
+            return "zone"
+        return "point" if "lat" in value or "lon" in value else None
     if isinstance(value, BaseModel):
         return {ZoneIdPlace: "zone_id", ZoneNamePlace: "zone", PointPlace: "point"}.get(type(value))
-    if not isinstance(value, dict):
-        return None
-    for key, kind in (("zone_id", "zone_id"), ("zone", "zone"), ("lat", "point"), ("lon", "point")):
-        if key in value:
-            return kind
+    if isinstance(value, dict):
+        return _place_kind(dict(value))
     return None
 
 

@@ -101,6 +101,20 @@ def test_one_row_and_batch_predictions_agree(model, split) -> None:
     np.testing.assert_allclose(one_by_one.to_numpy(), batch.to_numpy(), rtol=1e-9)
 
 
+def test_the_array_path_the_api_uses_prices_as_the_frame_path(model, split) -> None:
+    for rows in (split[1].head(3), split[1].head(200)):  # the numpy forest's sizes and scikit-learn's
+        frame = model.predict_frame(rows)
+        arrays = model.predict_arrays(
+            rows["pickup_at"].to_numpy(dtype="datetime64[us]"),
+            rows["pickup_zone_id"].to_numpy(),
+            rows["dropoff_zone_id"].to_numpy(),
+        )
+        assert arrays.shape == (len(rows), len(OUTPUT_COLUMNS))
+        np.testing.assert_allclose(arrays, frame.to_numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="999"):
+        model.predict_arrays(np.array(["2024-03-05T14:00"], dtype="datetime64[us]"), [4], [999])
+
+
 def test_model_beats_baseline_on_time_holdout(model, split) -> None:
     train, holdout = split
     metrics, detail = evaluate_holdout(model, BaselineModel.fit(train, model.zone_table), holdout)
