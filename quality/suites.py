@@ -317,8 +317,8 @@ def training_batches(
         ),
         _check("not_empty", "ExpectTableRowCountToBeBetween", CRITICAL, "at least one row", min_value=1),
         # Not here, as dbt tests them on the stored rows of the same months: service taxi or uber, rider_fare in
-        # range, centroid distance in range (dim_zone_pairs). pickup_hour and pickup_dow are extract()s of a
-        # timestamp, in range by definition.
+        # range, centroid distance in range (dim_zone_pairs). pickup_hour and pickup_dow are date parts of a
+        # timestamp (macros hour_of and iso_day_of_week), in range by definition.
     ]
     first_row = f"select * from {TRAINING_TABLE}{where} limit 1"  # noqa: S608 - a fixed name, checked months
     batches = [Batch(TRAINING_TABLE, "all", whole, query=first_row)]

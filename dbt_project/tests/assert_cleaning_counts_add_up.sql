@@ -37,7 +37,8 @@ raw_rows as (
 
     select source_month, 'taxi' as service, count(*) as raw_rows from yellow_trips group by 1
     union all
-    select source_month, lower(service), count(*) from fhvhv_trips group by 1, 2
+    -- the service key as int_trips_unioned derives it (macros/outlier_rules.sql, hvfhs_company)
+    select source_month, {{ hvfhs_company('license_num', lowercase=true) }}, count(*) from fhvhv_trips group by 1, 2
 
 ),
 

@@ -8,8 +8,7 @@ aligned_trips as (
 
     select
         *,
-        {{ hour_of('pickup_at') }} as pickup_hour,
-        {{ zone_pair_hour_key('pickup_zone_id', 'dropoff_zone_id', hour_of('pickup_at')) }} as zone_pair_hour_key
+        {{ hour_of('pickup_at') }} as pickup_hour
 
     from {{ ref('int_trips_kept') }}
     where {{ trip_months_filter() }}
@@ -29,7 +28,12 @@ final as (
 
     from aligned_trips
     -- one integer key first, the month (one per build, text) last: the sort behind these medians compares less
-    group by zone_pair_hour_key, pickup_zone_id, dropoff_zone_id, pickup_hour, source_month
+    group by
+        {{ zone_pair_hour_key('pickup_zone_id', 'dropoff_zone_id', 'pickup_hour') }},
+        pickup_zone_id,
+        dropoff_zone_id,
+        pickup_hour,
+        source_month
 
 )
 

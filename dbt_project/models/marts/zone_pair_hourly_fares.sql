@@ -8,8 +8,7 @@ trips as (
     -- the stored trips themselves: the fct_trips view's zone names and calendar parts would only cost time here
     select
         *,
-        {{ hour_of('pickup_at') }} as pickup_hour,
-        {{ zone_pair_hour_key('pickup_zone_id', 'dropoff_zone_id', hour_of('pickup_at')) }} as zone_pair_hour_key
+        {{ hour_of('pickup_at') }} as pickup_hour
 
     from {{ ref('int_trips_kept') }}
     where {{ trip_months_filter() }}
@@ -42,7 +41,13 @@ summarised as (
     from trips
     -- one integer key first (macros/dialect.sql, zone_pair_hour_key): PostgreSQL sorts the trips for these groups, and
     -- comparing three keys, or the text keys first (equal on nearly every pair of rows), sorts a real month ~2x slower
-    group by zone_pair_hour_key, pickup_zone_id, dropoff_zone_id, pickup_hour, service, source_month
+    group by
+        {{ zone_pair_hour_key('pickup_zone_id', 'dropoff_zone_id', 'pickup_hour') }},
+        pickup_zone_id,
+        dropoff_zone_id,
+        pickup_hour,
+        service,
+        source_month
 
 ),
 
