@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from fares.config.warehouse import Warehouse
-from fares.engines.base import Engine
+from fares.engines.base import Engine, QueryError
 from fares.engines.lake_catalog import LakeMonth, lake_months
 from fares.engines.spark_lake import LakeWriter, make_lake_sink
 from fares.engines.spark_session import get_spark, register_raw_tables, run_dbt_spark, session_running
@@ -156,7 +156,12 @@ class SparkEngine(Engine):
 
         spark = get_spark(self.settings)
         if query:
-            return spark.sql(query)
+            from pyspark.errors import AnalysisException
+
+            try:
+                return spark.sql(query)  # analysed now: a missing column or table fails here
+            except AnalysisException as exc:
+                raise QueryError(str(exc).splitlines()[0][:300]) from exc
         df = spark.table(table)
         for column, value in where.items():
             df = df.where(F.col(column).isin(value) if isinstance(value, list) else F.col(column) == value)

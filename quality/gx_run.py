@@ -8,6 +8,7 @@ validation definitions that name its assets), but its stores for suites and vali
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -207,32 +208,71 @@ def _asset(datasource: Any, name: str, batch: Batch) -> Any:
     return datasource.add_table_asset(name=name, table_name=table, schema_name=schema)
 
 
-def run_batch(
-    context: AbstractDataContext, datasource: Any, batch: Batch, frame: Any | None = None
-) -> list[CheckResult]:
-    """Validate one batch (a query asset) against its checks; a batch that cannot be read fails every check.
+def _verdicts_and_details(
+    context: AbstractDataContext,
+    datasource: Any,
+    batch: Batch,
+    frame: Any | None,
+    tally_frame: Any | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """GX results by check name: the first verdict of each check, and the details of those that failed.
 
     Two passes keep the SQL cheap: first every check with BOOLEAN_ONLY (GX bundles these into a few aggregate
-    queries), then only the failed checks again for row counts and example values (one query each).
+    queries), then only the failed checks again for row counts and example values. A batch with a tally takes its
+    verdicts from the tally's one row; its second pass runs the failed row checks and the untallied ones.
     """
     name = f"{batch.table}.{batch.label.replace(' ', '_')}"
-    params: dict[str, Any] = {}
-    try:
-        if frame is None:
-            definition = _asset(datasource, name, batch).add_batch_definition_whole_table("b")
-        else:  # a dataframe data source: the batch is a dataframe already restricted to its month (Engine.gx_frame)
-            definition = datasource.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("b")
-            params = {"dataframe": frame}
-            batch = Batch(batch.table, batch.label, batch.checks, {}, batch.query, batch.fingerprint)
-        verdicts = _validate(context, definition, name, batch, batch.checks, {"result_format": "BOOLEAN_ONLY"}, params)
-        failed = [c for c in batch.checks if c.name in verdicts and not verdicts[c.name].success]
-        details = (
-            _validate(context, definition, f"{name}.failures", batch, failed, DETAIL_FORMAT, params) if failed else {}
+
+    def definition(asset_name: str, part: Batch, part_frame: Any | None) -> tuple[Any, dict[str, Any], Batch]:
+        if part_frame is None:
+            return _asset(datasource, asset_name, part).add_batch_definition_whole_table("b"), {}, part
+        # a dataframe data source: the batch is a dataframe already restricted (Engine.gx_frame)
+        asset = datasource.add_dataframe_asset(name=asset_name)
+        return asset.add_batch_definition_whole_dataframe("b"), {"dataframe": part_frame}, replace(part, where={})
+
+    if batch.tally is None:
+        rows_def, params, rows = definition(name, batch, frame)
+        verdicts = _validate(context, rows_def, name, rows, rows.checks, {"result_format": "BOOLEAN_ONLY"}, params)
+        again = [c for c in rows.checks if c.name in verdicts and not verdicts[c.name].success]
+    else:
+        counted = Batch(batch.table, batch.label, batch.tally.checks, query=batch.tally.query)
+        tally_def, tally_params, _ = definition(f"{name}.tally", counted, tally_frame)
+        verdicts = _validate(
+            context,
+            tally_def,
+            f"{name}.tally",
+            counted,
+            counted.checks,
+            {"result_format": "BOOLEAN_ONLY"},
+            tally_params,
         )
+        tallied = {c.name for c in counted.checks}
+        again = [
+            c for c in batch.checks if c.name not in tallied or (c.name in verdicts and not verdicts[c.name].success)
+        ]
+        if not again:
+            return verdicts, {}
+        rows_def, params, rows = definition(name, replace(batch, tally=None), frame)
+    if not again:
+        return verdicts, {}
+    return verdicts, _validate(context, rows_def, f"{name}.failures", rows, again, DETAIL_FORMAT, params)
+
+
+def run_batch(
+    context: AbstractDataContext,
+    datasource: Any,
+    batch: Batch,
+    frame: Any | None = None,
+    tally_frame: Any | None = None,
+) -> list[CheckResult]:
+    """Validate one batch against its checks (see `_verdicts_and_details`); a batch that cannot be read fails
+    every check. `frame` (and `tally_frame`, a tally's query) are the dataframes of a dataframe data source."""
+    try:
+        verdicts, details = _verdicts_and_details(context, datasource, batch, frame, tally_frame)
     except Exception as exc:  # GX wraps SQL errors in many types; the message is what the user needs
         if _lost_connection(exc):
             raise  # the database went away: let the scheduler retry rather than blame the data
-        log.warning("batch %s could not be validated: %s", name, exc)
+        log.warning("batch %s.%s could not be validated: %s", batch.table, batch.label, exc)
         return _failed_batch(batch, str(exc).splitlines()[0][:300])
     results = []
     for check in batch.checks:
@@ -240,17 +280,26 @@ def run_batch(
         if gx_result is None:
             results.extend(_failed_batch(Batch(batch.table, batch.label, [check]), "no result from GX"))
         else:
-            results.append(_to_result(batch, check, gx_result))
+            result = _to_result(batch, check, gx_result)
+            if batch.tally is not None and check.name not in details:  # decided by its tally: store what it checks
+                result.expectation_type = _snake(check.expectation)
+            results.append(result)
     for r in results:
         r.fingerprint = batch.fingerprint
     return results
 
 
+def _snake(name: str) -> str:
+    """GX's type of an expectation class (ExpectColumnValuesToNotBeNull -> expect_column_values_to_not_be_null)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list[CheckResult]:
     """Validate every batch in one ephemeral context, on the engine's data source; one CheckResult per check.
 
-    An aggregate batch is settled first (`Engine.settle`: run once, handed to GX as its literal rows); one the
-    database rejects fails its checks with the database's message, a lost connection raises (the run retries).
+    An aggregate batch (or a tally) is settled first (`Engine.settle`: run once, handed to GX as its literal rows);
+    one the database rejects fails its checks with the database's message, a lost connection raises (the run
+    retries). A tally the database rejects (a column missing from the table) leaves its batch to the row checks.
     """
     from fares.engines import get_engine
     from fares.engines.base import QueryError
@@ -270,8 +319,22 @@ def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list
                     log.warning("batch %s.%s could not be validated: %s", batch.table, batch.label, exc)
                     results.extend(_failed_batch(batch, str(exc)))
                     continue
-            frame = engine.gx_frame(batch.table, batch.where, batch.query)
-            results.extend(run_batch(context, datasource, batch, frame))
+            tally_frame = None
+            if batch.tally is not None:
+                try:
+                    settled = replace(batch.tally, query=engine.settle(wh, batch.tally.query))
+                    tally_frame = engine.gx_frame(batch.table, {}, settled.query)
+                    batch = replace(batch, tally=settled)  # noqa: PLW2901 - the settled form
+                except QueryError as exc:  # e.g. a column missing from the table: the row checks say which
+                    log.warning("the tally of %s.%s failed (%s): checking its rows", batch.table, batch.label, exc)
+                    batch = replace(batch, tally=None)  # noqa: PLW2901 - the row checks decide
+            try:
+                frame = engine.gx_frame(batch.table, batch.where, batch.query)
+            except QueryError as exc:  # Spark analyses a batch's query when its dataframe is made
+                log.warning("batch %s.%s could not be validated: %s", batch.table, batch.label, exc)
+                results.extend(_failed_batch(batch, str(exc)))
+                continue
+            results.extend(run_batch(context, datasource, batch, frame, tally_frame))
     finally:
         engine.close_gx_datasource(datasource)
     return results

@@ -257,11 +257,14 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
                 upfront=[_missing(TRAINING_TABLE, "-", "table_exists", f"{TRAINING_TABLE} exists (run dbt first)")]
             )
         if months:
-            present = conn.execute(
-                f"select distinct source_month from {TRAINING_TABLE} where source_month = any(%s) order by 1",  # noqa: S608 - a constant table name
-                (months,),
-            ).fetchall()
             by_month = _services_by_month(conn)
+            # the months the mart holds, from the month-level mart (the view itself would be read whole to find them)
+            present = [(m,) for m in sorted(set(months)) if m in by_month] if by_month else []
+            if not by_month:
+                present = conn.execute(
+                    f"select distinct source_month from {TRAINING_TABLE} where source_month = any(%s) order by 1",  # noqa: S608 - a constant table name
+                    (months,),
+                ).fetchall()
             services = set().union(*(by_month.get(m, set()) for m in months)) if by_month else None
             aligned = all(set(SERVICES) <= by_month.get(m, set()) for m in months) if by_month else True
             batches = [

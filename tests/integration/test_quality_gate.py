@@ -278,3 +278,40 @@ def test_aggregate_batches_are_run_once_and_checked_as_literals(quality_db: Qual
     results = run_batches(quality_db.settings, quality_db.wh, [broken])
     assert len(results) == len(taxi.checks) and not any(r.success for r in results)
     assert all("no_such_column" in (r.error or "") for r in results)
+
+
+def test_the_tally_decides_each_raw_check_as_the_row_checks_do(quality_db: QualityDb) -> None:
+    """A raw month's checks are decided by one aggregate query (its tally); on a month with faults of every kind the
+    verdicts equal those of GX's own row checks, the failed ones carry GX's row counts and examples, and a tally the
+    database cannot run (a column missing) leaves the month to the row checks."""
+    from dataclasses import replace
+
+    from fares.quality.gx_run import run_batches
+    from fares.quality.suites import KINDS, raw_batch
+
+    yellow = KINDS[0]
+    batches = [
+        raw_batch(yellow, FAULTY_MONTH, list(range(1, 266)), ("2020-04", 10_000), 0.25),
+        raw_batch(yellow, "2020-04", list(range(1, 266)), ("2020-03", 10_000), 0.99),
+        raw_batch(KINDS[1], "2020-04", [1, 2, 3], None, 0.5),  # a zone set: most zones unknown
+    ]
+    assert all(b.tally is not None for b in batches)
+    tallied = run_batches(quality_db.settings, quality_db.wh, batches)
+    rows = run_batches(quality_db.settings, quality_db.wh, [replace(b, tally=None) for b in batches])
+    verdict = {(r.batch, r.table, r.check): r.success for r in tallied}
+    assert verdict == {(r.batch, r.table, r.check): r.success for r in rows}
+    assert {c for (_, _, c), ok in verdict.items() if not ok} >= {*RAW_FAULTS, "pu_location_id_known_zone"}
+    assert any(verdict.values())
+    by_key = {(r.batch, r.table, r.check): r for r in rows}
+    for r in tallied:
+        if not r.success:  # the details of a failure come from the row check itself
+            twin = by_key[(r.batch, r.table, r.check)]
+            assert (r.unexpected_count, r.examples) == (twin.unexpected_count, twin.examples), r.check
+
+    counted = batches[1].tally
+    assert counted is not None
+    missing = replace(batches[1], tally=replace(counted, query=counted.query + " and no_such < 1"))
+    fallback = run_batches(quality_db.settings, quality_db.wh, [missing])
+    assert {r.check: r.success for r in fallback} == {
+        r.check: r.success for r in rows if r.batch == "2020-04" and r.table == yellow.table
+    }

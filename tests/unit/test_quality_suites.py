@@ -167,3 +167,28 @@ def test_training_checks_cover_exactly_the_columns_the_models_read() -> None:
     assert set(CHECKED) == {*READ, "source_month"}
     checked = {c.kwargs.get("column") for b in training_batches() if b.label == "all" for c in b.checks}
     assert checked - {None} <= set(CHECKED)
+
+
+def test_a_raw_month_is_tallied_in_one_query_with_a_count_for_each_row_check() -> None:
+    batch = raw_batch(KINDS[1], "2020-05", [1, 2, 5], ("2020-04", 10_000), 0.5)
+    assert batch.tally is not None
+    query, tallied = batch.tally.query, {c.name: c for c in batch.tally.checks}
+    assert query.count(" from ") == 1 and query.endswith("from raw.fhvhv_trips where source_month = '2020-05'")
+    rows = _by_name(batch)
+    # every check that reads rows is tallied under its own name and severity; the columns check reads the catalog
+    assert set(rows) - set(tallied) == {"required_columns"}
+    for name, check in tallied.items():
+        assert check.severity == rows[name].severity and f" as {check.kwargs['column']}" in query
+    assert tallied["pickup_in_file_month"].kwargs["min_value"] == rows["pickup_in_file_month"].kwargs["mostly"]
+    assert "pickup_datetime < timestamp '2020-06-01 00:00:00'" in query
+    assert (
+        tallied["pickup_datetime_not_null"].kwargs["min_value"],
+        tallied["pickup_datetime_not_null"].kwargs["max_value"],
+    ) == (0, 0)
+    assert "pu_location_id in (1, 2, 5)" in query and "hvfhs_license_num in ('HV0002'" in query
+    count = tallied["row_count_vs_previous_month"].kwargs
+    assert (
+        count["strict_min"]
+        and count["strict_max"]
+        and count["min_value"] == rows["row_count_vs_previous_month"].kwargs["min_value"]
+    )
