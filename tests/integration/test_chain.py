@@ -35,6 +35,20 @@ def test_training_mart_has_every_clean_month_of_each_service(tlc_chain) -> None:
         ).fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [("taxi", "2020-01", "2020-04"), ("uber", "2020-04", "2020-04")]
     assert all(r[3] > 100 for r in rows)
+    # the run's records count the training mart from the month-level mart (not by joining every trip again): the same
+    with tlc_chain.wh.connect() as conn:
+        counted = conn.execute(
+            "select s.stage, s.rows_in, s.rows_out from ops.stage_runs s join ops.pipeline_runs p using (run_id)"
+            " where s.stage in ('transform', 'validate', 'train') and p.status = 'succeeded'"
+        ).fetchall()
+    trips = sum(r[3] for r in rows)
+    assert {
+        stage: n for stage, rows_in, rows_out in counted for n in (rows_out if stage == "transform" else rows_in,)
+    } == {
+        "transform": trips,
+        "validate": trips,
+        "train": trips,
+    }
 
 
 def test_a_model_is_published_and_quotes_a_trip(tlc_chain) -> None:
