@@ -42,6 +42,9 @@ def test_training_mart_has_every_clean_month_of_each_service(tlc_chain) -> None:
             " where s.stage in ('transform', 'validate', 'train') and p.status = 'succeeded'"
         ).fetchall()
     trips = sum(r[3] for r in rows)
+    with tlc_chain.wh.connect() as conn:  # and raw's rows from the ledger
+        raw = scalar(conn, "select (select count(*) from raw.yellow_trips) + (select count(*) from raw.fhvhv_trips)")
+    assert [rows_in for stage, rows_in, _ in counted if stage == "transform"] == [raw]
     assert {
         stage: n for stage, rows_in, rows_out in counted for n in (rows_out if stage == "transform" else rows_in,)
     } == {
