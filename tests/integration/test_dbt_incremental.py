@@ -76,7 +76,11 @@ def _build(settings: Settings, wh: Warehouse, target: Path, *extra: str) -> list
 def _tested_where(target: Path) -> str:
     """The restriction the last `dbt build` gave a trip-grain test (the stored trips' key): its own `where` config."""
     sql = next(target.glob("run/**/unique_key_int_trips_kept_trip_id.sql")).read_text()
-    found = re.search(r"where (source_month in \(select source_month from [^)]*\))\) dbt_subquery", sql)
+    found = re.search(
+        r"where (source_month >= \(select min\(source_month\) from [^)]*\)"
+        r" and source_month in \(select source_month from [^)]*\))\) dbt_subquery",
+        sql,
+    )
     assert found, sql
     return found.group(1)
 
