@@ -250,11 +250,10 @@ def _verdicts_and_details(
         again = [
             c for c in batch.checks if c.name not in tallied or (c.name in verdicts and not verdicts[c.name].success)
         ]
-        if not again:
-            return verdicts, {}
-        rows_def, params, rows = definition(name, replace(batch, tally=None), frame)
     if not again:
         return verdicts, {}
+    if batch.tally is not None:  # the month's rows are asked for only when a row check has to run
+        rows_def, params, rows = definition(name, replace(batch, tally=None), frame)
     return verdicts, _validate(context, rows_def, f"{name}.failures", rows, again, DETAIL_FORMAT, params)
 
 
@@ -312,13 +311,15 @@ def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list
     results: list[CheckResult] = []
     try:
         for batch in batches:
-            if batch.query:
-                try:
+            try:
+                if batch.query:
                     batch = replace(batch, query=engine.settle(wh, batch.query))  # noqa: PLW2901 - the settled form
-                except QueryError as exc:
-                    log.warning("batch %s.%s could not be validated: %s", batch.table, batch.label, exc)
-                    results.extend(_failed_batch(batch, str(exc)))
-                    continue
+                # Spark analyses a batch's query when its dataframe is made
+                frame = engine.gx_frame(batch.table, batch.where, batch.query)
+            except QueryError as exc:
+                log.warning("batch %s.%s could not be validated: %s", batch.table, batch.label, exc)
+                results.extend(_failed_batch(batch, str(exc)))
+                continue
             tally_frame = None
             if batch.tally is not None:
                 try:
@@ -328,12 +329,6 @@ def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list
                 except QueryError as exc:  # e.g. a column missing from the table: the row checks say which
                     log.warning("the tally of %s.%s failed (%s): checking its rows", batch.table, batch.label, exc)
                     batch = replace(batch, tally=None)  # noqa: PLW2901 - the row checks decide
-            try:
-                frame = engine.gx_frame(batch.table, batch.where, batch.query)
-            except QueryError as exc:  # Spark analyses a batch's query when its dataframe is made
-                log.warning("batch %s.%s could not be validated: %s", batch.table, batch.label, exc)
-                results.extend(_failed_batch(batch, str(exc)))
-                continue
             results.extend(run_batch(context, datasource, batch, frame, tally_frame))
     finally:
         engine.close_gx_datasource(datasource)

@@ -334,7 +334,8 @@ def _holds(check: Check) -> str | None:
         values = (_sql_value(v) if not isinstance(v, str) else "'" + v.replace("'", "''") + "'" for v in k["value_set"])
         return f"{k['column']} in ({', '.join(values)})"
     if check.expectation == "ExpectColumnPairValuesAToBeGreaterThanB":
-        return f"{k['column_A']} {'>=' if k.get('or_equal') else '>'} {k['column_B']}"
+        # one value null: the comparison is null, and GX counts the row as passing
+        return f"coalesce({k['column_A']} {'>=' if k.get('or_equal') else '>'} {k['column_B']}, true)"
     return None
 
 
@@ -383,8 +384,6 @@ def tally(table: str, month: str, checks: list[Check]) -> Tally:
             skipped = f"{k['column_A']} is null and {k['column_B']} is null"
         else:
             skipped = f"{k['column']} is null"
-        if check.expectation == "ExpectColumnPairValuesAToBeGreaterThanB":
-            holds = f"coalesce({holds}, true)"  # one value null: the comparison is null, and GX counts it as passing
         mostly = float(k.get("mostly", 1.0))
         if mostly < 1:
             exprs.append(f"avg(case when {skipped} then null when {holds} then 1 else 0 end) as {column}")

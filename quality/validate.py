@@ -258,9 +258,9 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
             )
         if months:
             by_month = _services_by_month(conn)
-            # the months the mart holds, from the month-level mart (the view itself would be read whole to find them)
-            present = [(m,) for m in sorted(set(months)) if m in by_month] if by_month else []
-            if not by_month:
+            if by_month:  # the months the mart holds, from the month-level mart (not by reading the view whole)
+                present = [(m,) for m in sorted(set(months)) if m in by_month]
+            else:
                 present = conn.execute(
                     f"select distinct source_month from {TRAINING_TABLE} where source_month = any(%s) order by 1",  # noqa: S608 - a constant table name
                     (months,),
