@@ -193,7 +193,7 @@ def main() -> int:
             "db_name": args.db_name,
             "database_url": None,
             "train_months": 12,
-            "train_rows_per_month": 10**7,
+            "train_rows_per_service": 10**8,
         }
     )
     wh = prepare_warehouse(settings)  # a process entry: schema ops migrated here, as the CLI does

@@ -2,10 +2,11 @@
 
 Reads the marts of an already built database (by default the one `bench/chain.py` leaves: two real-size months),
 draws the largest sample once, holds out its latest fifth per service, and fits the models on nested smaller samples
-of the rest (each the first N trips per service and month in hash order, as ml/sample.py takes them). Every model is
+of the rest (N trips per service, shared among its months as ml/sample.py shares them, each month's first in hash
+order). Every model is
 scored on the same holdout; the reference is the largest sample, measured in the same run.
 
-    python bench/train_sample.py                         # sizes 100k, 300k (the default), 1M, 3M per service and month
+    python bench/train_sample.py                         # sizes 100k, 300k (the default), 1M, 3M per service
     python bench/train_sample.py --sizes 300000,20000000 # against (nearly) every trip, where memory allows
 """
 
@@ -22,12 +23,19 @@ import pandas as pd
 
 
 def _nested(train: pd.DataFrame, size: int) -> pd.DataFrame:
-    """The first `size` trips of each (month, service) in hash order: a smaller sample is a subset of a larger one."""
+    """`size` trips per service, each month's share (ml/sample.py's month_quotas) its first trips in hash order: a
+    smaller sample is a subset of a larger one."""
+    from fares.ml.sample import month_quotas
+
     key = pd.util.hash_pandas_object(train["trip_id"], index=False).to_numpy()
     month = train["pickup_at"].dt.strftime("%Y-%m").to_numpy()
     frame = pd.DataFrame({"key": key, "month": month, "service": train["service"].to_numpy()}, index=train.index)
-    rank = frame.sort_values("key").groupby(["month", "service"]).cumcount()
-    return train.loc[rank[rank < size].index]
+    rank = frame.sort_values("key").groupby(["month", "service"]).cumcount().reindex(train.index)
+    quota = pd.Series(0, index=train.index)
+    for _service, months in frame.groupby("service")["month"]:
+        quotas = month_quotas(months.value_counts().to_dict(), size)
+        quota[months.index] = months.map(quotas).to_numpy()
+    return train.loc[rank[rank < quota].index]
 
 
 def main() -> int:
@@ -35,7 +43,7 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=Path(".data/bench-chain"))
     parser.add_argument("--db-name", default="bench_chain")
     parser.add_argument("--months", type=int, default=2)
-    parser.add_argument("--sizes", default="100000,300000,1000000,3000000", help="trips per service and month")
+    parser.add_argument("--sizes", default="100000,300000,1000000,3000000", help="trips per service")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
 
@@ -52,7 +60,7 @@ def main() -> int:
             "data_dir": args.data_dir.resolve(),
             "db_name": args.db_name,
             "train_months": args.months,
-            "train_rows_per_month": max(sizes),
+            "train_rows_per_service": max(sizes) * args.months,
         }
     )
     started = time.perf_counter()
@@ -78,12 +86,12 @@ def main() -> int:
         results[size] = (mae, seconds)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
         print(
-            f"  {size:>10,} per service and month: {len(part):>10,} rows, fit {seconds:6.0f} s, holdout MAE "
+            f"  {size:>10,} per service: {len(part):>10,} rows, fit {seconds:6.0f} s, holdout MAE "
             f"taxi ${mae['taxi']:.3f} uber ${mae['uber']:.3f} (process peak so far {peak:.1f} GB)",
             flush=True,
         )
     ref_mae, ref_s = results[max(sizes)]
-    print(f"\nagainst the largest sample ({max(sizes):,} per service and month):")
+    print(f"\nagainst the largest sample ({max(sizes):,} per service):")
     for size, (mae, seconds) in results.items():
         print(
             f"  {size:>10,}: MAE taxi {mae['taxi'] - ref_mae['taxi']:+.3f} $,"

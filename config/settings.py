@@ -131,8 +131,13 @@ class Settings(BaseSettings):
             "... and this many route x hour cells with both services, for calibration (dbt's var holdout_min_cells)."
         ),
     )
-    train_rows_per_month: int = Field(
-        default=300_000, ge=100, description="At most this many training trips per service and month (a hash sample)."
+    train_rows_per_service: int = Field(
+        default=300_000,
+        ge=100,
+        description=(
+            "At most this many training trips of each service in all, shared evenly among its months in the window "
+            "(a hash sample), so the nightly fit costs the same however many months are loaded."
+        ),
     )
     train_threads: int | None = Field(
         default=None,

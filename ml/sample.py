@@ -1,10 +1,12 @@
 """The training sample: a bounded, stratified, deterministic sample of marts.ml_fare_training, read through the engine.
 
 Training never reads the whole mart: it takes the newest `train_months` months with taxi or Uber trips (each service
-from its own months among them, aligned or not) and at most `train_rows_per_month` trips per service and month,
-chosen by a hash of the trip id (the same trips every run while the data is unchanged). Each (month, service) part
-is copied out on its own and parsed before the next one, so memory holds the sample, never the table. Peak memory
-therefore depends on the two settings, not on the history loaded.
+from its own months among them, aligned or not) and at most `train_rows_per_service` trips of each service in all,
+shared evenly among that service's months (a month with fewer trips than its share gives the rest to the others,
+`month_quotas`) and chosen in each month by a hash of the trip id (the same trips every run while the data is
+unchanged). Each (month, service) part is copied out on its own and parsed before the next one, so memory holds the
+sample, never the table. The sample's size, and so the fit's time and memory, therefore depend on the settings, not on
+how many months are loaded: a second month costs the nightly training what the first did.
 """
 
 from __future__ import annotations
@@ -62,6 +64,27 @@ def _part_query(engine: Engine, month: str, service: str, fraction: float) -> st
     return f"select {columns} from {TRAINING_VIEW} where {where}"  # noqa: S608 - checked month, fixed names
 
 
+def month_quotas(available: dict[str, int], budget: int) -> dict[str, int]:
+    """How many trips each month of one service gives the sample: `budget` shared evenly among the months, a month
+    with fewer trips than its share taking all of them and leaving the rest to the larger months (the smallest month
+    is served first, so the shares are as even as the months allow; a remainder goes to the newest months)."""
+    quotas: dict[str, int] = {}
+    left = budget
+    # smallest first; among equal sizes the oldest first, so the newest months get a share's remainder
+    order = sorted(available, key=lambda month: (available[month], month))
+    for i, month in enumerate(order):
+        share = left // (len(order) - i)
+        quotas[month] = min(available[month], share)
+        left -= quotas[month]
+    for month in sorted(quotas, reverse=True):  # what integer division left over: one trip each, newest first
+        if left <= 0:
+            break
+        if quotas[month] < available[month]:
+            quotas[month] += 1
+            left -= 1
+    return quotas
+
+
 def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFrame, list[SamplePart]]:
     """The bounded training sample and what was kept of each (month, service) stratum, read through the engine in
     use (each stratum on its own, so memory holds the sample, never the table). Zones come with the lookups
@@ -71,7 +94,7 @@ def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFram
         TrainingDataError: the marts do not exist yet, or hold no month of taxi or Uber trips.
     """
     engine = get_engine(settings)
-    per_stratum = settings.train_rows_per_month
+    budget = settings.train_rows_per_service
     with engine.catalog(wh) as catalog:
         for table in (TRAINING_VIEW, "marts.service_month_coverage"):
             if not catalog.table_exists(table):
@@ -82,22 +105,27 @@ def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFram
         raise TrainingDataError(
             "the training data is empty: no month of taxi or Uber trips (run ingest and transform first)"
         )
+    quotas: dict[tuple[str, str], int] = {}
+    for service in SERVICES:
+        months = {month: n for month, s, n in strata if s == service}
+        quotas.update({(month, service): q for month, q in month_quotas(months, budget).items()})
     parts, kept = [], []
     for month, service, available in strata:
+        quota = quotas[(month, service)]
         # A little over the share, then capped: the hash draw varies by a few hundred rows around its mean.
-        fraction = 1.0 if available <= per_stratum else min(1.0, 1.01 * per_stratum / available)
+        fraction = 1.0 if available <= quota else min(1.0, 1.01 * quota / available)
         part = engine.read_bulk(wh, _part_query(engine, month, service, fraction), _DTYPES, ("pickup_at",))
-        if len(part) > per_stratum:
+        if len(part) > quota:
             order = pd.util.hash_pandas_object(part["trip_id"], index=False).to_numpy().argsort(kind="stable")
-            part = part.iloc[order[:per_stratum]].reset_index(drop=True)
+            part = part.iloc[order[:quota]].reset_index(drop=True)
         parts.append(part)
         kept.append(SamplePart(month, service, available, len(part)))
     training = pd.concat(parts, ignore_index=True)
     log.info(
-        "training sample: %d rows from %d month(s) (at most %d per service and month)",
+        "training sample: %d rows from %d month(s) (at most %d per service)",
         len(training),
         len({p.month for p in kept}),
-        per_stratum,
+        budget,
     )
     return training, kept
 

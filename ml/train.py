@@ -392,8 +392,8 @@ def train_models(
     """The train stage: bounded mart sample -> holdout split -> fit -> judge vs baseline -> save -> promote if no worse.
 
     The sample is the newest `settings.train_months` months with taxi or Uber trips, at most
-    `settings.train_rows_per_month` trips per service and month (ml/sample.py), so memory and time do not grow with
-    the history loaded.
+    `settings.train_rows_per_service` trips of each service shared among its months (ml/sample.py), so memory and time
+    do not grow with the history loaded.
 
     With publish=False the model is registered and judged but CURRENT is left alone: `promoted` then says it should
     become current, and the caller's publish step (the scheduler's) moves the pointer.
@@ -440,7 +440,7 @@ def train_models(
             "holdout_window": windows,
             "sample": {
                 "months": settings.train_months,
-                "rows_per_service_and_month": settings.train_rows_per_month,
+                "rows_per_service": settings.train_rows_per_service,
                 "strata": [vars(p) for p in parts],
             },
             "holdout_from": str(lookups.holdout_from),

@@ -225,7 +225,7 @@ def test_training_reads_a_bounded_deterministic_sample_of_the_newest_months(
     from fares.ml.lookups import load_lookups
     from fares.ml.sample import load_training_sample
 
-    settings = settings_for(synthetic_built.wh, tmp_path / "data", train_months=1, train_rows_per_month=700)
+    settings = settings_for(synthetic_built.wh, tmp_path / "data", train_months=1, train_rows_per_service=700)
     training, parts = load_training_sample(settings, synthetic_built.wh)
     assert set(training["pickup_at"].dt.strftime("%Y-%m")) == {"2024-02"}  # the newest month only
     counts = training.groupby("service").size().to_dict()
@@ -236,7 +236,15 @@ def test_training_reads_a_bounded_deterministic_sample_of_the_newest_months(
     again, _ = load_training_sample(settings, synthetic_built.wh)
     assert sorted(again["trip_id"]) == sorted(training["trip_id"])  # the same trips every run
 
-    everything = settings_for(synthetic_built.wh, tmp_path / "data", train_months=5, train_rows_per_month=10**6)
+    # two months share the same budget: the sample is no larger, half of each service from each month
+    two = settings_for(synthetic_built.wh, tmp_path / "data", train_months=2, train_rows_per_service=700)
+    shared, two_parts = load_training_sample(two, synthetic_built.wh)
+    assert {p.month for p in two_parts} == {"2024-01", "2024-02"}
+    by_service = shared.groupby("service").size().to_dict()
+    assert all(600 <= n <= 700 for n in by_service.values()), by_service
+    assert all(p.available > 350 and 300 <= p.kept <= 350 for p in two_parts), two_parts
+
+    everything = settings_for(synthetic_built.wh, tmp_path / "data", train_months=5, train_rows_per_service=10**7)
     full, _ = load_training_sample(everything, synthetic_built.wh)
     assert len(full) == synthetic_built.rows("select count(*) from marts.ml_fare_training")[0][0]
 

@@ -1,4 +1,5 @@
-"""The holdout that grows until it holds its minimum, and training typicals without the trip itself (no database)."""
+"""The holdout that grows until it holds its minimum, training typicals without the trip itself, and the training
+sample's budget shared among months (no database)."""
 
 from __future__ import annotations
 
@@ -121,3 +122,23 @@ def test_leave_one_out_leaves_trips_outside_the_window_alone(window: tuple[pd.Da
     miles, minutes, count = leave_one_out(lookups.typicals, routes, size, trip, (np.array([9.0]), np.array([30.0])))
     in_sample = build_pair_stats(lookups.typicals, routes, size)
     assert (miles[0], minutes[0], count[0]) == (in_sample.miles[pu, do, h], in_sample.minutes[pu, do, h], 0.0)
+
+
+def test_the_training_budget_is_shared_evenly_among_a_services_months() -> None:
+    from fares.ml.sample import month_quotas
+
+    # two large months share the budget; a third month smaller than its share gives the rest to the others
+    assert month_quotas({"2024-01": 10**7, "2024-02": 10**7}, 300_000) == {"2024-01": 150_000, "2024-02": 150_000}
+    quotas = month_quotas({"2024-01": 20_000, "2024-02": 10**7, "2024-03": 10**7}, 300_000)
+    assert quotas == {"2024-01": 20_000, "2024-02": 140_000, "2024-03": 140_000}
+    # the remainder of an uneven split goes to the newest months, one trip each
+    assert month_quotas({"2024-01": 100, "2024-02": 100, "2024-03": 100}, 200) == {
+        "2024-01": 66,
+        "2024-02": 67,
+        "2024-03": 67,
+    }
+    # one month takes the whole budget, as many months together do: the sample's size does not grow with history
+    assert sum(month_quotas({"2024-01": 10**7}, 300_000).values()) == 300_000
+    assert sum(month_quotas({f"2023-{m:02d}": 10**7 for m in range(1, 13)}, 300_000).values()) == 300_000
+    # fewer trips than the budget: every trip
+    assert month_quotas({"2024-01": 10, "2024-02": 20}, 300_000) == {"2024-01": 10, "2024-02": 20}
