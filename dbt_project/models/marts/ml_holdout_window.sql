@@ -8,18 +8,19 @@
 {%- set services = var('training_services') %}
 with
 
-trips as (
+service_hours as (
 
-    -- the rows of ml_fare_training, read from the stored trips: only their service, time and zones matter here, and
-    -- the view's meter fares and zone-pair features would cost minutes on a real month
-    select
-        service,
-        source_month,
-        pickup_at,
-        pickup_zone_id,
-        dropoff_zone_id
+    -- kept trips per file month, service and clock hour: int_trips_kept's rows counted once, when their month was built
+    select * from {{ ref('int_service_hours') }}
+    where service in ({% for service in services %}'{{ service }}'{{ ", " if not loop.last }}{% endfor %})
 
-    from {{ ref('int_trips_kept') }}
+),
+
+route_hours as (
+
+    -- per file month, service, route and hour of day: the latest pickup (zone_pair_hourly_fares, over the same
+    -- stored trips), so the window's trips are not grouped again on every build
+    select * from {{ ref('zone_pair_hourly_fares') }}
     where service in ({% for service in services %}'{{ service }}'{{ ", " if not loop.last }}{% endfor %})
 
 ),
@@ -40,38 +41,33 @@ window_months as (
 
 ),
 
-window_trips as (
-
-    select
-        trips.service,
-        trips.pickup_zone_id,
-        trips.dropoff_zone_id,
-        date_trunc('hour', trips.pickup_at) as hour_start_at,
-        {{ hour_of('trips.pickup_at') }} as pickup_hour
-
-    from trips
-    inner join window_months
-        on trips.source_month = window_months.source_month
-
-),
-
 hour_counts as (
 
     -- trips of each service per clock hour; an hour is shared when every service has some
     select
         hour_start_at,
         {%- for service in services %}
-        sum(case when service = '{{ service }}' then 1 else 0 end) as trips_{{ service }},
+        trips_{{ service }},
         {%- endfor %}
-        -- how many services have trips in the hour, without count(distinct): that would make PostgreSQL sort the
-        -- window's trips by hour instead of hashing them
         {% for service in services -%}
-        max(case when service = '{{ service }}' then 1 else 0 end){{ " +" if not loop.last }}
+        case when trips_{{ service }} > 0 then 1 else 0 end{{ " +" if not loop.last }}
         {% endfor -%}
         as services
 
-    from window_trips
-    group by hour_start_at
+    from (
+        select
+            service_hours.pickup_hour_at as hour_start_at,
+            {%- for service in services %}
+            sum(case when service_hours.service = '{{ service }}' then service_hours.kept_trips else 0 end)
+            as trips_{{ service }}{{ "," if not loop.last }}
+            {%- endfor %}
+        from service_hours
+        inner join window_months
+            on service_hours.source_month = window_months.source_month
+        group by service_hours.pickup_hour_at
+    ) as per_hour
+    -- an hour whose trips were all cleaned away holds none
+    where {% for service in services %}trips_{{ service }} > 0{{ " or " if not loop.last }}{% endfor %}
 
 ),
 
@@ -87,13 +83,15 @@ cells as (
 
     from (
         select
-            pickup_zone_id,
-            dropoff_zone_id,
-            pickup_hour,
-            service,
-            max(hour_start_at) as newest_at
-        from window_trips
-        group by pickup_zone_id, dropoff_zone_id, pickup_hour, service
+            route_hours.pickup_zone_id,
+            route_hours.dropoff_zone_id,
+            route_hours.pickup_hour,
+            route_hours.service,
+            max(date_trunc('hour', route_hours.last_pickup_at)) as newest_at
+        from route_hours
+        inner join window_months
+            on route_hours.source_month = window_months.source_month
+        group by route_hours.pickup_zone_id, route_hours.dropoff_zone_id, route_hours.pickup_hour, route_hours.service
     ) as cell_services
     group by pickup_zone_id, dropoff_zone_id, pickup_hour
     having count(*) = {{ services | length }}

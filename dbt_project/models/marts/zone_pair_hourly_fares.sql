@@ -36,7 +36,8 @@ summarised as (
         -- come in (a float sum's last bits do, and its rounding to cents then flips on a few groups of a real month)
         sum(round(rider_fare * 100)) / ({{ cast_as('100', 'double precision') }} * count(*)) as mean_rider_fare,
         {{ median_cont('trip_miles') }} as median_trip_miles,
-        {{ median_cont('duration_minutes') }} as median_duration_minutes
+        {{ median_cont('duration_minutes') }} as median_duration_minutes,
+        max(pickup_at) as last_pickup_at
 
     from trips
     -- one integer key first (macros/dialect.sql, zone_pair_hour_key): PostgreSQL sorts the trips for these groups, and
@@ -69,7 +70,8 @@ final as (
         {{ round_double(array_element('summarised.rider_fare_percentiles', 5), 2) }} as p90_rider_fare,
         {{ round_double('summarised.mean_rider_fare', 2) }} as mean_rider_fare,
         {{ cast_as('summarised.median_trip_miles', 'double precision') }} as median_trip_miles,
-        {{ cast_as('summarised.median_duration_minutes', 'double precision') }} as median_duration_minutes
+        {{ cast_as('summarised.median_duration_minutes', 'double precision') }} as median_duration_minutes,
+        {{ cast_as('summarised.last_pickup_at', 'timestamp') }} as last_pickup_at
 
     from summarised
     inner join zones as pickup_zones
