@@ -46,6 +46,7 @@ final as (
     select
         pairs.pickup_zone_id,
         pairs.dropoff_zone_id,
+        {{ cast_as(zone_pair_key('pairs.pickup_zone_id', 'pairs.dropoff_zone_id'), 'integer') }} as zone_pair_key,
         pairs.centroid_distance_miles,
         pairs.is_same_zone,
         pairs.is_jfk_manhattan,

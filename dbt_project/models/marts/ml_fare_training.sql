@@ -65,9 +65,10 @@ final as (
         {{ cast_as('training_trips.rider_fare', 'double precision') }} as rider_fare
 
     from training_trips
+    -- on the pair's one integer key (macros/dialect.sql, zone_pair_key): a hash join, not a sort of every trip
     inner join zone_pairs
-        on training_trips.pickup_zone_id = zone_pairs.pickup_zone_id
-        and training_trips.dropoff_zone_id = zone_pairs.dropoff_zone_id
+        on {{ zone_pair_key('training_trips.pickup_zone_id', 'training_trips.dropoff_zone_id') }}
+        = zone_pairs.zone_pair_key
     {{ period_join('tariffs', 'training_trips.pickup_at') }}
 
 )
