@@ -3,8 +3,7 @@
 Reads the marts of an already built database (by default the one `bench/chain.py` leaves: two real-size months),
 draws the largest sample once, holds out its latest fifth per service, and fits the models on nested smaller samples
 of the rest (N trips per service, shared among its months as ml/sample.py shares them, each month's first in hash
-order). Every model is
-scored on the same holdout; the reference is the largest sample, measured in the same run.
+order). Every model is scored on the same holdout; the reference is the largest sample, measured in the same run.
 
     python bench/train_sample.py                         # sizes 100k, 300k (the default), 1M, 3M per service
     python bench/train_sample.py --sizes 300000,20000000 # against (nearly) every trip, where memory allows

@@ -67,21 +67,15 @@ def _part_query(engine: Engine, month: str, service: str, fraction: float) -> st
 def month_quotas(available: dict[str, int], budget: int) -> dict[str, int]:
     """How many trips each month of one service gives the sample: `budget` shared evenly among the months, a month
     with fewer trips than its share taking all of them and leaving the rest to the larger months (the smallest month
-    is served first, so the shares are as even as the months allow; a remainder goes to the newest months)."""
+    is served first, so the shares are as even as the months allow; what a share's integer division leaves goes to the
+    months served later: the larger ones, the newest among equal sizes)."""
     quotas: dict[str, int] = {}
     left = budget
-    # smallest first; among equal sizes the oldest first, so the newest months get a share's remainder
+    # smallest first; among equal sizes the oldest first
     order = sorted(available, key=lambda month: (available[month], month))
     for i, month in enumerate(order):
-        share = left // (len(order) - i)
-        quotas[month] = min(available[month], share)
+        quotas[month] = min(available[month], left // (len(order) - i))
         left -= quotas[month]
-    for month in sorted(quotas, reverse=True):  # what integer division left over: one trip each, newest first
-        if left <= 0:
-            break
-        if quotas[month] < available[month]:
-            quotas[month] += 1
-            left -= 1
     return quotas
 
 
