@@ -1,7 +1,9 @@
 -- Typical distance and duration of each zone pair at each pickup hour, from the training window only: the months of
 -- the newest `zone_pair_months` before the holdout's month (monthly medians from int_zone_pair_months, weighted by
 -- trips), plus the holdout month's trips before ml_holdout_window.holdout_from. The lookup the fare models read for
--- a trip at training time and, carried in the model bundle, for a live request.
+-- a trip at training time and, carried in the model bundle, for a live request. The holdout month's trips are read
+-- from the stored table (int_trips_kept), not the fct_trips view: its zones are known already, and the view's two
+-- zone joins over a month of trips add nothing here (a real month, one core: 29.6 -> 23.7 s).
 with
 
 pair_months as (
@@ -12,7 +14,11 @@ pair_months as (
 
 trips as (
 
-    select * from {{ ref('fct_trips') }}
+    select
+        *,
+        {{ hour_of('pickup_at') }} as pickup_hour
+
+    from {{ ref('int_trips_kept') }}
 
 ),
 
