@@ -114,10 +114,10 @@ def run_transform(settings: Settings, wh: Warehouse, ctx: RunContext | None = No
 def run_validate(settings: Settings, wh: Warehouse) -> list[ValidationReport]:
     """The Great Expectations gate on raw data and the training mart; raises on a critical failure."""
     from fares.quality import QualityGateError
-    from fares.quality.validate import run_validation
+    from fares.quality.validate import run_validations
 
     try:
-        return [run_validation(settings, wh, scope) for scope in ("raw", "training")]
+        return run_validations(settings, wh, ("raw", "training"))
     except QualityGateError as exc:
         raise StageError("validate", str(exc)) from exc
 

@@ -155,6 +155,9 @@ class Engine(ABC):
     def gx_frame(self, table: str, where: dict[str, Any], query: str | None) -> Any | None:
         """The batch's rows as a dataframe for a dataframe data source, or None where GX queries a SQL asset."""
 
+    #: How many `settle` calls the gate may run at once, each on its own connection (fares.quality.gx_run.Settler).
+    settle_workers: int = 1
+
     @abstractmethod
     def settle(self, wh: Warehouse, query: str) -> str:
         """An aggregate query whose result GX reads several times: run it once and return a query of its literal

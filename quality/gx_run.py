@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
     from fares.config.settings import Settings
     from fares.config.warehouse import Warehouse
+    from fares.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -293,12 +295,47 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list[CheckResult]:
+class Settler:
+    """The batches' aggregate queries and tallies (`Engine.settle`), started in the batches' order, up to the
+    engine's `settle_workers` at a time, each on a connection of its own, while GX checks what is settled already.
+
+    On PostgreSQL every connection is a server process, so the month's aggregates run side by side on the server's
+    cores instead of one after another: the training mart's fare percentiles (one process's sort of a month of Uber
+    trips) no longer wait for the raw tallies. `settle(query)` returns what `Engine.settle` would, raising what it
+    would. Closing it drops the queries not started yet (a gate stopped by a failure) and waits for those running.
+    """
+
+    def __init__(self, engine: Engine, wh: Warehouse, batches: list[Batch]) -> None:
+        queries = [q for b in batches for q in (b.query, b.tally.query if b.tally else None) if q]
+        self._pool = ThreadPoolExecutor(max(1, engine.settle_workers), thread_name_prefix="settle")
+        self._futures = {q: self._pool.submit(engine.settle, wh, q) for q in dict.fromkeys(queries)}
+        self._engine, self._wh = engine, wh
+
+    def settle(self, query: str) -> str:
+        """The settled form of `query` (run now if it was not among the batches')."""
+        future = self._futures.get(query)
+        return future.result() if future else self._engine.settle(self._wh, query)
+
+    def close(self) -> None:
+        """Drop the queries not started; wait for the running ones (their connections close with them)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Settler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_batches(
+    settings: Settings, wh: Warehouse, batches: list[Batch], settler: Settler | None = None
+) -> list[CheckResult]:
     """Validate every batch in one ephemeral context, on the engine's data source; one CheckResult per check.
 
-    An aggregate batch (or a tally) is settled first (`Engine.settle`: run once, handed to GX as its literal rows);
-    one the database rejects fails its checks with the database's message, a lost connection raises (the run
-    retries). A tally the database rejects (a column missing from the table) leaves its batch to the row checks.
+    An aggregate batch (or a tally) is settled first (`Engine.settle`: run once, handed to GX as its literal rows;
+    by `settler`, which may have started them with other scopes' queries, else by one started here); one the
+    database rejects fails its checks with the database's message, a lost connection raises (the run retries). A
+    tally the database rejects (a column missing from the table) leaves its batch to the row checks.
     """
     from fares.engines import get_engine
     from fares.engines.base import QueryError
@@ -306,6 +343,9 @@ def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list
     if not batches:
         return []
     engine = get_engine(settings)
+    if settler is None:
+        with Settler(engine, wh, batches) as own:
+            return run_batches(settings, wh, batches, own)
     context = open_context(settings)
     datasource = engine.add_gx_datasource(context, DATASOURCE, wh)
     results: list[CheckResult] = []
@@ -313,7 +353,7 @@ def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list
         for batch in batches:
             try:
                 if batch.query:
-                    batch = replace(batch, query=engine.settle(wh, batch.query))  # noqa: PLW2901 - the settled form
+                    batch = replace(batch, query=settler.settle(batch.query))  # noqa: PLW2901 - the settled form
                 # Spark analyses a batch's query when its dataframe is made
                 frame = engine.gx_frame(batch.table, batch.where, batch.query)
             except QueryError as exc:
@@ -323,7 +363,7 @@ def run_batches(settings: Settings, wh: Warehouse, batches: list[Batch]) -> list
             tally_frame = None
             if batch.tally is not None:
                 try:
-                    settled = replace(batch.tally, query=engine.settle(wh, batch.tally.query))
+                    settled = replace(batch.tally, query=settler.settle(batch.tally.query))
                     tally_frame = engine.gx_frame(batch.table, {}, settled.query)
                     batch = replace(batch, tally=settled)  # noqa: PLW2901 - the settled form
                 except QueryError as exc:  # e.g. a column missing from the table: the row checks say which

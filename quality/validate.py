@@ -37,6 +37,7 @@ from fares.quality.suites import (
 if TYPE_CHECKING:
     from fares.config.settings import Settings
     from fares.config.warehouse import Warehouse
+    from fares.quality.gx_run import Settler
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +293,21 @@ def _training_plan(settings: Settings, wh: Warehouse, months: list[str] | None) 
     return plan
 
 
-def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[str] | None = None) -> ValidationReport:
+def _plan(settings: Settings, wh: Warehouse, scope: str, months: list[str] | None) -> _Plan:
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    return _raw_plan(settings, wh, months) if scope == "raw" else _training_plan(settings, wh, months)
+
+
+def run_validation(
+    settings: Settings,
+    wh: Warehouse,
+    scope: str,
+    months: list[str] | None = None,
+    *,
+    plan: _Plan | None = None,
+    settler: Settler | None = None,
+) -> ValidationReport:
     """Validate `scope` ("raw" or "training"), store the run, and raise QualityGateError on a critical failure.
 
     Args:
@@ -300,6 +315,7 @@ def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[s
         wh: the database to validate and to store results in (ops.validation_runs / ops.validation_results).
         scope: "raw" checks each month of raw.yellow_trips and raw.fhvhv_trips; "training" checks the mart.
         months: 'YYYY-MM' months to check; None means every month present.
+        plan, settler: given by `run_validations` (the scope's plan made beforehand, its queries already started).
 
     Returns:
         The report (also when only warnings failed).
@@ -309,16 +325,14 @@ def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[s
     """
     from fares.quality.gx_run import run_batches
 
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     months = [check_month(m) for m in months] if months else None
     started = datetime.now(UTC)
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    plan = _raw_plan(settings, wh, months) if scope == "raw" else _training_plan(settings, wh, months)
+    plan = plan or _plan(settings, wh, scope, months)
     log.info(
         "validating %s: %d batches (%d unchanged since they passed)", scope, len(plan.batches), len(plan.unchanged)
     )
-    results = plan.upfront + run_batches(settings, wh, plan.batches)
+    results = plan.upfront + run_batches(settings, wh, plan.batches, settler)
     report = ValidationReport(run_id, scope, plan.covered, started, datetime.now(UTC), results, plan.unchanged)
     summary = report.summary()
     save_run(wh, run_id, scope, plan.covered, report.started_at, report.finished_at, results, summary)
@@ -327,6 +341,20 @@ def run_validation(settings: Settings, wh: Warehouse, scope: str, months: list[s
         raise QualityGateError(summary, report)
     log.info("%s", summary)
     return report
+
+
+def run_validations(settings: Settings, wh: Warehouse, scopes: tuple[str, ...] = SCOPES) -> list[ValidationReport]:
+    """The gate of a chain run: every month of each scope in turn (`run_validation` with months None), stopping at
+    the first scope with a critical failure. Every scope is planned first and their aggregate queries are settled
+    side by side (`Settler`), the last scope's first: the training mart's per-service passes are the longest (a
+    percentile sort of a month's trips, one server process from start to end), so they start at once and raw's
+    tallies and checks run beside them. Real month (3M + 20M), two cores: 45.6-53.3 s one after another, 35.5-38.5 s.
+    """
+    from fares.quality.gx_run import Settler
+
+    plans = [(scope, _plan(settings, wh, scope, None)) for scope in scopes]
+    with Settler(get_engine(settings), wh, [b for _, p in reversed(plans) for b in p.batches]) as settler:
+        return [run_validation(settings, wh, scope, plan=plan, settler=settler) for scope, plan in plans]
 
 
 def build_data_docs(settings: Settings) -> Path:

@@ -315,3 +315,33 @@ def test_the_tally_decides_each_raw_check_as_the_row_checks_do(quality_db: Quali
     assert {r.check: r.success for r in fallback} == {
         r.check: r.success for r in rows if r.batch == "2020-04" and r.table == yellow.table
     }
+
+
+def test_the_gates_queries_are_settled_side_by_side(quality_db: QualityDb) -> None:
+    """The Settler runs the batches' aggregates on connections of their own, two at a time on PostgreSQL: a query
+    held back by a lock does not hold back the next one, and each still settles to its literal rows."""
+    import threading
+
+    from fares.engines import get_engine
+    from fares.quality.gx_run import Settler
+    from fares.quality.suites import Batch
+
+    engine = get_engine(quality_db.settings)
+    assert engine.settle_workers == 2
+    blocked = "select count(*) as n from (select pg_advisory_lock_shared(424242)) as held"
+    free = "select 7 as n"
+    batches = [Batch("marts.ml_fare_training", label, [], query=q) for label, q in (("a", blocked), ("b", free))]
+    with quality_db.wh.connect(autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(424242)")  # the first query waits for this lock
+        second: list[str] = []
+        with Settler(engine, quality_db.wh, batches) as settler:
+            try:
+                reader = threading.Thread(target=lambda: second.append(settler.settle(free)), daemon=True)
+                reader.start()
+                reader.join(120)
+            finally:
+                holder.execute("select pg_advisory_unlock(424242)")
+            first = settler.settle(blocked)
+    # settled while the first query still waited: not queued behind it
+    assert second and "(7::bigint)" in second[0], "the second query waited for the first"
+    assert "(1::bigint)" in first
