@@ -348,7 +348,8 @@ def run_validations(settings: Settings, wh: Warehouse, scopes: tuple[str, ...] =
     the first scope with a critical failure. Every scope is planned first and their aggregate queries are settled
     side by side (`Settler`), the last scope's first: the training mart's per-service passes are the longest (a
     percentile sort of a month's trips, one server process from start to end), so they start at once and raw's
-    tallies and checks run beside them. Real month (3M + 20M), two cores: 45.6-53.3 s one after another, 35.5-38.5 s.
+    tallies and checks run beside them. Real month (3M + 20M), two cores, alternating runs: 45.6-53.7 s one after
+    another, 37.9-48.1 s so.
     """
     from fares.quality.gx_run import Settler
 
