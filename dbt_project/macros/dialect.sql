@@ -271,10 +271,6 @@
     xxhash64({{ expr }})
 {%- endmacro %}
 
-{#- One integer for a zone pair and pickup hour (pickup * 100000 + dropoff * 100 + hour), the first key of the zone pair
-    x hour groupings: PostgreSQL sorts a month of trips for their medians, and one integer compared per pair of rows
-    sorts that month in half the time of three keys (the grouping keeps the three columns after it, so any zone ids
-    group exactly). -#}
 {#- One integer for an ordered zone pair (pickup * 1000 + dropoff; dim_zone_pairs.zone_pair_key, whose unique test
     proves it one-to-one over the zones): a join of a month of trips to dim_zone_pairs on it is a hash join. On the
     two zone columns PostgreSQL estimates each probe to meet 1/265 of the pairs (one column's distinct values at a
@@ -283,8 +279,26 @@
     ({{ pickup_zone_id }} * 1000 + {{ dropoff_zone_id }})
 {%- endmacro %}
 
-{% macro zone_pair_hour_key(pickup_zone_id, dropoff_zone_id, hour) -%}
-    ({{ pickup_zone_id }} * 100000 + {{ dropoff_zone_id }} * 100 + {{ hour }})
+{#- One 64-bit integer for a trip's group in the zone pair x pickup hour aggregations: its file month and service when
+    given, its pickup and dropoff zones and its pickup hour,
+    ((yyyymm * 8 + service code) * 1000000 + pickup * 1000 + dropoff) * 100 + hour. The aggregations group by this key
+    alone and take the group's columns back with min(): PostgreSQL sorts a month of trips for their medians, and a sort
+    on one integer, without the text and integer columns after it that every pair of trips of one group is equal on,
+    sorts narrower rows and compares less (zone_pair_hourly_fares on a real month: 38 -> 23.5 s, outputs identical).
+    One-to-one: months are 'YYYY-MM', zone ids below 1000 (dim_zones: 1-265), hours 0-23, and the services are the
+    closed set int_trips_unioned derives (two names outside it would share code 7: none can arise, and the
+    `service_known` rule on int_trips_kept, a test that holds back its children, checks it). -#}
+{% macro trip_group_key(pickup_zone_id, dropoff_zone_id, hour, source_month=none, service=none) -%}
+    (((
+    {%- if source_month is not none %}{{ cast_as("replace(" ~ source_month ~ ", '-', '')", 'bigint') }}{% else %}{{ cast_as('0', 'bigint') }}{% endif %} * 8
+    + {% if service is not none %}{{ service_code(service) }}{% else %}0{% endif %}) * 1000000
+    + {{ pickup_zone_id }} * 1000 + {{ dropoff_zone_id }}) * 100 + {{ hour }})
+{%- endmacro %}
+
+{#- The services as small integers, for trip_group_key. -#}
+{% macro service_code(service) -%}
+    case {{ service }} when 'taxi' then 1 when 'uber' then 2 when 'lyft' then 3 when 'via' then 4 when 'juno' then 5
+        when 'unknown' then 6 else 7 end
 {%- endmacro %}
 
 {#- ISO day of the week: 1 = Monday ... 7 = Sunday. -#}

@@ -18,22 +18,18 @@ aligned_trips as (
 final as (
 
     select
-        {{ cast_as('source_month', 'text') }} as source_month,
-        {{ cast_as('pickup_zone_id', 'integer') }} as pickup_zone_id,
-        {{ cast_as('dropoff_zone_id', 'integer') }} as dropoff_zone_id,
-        {{ cast_as('pickup_hour', 'integer') }} as pickup_hour,
+        {{ cast_as('min(source_month)', 'text') }} as source_month,
+        {{ cast_as('min(pickup_zone_id)', 'integer') }} as pickup_zone_id,
+        {{ cast_as('min(dropoff_zone_id)', 'integer') }} as dropoff_zone_id,
+        {{ cast_as('min(pickup_hour)', 'integer') }} as pickup_hour,
         {{ cast_as('count(*)', 'bigint') }} as zone_pair_trips,
         {{ cast_as(median_cont('trip_miles'), 'double precision') }} as median_trip_miles,
         {{ cast_as(median_cont('duration_minutes'), 'double precision') }} as median_duration_minutes
 
     from aligned_trips
-    -- one integer key first, the month (one per build, text) last: the sort behind these medians compares less
-    group by
-        {{ zone_pair_hour_key('pickup_zone_id', 'dropoff_zone_id', 'pickup_hour') }},
-        pickup_zone_id,
-        dropoff_zone_id,
-        pickup_hour,
-        source_month
+    -- one 64-bit key for month, zone pair and hour (macros/dialect.sql, trip_group_key): the sort behind these medians
+    -- compares one integer per pair of trips
+    group by {{ trip_group_key('pickup_zone_id', 'dropoff_zone_id', 'pickup_hour', 'source_month') }}
 
 )
 

@@ -59,9 +59,9 @@ whole_months as (
 holdout_month_before_it as (
 
     select
-        trips.pickup_zone_id,
-        trips.dropoff_zone_id,
-        trips.pickup_hour,
+        min(trips.pickup_zone_id) as pickup_zone_id,
+        min(trips.dropoff_zone_id) as dropoff_zone_id,
+        min(trips.pickup_hour) as pickup_hour,
         count(*) as trips,
         {{ median_cont('trips.trip_miles') }} as median_trip_miles,
         {{ median_cont('trips.duration_minutes') }} as median_duration_minutes
@@ -70,12 +70,9 @@ holdout_month_before_it as (
     cross join holdout_window
     where trips.source_month = holdout_window.holdout_month
         and trips.pickup_at < holdout_window.holdout_from
-    -- one integer key first: the sort behind these medians compares one integer per pair of trips
-    group by
-        {{ zone_pair_hour_key('trips.pickup_zone_id', 'trips.dropoff_zone_id', 'trips.pickup_hour') }},
-        trips.pickup_zone_id,
-        trips.dropoff_zone_id,
-        trips.pickup_hour
+    -- one integer key for zone pair and hour (macros/dialect.sql, trip_group_key): the sort behind these medians
+    -- compares one integer per pair of trips
+    group by {{ trip_group_key('trips.pickup_zone_id', 'trips.dropoff_zone_id', 'trips.pickup_hour') }}
 
 ),
 
