@@ -149,6 +149,13 @@ def swap_in_month(wh: Warehouse, table: str, month: str, constants: dict[str, st
     `constants` are the month's per-partition values (file, month, load id), stored as column defaults.
     """
     incoming, part = incoming_table(table), partition_table(table, month)
+    with wh.connect(autocommit=True) as conn:
+        # A freshly loaded row's commit is looked up by its first reader, which then marks the row's page (with data
+        # checksums, PostgreSQL 18's default, also a write of the whole page to the WAL), and autovacuum reads the
+        # month again later. One VACUUM here does both before the month is in service (the old partition serving
+        # meanwhile). One real month (3M + 20M): ingest 78-83 -> 80 s, transform 256-276 -> 236 s, validate 37-39 ->
+        # 35 s.
+        conn.execute(sql.SQL("vacuum {}").format(_ident(incoming)))
     with wh.connect() as conn, conn.transaction():
         if constants:
             _set_constants(conn, incoming, constants)

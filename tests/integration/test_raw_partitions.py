@@ -68,6 +68,16 @@ def test_reload_swaps_only_its_partition(fresh_settings: Settings, mirror: Path)
     assert _query(fresh_settings, "select count(*) from raw.yellow_trips_incoming") == [(0,)]
 
 
+def test_a_month_is_vacuumed_before_it_is_swapped_in(fresh_settings: Settings, mirror: Path) -> None:
+    """Every loaded month went through a VACUUM of its own (not autovacuum's) before it was in service, so the
+    transform's first readers do not check and mark each row again (with data checksums, a page write each)."""
+    wh = get_warehouse(fresh_settings)
+    assert not ingest(fresh_settings, wh, source=str(mirror), months=MONTHS, kinds=("yellow",)).failed
+    for month, part in month_partitions(wh, "yellow_trips").items():
+        rows = _query(fresh_settings, "select vacuum_count from pg_stat_user_tables where relname = %s", part)
+        assert rows and rows[0][0] >= 1, (month, part, rows)
+
+
 def test_failed_load_keeps_the_old_partition(fresh_settings: Settings, mirror: Path) -> None:
     wh = get_warehouse(fresh_settings)
     assert not ingest(fresh_settings, wh, source=str(mirror), months=["2024-01"], kinds=("yellow",)).failed
