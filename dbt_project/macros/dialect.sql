@@ -281,7 +281,7 @@
 
 {#- One 64-bit integer for a trip's group in the zone pair x pickup hour aggregations: its file month and service when
     given, its pickup and dropoff zones and its pickup hour,
-    ((yyyymm * 8 + service code) * 1000000 + pickup * 1000 + dropoff) * 100 + hour. The aggregations group by this key
+    ((yyyymm * 8 + service code) * 1000000 + zone_pair_key) * 100 + hour. The aggregations group by this key
     alone and take the group's columns back with min(): PostgreSQL sorts a month of trips for their medians, and a sort
     on one integer, without the text and integer columns after it that every pair of trips of one group is equal on,
     sorts narrower rows and compares less (zone_pair_hourly_fares on a real month: 38 -> 23.5 s, outputs identical).
@@ -292,7 +292,7 @@
     (((
     {%- if source_month is not none %}{{ cast_as("replace(" ~ source_month ~ ", '-', '')", 'bigint') }}{% else %}{{ cast_as('0', 'bigint') }}{% endif %} * 8
     + {% if service is not none %}{{ service_code(service) }}{% else %}0{% endif %}) * 1000000
-    + {{ pickup_zone_id }} * 1000 + {{ dropoff_zone_id }}) * 100 + {{ hour }})
+    + {{ zone_pair_key(pickup_zone_id, dropoff_zone_id) }}) * 100 + {{ hour }})
 {%- endmacro %}
 
 {#- The services as small integers, for trip_group_key. -#}
