@@ -1,8 +1,11 @@
 """Benchmark: the whole chain on real-size months (3M yellow + 20M HVFHV each), then a second month on top.
 
 Each stage runs in its own child process, so its time and peak memory (the child and what it waited for, dbt
-included) are its own; the database size is read after each month. The reference is the first month, measured in
-the same run: the second month's figure / the first's is the nightly cost growth with history (target <= 1.1x).
+included) are its own; beside it, the database server's memory is sampled while the stage runs (the proportional set
+size of the embedded PostgreSQL's processes, so the shared buffers count once), and the stage's peak plus the server's
+is the chain's memory on the machine. The database size is read after each month. The reference is the first month,
+measured in the same run: the second month's figure / the first's is the nightly cost growth with history
+(target <= 1.1x).
 
     python bench/chain.py                                  # real size: 3M + 20M rows per month, two months
     python bench/chain.py --yellow 200000 --fhvhv 1000000  # a quick look at the shape
@@ -15,6 +18,7 @@ import json
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -159,10 +163,65 @@ def run_stage(stage: str, data_dir: Path, source: Path, month: str) -> None:
         print(json.dumps({"n_train": outcome.metrics.get("n_train"), "mae": outcome.metrics.get("model_mae")}))
 
 
+def _server_pids(data_dir: Path) -> list[int]:
+    """The embedded PostgreSQL's postmaster (its pid file's first line) and every process it started."""
+    try:
+        postmaster = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone since the listing
+        if fields and int(fields[1]) == postmaster:  # after "pid (comm)": state, ppid
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _pss_mb(pids: list[int]) -> float:
+    """The summed proportional set size of `pids` (a page shared by n of them counts 1/n to each), MB."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+                    break
+        except (OSError, ValueError):
+            continue  # exited, or not ours to read
+    return total_kb / 1024
+
+
+class ServerMemory(threading.Thread):
+    """Samples the database server's memory (`_pss_mb` of `_server_pids`) every `every` s until stopped; `peak_mb`."""
+
+    def __init__(self, data_dir: Path, every: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.data_dir, self.every, self.peak_mb = data_dir, every, 0.0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.peak_mb = max(self.peak_mb, _pss_mb(_server_pids(self.data_dir)))
+            self._halt.wait(self.every)
+
+    def stop(self) -> float:
+        self._halt.set()
+        self.join()
+        return self.peak_mb
+
+
 def _measure(stage: str, data_dir: Path, source: Path, month: str) -> dict[str, float]:
     started = time.perf_counter()
     cmd = [sys.executable, __file__, "--stage", stage, "--data-dir", str(data_dir), "--source", str(source)]
-    proc = subprocess.run([*cmd, "--month", month], capture_output=True, text=True, check=False)
+    server = ServerMemory(data_dir)
+    server.start()
+    try:
+        proc = subprocess.run([*cmd, "--month", month], capture_output=True, text=True, check=False)
+    finally:
+        server_mb = server.stop()
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"{stage} {month} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -170,7 +229,7 @@ def _measure(stage: str, data_dir: Path, source: Path, month: str) -> dict[str, 
     extra = [line for line in proc.stdout.splitlines() if line.startswith("{") and "n_train" in line]
     if extra:
         print(f"    train: {extra[-1]}", flush=True)
-    return {"s": seconds, "peak_mb": peak}
+    return {"s": seconds, "peak_mb": peak, "server_mb": server_mb}
 
 
 def _db_bytes(data_dir: Path) -> int:
@@ -238,7 +297,11 @@ def main() -> int:
         figures: dict[str, dict[str, Any]] = {}
         for stage in STAGES:
             figures[stage] = _measure(stage, data_dir, source, month)
-            print(f"  {stage:<10} {figures[stage]['s']:8.1f} s   peak {figures[stage]['peak_mb']:8.0f} MB", flush=True)
+            print(
+                f"  {stage:<10} {figures[stage]['s']:8.1f} s   peak {figures[stage]['peak_mb']:8.0f} MB"
+                f"   database server {figures[stage]['server_mb']:6.0f} MB",
+                flush=True,
+            )
             if stage == "transform":
                 nodes = slowest_nodes(data_dir / "dbt" / "target" / "run_results.json")
                 print("    the 10 slowest dbt nodes: " + ", ".join(f"{n} {t:.1f} s" for n, t in nodes), flush=True)
@@ -268,6 +331,14 @@ def main() -> int:
         f"{first['validate']['s']:.0f} s (target < {TARGETS['validate_s']} s), database "
         f"{first['db_gb']['s']:.2f} GB (target < {TARGETS['db_gb']} GB)"
     )
+    # each stage's own peak plus the server's peak during it: an upper bound, the two need not peak at once
+    for n, figures in enumerate(rounds, start=1):
+        stage, mb = max(((st, figures[st]["peak_mb"] + figures[st]["server_mb"]) for st in STAGES), key=lambda x: x[1])
+        print(
+            f"month {n}: highest memory, a stage with the database server beside it: {mb / 1024:.2f} GB ({stage}: "
+            f"{figures[stage]['peak_mb']:.0f} MB + server {figures[stage]['server_mb']:.0f} MB; target < "
+            f"{TARGETS['train_peak_gb']} GB)"
+        )
     for later in rounds[1:]:
         print(f"second month / first month (target <= {TARGETS['ratio']}x):")
         for stage in (*STAGES, "whole"):
