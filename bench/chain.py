@@ -163,10 +163,10 @@ def run_stage(stage: str, data_dir: Path, source: Path, month: str) -> None:
         print(json.dumps({"n_train": outcome.metrics.get("n_train"), "mae": outcome.metrics.get("model_mae")}))
 
 
-def _server_pids(data_dir: Path) -> list[int]:
+def _server_pids(pid_file: Path) -> list[int]:
     """The embedded PostgreSQL's postmaster (its pid file's first line) and every process it started."""
     try:
-        postmaster = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+        postmaster = int(pid_file.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return []
     pids = [postmaster]
@@ -198,13 +198,15 @@ class ServerMemory(threading.Thread):
     """Samples the database server's memory (`_pss_mb` of `_server_pids`) every `every` s until stopped; `peak_mb`."""
 
     def __init__(self, data_dir: Path, every: float = 0.5) -> None:
+        from fares.config.warehouse import _pg_dir  # the embedded server's folder, as the warehouse lays it out
+
         super().__init__(daemon=True)
-        self.data_dir, self.every, self.peak_mb = data_dir, every, 0.0
+        self.pid_file, self.every, self.peak_mb = _pg_dir(_settings(data_dir)) / "postmaster.pid", every, 0.0
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
-            self.peak_mb = max(self.peak_mb, _pss_mb(_server_pids(self.data_dir)))
+            self.peak_mb = max(self.peak_mb, _pss_mb(_server_pids(self.pid_file)))
             self._halt.wait(self.every)
 
     def stop(self) -> float:
