@@ -392,38 +392,6 @@
     {{ return(dbt.default__get_empty_schema_sql(translated)) }}
 {%- endmacro %}
 
-{#- A BRIN index on source_month (PostgreSQL: a month filter reads that month's blocks only); Spark partitions
-    the table by source_month instead. -#}
-{% macro month_brin_index(relation) -%}
-    {{ return(adapter.dispatch('month_brin_index', 'fares')(relation)) }}
-{%- endmacro %}
-
-{% macro default__month_brin_index(relation) -%}
-    {{ raise_unsupported_adapter('month_brin_index') }}
-{%- endmacro %}
-
-{% macro postgres__month_brin_index(relation) -%}
-    create index if not exists {{ relation.identifier }}_source_month_brin on {{ relation }} using brin (source_month)
-{%- endmacro %}
-
-{% macro spark__month_brin_index(relation) -%}
-{%- endmacro %}
-
-{% macro month_brin_summarize(relation) -%}
-    {{ return(adapter.dispatch('month_brin_summarize', 'fares')(relation)) }}
-{%- endmacro %}
-
-{% macro default__month_brin_summarize(relation) -%}
-    {{ raise_unsupported_adapter('month_brin_summarize') }}
-{%- endmacro %}
-
-{% macro postgres__month_brin_summarize(relation) -%}
-    select brin_summarize_new_values('{{ relation.schema }}.{{ relation.identifier }}_source_month_brin')
-{%- endmacro %}
-
-{% macro spark__month_brin_summarize(relation) -%}
-{%- endmacro %}
-
 {#- A value read from the row of `periods` ([valid_from, valid_to)) in force at `ts`. PostgreSQL: a scalar subquery,
     so a reader that does not select the column never touches the periods (a range join ran for every trip). Spark
     takes outer references only in a subquery's WHERE clause: there the periods are joined by period_join(), placed

@@ -165,7 +165,7 @@
 {#- A where-clause for an incremental trip model: every month on a full build, else the planned months. -#}
 {% macro trip_months_filter(column='source_month') -%}
     {#- `this` is unset in unit tests: they build the model from their given rows, as a full build. -#}
-    {%- if this is not none and is_incremental() -%}
+    {%- if this is not none and builds_planned_months() -%}
         {%- set months = planned_months() -%}
         {%- if months -%}
             {{ column }} in ({% for m in months %}'{{ m }}'{{ ", " if not loop.last }}{% endfor %})
@@ -178,7 +178,21 @@
 {%- endmacro %}
 
 
-{#- pre-hook of an incremental trip model: drop the planned months' rows before they are inserted again. -#}
+{#- Whether this model builds only the planned months: an incremental model on an incremental run (is_incremental()),
+    or the stored trips on PostgreSQL (the month_partitions materialization, macros/month_partitions.sql) when their
+    partitioned table exists and no --full-refresh was asked; a first or full build reads every month. -#}
+{% macro builds_planned_months() -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- if config.get('materialized') == 'month_partitions' -%}
+        {{ return(not should_full_refresh() and is_month_partitioned(this)) }}
+    {%- endif -%}
+    {{ return(is_incremental()) }}
+{%- endmacro %}
+
+
+{#- pre-hook of an incremental month-grain model: drop the planned months' rows before they are inserted again. -#}
 {% macro delete_planned_months() -%}
     {{ return(adapter.dispatch('delete_planned_months', 'fares')()) }}
 {%- endmacro %}
@@ -246,7 +260,8 @@
         {{ return('') }}
     {% endif %}
     {% set incremental = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
-                         | selectattr('config.materialized', 'equalto', 'incremental') | map(attribute='unique_id') | list %}
+                         | selectattr('config.materialized', 'in', ['incremental', 'month_partitions'])
+                         | map(attribute='unique_id') | list %}
     {% set succeeded = results | selectattr('status', 'equalto', 'success') | map(attribute='node.unique_id') | list %}
     {% set failed = results | selectattr('status', 'in', ['error', 'fail', 'skipped']) | list %}
     {% for node in incremental %}

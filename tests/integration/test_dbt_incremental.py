@@ -59,6 +59,19 @@ def _row_versions(wh: Warehouse) -> dict[str, set[str]]:
     return {month: set(xids) for month, xids in rows}
 
 
+def _partitions(wh: Warehouse) -> dict[str, int]:
+    """The stored trips' month partitions (macros/month_partitions.sql): {month: the partition's table oid}."""
+    rows = _rows(
+        wh,
+        "select substring(pg_get_expr(c.relpartbound, c.oid) from '''([0-9-]+)'''), c.oid::bigint from pg_inherits i"
+        " join pg_class c on c.oid = i.inhrelid where i.inhparent = 'intermediate.int_trips_kept'::regclass",
+    )
+    assert _rows(wh, "select relkind::text from pg_class where oid = 'intermediate.int_trips_kept'::regclass") == [
+        ("p",)
+    ]
+    return dict(rows)
+
+
 def _said(out: str, what: str) -> list[str]:
     """The months dbt logged: "trip months to build: [2024-03] (...)", "trip months tested: [2024-03]"."""
     said = re.search(rf"trip months {what}: \[([^\]]*)\]", out)
@@ -104,11 +117,15 @@ def test_new_and_reloaded_months_build_only_themselves_and_equal_a_full_refresh(
     assert _build(settings, fresh_db, target) == MONTHS[:2]
     assert "trip_months_tested" in _tested_where(target)  # the test's own where, over the months built
     before = _row_versions(fresh_db)
+    parts = _partitions(fresh_db)
+    assert sorted(parts) == MONTHS[:2]  # one partition per month
 
     load(MONTHS[2:])  # the nightly case: one new month
     assert _build(settings, fresh_db, target) == ["2024-03"]
     after = _row_versions(fresh_db)
     assert after["2024-01"] == before["2024-01"] and after["2024-02"] == before["2024-02"]
+    # the new month is written once, into a partition of its own; the others are the same tables as before
+    assert _partitions(fresh_db) == {**parts, "2024-03": _partitions(fresh_db)["2024-03"]}
     incremental = _snapshot(fresh_db)
     assert {r[0] for r in incremental["fct_trips"]} == set(MONTHS)
 
@@ -128,14 +145,26 @@ def test_new_and_reloaded_months_build_only_themselves_and_equal_a_full_refresh(
     assert sorted(plan) == MONTHS and [m for m, ids in plan.items() if ids["raw"] > ids["built"]] == ["2024-02"]
     assert "2024-02: a build would rebuild it" in shown and "2024-01: a build" not in shown
     settled = _row_versions(fresh_db)
+    settled_parts = _partitions(fresh_db)
     assert _build(settings, fresh_db, target) == ["2024-02"]
     rebuilt = _row_versions(fresh_db)
     assert rebuilt["2024-01"] == settled["2024-01"] and rebuilt["2024-03"] == settled["2024-03"]
     assert rebuilt["2024-02"] != settled["2024-02"]
+    rebuilt_parts = _partitions(fresh_db)  # February's partition replaced, the others untouched
+    assert [m for m in MONTHS if rebuilt_parts[m] != settled_parts[m]] == ["2024-02"]
     reloaded = _snapshot(fresh_db)
     uber_feb = [r for r in reloaded["cleaning_rule_counts"] if r[:2] == ("2024-02", "uber")]
     assert uber_feb and all(r[5] < 1_000 for r in uber_feb)  # raw_trips now from the 1,000-row file
     assert _build(settings, fresh_db, target, "--full-refresh") == MONTHS
+    assert _snapshot(fresh_db) == reloaded
+
+    # An older fares stored the trips in one plain table: the next build, with nothing new, rebuilds it as partitions.
+    with fresh_db.connect() as conn:
+        conn.execute("create table intermediate.kept_plain as select * from intermediate.int_trips_kept")
+        conn.execute("drop table intermediate.int_trips_kept cascade")
+        conn.execute("alter table intermediate.kept_plain rename to int_trips_kept")
+    assert _build(settings, fresh_db, target) == []
+    assert sorted(_partitions(fresh_db)) == MONTHS
     assert _snapshot(fresh_db) == reloaded
 
 

@@ -2,8 +2,11 @@
 -- (each service learns from all its clean months; alignment only decides where the two are compared), as narrow as
 -- the facts allow. Everything derivable (boroughs, calendar parts, speed, fare per mile) is computed by the fct_trips
 -- view on top, so a real month (about 20M kept trips) costs ~120 bytes a row here instead of ~210 in a wide table. Columns are ordered 8-byte, 4-byte, then text, so PostgreSQL pads nothing between them.
--- Incremental by file month: a new or reloaded month replaces only its own rows (macros/trip_months.sql).
-{{ config(incremental_strategy=fares_month_strategy(), partition_by=fares_month_partition_by()) }}
+-- By file month: a new or reloaded month replaces only its own rows, written once (macros/month_partitions.sql:
+-- PostgreSQL keeps a partition per month; Spark, dbt's incremental with insert_overwrite; macros/trip_months.sql plans
+-- the months).
+{{ config(materialized=fares_trips_materialization(), incremental_strategy=fares_month_strategy(),
+          partition_by=fares_month_partition_by()) }}
 with
 
 cleaned_trips as (

@@ -1,7 +1,7 @@
 -- The cleaned trips of every month, every service, with the features analysts slice by. A view over the one
 -- stored copy (int_trips_kept): the boroughs, calendar parts, speed and fare per mile are computed here, from the
 -- row and dim_zones, so they are never stored a second time. A filter on source_month reaches the stored table's
--- BRIN index, so a month's rows are read without scanning the others.
+-- month partitions, so a month's rows are read without scanning the others.
 with
 
 kept_trips as (
