@@ -96,11 +96,15 @@
 
 {#- on_schema_change: fail, for a month about to be swapped in: its columns must be the table's. -#}
 {% macro check_month_columns(target, incoming) %}
-    {% set want = adapter.get_columns_in_relation(target) | map(attribute='name') | list %}
-    {% set have = adapter.get_columns_in_relation(incoming) | map(attribute='name') | list %}
-    {% set want_types = adapter.get_columns_in_relation(target) | map(attribute='data_type') | list %}
-    {% set have_types = adapter.get_columns_in_relation(incoming) | map(attribute='data_type') | list %}
-    {% if want != have or want_types != have_types %}
+    {% set want = [] %}
+    {% set have = [] %}
+    {% for column in adapter.get_columns_in_relation(target) %}
+        {% do want.append(column.name ~ " " ~ column.data_type) %}
+    {% endfor %}
+    {% for column in adapter.get_columns_in_relation(incoming) %}
+        {% do have.append(column.name ~ " " ~ column.data_type) %}
+    {% endfor %}
+    {% if want != have %}
         {% do exceptions.raise_compiler_error(
             "The columns of " ~ target ~ " changed (stored: " ~ want | join(", ") ~ "; the model now: "
             ~ have | join(", ") ~ "): rebuild it with dbt build --full-refresh") %}

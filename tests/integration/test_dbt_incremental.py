@@ -167,6 +167,14 @@ def test_new_and_reloaded_months_build_only_themselves_and_equal_a_full_refresh(
     assert sorted(_partitions(fresh_db)) == MONTHS
     assert _snapshot(fresh_db) == reloaded
 
+    # The stored columns no longer the model's: a month is not swapped in, the build says so, nothing is lost.
+    with fresh_db.connect() as conn:
+        conn.execute("alter table intermediate.int_trips_kept add column added_by_hand integer")
+    kept, versions = _partitions(fresh_db), _row_versions(fresh_db)
+    with pytest.raises(DbtFailed, match=r"(?s)added_by_hand integer.*--full-refresh"):
+        run_dbt(settings, fresh_db, ["build", "--target-path", str(target), "--vars", '{"trip_months": ["2024-01"]}'])
+    assert _partitions(fresh_db) == kept and _row_versions(fresh_db) == versions  # the same tables, the same rows
+
 
 def _transform(settings: Settings, wh: Warehouse) -> tuple[list[str], list[str]]:
     """The transform stage (months from the ledger, as the var trip_months); the months it built and tested."""
