@@ -37,6 +37,12 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 
+# A scenario of many dbt builds whose SQL and DDL are the same on any server (the planning of months, a backfill, a
+# run's reports) runs on the embedded server only, the one a fresh clone uses: on both it doubled the suite's slowest
+# tests. What differs by server (partitions, locks, the materialization's DDL, connections) keeps running on both.
+embedded_server_only = pytest.mark.parametrize("pg_server", ["embedded"], indirect=True)
+
+
 def _external_server() -> Warehouse | None:
     wh = parse_database_url(EXTERNAL_URL)
     try:

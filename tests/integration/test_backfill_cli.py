@@ -11,6 +11,7 @@ from fares.cli import main
 from fares.config.settings import get_settings
 from fares.config.warehouse import Warehouse
 from fares.ops import runs
+from tests.conftest import embedded_server_only
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,7 @@ def fares(fresh_db: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     return run
 
 
+@embedded_server_only
 def test_backfill_of_three_months_with_one_corrupt_file_loads_the_other_two(
     fares, fresh_db: Warehouse, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from fares.engines.transform import DbtFailed, run_dbt
 from fares.ingestion.pipeline import ingest
 from fares.ingestion.synthetic import write_mirror
 from fares.ops.ledger import built_trip_months, plan_trip_months
+from tests.conftest import embedded_server_only
 
 pytestmark = pytest.mark.integration
 
@@ -188,6 +189,7 @@ def _row_rule_failures(wh: Warehouse, target: Path) -> list[tuple[Any, ...]]:
     return _rows(wh, sql)
 
 
+@embedded_server_only
 def test_the_transform_stage_builds_and_tests_the_ledgers_months(
     fresh_db: Warehouse, tmp_path: Path, mirror: Path
 ) -> None:

@@ -15,6 +15,7 @@ from fares.chain import pipeline
 from fares.chain.stages import DEFAULT_STAGES, select_stages
 from fares.config.warehouse import Warehouse
 from fares.ops.render import format_run_detail
+from tests.conftest import embedded_server_only
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +32,7 @@ def _freshness_rows(page: str) -> dict[str, str]:
     return dict(re.findall(r"<tr><td>([a-z_.]+)</td><td><span[^>]*>([a-z ]+)</span></td>", section))
 
 
+@embedded_server_only
 def test_a_run_checks_source_freshness_and_rebuilds_the_data_docs_both_on_its_page(
     fresh_db: Warehouse, tmp_path: Path
 ) -> None:
