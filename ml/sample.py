@@ -4,9 +4,9 @@ Training never reads the whole mart: it takes the newest `train_months` months w
 from its own months among them, aligned or not) and at most `train_rows_per_service` trips of each service in all,
 shared evenly among that service's months (a month with fewer trips than its share gives the rest to the others,
 `month_quotas`) and chosen in each month by a hash of the trip id (the same trips every run while the data is
-unchanged). Each (month, service) part is copied out on its own and parsed before the next one, so memory holds the
-sample, never the table. The sample's size, and so the fit's time and memory, therefore depend on the settings, not on
-how many months are loaded: a second month costs the nightly training what the first did.
+unchanged). Each month's strata are read in one statement (one scan of the month) and parsed before the next month,
+so memory holds the sample, never the table. The sample's size, and so the fit's time and memory, therefore depend on
+the settings, not on how many months are loaded; the reads grow with the months in the window (`train_months`).
 """
 
 from __future__ import annotations
@@ -53,14 +53,20 @@ _DTYPES = {"trip_id": "str", "service": "str", "pickup_zone_id": "int64", "dropo
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
-def _part_query(engine: Engine, month: str, service: str, fraction: float) -> str:
-    """One (month, service) stratum; below a fraction of 1, that share of it chosen by a hash of trip_id."""
-    if not _MONTH.match(month) or service not in SERVICES:
-        raise TrainingDataError(f"unexpected stratum {month!r} {service!r} in marts.service_month_coverage")
-    where = f"source_month = '{month}' and service = '{service}'"
-    if fraction < 1:
-        where += " and " + engine.hash_below("trip_id", fraction)
+def _month_query(engine: Engine, month: str, fractions: dict[str, float]) -> str:
+    """One month's strata in one read: each service's trips, below a fraction of 1 that share of them chosen by a hash
+    of trip_id. One statement per month, not per (month, service): each scans the month's partition of the stored
+    trips once (a real month: about 20M rows), whatever the number of services."""
+    if not _MONTH.match(month) or not fractions or not set(fractions) <= set(SERVICES):
+        raise TrainingDataError(f"unexpected stratum {month!r} {sorted(fractions)!r} in marts.service_month_coverage")
+    strata = []
+    for service, fraction in sorted(fractions.items()):
+        stratum = f"service = '{service}'"
+        if fraction < 1:
+            stratum += " and " + engine.hash_below("trip_id", fraction)
+        strata.append(f"({stratum})")
     columns = ", ".join((*COLUMNS, *OUTCOME_COLUMNS))
+    where = f"source_month = '{month}' and ({' or '.join(strata)})"
     return f"select {columns} from {TRAINING_VIEW} where {where}"  # noqa: S608 - checked month, fixed names
 
 
@@ -104,16 +110,23 @@ def load_training_sample(settings: Settings, wh: Warehouse) -> tuple[pd.DataFram
         months = {month: n for month, s, n in strata if s == service}
         quotas.update({(month, service): q for month, q in month_quotas(months, budget).items()})
     parts, kept = [], []
-    for month, service, available in strata:
-        quota = quotas[(month, service)]
-        # A little over the share, then capped: the hash draw varies by a few hundred rows around its mean.
-        fraction = 1.0 if available <= quota else min(1.0, 1.01 * quota / available)
-        part = engine.read_bulk(wh, _part_query(engine, month, service, fraction), _DTYPES, ("pickup_at",))
-        if len(part) > quota:
-            order = pd.util.hash_pandas_object(part["trip_id"], index=False).to_numpy().argsort(kind="stable")
-            part = part.iloc[order[:quota]].reset_index(drop=True)
-        parts.append(part)
-        kept.append(SamplePart(month, service, available, len(part)))
+    for month in sorted({month for month, _, _ in strata}):
+        available = {service: n for m, service, n in strata if m == month}
+        # A little over each share, then capped: the hash draw varies by a few hundred rows around its mean.
+        fractions = {
+            service: 1.0 if n <= quotas[(month, service)] else min(1.0, 1.01 * quotas[(month, service)] / n)
+            for service, n in available.items()
+        }
+        read = engine.read_bulk(wh, _month_query(engine, month, fractions), _DTYPES, ("pickup_at",))
+        for service in sorted(available):
+            part = read[read["service"] == service]
+            quota = quotas[(month, service)]
+            if len(part) > quota:
+                order = pd.util.hash_pandas_object(part["trip_id"], index=False).to_numpy().argsort(kind="stable")
+                part = part.iloc[order[:quota]]
+            parts.append(part.reset_index(drop=True))
+            kept.append(SamplePart(month, service, available[service], len(part)))
+        del read
     training = pd.concat(parts, ignore_index=True)
     log.info(
         "training sample: %d rows from %d month(s) (at most %d per service)",

@@ -89,3 +89,6 @@ def test_dbt_writes_under_the_data_folder_with_the_training_window_and_the_run_k
     kept = json.loads((settings.data_dir / "runs" / str(run.run_id) / "run_results.json").read_text())
     built = {r["unique_id"]: r["status"] for r in kept["results"]}
     assert built["model.fares.ml_fare_training"] == "success"
+    # the nightly build runs the data tests, not dbt's unit tests (CI and analysts run those: test_dbt_transform)
+    assert any(uid.startswith("test.fares.") for uid in built)
+    assert not [uid for uid in built if uid.startswith("unit_test.")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -198,10 +199,21 @@ def test_fare_summary_has_percentiles_per_zone_pair_hour_and_service(tlc_built: 
     assert summary == tlc_built.rows("select count(*)::int, 0::bigint from marts.fct_trips")
 
 
+def test_every_unit_test_of_the_models_passes(tlc_built: Built, tmp_path: Path) -> None:
+    """dbt's unit tests (formulas, outlier rules, month planning on fixed rows), as CI and an analyst run them: the
+    nightly build leaves them out (fares.chain.stages.run_transform), so here they run on their own, on each server."""
+    settings = Settings(database_url=tlc_built.wh.url(), data_dir=tmp_path / "data")
+    target = tmp_path / "target"
+    run_dbt(settings, tlc_built.wh, ["test", "--select", "test_type:unit", "--target-path", str(target)])
+    ran = json.loads((target / "run_results.json").read_text())["results"]  # with the project's hooks
+    results = [r for r in ran if r["unique_id"].startswith("unit_test.")]
+    unit_tests = json.loads((target / "manifest.json").read_text())["unit_tests"]
+    assert len(unit_tests) >= 19 and sorted(r["unique_id"] for r in results) == sorted(unit_tests)
+    assert {r["status"] for r in results} == {"pass"}
+
+
 def test_docs_site_describes_every_model(tlc_built: Built, tmp_path: Path) -> None:
     """`dbt docs generate` builds the site, and every model and column in it carries a description."""
-    import json
-
     # --no-compile: the build already compiled into this target; `fares docs` compiles as well.
     settings = Settings(database_url=tlc_built.wh.url(), data_dir=tmp_path / "data")
     run_dbt(settings, tlc_built.wh, ["docs", "generate", "--no-compile", "--target-path", str(tlc_built.target)])

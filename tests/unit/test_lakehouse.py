@@ -16,6 +16,7 @@ from fares.engines import spark_session as lakehouse
 from fares.engines.raw_tables import FHVHV_COLUMNS, YELLOW_COLUMNS
 from fares.engines.spark import SparkEngine
 from fares.engines.transform import DbtFailed
+from fares.ml import TrainingDataError
 from fares.ops.ledger import LedgerEntry, TripMonthPlan
 from fares.quality.suites import training_batches
 
@@ -137,14 +138,20 @@ def test_training_window_query_is_written_for_each_engine() -> None:
 
 
 def test_spark_training_strata_filter_samples_by_a_hash_of_the_trip_id() -> None:
-    from fares.ml.sample import _part_query
+    from fares.ml.sample import _month_query
 
     engine = get_engine(Settings(engine="spark"))
     assert engine.hash_below("trip_id", 0.25) == "pmod(xxhash64(trip_id), 1000000) < 250000"
-    assert _part_query(engine, "2024-01", "taxi", 1.0).endswith(" where source_month = '2024-01' and service = 'taxi'")
-    assert _part_query(engine, "2024-01", "uber", 0.25).endswith(
-        " where source_month = '2024-01' and service = 'uber' and pmod(xxhash64(trip_id), 1000000) < 250000"
+    assert _month_query(engine, "2024-01", {"taxi": 1.0}).endswith(
+        " where source_month = '2024-01' and ((service = 'taxi'))"
     )
+    # both services of a month in one read (one scan of the month), each with its own share
+    assert _month_query(engine, "2024-01", {"uber": 0.25, "taxi": 1.0}).endswith(
+        " where source_month = '2024-01' and ((service = 'taxi')"
+        " or (service = 'uber' and pmod(xxhash64(trip_id), 1000000) < 250000))"
+    )
+    with pytest.raises(TrainingDataError, match="unexpected stratum"):
+        _month_query(engine, "2024-01'; drop", {"taxi": 1.0})
 
 
 def test_the_gate_planner_sql_runs_on_spark_with_its_parameters_inlined() -> None:
@@ -279,7 +286,10 @@ def test_dbt_runs_on_the_engine_of_the_settings(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(stages.ledger, "plan_trip_months", lambda wh: plan)
     monkeypatch.setattr(stages.ledger, "mark_months_built", lambda wh, plan: marked.append(plan))
     stages.run_transform(Settings(data_dir=tmp_path, engine="spark"), wh)
-    assert calls[-1] == ("spark", ["build", "--vars", '{"trip_months": {"2024-02": "load-2"}}'])
+    assert calls[-1] == (
+        "spark",
+        ["build", "--exclude-resource-type", "unit_test", "--vars", '{"trip_months": {"2024-02": "load-2"}}'],
+    )
     assert marked == [plan]
 
     def failing(settings: Settings, wh: object, args: list[str], **kw: object) -> None:

@@ -46,6 +46,10 @@ uber_trips as (
         on trips.source_month = window_months.source_month
     cross join holdout_window
     where trips.service = 'uber' and trips.pickup_at < holdout_window.holdout_from
+        -- the window's bounds as scalar subqueries too: PostgreSQL prunes the stored trips' partitions outside them
+        -- when the scan starts (the join alone reads every month loaded, then drops the rows)
+        and trips.source_month >= (select min(first_month.source_month) from window_months as first_month)
+        and trips.source_month <= (select last_month.holdout_month from holdout_window as last_month)
 
 ),
 

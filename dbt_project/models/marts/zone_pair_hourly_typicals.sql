@@ -67,9 +67,11 @@ holdout_month_before_it as (
         {{ median_cont('trips.duration_minutes') }} as median_duration_minutes
 
     from trips
-    cross join holdout_window
-    where trips.source_month = holdout_window.holdout_month
-        and trips.pickup_at < holdout_window.holdout_from
+    -- the window's month and start as scalar subqueries, not a join to its one row: PostgreSQL then leaves every other
+    -- month's partition of the stored trips unread (pruned when the scan starts), so this reads one month however
+    -- many are loaded
+    where trips.source_month = (select holdout_window.holdout_month from holdout_window)
+        and trips.pickup_at < (select holdout_window.holdout_from from holdout_window)
     -- one integer key for zone pair and hour (macros/dialect.sql, trip_group_key): the sort behind these medians
     -- compares one integer per pair of trips
     group by {{ trip_group_key('trips.pickup_zone_id', 'trips.dropoff_zone_id', 'trips.pickup_hour') }}
