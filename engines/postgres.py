@@ -161,8 +161,7 @@ class PostgresEngine(Engine):
     """Raw data and marts in the same PostgreSQL as the ops tables (the embedded server or DATABASE_URL)."""
 
     name = "postgres"
-    # Each connection is a server process of its own: two of the gate's aggregates run side by side (a percentile
-    # sort over a month of the training mart is one process's work from start to end; the tallies' own plans are
+    # Each connection is a server process of its own: two of the gate's aggregates run side by side (their plans are
     # parallel already, so more at once only share the same cores: 3 measured slower than 2 on two cores).
     settle_workers = 2
 
@@ -201,8 +200,9 @@ class PostgresEngine(Engine):
         """The query run once here, its few result rows written into a query as literals.
 
         GX runs a query asset's query several times (to learn its columns, to count its rows, for the metrics): over
-        a real month of ml_fare_training each run of a percentile query sorts millions of fares. The result is a
-        handful of rows, so GX checks exactly the same values either way. A lost connection raises as it is.
+        a real month of ml_fare_training each run of a per-service pass reads millions of trips through the view.
+        The result is a handful of rows, so GX checks exactly the same values either way. A lost connection raises
+        as it is.
         """
         import psycopg
 

@@ -300,9 +300,10 @@ class Settler:
     engine's `settle_workers` at a time, each on a connection of its own, while GX checks what is settled already.
 
     On PostgreSQL every connection is a server process, so the month's aggregates run side by side on the server's
-    cores instead of one after another: the training mart's fare percentiles (one process's sort of a month of Uber
-    trips) no longer wait for the raw tallies. `settle(query)` returns what `Engine.settle` would, raising what it
-    would. Closing it drops the queries not started yet (a gate stopped by a failure) and waits for those running.
+    cores instead of one after another: the training mart's per-service passes (a month of Uber trips through
+    the view's joins) no longer wait for the raw tallies. `settle(query)` returns what `Engine.settle` would,
+    raising what it would. Closing it drops the queries not started yet (a gate stopped by a failure) and waits for
+    those running.
     """
 
     def __init__(self, engine: Engine, wh: Warehouse, batches: list[Batch]) -> None:

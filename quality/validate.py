@@ -346,10 +346,10 @@ def run_validation(
 def run_validations(settings: Settings, wh: Warehouse, scopes: tuple[str, ...] = SCOPES) -> list[ValidationReport]:
     """The gate of a chain run: every month of each scope in turn (`run_validation` with months None), stopping at
     the first scope with a critical failure. Every scope is planned first and their aggregate queries are settled
-    side by side (`Settler`), the last scope's first: the training mart's per-service passes are the longest (a
-    percentile sort of a month's trips, one server process from start to end), so they start at once and raw's
-    tallies and checks run beside them. Real month (3M + 20M), two cores, alternating runs: 45.6-53.7 s one after
-    another, 37.9-48.1 s so.
+    side by side (`Settler`), the last scope's first: the training mart's per-service passes are the longest (every
+    trip of the month through the view's joins and features), so they start at once and raw's tallies and checks
+    run beside them. Real month (3M + 20M), two cores: 42-46 s with the fare quantiles by percentile_cont (one
+    server process's sort), 35-39 s with them from the fares' histogram (`suites._service_pass`, parallel).
     """
     from fares.quality.gx_run import Settler
 

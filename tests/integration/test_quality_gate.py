@@ -280,6 +280,44 @@ def test_aggregate_batches_are_run_once_and_checked_as_literals(quality_db: Qual
     assert all("no_such_column" in (r.error or "") for r in results)
 
 
+def test_the_service_pass_quantiles_are_percentile_conts(quality_db: QualityDb) -> None:
+    """The gate's per-service pass computes the fare quantiles from a histogram of the fares (a parallel hash
+    aggregate, not one process's sort): the values are PostgreSQL's percentile_cont on the same trips, with tied
+    fares, a null fare, one trip, and quantiles between ranks; the counts are the trips' and the features' nulls."""
+    from fares.quality.suites import TRAINING_NOT_NULL, TRAINING_TABLE, _service_pass
+
+    quantiles = [0.001, 0.1, 0.25, 0.333, 0.5, 0.9, 0.999]
+    names = ", ".join(f"rider_fare_q{round(q * 100)}" for q in quantiles)
+    exact = ", ".join(f"percentile_cont({q}) within group (order by rider_fare)" for q in quantiles)
+    rng = random.Random(11)
+    ties = _mart_rows("2019-12", "uber", 500, 1.0, rng) + _mart_rows("2019-11", "uber", 1, 1.0, rng)
+    ties = [(*row[:-1], round(row[-1])) for row in ties]  # whole dollars: hundreds of tied fares
+    ties[3] = (*ties[3][:-1], None)  # percentile_cont leaves a null fare out; the trip still counts
+    ties[4] = (*ties[4][:8], None, *ties[4][9:])  # a null pickup_hour
+    with quality_db.wh.connect() as conn:  # rolled back at the end: the module's mart is left as it was
+        with conn.cursor().copy(f"copy {TRAINING_TABLE} from stdin") as copy:
+            for row in ties:
+                copy.write_row(row)
+        for month, service in (("2020-04", "taxi"), ("2020-04", "uber"), ("2019-12", "uber"), ("2019-11", "uber")):
+            where = f" where source_month in ('{month}')"
+            got = conn.execute(
+                f"select {names}, trips, pickup_hour_nulls from ({_service_pass(service, quantiles, where)}) as p"
+            ).fetchone()
+            want = conn.execute(
+                f"select {exact}, count(*), count(*) - count(pickup_hour) from {TRAINING_TABLE}{where}"
+                f" and service = '{service}'"
+            ).fetchone()
+            assert got is not None and want is not None
+            assert got == pytest.approx(want, rel=1e-12, abs=1e-9), (month, service)
+            assert got[-2] > 0 and (got[-1] == 1) == (month == "2019-12")
+        empty = _service_pass("taxi", [0.5], " where source_month in ('2031-01')")
+        nulls = conn.execute(
+            f"select trips, {', '.join(f'{c}_nulls' for c in TRAINING_NOT_NULL)} from ({empty}) as p"
+        ).fetchone()
+        assert nulls == (0,) * (1 + len(TRAINING_NOT_NULL))  # a month without trips: no trips, no nulls (not null)
+        conn.rollback()
+
+
 def test_the_tally_decides_each_raw_check_as_the_row_checks_do(quality_db: QualityDb) -> None:
     """A raw month's checks are decided by one aggregate query (its tally); on a month with faults of every kind the
     verdicts equal those of GX's own row checks, the failed ones carry GX's row counts and examples, and a tally the
