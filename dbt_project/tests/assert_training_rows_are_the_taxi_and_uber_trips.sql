@@ -1,7 +1,6 @@
 -- ml_fare_training holds every stored taxi and Uber trip (int_trips_kept, counted per month and service: so none is
--- lost in fct_trips' zone joins or the view's join to dim_zone_pairs), from every month: each service learns from all
--- its clean months, aligned or not. Returns the months and services where that does not hold. The stored table is
--- read as it is (fct_trips would join the zones for every trip again). On the months in
+-- lost in the view's join to dim_zone_pairs), from every month: each service learns from all its clean months,
+-- aligned or not. Returns the months and services where that does not hold. The stored table is read as it is. On the months in
 -- intermediate.trip_months_tested (var tested_months_where): in `dbt build` the months the build (re)built, in
 -- `dbt test` every built month (macros/trip_months.sql).
 {%- set services = var('training_services') %}

@@ -1,5 +1,6 @@
 -- One row per ordered pair of zones: what a quote knows about the route before the trip (distance between centroids,
--- and where the taxi rate card's flat fare and surcharges apply). The one place these are computed; ml_fare_training
+-- where the taxi rate card's flat fare and surcharges apply, and the two zones' boroughs and airport flags, so that
+-- ml_fare_training reads a trip's route in one join: one hash lookup per trip instead of three). The one place these are computed; ml_fare_training
 -- joins it and the model bundle carries it for live requests. The congestion surcharge and the relief-zone fee are
 -- expected per trip: the share of the pair's trips that paid them (zone_pair_charge_incidence) once the pair has
 -- var charge_incidence_min_trips trips in the charge's periods, else 1 or 0 by the published zone lists (pickup or
@@ -34,7 +35,11 @@ pairs as (
         pickup_zones.is_laguardia or dropoff_zones.is_laguardia as is_laguardia_trip,
         pickup_zones.is_jfk or pickup_zones.is_laguardia as is_airport_fee_pickup,
         pickup_zones.is_congestion_zone or dropoff_zones.is_congestion_zone as is_congestion_trip,
-        pickup_zones.is_relief_zone or dropoff_zones.is_relief_zone as is_relief_zone_trip
+        pickup_zones.is_relief_zone or dropoff_zones.is_relief_zone as is_relief_zone_trip,
+        pickup_zones.borough as pickup_borough,
+        dropoff_zones.borough as dropoff_borough,
+        pickup_zones.is_airport as is_airport_pickup,
+        dropoff_zones.is_airport as is_airport_dropoff
 
     from zones as pickup_zones
     cross join zones as dropoff_zones
@@ -66,7 +71,11 @@ final as (
                 then charge_incidence.relief_paid_share
             when pairs.is_relief_zone_trip then 1
             else 0
-        end', 'double precision') }} as relief_zone_incidence
+        end', 'double precision') }} as relief_zone_incidence,
+        {{ cast_as('pairs.pickup_borough', 'text') }} as pickup_borough,
+        {{ cast_as('pairs.dropoff_borough', 'text') }} as dropoff_borough,
+        pairs.is_airport_pickup,
+        pairs.is_airport_dropoff
 
     from pairs
     left join charge_incidence

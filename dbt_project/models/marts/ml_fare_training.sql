@@ -1,6 +1,9 @@
 -- The only trip table ml/ reads: taxi and Uber trips of every clean month with exactly the request-time features
 -- the models read (time of the pickup, the two zones and what dim_zone_pairs knows about the route). Every column is
 -- computed from the row itself and month-independent lookups, so a month's rows never change when other months load.
+-- The trips are the stored ones (int_trips_kept, the rows of fct_trips) and the route, the zones' boroughs and airport
+-- flags included, comes from dim_zone_pairs in one join: through fct_trips every trip took two more hash lookups
+-- (its zones), and every reader of this view pays per trip (the gate, the training sample, the rows test).
 -- trip_miles, duration_minutes and meter_fare are what happened (target side and diagnostics), never model inputs;
 -- zone-pair typicals are not here: they come from the training window only (zone_pair_hourly_typicals).
 {%- set services = var('training_services') %}
@@ -8,7 +11,7 @@ with
 
 trips as (
 
-    select * from {{ ref('fct_trips') }}
+    select * from {{ ref('int_trips_kept') }}
 
 ),
 
@@ -26,7 +29,9 @@ tariffs as (
 
 training_trips as (
 
-    select *
+    select
+        *,
+        {{ pickup_calendar_columns('pickup_at') }}
 
     from trips
     where service in ({% for service in services %}'{{ service }}'{{ ", " if not loop.last }}{% endfor %})
@@ -42,14 +47,14 @@ final as (
         {{ cast_as('training_trips.source_month', 'text') }} as source_month,
         {{ cast_as('training_trips.pickup_zone_id', 'integer') }} as pickup_zone_id,
         {{ cast_as('training_trips.dropoff_zone_id', 'integer') }} as dropoff_zone_id,
-        {{ cast_as('training_trips.pickup_borough', 'text') }} as pickup_borough,
-        {{ cast_as('training_trips.dropoff_borough', 'text') }} as dropoff_borough,
+        {{ cast_as('zone_pairs.pickup_borough', 'text') }} as pickup_borough,
+        {{ cast_as('zone_pairs.dropoff_borough', 'text') }} as dropoff_borough,
         {{ cast_as('training_trips.pickup_hour', 'integer') }} as pickup_hour,
         {{ cast_as('training_trips.pickup_dow', 'integer') }} as pickup_dow,
         {{ cast_as('training_trips.is_weekend', 'boolean') }} as is_weekend,
         {{ cast_as('training_trips.pickup_month', 'integer') }} as pickup_month,
-        {{ cast_as('training_trips.is_airport_pickup', 'boolean') }} as is_airport_pickup,
-        {{ cast_as('training_trips.is_airport_dropoff', 'boolean') }} as is_airport_dropoff,
+        {{ cast_as('zone_pairs.is_airport_pickup', 'boolean') }} as is_airport_pickup,
+        {{ cast_as('zone_pairs.is_airport_dropoff', 'boolean') }} as is_airport_dropoff,
         {{ cast_as('zone_pairs.is_same_zone', 'boolean') }} as is_same_zone,
         {{ cast_as('zone_pairs.centroid_distance_miles', 'double precision') }} as centroid_distance_miles,
         {{ cast_as('zone_pairs.is_jfk_manhattan', 'boolean') }} as is_jfk_manhattan,
