@@ -96,19 +96,23 @@
 
 {#- on_schema_change: fail, for a month about to be swapped in: its columns must be the table's. -#}
 {% macro check_month_columns(target, incoming) %}
-    {% set want = [] %}
-    {% set have = [] %}
-    {% for column in adapter.get_columns_in_relation(target) %}
-        {% do want.append(column.name ~ " " ~ column.data_type) %}
-    {% endfor %}
-    {% for column in adapter.get_columns_in_relation(incoming) %}
-        {% do have.append(column.name ~ " " ~ column.data_type) %}
-    {% endfor %}
+    {% set want = typed_columns(target) %}
+    {% set have = typed_columns(incoming) %}
     {% if want != have %}
         {% do exceptions.raise_compiler_error(
             "The columns of " ~ target ~ " changed (stored: " ~ want | join(", ") ~ "; the model now: "
             ~ have | join(", ") ~ "): rebuild it with dbt build --full-refresh") %}
     {% endif %}
+{% endmacro %}
+
+
+{#- The columns of `relation` in order, each as "name type". -#}
+{% macro typed_columns(relation) %}
+    {% set columns = [] %}
+    {% for column in adapter.get_columns_in_relation(relation) %}
+        {% do columns.append(column.name ~ " " ~ column.data_type) %}
+    {% endfor %}
+    {{ return(columns) }}
 {% endmacro %}
 
 

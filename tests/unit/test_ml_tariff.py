@@ -27,7 +27,7 @@ def _given(case: dict, ref: str) -> pd.DataFrame:
 def test_python_meter_matches_the_dbt_unit_test_fares_on_the_real_seed() -> None:
     """Every tariff period's hand-computed fare, with the tariff looked up from the seed file (not the test's mock)."""
     case = _case()
-    trips = _given(case, "fct_trips")
+    trips = _given(case, "int_trips_kept")
     pairs = _given(case, "dim_zone_pairs").set_index(["pickup_zone_id", "dropoff_zone_id"])
     route = pairs.loc[list(zip(trips.pickup_zone_id, trips.dropoff_zone_id, strict=True))]
     flags = {name: route[name].to_numpy(dtype=bool) for name in ROUTE_FLAGS}
